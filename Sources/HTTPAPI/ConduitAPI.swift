@@ -1,0 +1,34 @@
+import Hub
+import Hummingbird
+import Logging
+import Prometheus
+
+/// Conduit's HTTP API: the router with every route, and the application that serves it.
+public enum ConduitAPI {
+    /// The router: system routes at the root, the authenticated API under `/v1`.
+    public static func router(hub: Hub, metrics: PrometheusCollectorRegistry? = nil) -> Router<ConduitRequestContext> {
+        let router = Router(context: ConduitRequestContext.self)
+        router.add(middleware: APIErrorMiddleware())
+        router.add(middleware: LogRequestsMiddleware(.debug))
+        router.add(middleware: MetricsMiddleware())
+        SystemRoutes(hub: hub, metrics: metrics).register(on: router)
+        let v1 = router.group("v1").add(middleware: AuthenticationMiddleware(hub: hub))
+        DeviceRoutes(hub: hub).register(on: v1)
+        EventRoutes(hub: hub).register(on: v1)
+        TokenRoutes(hub: hub).register(on: v1)
+        return router
+    }
+
+    /// The application serving ``router(hub:metrics:)`` on `host:port`.
+    public static func application(
+        hub: Hub, host: String, port: Int, metrics: PrometheusCollectorRegistry? = nil, logger: Logger,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: self.router(hub: hub, metrics: metrics),
+            configuration: .init(address: .hostname(host, port: port), serverName: "conduit"),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
+            logger: logger
+        )
+    }
+}

@@ -1,0 +1,19 @@
+import Hub
+import Hummingbird
+import Store
+
+/// `/v1/events`: the tenant's event log, newest first.
+struct EventRoutes {
+    let hub: Hub
+
+    func register(on group: RouterGroup<ConduitRequestContext>) {
+        group.get("events", use: self.list)
+    }
+
+    @Sendable func list(_ request: Request, context: ConduitRequestContext) async throws -> ListRepresentation<EventRepresentation> {
+        let principal = try context.requirePrincipal()
+        let filter = EventRepository.Filter(deviceID: request.query("deviceId") ?? request.query("device"), type: request.query("type"))
+        let page = try await self.hub.events.list(filter: filter, page: try request.pageRequest(), by: principal)
+        return ListRepresentation(items: page.items.map(EventRepresentation.init), nextCursor: page.nextCursor)
+    }
+}

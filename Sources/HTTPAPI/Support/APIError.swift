@@ -1,0 +1,75 @@
+import Foundation
+import HTTPTypes
+import Hub
+import Hummingbird
+import NIOCore
+import Store
+
+/// An error as the API renders it: `{"error": {"code": "...", "message": "..."}}` with its status.
+public struct APIError: HTTPResponseError, Sendable {
+    public let status: HTTPResponse.Status
+    public let code: String
+    public let message: String
+
+    public init(status: HTTPResponse.Status, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let data = try APIJSON.encoder().encode(ErrorBody(error: .init(code: self.code, message: self.message)))
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json; charset=utf-8"
+        if self.status == .unauthorized {
+            headers[.wwwAuthenticate] = "Bearer realm=\"conduit\""
+        }
+        return Response(status: self.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The API's rendering of any error a route may throw; unknown errors become a 500 that says nothing more.
+    static func from(_ error: any Error) -> APIError? {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as HubError:
+            let status: HTTPResponse.Status =
+                switch error.kind {
+                case .invalid: .badRequest
+                case .unauthenticated: .unauthorized
+                case .forbidden: .forbidden
+                case .notFound: .notFound
+                case .conflict: .conflict
+                }
+            return APIError(status: status, code: error.code, message: error.message)
+        case let error as HTTPError:
+            switch error.status {
+            case .contentTooLarge:
+                return APIError(
+                    status: .contentTooLarge, code: "body_too_large",
+                    message: "body: must be at most \(APIJSON.maxBodySize) bytes"
+                )
+            case .notFound:
+                return APIError(status: .notFound, code: "not_found", message: error.body ?? "no such route")
+            case .methodNotAllowed:
+                return APIError(status: .methodNotAllowed, code: "method_not_allowed", message: "method not allowed on this route")
+            default:
+                return APIError(
+                    status: error.status, code: error.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_"),
+                    message: error.body ?? error.status.reasonPhrase
+                )
+            }
+        default:
+            return nil
+        }
+    }
+}
+
+/// `{"error": {"code", "message"}}`.
+private struct ErrorBody: Encodable {
+    struct Detail: Encodable {
+        let code: String
+        let message: String
+    }
+    let error: Detail
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Hub
+import Hummingbird
+
+/// A request's JSON object body, read field by field: a missing field is nil, a field of the
+/// wrong type or an unknown field is a 400 that names it.
+struct JSONBody {
+    let fields: [String: JSONValue]
+
+    /// Reads the body (413 over ``APIJSON/maxBodySize``) and parses it as one JSON object.
+    init(request: Request, context: ConduitRequestContext, allowed: Set<String>) async throws {
+        var request = request
+        let buffer = try await request.collectBody(upTo: context.maxUploadSize)
+        guard buffer.readableBytes > 0 else {
+            throw HubError.invalidField("body", "must be a JSON object")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw HubError.invalidField("body", "is not valid JSON")
+        }
+        guard case .object(let fields) = value else {
+            throw HubError.invalidField("body", "must be a JSON object, not \(value.typeName)")
+        }
+        if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw HubError.invalidField(unknown, "unknown field; allowed: \(allowed.sorted().joined(separator: ", "))")
+        }
+        self.fields = fields
+    }
+
+    /// True when the field is present, even as null.
+    func has(_ key: String) -> Bool { self.fields[key] != nil }
+
+    func string(_ key: String) throws -> String? {
+        switch self.fields[key] {
+        case nil, .null: return nil
+        case .string(let value): return value
+        case let other?: throw HubError.invalidField(key, "must be a string, not \(other.typeName)")
+        }
+    }
+
+    func requiredString(_ key: String) throws -> String {
+        guard let value = try self.string(key) else { throw HubError.invalidField(key, "is required") }
+        return value
+    }
+
+    func stringArray(_ key: String) throws -> [String]? {
+        switch self.fields[key] {
+        case nil, .null: return nil
+        case .array(let values):
+            return try values.enumerated().map { index, value in
+                guard case .string(let string) = value else {
+                    throw HubError.invalidField("\(key)[\(index)]", "must be a string, not \(value.typeName)")
+                }
+                return string
+            }
+        case let other?: throw HubError.invalidField(key, "must be an array of strings, not \(other.typeName)")
+        }
+    }
+
+    /// An object of string values; with `nullable`, a null value is kept as nil (JSON merge patch removal).
+    func stringMap(_ key: String, nullable: Bool = false) throws -> [String: String?]? {
+        switch self.fields[key] {
+        case nil, .null: return nil
+        case .object(let values):
+            var result: [String: String?] = [:]
+            for (name, value) in values {
+                switch value {
+                case .string(let string): result[name] = .some(string)
+                case .null where nullable: result[name] = .some(nil)
+                default:
+                    throw HubError.invalidField(
+                        "\(key).\(name)", "must be a string\(nullable ? " or null" : ""), not \(value.typeName)"
+                    )
+                }
+            }
+            return result
+        case let other?: throw HubError.invalidField(key, "must be an object of strings, not \(other.typeName)")
+        }
+    }
+}
+
+extension Request {
+    /// A query parameter as an integer; anything else is a 400 naming it.
+    func integerQuery(_ name: String) throws -> Int? {
+        guard let raw = self.uri.queryParameters.get(name), !raw.isEmpty else { return nil }
+        guard let value = Int(raw) else { throw HubError.invalidField(name, "must be an integer") }
+        return value
+    }
+
+    /// `limit` and `cursor` from the query.
+    func pageRequest() throws -> PageRequest {
+        try PageRequest(limit: self.integerQuery("limit"), cursor: self.uri.queryParameters.get("cursor"))
+    }
+
+    /// A query parameter, nil when absent or empty.
+    func query(_ name: String) -> String? {
+        guard let value = self.uri.queryParameters.get(name), !value.isEmpty else { return nil }
+        return value
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import Store
+
+/// The names of the events Conduit records.
+public enum EventType {
+    public static let deviceCreated = "device.created"
+    public static let deviceUpdated = "device.updated"
+    public static let deviceDeleted = "device.deleted"
+    public static let deviceSecretRotated = "device.secret_rotated"
+    public static let tokenCreated = "token.created"
+    public static let tokenRevoked = "token.revoked"
+
+    /// `device.accepted`, `device.rejected` or `device.decommissioned`.
+    public static func lifecycle(_ action: LifecycleAction) -> String { "device.\(action.target.rawValue)" }
+
+    /// Every type above, for validating filters.
+    public static var all: [String] {
+        [deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, tokenCreated, tokenRevoked]
+            + LifecycleAction.allCases.map(lifecycle)
+    }
+}
+
+/// Reads the event log.
+public struct EventLog: Sendable {
+    let hub: Hub
+
+    /// A page of the principal's tenant's events, newest first.
+    public func list(filter: EventRepository.Filter, page: PageRequest, by principal: Principal) async throws -> Page<Event> {
+        if let type = filter.type, !EventType.all.contains(type) {
+            throw HubError.invalidField("type", "must be one of \(EventType.all.sorted().joined(separator: ", "))")
+        }
+        var before: Int?
+        if let cursor = try page.decodedCursor() {
+            guard let sequence = Int(cursor) else {
+                throw HubError.invalidField("cursor", "must be a nextCursor returned by this list")
+            }
+            before = sequence
+        }
+        let fetched = try await self.hub.store.session.events.list(
+            tenantID: principal.tenantID, filter: filter, before: before, limit: page.limit + 1
+        )
+        return PageRequest.page(fetched, limit: page.limit) { String($0.sequence) }
+    }
+
+    /// Encodes an event's details as a compact JSON object.
+    static func json(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "{}"
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// One page of a list, and the cursor of the next page (nil on the last).
+public struct Page<Item: Sendable>: Sendable {
+    public var items: [Item]
+    public var nextCursor: String?
+
+    public init(items: [Item], nextCursor: String?) {
+        self.items = items
+        self.nextCursor = nextCursor
+    }
+}
+
+/// Paging parameters, checked: `limit` 1 to 500 (default 50), an opaque cursor from a previous page.
+public struct PageRequest: Sendable, Equatable {
+    public static let defaultLimit = 50
+    public static let maxLimit = 500
+
+    public var limit: Int
+    public var cursor: String?
+
+    public init(limit: Int? = nil, cursor: String? = nil) throws {
+        let limit = limit ?? Self.defaultLimit
+        guard (1...Self.maxLimit).contains(limit) else {
+            throw HubError.invalidField("limit", "must be between 1 and \(Self.maxLimit)")
+        }
+        self.limit = limit
+        self.cursor = cursor.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The key a cursor carries; a cursor that is not one of ours is a 400 naming `cursor`.
+    func decodedCursor() throws -> String? {
+        guard let cursor else { return nil }
+        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
+            text.hasPrefix("c1:")
+        else {
+            throw HubError.invalidField("cursor", "must be a nextCursor returned by this list")
+        }
+        return String(text.dropFirst(3))
+    }
+
+    static func encodeCursor(_ key: String) -> String {
+        Secrets.base64URL(Array(("c1:" + key).utf8))
+    }
+
+    /// Builds a page from up to `limit + 1` fetched items: the extra one only says there is more.
+    static func page<Item>(_ fetched: [Item], limit: Int, key: (Item) -> String) -> Page<Item> {
+        guard fetched.count > limit else { return Page(items: fetched, nextCursor: nil) }
+        let items = Array(fetched.prefix(limit))
+        return Page(items: items, nextCursor: items.last.map { encodeCursor(key($0)) })
+    }
+}

@@ -1,0 +1,150 @@
+@preconcurrency import AsyncKit
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresKit
+import SQLKit
+import SQLiteKit
+
+/// Conduit's store: one SQL code path over SQLite (the default) or PostgreSQL (for scale-out).
+///
+/// Reads go through ``session``; anything that writes more than one row goes through
+/// ``transaction(_:)``, so a request that fails leaves nothing half-written.
+public final class SQLStore: Sendable {
+    /// The engine behind this store.
+    public let dialect: SQLDialectKind
+    /// Where the store lives (passwords redacted in its description).
+    public let location: DatabaseLocation
+    private let sql: any SQLDatabase
+    private let shutdownPool: @Sendable () async throws -> Void
+    let logger: Logger
+
+    /// Opens a store (creating the SQLite file and its folder when missing). Call ``migrate()`` before use.
+    public static func open(
+        _ location: DatabaseLocation,
+        maxConnections: Int = 8,
+        logger: Logger = Logger(label: "conduit.store"),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> SQLStore {
+        switch location {
+        case .sqlite(let path):
+            let url = URL(fileURLWithPath: path)
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
+            let source = SQLiteConnectionPoolSource(path: url.path, threadPool: .singleton)
+            // One event loop: SQLite serialises writers anyway, and a small pool keeps readers concurrent.
+            let pool = EventLoopGroupConnectionPool(
+                source: source, maxConnectionsPerEventLoop: max(1, maxConnections), requestTimeout: .seconds(30),
+                pruneInterval: nil, logger: logger, on: eventLoopGroup.next()
+            )
+            let database = SQLitePooledDatabase(pool: pool, logger: logger).sql(queryLogLevel: .trace)
+            let store = SQLStore(
+                dialect: .sqlite, location: location, sql: database, logger: logger,
+                shutdown: { try await pool.shutdownAsync() }
+            )
+            do {
+                try await store.session.sql.raw("SELECT 1").run()
+            } catch {
+                try? await pool.shutdownAsync()
+                throw StoreError.unavailable("cannot open SQLite database at \(path): \(error)")
+            }
+            return store
+        case .postgres(let url, let searchPath):
+            var configuration: SQLPostgresConfiguration
+            do {
+                configuration = try SQLPostgresConfiguration(url: url)
+            } catch {
+                throw StoreError.invalidConfiguration("database URL: not a valid PostgreSQL URL (\(location))")
+            }
+            configuration.searchPath = searchPath
+            let pool = EventLoopGroupConnectionPool(
+                source: PostgresConnectionSource(sqlConfiguration: configuration),
+                maxConnectionsPerEventLoop: max(1, maxConnections / 2),
+                requestTimeout: .seconds(30), pruneInterval: .seconds(60), logger: logger, on: eventLoopGroup
+            )
+            let database = pool.database(logger: logger).sql(queryLogLevel: .trace)
+            let store = SQLStore(
+                dialect: .postgres, location: location, sql: database, logger: logger,
+                shutdown: { try await pool.shutdownAsync() }
+            )
+            do {
+                try await store.session.sql.raw("SELECT 1").run()
+            } catch {
+                try? await pool.shutdownAsync()
+                throw StoreError.unavailable("cannot connect to PostgreSQL at \(location): \(String(reflecting: error))")
+            }
+            return store
+        }
+    }
+
+    private init(
+        dialect: SQLDialectKind, location: DatabaseLocation, sql: any SQLDatabase, logger: Logger,
+        shutdown: @escaping @Sendable () async throws -> Void
+    ) {
+        self.dialect = dialect
+        self.location = location
+        self.sql = sql
+        self.logger = logger
+        self.shutdownPool = shutdown
+    }
+
+    /// Repositories over the pool: each query may run on its own connection.
+    public var session: StoreSession { StoreSession(sql: self.sql, dialect: self.dialect) }
+
+    /// Runs `body` in one transaction on one connection: committed when it returns, rolled back when it throws.
+    public func transaction<R: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> R) async throws -> R {
+        let dialect = self.dialect
+        return try await self.sql.withSession { connection in
+            try await connection.raw("\(unsafeRaw: dialect.beginTransaction)").run()
+            let result: R
+            do {
+                result = try await body(StoreSession(sql: connection, dialect: dialect))
+            } catch {
+                try? await connection.raw("ROLLBACK").run()
+                throw StoreError.mapping(error)
+            }
+            do {
+                try await connection.raw("COMMIT").run()
+            } catch {
+                try? await connection.raw("ROLLBACK").run()
+                throw StoreError.mapping(error)
+            }
+            return result
+        }
+    }
+
+    /// True when the database answers a trivial query.
+    public func ping() async -> Bool {
+        do {
+            try await self.sql.raw("SELECT 1").run()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Closes every pooled connection.
+    public func shutdown() async {
+        do {
+            try await self.shutdownPool()
+        } catch {
+            self.logger.warning("store shutdown failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// The repositories, bound to one database handle: the pool, or one transaction's connection.
+public struct StoreSession: Sendable {
+    /// The raw handle, for the store's own repositories and for tests.
+    public let sql: any SQLDatabase
+    /// The engine behind it.
+    public let dialect: SQLDialectKind
+
+    public var tenants: TenantRepository { TenantRepository(session: self) }
+    public var tokens: APITokenRepository { APITokenRepository(session: self) }
+    public var devices: DeviceRepository { DeviceRepository(session: self) }
+    public var events: EventRepository { EventRepository(session: self) }
+}

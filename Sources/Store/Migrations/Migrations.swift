@@ -1,0 +1,68 @@
+extension Migration {
+    /// Every step of Conduit's schema, oldest first.
+    public static let all: [Migration] = [
+        Migration(version: 1, name: "tenants, tokens, devices, events") { dialect in
+            [
+                """
+                CREATE TABLE tenants (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE api_tokens (
+                    id TEXT PRIMARY KEY,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    hint TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    last_used_at BIGINT
+                )
+                """,
+                "CREATE INDEX api_tokens_tenant ON api_tokens (tenant_id, created_at)",
+                """
+                CREATE TABLE devices (
+                    id TEXT PRIMARY KEY,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    labels TEXT NOT NULL,
+                    attributes TEXT NOT NULL,
+                    secret_hash TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    status_changed_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX devices_tenant_id ON devices (tenant_id, id)",
+                "CREATE INDEX devices_tenant_status_id ON devices (tenant_id, status, id)",
+                """
+                CREATE TABLE device_labels (
+                    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                    tenant_id TEXT NOT NULL,
+                    label TEXT NOT NULL,
+                    PRIMARY KEY (device_id, label)
+                )
+                """,
+                "CREATE INDEX device_labels_tenant_label ON device_labels (tenant_id, label, device_id)",
+                """
+                CREATE TABLE events (
+                    seq \(dialect.identityPrimaryKey),
+                    tenant_id TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    device_id TEXT,
+                    actor TEXT NOT NULL,
+                    data TEXT NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX events_tenant_seq ON events (tenant_id, seq)",
+                "CREATE INDEX events_tenant_device_seq ON events (tenant_id, device_id, seq)",
+                "CREATE INDEX events_tenant_type_seq ON events (tenant_id, type, seq)",
+            ]
+        },
+    ]
+}

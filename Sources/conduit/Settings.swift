@@ -1,0 +1,109 @@
+import ArgumentParser
+import Configuration
+import Foundation
+import Logging
+import Store
+import SystemPackage
+
+/// Options every command that opens the store takes.
+struct StoreOptions: ParsableArguments {
+    @Option(
+        name: .customLong("config"),
+        help: ArgumentHelp("A JSON config file, e.g. {\"http\": {\"port\": 8080}}. Env: CONDUIT_CONFIG.", valueName: "file")
+    )
+    var configFile: String?
+
+    @Option(help: ArgumentHelp("Folder for the SQLite database. Env: CONDUIT_DATA_DIR; key data.dir. Default: ./data", valueName: "dir"))
+    var dataDir: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "postgres://user:pass@host:port/db selects PostgreSQL; sqlite:PATH a SQLite file. Env: CONDUIT_DATABASE_URL; key database.url. Default: SQLite in the data dir.",
+            valueName: "url"
+        )
+    )
+    var databaseUrl: String?
+
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error. Env: CONDUIT_LOG_LEVEL; key log.level.", valueName: "level"))
+    var logLevel: String?
+
+    @Option(help: ArgumentHelp("text or json (one object per line). Env: CONDUIT_LOG_FORMAT; key log.format. Default: text", valueName: "format"))
+    var logFormat: String?
+}
+
+/// Settings resolved from flags, then `CONDUIT_*` environment variables, then the config file, then defaults.
+struct Settings {
+    let reader: ConfigReader
+    let options: StoreOptions
+
+    static func load(_ options: StoreOptions) async throws -> Settings {
+        let environment = EnvironmentVariablesProvider().prefixKeys(with: "conduit")
+        let configPath = options.configFile ?? ProcessInfo.processInfo.environment["CONDUIT_CONFIG"]
+        guard let configPath, !configPath.isEmpty else {
+            return Settings(reader: ConfigReader(provider: environment), options: options)
+        }
+        guard FileManager.default.fileExists(atPath: configPath) else {
+            throw ValidationError("config: file '\(configPath)' does not exist")
+        }
+        do {
+            let file = try await FileProvider<JSONSnapshot>(filePath: FilePath(configPath))
+            return Settings(reader: ConfigReader(providers: [environment, file]), options: options)
+        } catch {
+            throw ValidationError("config: '\(configPath)' is not a JSON object of settings (\(error))")
+        }
+    }
+
+    /// A string setting: the flag, else `CONDUIT_<KEY>`, else the file's key.
+    func string(_ flag: String?, key: String) -> String? {
+        if let flag, !flag.isEmpty { return flag }
+        return self.reader.string(forKey: ConfigKey(key))
+    }
+
+    /// An integer setting, with an error naming the setting when it is not one.
+    func int(_ flag: Int?, key: String, range: ClosedRange<Int>, default value: Int) throws -> Int {
+        if let flag {
+            guard range.contains(flag) else { throw ValidationError("\(key): must be between \(range.lowerBound) and \(range.upperBound)") }
+            return flag
+        }
+        guard let raw = self.reader.string(forKey: ConfigKey(key)) else {
+            if let number = self.reader.int(forKey: ConfigKey(key)) { return try self.int(number, key: key, range: range, default: value) }
+            return value
+        }
+        guard let number = Int(raw.trimmingCharacters(in: .whitespaces)) else {
+            throw ValidationError("\(key) (\(Self.environmentName(key))): must be an integer, got '\(raw)'")
+        }
+        return try self.int(number, key: key, range: range, default: value)
+    }
+
+    static func environmentName(_ key: String) -> String {
+        "CONDUIT_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
+    }
+
+    var dataDirectory: String { self.string(self.options.dataDir, key: "data.dir") ?? "./data" }
+
+    func databaseLocation() throws -> DatabaseLocation {
+        do {
+            return try DatabaseLocation.resolve(
+                databaseURL: self.string(self.options.databaseUrl, key: "database.url"), dataDirectory: self.dataDirectory
+            )
+        } catch let error as StoreError {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func logLevel(default level: Logger.Level) throws -> Logger.Level {
+        guard let raw = self.string(self.options.logLevel, key: "log.level") else { return level }
+        guard let parsed = Logger.Level(rawValue: raw.lowercased()) else {
+            throw ValidationError("log.level: must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return parsed
+    }
+
+    func logFormat() throws -> LogFormat {
+        guard let raw = self.string(self.options.logFormat, key: "log.format") else { return .text }
+        guard let parsed = LogFormat(rawValue: raw.lowercased()) else {
+            throw ValidationError("log.format: must be text or json")
+        }
+        return parsed
+    }
+}
