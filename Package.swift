@@ -69,12 +69,16 @@ let package = Package(
         ),
         .target(
             name: "ConduitTesting",
-            dependencies: ["Store", "Hub", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Store", "Hub",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SQLKit", package: "sql-kit"),
+            ],
             path: "Tests/ConduitTesting"
         ),
         .testTarget(
             name: "StoreTests",
-            dependencies: ["Store", "ConduitTesting"]
+            dependencies: ["Store", "Hub", "ConduitTesting", .product(name: "SQLKit", package: "sql-kit")]
         ),
         .testTarget(
             name: "HTTPAPITests",

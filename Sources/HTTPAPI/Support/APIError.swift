@@ -27,6 +27,10 @@ public struct APIError: HTTPResponseError, Sendable {
         return Response(status: self.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    static let bodyTooLarge = APIError(
+        status: .contentTooLarge, code: "body_too_large", message: "body: must be at most \(APIJSON.maxBodySize) bytes"
+    )
+
     /// The API's rendering of any error a route may throw; unknown errors become a 500 that says nothing more.
     static func from(_ error: any Error) -> APIError? {
         switch error {
@@ -42,13 +46,12 @@ public struct APIError: HTTPResponseError, Sendable {
                 case .conflict: .conflict
                 }
             return APIError(status: status, code: error.code, message: error.message)
+        case is NIOTooManyBytesError:
+            return .bodyTooLarge
         case let error as HTTPError:
             switch error.status {
             case .contentTooLarge:
-                return APIError(
-                    status: .contentTooLarge, code: "body_too_large",
-                    message: "body: must be at most \(APIJSON.maxBodySize) bytes"
-                )
+                return .bodyTooLarge
             case .notFound:
                 return APIError(status: .notFound, code: "not_found", message: error.body ?? "no such route")
             case .methodNotAllowed:

@@ -6,6 +6,7 @@ import NIOPosix
 import PostgresKit
 import SQLKit
 import SQLiteKit
+import Synchronization
 
 /// Conduit's store: one SQL code path over SQLite (the default) or PostgreSQL (for scale-out).
 ///
@@ -18,6 +19,9 @@ public final class SQLStore: Sendable {
     public let location: DatabaseLocation
     private let sql: any SQLDatabase
     private let shutdownPool: @Sendable () async throws -> Void
+    /// Serialises this process's write transactions on SQLite; nil on PostgreSQL, which has row locks.
+    private let writeGate: WriteGate?
+    private let isShutDown = Mutex(false)
     let logger: Logger
 
     /// Opens a store (creating the SQLite file and its folder when missing). Call ``migrate()`` before use.
@@ -34,21 +38,32 @@ public final class SQLStore: Sendable {
                 at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o700]
             )
-            let source = SQLiteConnectionPoolSource(path: url.path, threadPool: .singleton)
-            // One event loop: SQLite serialises writers anyway, and a small pool keeps readers concurrent.
+            // SQLite calls block their thread (a busy wait included), so the store has a thread for
+            // each connection of its own: a connection waiting for the lock can never starve the one
+            // holding it, as it could on the small shared pool.
+            let connections = max(1, maxConnections)
+            let threadPool = NIOThreadPool(numberOfThreads: connections)
+            threadPool.start()
+            let source = SQLiteConnectionPoolSource(path: url.path, threadPool: threadPool)
             let pool = EventLoopGroupConnectionPool(
-                source: source, maxConnectionsPerEventLoop: max(1, maxConnections), requestTimeout: .seconds(30),
+                source: source, maxConnectionsPerEventLoop: connections, requestTimeout: .seconds(30),
                 pruneInterval: nil, logger: logger, on: eventLoopGroup.next()
             )
+            let shutdown: @Sendable () async throws -> Void = {
+                var failure: (any Error)?
+                do { try await pool.shutdownAsync() } catch { failure = error }
+                try await threadPool.shutdownGracefully()
+                if let failure { throw failure }
+            }
             let database = SQLitePooledDatabase(pool: pool, logger: logger).sql(queryLogLevel: .trace)
             let store = SQLStore(
-                dialect: .sqlite, location: location, sql: database, logger: logger,
-                shutdown: { try await pool.shutdownAsync() }
+                dialect: .sqlite, location: location, sql: database, logger: logger, writeGate: WriteGate(),
+                shutdown: shutdown
             )
             do {
                 try await store.session.sql.raw("SELECT 1").run()
             } catch {
-                try? await pool.shutdownAsync()
+                try? await shutdown()
                 throw StoreError.unavailable("cannot open SQLite database at \(path): \(error)")
             }
             return store
@@ -67,7 +82,7 @@ public final class SQLStore: Sendable {
             )
             let database = pool.database(logger: logger).sql(queryLogLevel: .trace)
             let store = SQLStore(
-                dialect: .postgres, location: location, sql: database, logger: logger,
+                dialect: .postgres, location: location, sql: database, logger: logger, writeGate: nil,
                 shutdown: { try await pool.shutdownAsync() }
             )
             do {
@@ -81,9 +96,10 @@ public final class SQLStore: Sendable {
     }
 
     private init(
-        dialect: SQLDialectKind, location: DatabaseLocation, sql: any SQLDatabase, logger: Logger,
+        dialect: SQLDialectKind, location: DatabaseLocation, sql: any SQLDatabase, logger: Logger, writeGate: WriteGate?,
         shutdown: @escaping @Sendable () async throws -> Void
     ) {
+        self.writeGate = writeGate
         self.dialect = dialect
         self.location = location
         self.sql = sql
@@ -96,6 +112,18 @@ public final class SQLStore: Sendable {
 
     /// Runs `body` in one transaction on one connection: committed when it returns, rolled back when it throws.
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> R) async throws -> R {
+        await self.writeGate?.acquire()
+        do {
+            let result = try await self.runTransaction(body)
+            await self.writeGate?.release()
+            return result
+        } catch {
+            await self.writeGate?.release()
+            throw error
+        }
+    }
+
+    private func runTransaction<R: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> R) async throws -> R {
         let dialect = self.dialect
         return try await self.sql.withSession { connection in
             try await connection.raw("\(unsafeRaw: dialect.beginTransaction)").run()
@@ -126,8 +154,13 @@ public final class SQLStore: Sendable {
         }
     }
 
-    /// Closes every pooled connection.
+    /// Closes every pooled connection; later calls do nothing.
     public func shutdown() async {
+        let first = self.isShutDown.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
         do {
             try await self.shutdownPool()
         } catch {

@@ -1,0 +1,179 @@
+import ConduitTesting
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// HTTP against a running `conduit serve`.
+func http(
+    _ method: String, _ port: Int, _ path: String, token: String? = nil, json: String? = nil
+) async throws -> (status: Int, body: [String: Any]) {
+    var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+    request.httpMethod = method
+    if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+    if let json {
+        request.httpBody = Data(json.utf8)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+    }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
+}
+
+@Suite("conduit serve and the admin commands")
+struct CLITests {
+    @Test("serve with no configuration: ./data, a bootstrap admin token once, health, graceful stop")
+    func serveWithNoConfiguration() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (server, port) = try await ConduitServer.start(["--http-port", "0"], in: directory)
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("data/conduit.sqlite").path))
+        let token = try #require(server.bootstrapToken, "no bootstrap token in:\n\(server.output)")
+        #expect(try await http("GET", port, "/healthz").status == 200)
+        #expect(try await http("GET", port, "/readyz").status == 200)
+        let created = try await http("POST", port, "/v1/devices", token: token, json: #"{"id":"s1","name":"Sensor"}"#)
+        #expect(created.status == 201)
+        #expect(try await http("POST", port, "/v1/devices/s1/accept", token: token).body["status"] as? String == "accepted")
+        #expect(server.stop() == 0)
+        #expect(server.output.contains("conduit stopped"))
+
+        // A second start finds tokens and logs none; the data survived.
+        let (again, port2) = try await ConduitServer.start(["--http-port", "0"], in: directory)
+        #expect(again.bootstrapToken == nil)
+        #expect(try await http("GET", port2, "/v1/devices/s1", token: token).body["status"] as? String == "accepted")
+        #expect(again.stop() == 0)
+    }
+
+    @Test("tokens create prints the token and nothing else, before serve has ever run")
+    func tokensCreateBeforeServe() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try await ConduitExecutable.run(["tokens", "create", "--role", "operator"], in: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        let token = result.stdout.trimmingCharacters(in: .newlines)
+        #expect(result.stdout == token + "\n")
+        #expect(token.hasPrefix("cdt_") && !token.contains(" "))
+
+        let (server, port) = try await ConduitServer.start(["--http-port", "0"], in: directory)
+        // The store had a token already: no bootstrap token is made or logged.
+        #expect(server.bootstrapToken == nil)
+        #expect(try await http("POST", port, "/v1/devices", token: token, json: #"{"name":"x"}"#).status == 201)
+        #expect(try await http("POST", port, "/v1/tokens", token: token, json: #"{"role":"reader"}"#).status == 403)
+        #expect(server.stop() == 0)
+    }
+
+    @Test("admin commands work while serve runs, and tenants isolate tokens")
+    func adminWhileServing() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (server, port) = try await ConduitServer.start(["--http-port", "0"], in: directory)
+        let admin = try #require(server.bootstrapToken)
+        #expect(try await http("POST", port, "/v1/devices", token: admin, json: #"{"id":"d1","name":"x"}"#).status == 201)
+
+        let tenant = try await ConduitExecutable.run(["tenants", "create", "acme"], in: directory)
+        #expect(tenant.status == 0, "\(tenant.stderr)")
+        #expect(tenant.stdout.hasPrefix("acme\t"))
+        let list = try await ConduitExecutable.run(["tenants", "list"], in: directory)
+        #expect(list.stdout.split(separator: "\n").map { $0.split(separator: "\t").first.map(String.init) } == ["acme", "default"])
+
+        let acme = try await ConduitExecutable.run(["tokens", "create", "--role", "admin", "--tenant", "acme"], in: directory)
+        #expect(acme.status == 0, "\(acme.stderr)")
+        let acmeToken = acme.stdout.trimmingCharacters(in: .newlines)
+        #expect(try await http("GET", port, "/v1/devices/d1", token: acmeToken).status == 404)
+        #expect(try await http("GET", port, "/v1/devices/d1", token: admin).status == 200)
+
+        let tokens = try await ConduitExecutable.run(["tokens", "list"], in: directory)
+        #expect(tokens.status == 0)
+        #expect(!tokens.stdout.contains(admin))
+        #expect(server.stop() == 0)
+    }
+
+    @Test("admin command errors name the problem and exit non-zero")
+    func adminErrors() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let role = try await ConduitExecutable.run(["tokens", "create", "--role", "root"], in: directory)
+        #expect(role.status != 0)
+        #expect(role.stdout.isEmpty)
+        #expect(role.stderr.contains("--role"))
+        let tenant = try await ConduitExecutable.run(["tokens", "create", "--role", "admin", "--tenant", "nope"], in: directory)
+        #expect(tenant.status != 0)
+        #expect(tenant.stderr.contains("tenant 'nope' not found"))
+        let name = try await ConduitExecutable.run(["tenants", "create", "Bad_Name"], in: directory)
+        #expect(name.status != 0)
+        #expect(name.stderr.contains("name: must match [a-z0-9][a-z0-9-]{0,62}"))
+        _ = try await ConduitExecutable.run(["tenants", "create", "twice"], in: directory)
+        let twice = try await ConduitExecutable.run(["tenants", "create", "twice"], in: directory)
+        #expect(twice.status != 0)
+        #expect(twice.stderr.contains("tenant 'twice' exists already"))
+        let url = try await ConduitExecutable.run(["migrate", "--database-url", "mysql://localhost/x"], in: directory)
+        #expect(url.status != 0)
+        #expect(url.stderr.contains("database URL: must start with postgres://"))
+    }
+
+    @Test("settings come from flags, then CONDUIT_* variables, then the config file")
+    func settingsPrecedence() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("conduit.json")
+        try Data(#"{"http": {"port": 0, "host": "127.0.0.1"}, "data": {"dir": "from-file"}}"#.utf8).write(to: config)
+
+        let (fromFile, _) = try await ConduitServer.start(["--config", config.path], in: directory)
+        #expect(fromFile.stop() == 0)
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("from-file/conduit.sqlite").path))
+
+        let (fromEnvironment, _) = try await ConduitServer.start(
+            ["--config", config.path], in: directory, environment: ["CONDUIT_DATA_DIR": "from-env"]
+        )
+        #expect(fromEnvironment.stop() == 0)
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("from-env/conduit.sqlite").path))
+
+        let (fromFlag, _) = try await ConduitServer.start(
+            ["--config", config.path, "--data-dir", "from-flag"], in: directory,
+            environment: ["CONDUIT_DATA_DIR": "from-env", "CONDUIT_HTTP_PORT": "0"]
+        )
+        #expect(fromFlag.stop() == 0)
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("from-flag/conduit.sqlite").path))
+
+        let bad = try await ConduitExecutable.run(["serve"], in: directory, environment: ["CONDUIT_HTTP_PORT": "eighty"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("http.port (CONDUIT_HTTP_PORT): must be an integer"))
+        let missing = try await ConduitExecutable.run(["serve", "--config", "nope.json"], in: directory)
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("config: file 'nope.json' does not exist"))
+    }
+
+    @Test("serve --help documents every setting")
+    func serveHelp() async throws {
+        let help = try await ConduitExecutable.run(["serve", "--help"], in: makeTemporaryDirectory())
+        for setting in [
+            "--data-dir", "CONDUIT_DATA_DIR", "--http-host", "CONDUIT_HTTP_HOST", "--http-port", "CONDUIT_HTTP_PORT",
+            "--database-url", "CONDUIT_DATABASE_URL", "--log-level", "CONDUIT_LOG_LEVEL", "--config", "CONDUIT_CONFIG",
+        ] {
+            #expect(help.stdout.contains(setting), "\(setting) missing from serve --help")
+        }
+    }
+
+    @Test("serve, tokens and migrate against PostgreSQL")
+    func postgres() async throws {
+        let (url, cleanup) = try await TestDatabase.makePostgresDatabase()
+        let directory = try makeTemporaryDirectory()
+        let migrate = try await ConduitExecutable.run(["migrate", "--database-url", url], in: directory)
+        #expect(migrate.status == 0, "\(migrate.stderr)")
+        #expect(migrate.stdout.hasPrefix("schema version 1"))
+        let token = try await ConduitExecutable.run(["tokens", "create", "--role", "admin"], in: directory, environment: ["CONDUIT_DATABASE_URL": url])
+        #expect(token.status == 0, "\(token.stderr)")
+        let (server, port) = try await ConduitServer.start(["--http-port", "0", "--database-url", url], in: directory)
+        #expect(server.bootstrapToken == nil)
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("data/conduit.sqlite").path))
+        let created = try await http(
+            "POST", port, "/v1/devices", token: token.stdout.trimmingCharacters(in: .newlines), json: #"{"id":"pg-1","name":"x"}"#
+        )
+        #expect(created.status == 201)
+        #expect(server.stop() == 0)
+        try? FileManager.default.removeItem(at: directory)
+        await cleanup()
+    }
+}

@@ -1,0 +1,103 @@
+import ConduitTesting
+import Foundation
+import Logging
+import HTTPAPI
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@Suite("Health, metrics and the API document")
+struct SystemTests {
+    @Test("healthz and readyz answer without a token", arguments: TestDatabase.allCases)
+    func health(database: TestDatabase) async throws {
+        try await APIHarness.run(database) { api in
+            let health = try await api.call(.get, "/healthz", token: nil)
+            #expect(health.status == .ok)
+            #expect(health.json?["status"] as? String == "ok")
+            let ready = try await api.call(.get, "/readyz", token: nil)
+            #expect(ready.status == .ok)
+            #expect(ready.json?["status"] as? String == "ready")
+        }
+    }
+
+    @Test("readyz is 503 once the database is gone")
+    func notReady() async throws {
+        try await TestDatabase.sqlite.withHub { hub in
+            let app = Application(router: ConduitAPI.router(hub: hub), logger: .quiet)
+            await hub.store.shutdown()
+            try await app.test(.router) { client in
+                let status = try await client.execute(uri: "/readyz", method: .get) { $0.status }
+                #expect(status == .serviceUnavailable)
+            }
+        }
+    }
+
+    @Test("an unknown route is a JSON 404", arguments: [TestDatabase.sqlite])
+    func unknownRoute(database: TestDatabase) async throws {
+        try await APIHarness.run(database) { api in
+            let reply = try await api.call(.get, "/v1/nothing-here", token: api.reader)
+            #expect(reply.status == .notFound)
+            #expect(reply.errorCode == "not_found")
+        }
+    }
+
+    @Test("the OpenAPI document lists exactly the routes the router serves")
+    func openAPIMatchesRouter() async throws {
+        try await TestDatabase.sqlite.withHub { hub in
+            let router = ConduitAPI.router(hub: hub)
+            let served = Set(router.routes.map { "\($0.method.rawValue.lowercased()) \(Self.normalise("\($0.path)"))" })
+            let app = Application(router: router, logger: .quiet)
+            let document = try await app.test(.router) { client in
+                try await client.execute(uri: "/openapi.yaml", method: .get) { String(buffer: $0.body) }
+            }
+            #expect(document.hasPrefix("openapi: 3.1.0"))
+            let documented = Self.operations(inOpenAPI: document)
+            #expect(!served.isEmpty)
+            #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
+            #expect(served.subtracting(documented).isEmpty, "served but not documented: \(served.subtracting(documented).sorted())")
+        }
+    }
+
+    /// `/v1/devices/{id}` and `/v1/devices/:id` both become `/v1/devices/{}`.
+    static func normalise(_ path: String) -> String {
+        let trimmed = path.hasPrefix("/") ? path : "/" + path
+        return trimmed.split(separator: "/", omittingEmptySubsequences: false).map { segment in
+            segment.hasPrefix(":") || (segment.hasPrefix("{") && segment.hasSuffix("}")) ? "{}" : String(segment)
+        }.joined(separator: "/")
+    }
+
+    /// The `method path` pairs under `paths:` of the document (two-space paths, four-space methods).
+    static func operations(inOpenAPI yaml: String) -> Set<String> {
+        let methods: Set<String> = ["get", "post", "put", "patch", "delete", "head", "options"]
+        var result: Set<String> = []
+        var inPaths = false
+        var path: String?
+        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            if !line.hasPrefix(" ") && !line.isEmpty {
+                inPaths = line == "paths:"
+                continue
+            }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), !line.hasPrefix("   ") {
+                path = String(line.dropFirst(2).dropLast())
+            } else if line.hasPrefix("    "), !line.hasPrefix("     "), let path {
+                let key = String(line.dropFirst(4).prefix { $0 != ":" })
+                if methods.contains(key) { result.insert("\(key) \(normalise(path))") }
+            }
+        }
+        return result
+    }
+
+    @Test("metrics are served in Prometheus text format")
+    func metrics() async throws {
+        try await TestDatabase.sqlite.withHub { hub in
+            let app = Application(router: ConduitAPI.router(hub: hub), logger: .quiet)
+            try await app.test(.router) { client in
+                try await client.execute(uri: "/metrics", method: .get) { response in
+                    #expect(response.status == .ok)
+                    #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+                }
+            }
+        }
+    }
+}

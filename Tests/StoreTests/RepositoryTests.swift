@@ -1,0 +1,174 @@
+import ConduitTesting
+import Foundation
+import SQLKit
+import Store
+import Testing
+
+@Suite("Repositories")
+struct RepositoryTests {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000.123)
+
+    static func device(_ id: String, tenant: String, status: DeviceStatus = .pending, labels: [String] = []) -> Device {
+        Device(
+            id: id, tenantID: tenant, name: "Device \(id)", status: status, labels: labels, attributes: ["floor": "2"],
+            secretHash: "sha256$salt$hash", createdAt: now, updatedAt: now, statusChangedAt: now
+        )
+    }
+
+    static func tenants(_ session: StoreSession) async throws -> (Tenant, Tenant) {
+        let a = Tenant(id: "tenant-a", name: "a", createdAt: now)
+        let b = Tenant(id: "tenant-b", name: "b", createdAt: now)
+        try await session.tenants.insert(a)
+        try await session.tenants.insert(b)
+        return (a, b)
+    }
+
+    @Test("tenant names are unique and insertIfAbsent keeps the first", arguments: TestDatabase.allCases)
+    func tenants(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, _) = try await Self.tenants(store.session)
+            await #expect(throws: StoreError.conflict("tenant 'a' exists already")) {
+                try await store.session.tenants.insert(Tenant(id: "other", name: "a", createdAt: Self.now))
+            }
+            let kept = try await store.session.tenants.insertIfAbsent(Tenant(id: "other", name: "a", createdAt: Self.now))
+            #expect(kept == a)
+            #expect(try await store.session.tenants.list().map(\.name) == ["a", "b"])
+        }
+    }
+
+    @Test("a device round-trips every field and is invisible to other tenants", arguments: TestDatabase.allCases)
+    func deviceRoundTrip(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, b) = try await Self.tenants(store.session)
+            let device = Self.device("dev-1", tenant: a.id, labels: ["lab", "roof"])
+            try await store.session.devices.insert(device)
+            #expect(try await store.session.devices.get(tenantID: a.id, id: "dev-1") == device.withStorePrecision)
+            #expect(try await store.session.devices.get(tenantID: b.id, id: "dev-1") == nil)
+            #expect(try await store.session.devices.list(tenantID: b.id, limit: 10).isEmpty)
+            #expect(try await store.session.devices.delete(tenantID: b.id, id: "dev-1") == false)
+            #expect(try await store.session.devices.get(id: "dev-1")?.tenantID == a.id)
+        }
+    }
+
+    @Test("device ids are unique across tenants", arguments: TestDatabase.allCases)
+    func deviceIDsAreGlobal(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, b) = try await Self.tenants(store.session)
+            try await store.session.devices.insert(Self.device("dev-1", tenant: a.id))
+            await #expect(throws: StoreError.conflict("device id 'dev-1' is in use")) {
+                try await store.session.devices.insert(Self.device("dev-1", tenant: b.id))
+            }
+        }
+    }
+
+    @Test("lists filter by status and label and page by id", arguments: TestDatabase.allCases)
+    func listing(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, _) = try await Self.tenants(store.session)
+            for index in 0..<6 {
+                try await store.session.devices.insert(
+                    Self.device(
+                        "dev-\(index)", tenant: a.id, status: index.isMultiple(of: 2) ? .accepted : .pending,
+                        labels: index < 3 ? ["lab"] : ["roof"]
+                    )
+                )
+            }
+            let devices = store.session.devices
+            #expect(try await devices.list(tenantID: a.id, limit: 3).map(\.id) == ["dev-0", "dev-1", "dev-2"])
+            #expect(try await devices.list(tenantID: a.id, after: "dev-2", limit: 3).map(\.id) == ["dev-3", "dev-4", "dev-5"])
+            #expect(try await devices.list(tenantID: a.id, filter: .init(status: .accepted), limit: 10).map(\.id) == ["dev-0", "dev-2", "dev-4"])
+            #expect(try await devices.list(tenantID: a.id, filter: .init(label: "roof"), limit: 10).map(\.id) == ["dev-3", "dev-4", "dev-5"])
+            #expect(
+                try await devices.list(tenantID: a.id, filter: .init(status: .accepted, label: "lab"), limit: 10).map(\.id)
+                    == ["dev-0", "dev-2"]
+            )
+            #expect(try await devices.countByStatus(tenantID: a.id) == [.accepted: 3, .pending: 3])
+        }
+    }
+
+    @Test("an update replaces the labels the label filter sees", arguments: TestDatabase.allCases)
+    func updateReplacesLabels(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, _) = try await Self.tenants(store.session)
+            var device = Self.device("dev-1", tenant: a.id, labels: ["lab"])
+            try await store.session.devices.insert(device)
+            device.labels = ["roof"]
+            device.status = .accepted
+            try await store.session.devices.update(device)
+            #expect(try await store.session.devices.list(tenantID: a.id, filter: .init(label: "lab"), limit: 10).isEmpty)
+            #expect(try await store.session.devices.list(tenantID: a.id, filter: .init(label: "roof"), limit: 10).map(\.status) == [.accepted])
+            #expect(try await store.session.devices.delete(tenantID: a.id, id: "dev-1"))
+            let labels = try await store.session.sql.raw("SELECT COUNT(*) AS n FROM device_labels").first()
+            #expect(try labels?.decode(column: "n", as: Int.self) == 0)
+        }
+    }
+
+    @Test("a transaction that throws leaves nothing written", arguments: TestDatabase.allCases)
+    func transactionRollsBack(database: TestDatabase) async throws {
+        struct Boom: Error {}
+        try await database.withStore { store in
+            let (a, _) = try await Self.tenants(store.session)
+            await #expect(throws: Boom.self) {
+                try await store.transaction { session in
+                    try await session.devices.insert(Self.device("dev-1", tenant: a.id, labels: ["lab"]))
+                    try await session.events.append(
+                        tenantID: a.id, type: "device.created", deviceID: "dev-1", actor: "test", data: "{}", at: Self.now
+                    )
+                    throw Boom()
+                }
+            }
+            #expect(try await store.session.devices.get(tenantID: a.id, id: "dev-1") == nil)
+            #expect(try await store.session.events.list(tenantID: a.id, limit: 10).isEmpty)
+        }
+    }
+
+    @Test("events list newest first, filtered and paged, per tenant", arguments: TestDatabase.allCases)
+    func events(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, b) = try await Self.tenants(store.session)
+            let events = store.session.events
+            for index in 0..<5 {
+                try await events.append(
+                    tenantID: a.id, type: index == 4 ? "device.accepted" : "device.created", deviceID: "dev-\(index % 2)",
+                    actor: "test", data: #"{"n":\#(index)}"#, at: Self.now
+                )
+            }
+            try await events.append(tenantID: b.id, type: "device.created", deviceID: "dev-0", actor: "test", data: "{}", at: Self.now)
+            let all = try await events.list(tenantID: a.id, limit: 10)
+            #expect(all.map(\.data) == (0..<5).reversed().map { #"{"n":\#($0)}"# })
+            #expect(try await events.list(tenantID: a.id, filter: .init(deviceID: "dev-1"), limit: 10).count == 2)
+            #expect(try await events.list(tenantID: a.id, filter: .init(type: "device.accepted"), limit: 10).count == 1)
+            let older = try await events.list(tenantID: a.id, before: all[1].sequence, limit: 10)
+            #expect(older.map(\.sequence) == Array(all[2...]).map(\.sequence))
+            #expect(try await events.list(tenantID: b.id, limit: 10).count == 1)
+        }
+    }
+
+    @Test("tokens are found by hash only, and touch records use", arguments: TestDatabase.allCases)
+    func tokens(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, _) = try await Self.tenants(store.session)
+            let token = APIToken(
+                id: "tok_1", tenantID: a.id, name: "ci", role: .operator, tokenHash: "abc", hint: "cdt_1234", createdAt: Self.now
+            )
+            try await store.session.tokens.insert(token)
+            #expect(try await store.session.tokens.withHash("abc")?.role == .operator)
+            #expect(try await store.session.tokens.withHash("abd") == nil)
+            try await store.session.tokens.touch(id: "tok_1", at: Self.now.addingTimeInterval(120))
+            #expect(try await store.session.tokens.get(tenantID: a.id, id: "tok_1")?.lastUsedAt != nil)
+            #expect(try await store.session.tokens.count() == 1)
+            #expect(try await store.session.tokens.delete(tenantID: a.id, id: "tok_1"))
+            #expect(try await store.session.tokens.withHash("abc") == nil)
+        }
+    }
+}
+
+extension Device {
+    var withStorePrecision: Device {
+        var copy = self
+        copy.createdAt = copy.createdAt.truncatedToStorePrecision
+        copy.updatedAt = copy.updatedAt.truncatedToStorePrecision
+        copy.statusChangedAt = copy.statusChangedAt.truncatedToStorePrecision
+        return copy
+    }
+}
