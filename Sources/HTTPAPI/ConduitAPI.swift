@@ -8,9 +8,11 @@ public enum ConduitAPI {
     /// The router: system routes at the root, the authenticated API under `/v1`.
     public static func router(hub: Hub, metrics: PrometheusCollectorRegistry? = nil) -> Router<ConduitRequestContext> {
         let router = Router(context: ConduitRequestContext.self)
-        router.add(middleware: APIErrorMiddleware())
+        // The first middleware added is the outermost: metrics must see the rendered status of
+        // every error, so the error middleware sits inside them.
         router.add(middleware: LogRequestsMiddleware(.debug))
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: APIErrorMiddleware())
         SystemRoutes(hub: hub, metrics: metrics).register(on: router)
         let v1 = router.group("v1").add(middleware: AuthenticationMiddleware(hub: hub))
         DeviceRoutes(hub: hub).register(on: v1)

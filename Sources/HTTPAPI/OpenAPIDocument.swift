@@ -20,36 +20,36 @@ paths:
       summary: Liveness
       security: []
       responses:
-        "200": {description: The process is up., content: {application/json: {schema: {$ref: "#/components/schemas/Status"}}}}
+        "200": {description: "The process is up.", content: {application/json: {schema: {$ref: "#/components/schemas/Status"}}}}
   /readyz:
     get:
       summary: Readiness (the database answers)
       security: []
       responses:
-        "200": {description: Ready., content: {application/json: {schema: {$ref: "#/components/schemas/Status"}}}}
-        "503": {description: The database does not answer., content: {application/json: {schema: {$ref: "#/components/schemas/Status"}}}}
+        "200": {description: "Ready.", content: {application/json: {schema: {$ref: "#/components/schemas/Status"}}}}
+        "503": {description: "The database does not answer.", content: {application/json: {schema: {$ref: "#/components/schemas/Status"}}}}
   /metrics:
     get:
       summary: Prometheus metrics
       security: []
       responses:
-        "200": {description: Prometheus text exposition format., content: {text/plain: {schema: {type: string}}}}
+        "200": {description: "Prometheus text exposition format.", content: {text/plain: {schema: {type: string}}}}
   /openapi.yaml:
     get:
       summary: This document
       security: []
       responses:
-        "200": {description: OpenAPI 3.1 YAML., content: {application/yaml: {schema: {type: string}}}}
+        "200": {description: "OpenAPI 3.1 YAML.", content: {application/yaml: {schema: {type: string}}}}
   /v1/devices:
     get:
       summary: List devices by id (any role)
       parameters:
         - {$ref: "#/components/parameters/limit"}
         - {$ref: "#/components/parameters/cursor"}
-        - {name: label, in: query, schema: {type: string}, description: Only devices with this label.}
+        - {name: label, in: query, schema: {type: string}, description: "Only devices with this label."}
         - {name: status, in: query, schema: {$ref: "#/components/schemas/DeviceStatus"}}
       responses:
-        "200": {description: A page of devices., content: {application/json: {schema: {$ref: "#/components/schemas/DeviceList"}}}}
+        "200": {description: "A page of devices.", content: {application/json: {schema: {$ref: "#/components/schemas/DeviceList"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
     post:
@@ -58,7 +58,7 @@ paths:
         required: true
         content: {application/json: {schema: {$ref: "#/components/schemas/DeviceCreate"}}}
       responses:
-        "201": {description: The device with its broker secret, shown only here., content: {application/json: {schema: {$ref: "#/components/schemas/DeviceWithSecret"}}}}
+        "201": {description: "The device with its broker secret, shown only here.", content: {application/json: {schema: {$ref: "#/components/schemas/DeviceWithSecret"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
@@ -70,7 +70,7 @@ paths:
     get:
       summary: One device (any role)
       responses:
-        "200": {description: The device., content: {application/json: {schema: {$ref: "#/components/schemas/Device"}}}}
+        "200": {description: "The device.", content: {application/json: {schema: {$ref: "#/components/schemas/Device"}}}}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "404": {$ref: "#/components/responses/NotFound"}
     patch:
@@ -80,7 +80,7 @@ paths:
         required: true
         content: {application/json: {schema: {$ref: "#/components/schemas/DevicePatch"}}}
       responses:
-        "200": {description: The device., content: {application/json: {schema: {$ref: "#/components/schemas/Device"}}}}
+        "200": {description: "The device.", content: {application/json: {schema: {$ref: "#/components/schemas/Device"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
@@ -89,7 +89,7 @@ paths:
     delete:
       summary: Remove a device from the registry (operator); its events stay
       responses:
-        "204": {description: Deleted.}
+        "204": {description: "Deleted."}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
@@ -99,7 +99,7 @@ paths:
     post:
       summary: Rotate the device's broker secret (operator); the new one is shown only here
       responses:
-        "200": {description: The device with its new secret., content: {application/json: {schema: {$ref: "#/components/schemas/DeviceWithSecret"}}}}
+        "200": {description: "The device with its new secret.", content: {application/json: {schema: {$ref: "#/components/schemas/DeviceWithSecret"}}}}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
@@ -110,7 +110,7 @@ paths:
     post:
       summary: pending or rejected -> accepted (operator)
       responses:
-        "200": {description: The device., content: {application/json: {schema: {$ref: "#/components/schemas/Device"}}}}
+        "200": {description: "The device.", content: {application/json: {schema: {$ref: "#/components/schemas/Device"}}}}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
@@ -121,7 +121,7 @@ paths:
     post:
       summary: pending or accepted -> rejected (operator)
       responses:
-        "200": {description: The device., content: {application/json: {schema: {$ref: "#/components/schemas/Device"}}}}
+        "200": {description: "The device.", content: {application/json: {schema: {$ref: "#/components/schemas/Device"}}}}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
@@ -132,7 +132,7 @@ paths:
     post:
       summary: pending, accepted or rejected -> decommissioned, which is final (operator)
       responses:
-        "200": {description: The device., content: {application/json: {schema: {$ref: "#/components/schemas/Device"}}}}
+        "200": {description: "The device.", content: {application/json: {schema: {$ref: "#/components/schemas/Device"}}}}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
@@ -143,17 +143,17 @@ paths:
       parameters:
         - {$ref: "#/components/parameters/limit"}
         - {$ref: "#/components/parameters/cursor"}
-        - {name: deviceId, in: query, schema: {type: string}, description: Only this device's events.}
+        - {name: deviceId, in: query, schema: {type: string}, description: "Only this device's events."}
         - {name: type, in: query, schema: {type: string}, description: "Only events of this type, e.g. device.accepted."}
       responses:
-        "200": {description: A page of events., content: {application/json: {schema: {$ref: "#/components/schemas/EventList"}}}}
+        "200": {description: "A page of events.", content: {application/json: {schema: {$ref: "#/components/schemas/EventList"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
   /v1/tokens:
     get:
       summary: The tenant's API tokens, without their secrets (admin)
       responses:
-        "200": {description: Tokens., content: {application/json: {schema: {$ref: "#/components/schemas/TokenList"}}}}
+        "200": {description: "Tokens.", content: {application/json: {schema: {$ref: "#/components/schemas/TokenList"}}}}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
     post:
@@ -162,17 +162,18 @@ paths:
         required: true
         content: {application/json: {schema: {$ref: "#/components/schemas/TokenCreate"}}}
       responses:
-        "201": {description: The token., content: {application/json: {schema: {$ref: "#/components/schemas/TokenWithSecret"}}}}
+        "201": {description: "The token.", content: {application/json: {schema: {$ref: "#/components/schemas/TokenWithSecret"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
+        "413": {$ref: "#/components/responses/TooLarge"}
   /v1/tokens/{id}:
     parameters:
       - {name: id, in: path, required: true, schema: {type: string}}
     delete:
       summary: Revoke a token (admin); it stops working at once
       responses:
-        "204": {description: Revoked.}
+        "204": {description: "Revoked."}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
@@ -182,14 +183,14 @@ components:
   parameters:
     deviceId: {name: id, in: path, required: true, schema: {type: string, pattern: "^[a-zA-Z0-9:_-]{1,128}$"}}
     limit: {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
-    cursor: {name: cursor, in: query, schema: {type: string}, description: The nextCursor of the previous page.}
+    cursor: {name: cursor, in: query, schema: {type: string}, description: "The nextCursor of the previous page."}
   responses:
-    BadRequest: {description: A field breaks a rule; the message names both., content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
-    Unauthorized: {description: No token, or an unknown or revoked one., content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
-    Forbidden: {description: The token's role may not do this., content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
-    NotFound: {description: Nothing of that id in the token's tenant., content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
-    Conflict: {description: The id is taken, or the transition is not allowed from the current status., content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
-    TooLarge: {description: The body is over 1 MiB., content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+    BadRequest: {description: "A field breaks a rule; the message names both.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+    Unauthorized: {description: "No token, or an unknown or revoked one.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+    Forbidden: {description: "The token's role may not do this.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+    NotFound: {description: "Nothing of that id in the token's tenant.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+    Conflict: {description: "The id is taken (device ids are global, as MQTT client ids and AWS thing names are), or the transition is not allowed from the current status.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+    TooLarge: {description: "The body is over 1 MiB.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
   schemas:
     Status:
       type: object
@@ -213,7 +214,7 @@ components:
       required: [name]
       additionalProperties: false
       properties:
-        id: {type: string, pattern: "^[a-zA-Z0-9:_-]{1,128}$", description: Generated when left out; it becomes the AWS IoT thing name.}
+        id: {type: [string, "null"], pattern: "^[a-zA-Z0-9:_-]{1,128}$", description: "Generated when left out or null. It is the device's MQTT client id and AWS IoT thing name, so it is unique across all tenants: an id another tenant holds is a 409 too."}
         name: {type: string, minLength: 1, maxLength: 256}
         labels: {type: array, maxItems: 32, items: {type: string, pattern: "^[a-zA-Z0-9:_.-]{1,64}$"}}
         attributes: {type: object, maxProperties: 50, additionalProperties: {type: string, maxLength: 800}}
@@ -222,7 +223,7 @@ components:
       additionalProperties: false
       properties:
         name: {type: string, minLength: 1, maxLength: 256}
-        labels: {type: array, maxItems: 32, items: {type: string, pattern: "^[a-zA-Z0-9:_.-]{1,64}$"}}
+        labels: {type: [array, "null"], maxItems: 32, items: {type: string, pattern: "^[a-zA-Z0-9:_.-]{1,64}$"}, description: "Replaces the labels; null or [] removes them all."}
         attributes: {type: object, additionalProperties: {type: [string, "null"], maxLength: 800}}
     Device:
       type: object
@@ -279,7 +280,7 @@ components:
         id: {type: string}
         name: {type: string}
         role: {type: string, enum: [admin, operator, reader]}
-        hint: {type: string, description: The token's first characters.}
+        hint: {type: string, description: "The token's first characters."}
         createdAt: {type: string, format: date-time}
         lastUsedAt: {type: string, format: date-time}
     TokenWithSecret:
@@ -288,7 +289,7 @@ components:
         - type: object
           required: [token]
           properties:
-            token: {type: string, description: Send as Authorization Bearer. Shown once.}
+            token: {type: string, description: "Send as Authorization Bearer. Shown once."}
     TokenList:
       type: object
       required: [items, nextCursor]

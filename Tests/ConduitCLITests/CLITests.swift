@@ -36,14 +36,14 @@ struct CLITests {
         let created = try await http("POST", port, "/v1/devices", token: token, json: #"{"id":"s1","name":"Sensor"}"#)
         #expect(created.status == 201)
         #expect(try await http("POST", port, "/v1/devices/s1/accept", token: token).body["status"] as? String == "accepted")
-        #expect(server.stop() == 0)
+        #expect(await server.stop() == 0)
         #expect(server.output.contains("conduit stopped"))
 
         // A second start finds tokens and logs none; the data survived.
         let (again, port2) = try await ConduitServer.start(["--http-port", "0"], in: directory)
         #expect(again.bootstrapToken == nil)
         #expect(try await http("GET", port2, "/v1/devices/s1", token: token).body["status"] as? String == "accepted")
-        #expect(again.stop() == 0)
+        #expect(await again.stop() == 0)
     }
 
     @Test("tokens create prints the token and nothing else, before serve has ever run")
@@ -61,7 +61,7 @@ struct CLITests {
         #expect(server.bootstrapToken == nil)
         #expect(try await http("POST", port, "/v1/devices", token: token, json: #"{"name":"x"}"#).status == 201)
         #expect(try await http("POST", port, "/v1/tokens", token: token, json: #"{"role":"reader"}"#).status == 403)
-        #expect(server.stop() == 0)
+        #expect(await server.stop() == 0)
     }
 
     @Test("admin commands work while serve runs, and tenants isolate tokens")
@@ -87,7 +87,7 @@ struct CLITests {
         let tokens = try await ConduitExecutable.run(["tokens", "list"], in: directory)
         #expect(tokens.status == 0)
         #expect(!tokens.stdout.contains(admin))
-        #expect(server.stop() == 0)
+        #expect(await server.stop() == 0)
     }
 
     @Test("admin command errors name the problem and exit non-zero")
@@ -121,20 +121,20 @@ struct CLITests {
         try Data(#"{"http": {"port": 0, "host": "127.0.0.1"}, "data": {"dir": "from-file"}}"#.utf8).write(to: config)
 
         let (fromFile, _) = try await ConduitServer.start(["--config", config.path], in: directory)
-        #expect(fromFile.stop() == 0)
+        #expect(await fromFile.stop() == 0)
         #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("from-file/conduit.sqlite").path))
 
         let (fromEnvironment, _) = try await ConduitServer.start(
             ["--config", config.path], in: directory, environment: ["CONDUIT_DATA_DIR": "from-env"]
         )
-        #expect(fromEnvironment.stop() == 0)
+        #expect(await fromEnvironment.stop() == 0)
         #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("from-env/conduit.sqlite").path))
 
         let (fromFlag, _) = try await ConduitServer.start(
             ["--config", config.path, "--data-dir", "from-flag"], in: directory,
             environment: ["CONDUIT_DATA_DIR": "from-env", "CONDUIT_HTTP_PORT": "0"]
         )
-        #expect(fromFlag.stop() == 0)
+        #expect(await fromFlag.stop() == 0)
         #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("from-flag/conduit.sqlite").path))
 
         let bad = try await ConduitExecutable.run(["serve"], in: directory, environment: ["CONDUIT_HTTP_PORT": "eighty"])
@@ -148,11 +148,20 @@ struct CLITests {
     @Test("serve --help documents every setting")
     func serveHelp() async throws {
         let help = try await ConduitExecutable.run(["serve", "--help"], in: makeTemporaryDirectory())
-        for setting in [
-            "--data-dir", "CONDUIT_DATA_DIR", "--http-host", "CONDUIT_HTTP_HOST", "--http-port", "CONDUIT_HTTP_PORT",
-            "--database-url", "CONDUIT_DATABASE_URL", "--log-level", "CONDUIT_LOG_LEVEL", "--config", "CONDUIT_CONFIG",
-        ] {
-            #expect(help.stdout.contains(setting), "\(setting) missing from serve --help")
+        // Each option, in the OPTIONS section that argument-parser writes from the real flags,
+        // with its environment variable named in its own help text.
+        let options = try #require(help.stdout.components(separatedBy: "OPTIONS:").last)
+        let settings = [
+            ("--data-dir", "CONDUIT_DATA_DIR"), ("--http-host", "CONDUIT_HTTP_HOST"), ("--http-port", "CONDUIT_HTTP_PORT"),
+            ("--database-url", "CONDUIT_DATABASE_URL"), ("--log-level", "CONDUIT_LOG_LEVEL"),
+            ("--log-format", "CONDUIT_LOG_FORMAT"), ("--config", "CONDUIT_CONFIG"),
+        ]
+        for (flag, variable) in settings {
+            let entry = try #require(
+                options.components(separatedBy: "\n  --").first { ("--" + $0).hasPrefix(flag + " ") },
+                "\(flag) missing from the options of serve --help"
+            )
+            #expect(entry.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "  ", with: "").contains(variable), "\(flag)")
         }
     }
 
@@ -172,7 +181,7 @@ struct CLITests {
             "POST", port, "/v1/devices", token: token.stdout.trimmingCharacters(in: .newlines), json: #"{"id":"pg-1","name":"x"}"#
         )
         #expect(created.status == 201)
-        #expect(server.stop() == 0)
+        #expect(await server.stop() == 0)
         try? FileManager.default.removeItem(at: directory)
         await cleanup()
     }

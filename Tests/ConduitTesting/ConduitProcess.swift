@@ -39,15 +39,32 @@ public enum ConduitExecutable {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        // Read both pipes to the end before waiting, so a chatty process cannot fill a pipe and stall.
-        async let stdout = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+        // Both pipes are read to the end on their own threads (a chatty process cannot fill one and
+        // stall), and nothing here blocks one of Swift's few cooperative threads.
+        async let stdout = Self.readToEnd(out.fileHandleForReading)
+        async let stderr = Self.readToEnd(err.fileHandleForReading)
         let (o, e) = await (stdout, stderr)
-        process.waitUntilExit()
+        await Self.waitForExit(process)
         return Result(
             status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
             stderr: String(decoding: e, as: UTF8.self)
         )
+    }
+
+    static func readToEnd(_ handle: FileHandle) async -> Data {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
+        }
+    }
+
+    /// Waits for the process to exit without blocking a cooperative thread.
+    static func waitForExit(_ process: Process) async {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                process.waitUntilExit()
+                continuation.resume()
+            }
+        }
     }
 
     /// The test process's environment without any CONDUIT_ setting, plus `extra`.
@@ -97,7 +114,7 @@ public final class ConduitServer: Sendable {
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))
         }
-        server.stop()
+        await server.stop()
         throw TestSetupError("conduit serve did not start:\n\(server.output)")
     }
 
@@ -118,11 +135,11 @@ public final class ConduitServer: Sendable {
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
     @discardableResult
-    public func stop() -> Int32 {
+    public func stop() async -> Int32 {
         if self.process.isRunning {
             kill(self.process.processIdentifier, SIGTERM)
         }
-        self.process.waitUntilExit()
+        await ConduitExecutable.waitForExit(self.process)
         return self.process.terminationStatus
     }
 

@@ -44,6 +44,7 @@ struct AccessTests {
                 _ = try await api.call(.delete, "/v1/devices/d1", token: api.admin)
                 _ = try await api.call(.delete, "/v1/devices/new", token: api.admin)
                 try await api.createDevice("d1")
+                let before = try await Self.snapshot(api)
                 let reply = try await api.call(route.method, route.path, token: token, json: route.body)
                 if role.includes(route.needs) {
                     #expect(reply.status.code < 300, "\(role) on \(route.testDescription): \(reply.status) \(reply.text)")
@@ -51,16 +52,19 @@ struct AccessTests {
                     #expect(reply.status == .forbidden, "\(role) on \(route.testDescription): \(reply.status)")
                     #expect(reply.errorCode == "forbidden")
                     #expect(reply.errorMessage?.contains(route.needs.rawValue) == true)
+                    // A refused request wrote nothing: same devices, tokens and events as before.
+                    #expect(try await Self.snapshot(api) == before, "\(role) on \(route.testDescription) changed state")
                 }
             }
-            // Nothing a refused request tried was written.
-            if role == .reader {
-                let device = try await api.call(.get, "/v1/devices/d1", token: api.reader)
-                #expect(device.json?["name"] as? String == "Device d1")
-                #expect(device.json?["status"] as? String == "pending")
-                #expect(try await api.call(.get, "/v1/devices/new", token: api.reader).status == .notFound)
-            }
         }
+    }
+
+    /// Everything a write could change, as the admin sees it.
+    static func snapshot(_ api: APIHarness) async throws -> [String] {
+        let devices = try await api.call(.get, "/v1/devices", token: api.admin).text
+        let tokens = try await api.call(.get, "/v1/tokens", token: api.admin).items.compactMap { $0["id"] as? String }
+        let events = try await api.call(.get, "/v1/events?limit=500", token: api.admin).items.compactMap { $0["id"] as? String }
+        return [devices] + tokens + ["--"] + events
     }
 
     @Test("another tenant's device is 404 on every route, and absent from lists", arguments: TestDatabase.allCases)

@@ -4,6 +4,8 @@ import Logging
 import HTTPAPI
 import Hummingbird
 import HummingbirdTesting
+import Metrics
+import Prometheus
 import Testing
 
 @Suite("Health, metrics and the API document")
@@ -58,6 +60,37 @@ struct SystemTests {
         }
     }
 
+    @Test("the served document is valid OpenAPI 3.1 (openapi-spec-validator)")
+    func openAPIIsValid() async throws {
+        try await TestDatabase.sqlite.withHub { hub in
+            let app = Application(router: ConduitAPI.router(hub: hub), logger: .quiet)
+            let document = try await app.test(.router) { client in
+                try await client.execute(uri: "/openapi.yaml", method: .get) { String(buffer: $0.body) }
+            }
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-openapi-\(UUID().uuidString).yaml")
+            try Data(document.utf8).write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [
+                "python3", "-c",
+                "import sys, yaml; from openapi_spec_validator import validate; validate(yaml.safe_load(open(sys.argv[1])))",
+                file.path,
+            ]
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            let output = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    let data = errors.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    continuation.resume(returning: String(decoding: data, as: UTF8.self))
+                }
+            }
+            #expect(process.terminationStatus == 0, "openapi-spec-validator (installed by scripts/test) refused it:\n\(output)")
+        }
+    }
+
     /// `/v1/devices/{id}` and `/v1/devices/:id` both become `/v1/devices/{}`.
     static func normalise(_ path: String) -> String {
         let trimmed = path.hasPrefix("/") ? path : "/" + path
@@ -88,16 +121,30 @@ struct SystemTests {
         return result
     }
 
-    @Test("metrics are served in Prometheus text format")
+    @Test("metrics count requests by their real status, client errors included")
     func metrics() async throws {
         try await TestDatabase.sqlite.withHub { hub in
-            let app = Application(router: ConduitAPI.router(hub: hub), logger: .quiet)
+            let registry = TestMetrics.registry
+            let app = Application(router: ConduitAPI.router(hub: hub, metrics: registry), logger: .quiet)
             try await app.test(.router) { client in
+                _ = try await client.execute(uri: "/v1/devices/none", method: .get) { $0.status }
                 try await client.execute(uri: "/metrics", method: .get) { response in
                     #expect(response.status == .ok)
                     #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+                    let text = String(buffer: response.body)
+                    #expect(text.contains("http_response_status_code=\"401\""), "\(text)")
+                    #expect(!text.contains("http_response_status_code=\"500\""), "\(text)")
                 }
             }
         }
     }
+}
+
+/// The process's metrics system, bootstrapped once (swift-metrics allows one bootstrap a process).
+enum TestMetrics {
+    static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
 }

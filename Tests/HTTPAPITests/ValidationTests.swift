@@ -107,12 +107,28 @@ struct ValidationTests {
                 ("/v1/devices?label=a%20b", "label: must match [a-zA-Z0-9:_.-]{1,64}"),
                 ("/v1/events?type=device.exploded", "type: must be one of device.accepted, device.created, device.decommissioned, device.deleted, device.rejected, device.secret_rotated, device.updated, token.created, token.revoked"),
                 ("/v1/events?cursor=bogus", "cursor: must be a nextCursor returned by this list"),
+                ("/v1/events?deviceId=%00", "deviceId: must match [a-zA-Z0-9:_-]{1,128} (it is the device's AWS IoT thing name)"),
+                // A cursor that decodes but carries a key no device id could be.
+                ("/v1/devices?cursor=YzE6AA", "cursor: must be a nextCursor returned by this list"),
             ]
             for (path, message) in cases {
                 let reply = try await api.call(.get, path, token: api.reader)
                 #expect(reply.status == .badRequest, "\(path)")
                 #expect(reply.errorMessage == message, "\(path)")
             }
+        }
+    }
+
+    @Test("ids that no device could have are 404 without reaching the database", arguments: TestDatabase.allCases)
+    func impossibleIDs(database: TestDatabase) async throws {
+        try await APIHarness.run(database) { api in
+            for path in ["/v1/devices/%00", "/v1/devices/a%20b", "/v1/devices/\(String(repeating: "x", count: 129))"] {
+                let read = try await api.call(.get, path, token: api.reader)
+                let accept = try await api.call(.post, path + "/accept", token: api.operator)
+                let delete = try await api.call(.delete, path, token: api.operator)
+                #expect([read.status, accept.status, delete.status] == [.notFound, .notFound, .notFound], "\(path)")
+            }
+            #expect(try await api.call(.delete, "/v1/tokens/%00", token: api.admin).status == .notFound)
         }
     }
 

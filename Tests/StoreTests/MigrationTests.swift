@@ -62,5 +62,7 @@ struct MigrationTests {
                 == .postgres(url: "postgres://u:p@h/db")
         )
         #expect(DatabaseLocation.postgres(url: "postgres://u:secret@h/db").description == "postgres://u:***@h/db")
+        #expect(!DatabaseLocation.postgres(url: "postgres://u:se#c%ret@h/db").description.contains("se#c"))
+        #expect(!DatabaseLocation.postgres(url: "postgres://u:se#c%ret@h/db").description.contains("ret"))
     }
 }

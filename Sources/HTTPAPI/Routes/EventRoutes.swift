@@ -12,7 +12,7 @@ struct EventRoutes {
 
     @Sendable func list(_ request: Request, context: ConduitRequestContext) async throws -> ListRepresentation<EventRepresentation> {
         let principal = try context.requirePrincipal()
-        let filter = EventRepository.Filter(deviceID: request.query("deviceId") ?? request.query("device"), type: request.query("type"))
+        let filter = EventRepository.Filter(deviceID: request.query("deviceId"), type: request.query("type"))
         let page = try await self.hub.events.list(filter: filter, page: try request.pageRequest(), by: principal)
         return ListRepresentation(items: page.items.map(EventRepresentation.init), nextCursor: page.nextCursor)
     }

@@ -19,19 +19,23 @@ public struct AccessControl: Sendable {
         let now = self.hub.now()
         return try await self.hub.store.session.tenants.insertIfAbsent(
             Tenant(id: UUID().uuidString.lowercased(), name: Tenant.defaultName, createdAt: now)
-        )
+        ).tenant
     }
 
-    /// Creates the `default` tenant when missing and, on a store without any token, one admin token.
+    /// On an empty store, creates the `default` tenant and one admin token for it.
+    ///
+    /// Only the start that creates the default tenant makes a token: a store set up with
+    /// `conduit tokens create` first, or one whose tokens were all revoked on purpose, gets none,
+    /// and of several nodes starting at once on one PostgreSQL only one inserts the tenant.
     ///
     /// - Returns: the bootstrap token when one was made (the caller shows it once), else nil.
     public func bootstrap() async throws -> IssuedToken? {
         let now = self.hub.now()
         return try await self.hub.store.transaction { session in
-            let tenant = try await session.tenants.insertIfAbsent(
+            let (tenant, inserted) = try await session.tenants.insertIfAbsent(
                 Tenant(id: UUID().uuidString.lowercased(), name: Tenant.defaultName, createdAt: now)
             )
-            guard try await session.tokens.count() == 0 else { return nil }
+            guard inserted, try await session.tokens.count() == 0 else { return nil }
             return try await Self.issue(
                 in: session, tenantID: tenant.id, role: .admin, name: "bootstrap", actor: "system", at: now
             )
@@ -56,7 +60,7 @@ public struct AccessControl: Sendable {
 
     /// The tenant of that name, or a 404.
     public func tenant(named name: String) async throws -> Tenant {
-        guard let tenant = try await self.hub.store.session.tenants.named(name) else {
+        guard (try? Validation.tenantName(name)) != nil, let tenant = try await self.hub.store.session.tenants.named(name) else {
             throw HubError.notFound("tenant", name)
         }
         return tenant
@@ -88,6 +92,7 @@ public struct AccessControl: Sendable {
     /// Revokes a token of the principal's tenant (admin only); it stops working at once.
     public func revokeToken(by principal: Principal, id: String) async throws {
         try principal.require(.admin, to: "revoking tokens")
+        guard id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw HubError.notFound("token", id) }
         let now = self.hub.now()
         try await self.hub.store.transaction { session in
             guard try await session.tokens.delete(tenantID: principal.tenantID, id: id) else {
@@ -103,6 +108,7 @@ public struct AccessControl: Sendable {
     /// The principal a bearer token stands for; 401 for a missing or unknown one.
     public func authenticate(bearer token: String) async throws -> Principal {
         guard !token.isEmpty else { throw HubError.unauthenticated("missing bearer token") }
+        guard token.utf8.count <= 512 else { throw HubError.unauthenticated("unknown or revoked token") }
         guard let record = try await self.hub.store.session.tokens.withHash(Secrets.tokenHash(token)) else {
             throw HubError.unauthenticated("unknown or revoked token")
         }

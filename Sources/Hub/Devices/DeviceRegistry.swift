@@ -75,6 +75,7 @@ public struct DeviceRegistry: Sendable {
 
     /// The principal's tenant's device, or a 404 (also for another tenant's device).
     public func get(_ id: String, by principal: Principal) async throws -> Device {
+        guard Validation.isDeviceID(id) else { throw HubError.notFound("device", id) }
         guard let device = try await self.hub.store.session.devices.get(tenantID: principal.tenantID, id: id) else {
             throw HubError.notFound("device", id)
         }
@@ -84,8 +85,12 @@ public struct DeviceRegistry: Sendable {
     /// A page of the principal's tenant's devices, by id.
     public func list(filter: DeviceRepository.Filter, page: PageRequest, by principal: Principal) async throws -> Page<Device> {
         if let label = filter.label { try Validation.label(label, field: "label") }
+        let after = try page.decodedCursor()
+        if let after, !Validation.isDeviceID(after) {
+            throw HubError.invalidField("cursor", "must be a nextCursor returned by this list")
+        }
         let fetched = try await self.hub.store.session.devices.list(
-            tenantID: principal.tenantID, filter: filter, after: try page.decodedCursor(), limit: page.limit + 1
+            tenantID: principal.tenantID, filter: filter, after: after, limit: page.limit + 1
         )
         return PageRequest.page(fetched, limit: page.limit, key: \.id)
     }
@@ -160,6 +165,7 @@ public struct DeviceRegistry: Sendable {
     /// Removes a device from the registry; its events stay.
     public func delete(_ id: String, by principal: Principal) async throws {
         try principal.require(.operator, to: "deleting devices")
+        guard Validation.isDeviceID(id) else { throw HubError.notFound("device", id) }
         let now = self.hub.now()
         try await self.hub.store.transaction { session in
             guard let device = try await session.devices.get(tenantID: principal.tenantID, id: id, forUpdate: true) else {
@@ -176,7 +182,7 @@ public struct DeviceRegistry: Sendable {
 
     /// The device with this id (any tenant, any status) when `secret` is its broker secret, else nil.
     public func verifySecret(deviceID: String, secret: String) async throws -> Device? {
-        guard let device = try await self.hub.store.session.devices.get(id: deviceID),
+        guard Validation.isDeviceID(deviceID), let device = try await self.hub.store.session.devices.get(id: deviceID),
             Secrets.verify(secret: secret, against: device.secretHash)
         else { return nil }
         return device
@@ -188,7 +194,8 @@ public struct DeviceRegistry: Sendable {
         _ id: String, by principal: Principal,
         _ change: @escaping @Sendable (inout Device) throws -> (type: String, data: String)?
     ) async throws -> Device {
-        try await self.hub.store.transaction { session in
+        guard Validation.isDeviceID(id) else { throw HubError.notFound("device", id) }
+        return try await self.hub.store.transaction { session in
             guard var device = try await session.devices.get(tenantID: principal.tenantID, id: id, forUpdate: true) else {
                 throw HubError.notFound("device", id)
             }

@@ -26,6 +26,7 @@ public struct EventLog: Sendable {
 
     /// A page of the principal's tenant's events, newest first.
     public func list(filter: EventRepository.Filter, page: PageRequest, by principal: Principal) async throws -> Page<Event> {
+        if let deviceID = filter.deviceID { try Validation.deviceID(deviceID, field: "deviceId") }
         if let type = filter.type, !EventType.all.contains(type) {
             throw HubError.invalidField("type", "must be one of \(EventType.all.sorted().joined(separator: ", "))")
         }

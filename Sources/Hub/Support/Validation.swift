@@ -9,6 +9,12 @@ public enum Validation {
         )
     }
 
+    /// True when `value` could be a device id; a path or filter that could not is answered
+    /// without asking the database (which, on PostgreSQL, refuses a NUL in text outright).
+    public static func isDeviceID(_ value: String) -> Bool {
+        (try? self.deviceID(value)) != nil
+    }
+
     /// Tenant names: `[a-z0-9][a-z0-9-]{0,62}`.
     public static func tenantName(_ value: String, field: String = "name") throws {
         let rule = "must match [a-z0-9][a-z0-9-]{0,62}"

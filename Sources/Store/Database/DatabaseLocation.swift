@@ -38,8 +38,14 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
 
     /// The URL with any password replaced, fit for logs and error messages.
     static func redacted(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = "***"
-        return components.string ?? url
+        if var components = URLComponents(string: url) {
+            guard components.password != nil else { return url }
+            components.password = "***"
+            if let string = components.string { return string }
+        }
+        // Not parseable: hide everything between the scheme and the host rather than risk a password.
+        guard let scheme = url.range(of: "://"), let at = url.range(of: "@", options: .backwards), scheme.upperBound <= at.lowerBound
+        else { return url.contains("@") ? "<unparseable URL>" : url }
+        return String(url[..<scheme.upperBound]) + "***" + String(url[at.lowerBound...])
     }
 }

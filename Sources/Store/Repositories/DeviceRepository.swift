@@ -86,7 +86,9 @@ public struct DeviceRepository: Sendable {
             WHERE tenant_id = \(bind: device.tenantID) AND id = \(bind: device.id)
             """
         ).run()
-        try await self.session.sql.raw("DELETE FROM device_labels WHERE device_id = \(bind: device.id)").run()
+        try await self.session.sql.raw(
+            "DELETE FROM device_labels WHERE tenant_id = \(bind: device.tenantID) AND device_id = \(bind: device.id)"
+        ).run()
         try await self.insertLabels(of: device)
     }
 

@@ -19,19 +19,21 @@ public struct TenantRepository: Sendable {
         }
     }
 
-    /// Inserts the tenant unless one of that name exists; returns the stored one either way.
-    public func insertIfAbsent(_ tenant: Tenant) async throws -> Tenant {
-        try await self.session.sql.raw(
+    /// Inserts the tenant unless one of that name exists; returns the stored one, and whether
+    /// this call inserted it (exactly one of several concurrent callers does).
+    public func insertIfAbsent(_ tenant: Tenant) async throws -> (tenant: Tenant, inserted: Bool) {
+        let inserted = try await self.session.sql.raw(
             """
             INSERT INTO tenants (id, name, created_at)
             VALUES (\(bind: tenant.id), \(bind: tenant.name), \(bind: tenant.createdAt.storeMilliseconds))
             ON CONFLICT (name) DO NOTHING
+            RETURNING id
             """
-        ).run()
+        ).first() != nil
         guard let stored = try await self.named(tenant.name) else {
             throw StoreError.corrupt("tenant '\(tenant.name)' vanished after insert")
         }
-        return stored
+        return (stored, inserted)
     }
 
     public func named(_ name: String) async throws -> Tenant? {
