@@ -21,11 +21,23 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         .target(
             name: "MQTT",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "MQTTBroker",
+            dependencies: [
+                "MQTT",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "Store",
@@ -41,6 +53,8 @@ let package = Package(
             name: "Hub",
             dependencies: [
                 "Store",
+                "MQTT",
+                "MQTTBroker",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -60,6 +74,7 @@ let package = Package(
             name: "conduit",
             dependencies: [
                 "HTTPAPI",
+                "MQTTBroker",
                 "Hub",
                 "Store",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -91,6 +106,14 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "MQTTBrokerTests",
+            dependencies: [
+                "MQTT", "MQTTBroker", "ConduitTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "Hub", "ConduitTesting", .product(name: "SQLKit", package: "sql-kit")]
         ),
@@ -106,7 +129,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConduitCLITests",
-            dependencies: ["ConduitTesting"]
+            dependencies: ["ConduitTesting", "Store"]
         ),
     ]
 )

@@ -104,6 +104,19 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
         "409": {$ref: "#/components/responses/Conflict"}
+  /v1/devices/{id}/messages:
+    parameters:
+      - {$ref: "#/components/parameters/deviceId"}
+    get:
+      summary: What the device published over MQTT, newest first (any role)
+      parameters:
+        - {$ref: "#/components/parameters/limit"}
+        - {$ref: "#/components/parameters/cursor"}
+      responses:
+        "200": {description: "A page of messages.", content: {application/json: {schema: {$ref: "#/components/schemas/MessageList"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "404": {$ref: "#/components/responses/NotFound"}
   /v1/devices/{id}/accept:
     parameters:
       - {$ref: "#/components/parameters/deviceId"}
@@ -265,6 +278,21 @@ components:
       required: [items, nextCursor]
       properties:
         items: {type: array, items: {$ref: "#/components/schemas/Event"}}
+        nextCursor: {type: [string, "null"]}
+    Message:
+      type: object
+      required: [topic, payload, qos, retain, receivedAt]
+      properties:
+        topic: {type: string}
+        payload: {type: string, contentEncoding: base64}
+        qos: {type: integer, enum: [0, 1, 2]}
+        retain: {type: boolean}
+        receivedAt: {type: string, format: date-time}
+    MessageList:
+      type: object
+      required: [items, nextCursor]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/Message"}}
         nextCursor: {type: [string, "null"]}
     TokenCreate:
       type: object

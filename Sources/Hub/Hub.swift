@@ -1,6 +1,13 @@
 import Foundation
 import Logging
 import Store
+import Synchronization
+
+/// Closes a device's live connections; the broker, once it runs.
+public protocol DeviceConnectionControl: Sendable {
+    /// Ends the device's connection and session, if it has one.
+    func disconnectDevice(_ deviceID: String)
+}
 
 /// The domain: the registry, access control and the event log over one store.
 ///
@@ -9,16 +16,34 @@ public final class Hub: Sendable {
     public let store: SQLStore
     public let logger: Logger
     let clock: @Sendable () -> Date
+    /// How many messages each device's history keeps.
+    public let messageHistoryLimit: Int
+    private let connectionControl = Mutex<(any DeviceConnectionControl)?>(nil)
 
-    public init(store: SQLStore, logger: Logger = Logger(label: "conduit.hub"), clock: @escaping @Sendable () -> Date = Date.init) {
+    public init(
+        store: SQLStore, logger: Logger = Logger(label: "conduit.hub"), messageHistoryLimit: Int = 1000,
+        clock: @escaping @Sendable () -> Date = Date.init
+    ) {
         self.store = store
         self.logger = logger
+        self.messageHistoryLimit = messageHistoryLimit
         self.clock = clock
+    }
+
+    /// Lets the hub disconnect devices whose access ends (rejected, decommissioned, deleted, new secret).
+    public func attach(_ control: any DeviceConnectionControl) {
+        self.connectionControl.withLock { $0 = control }
+    }
+
+    func disconnectDevice(_ deviceID: String) {
+        let control = self.connectionControl.withLock { $0 }
+        control?.disconnectDevice(deviceID)
     }
 
     public var access: AccessControl { AccessControl(hub: self) }
     public var devices: DeviceRegistry { DeviceRegistry(hub: self) }
     public var events: EventLog { EventLog(hub: self) }
+    public var messages: MessageHistory { MessageHistory(hub: self) }
 
     /// The time now, at the precision the store keeps.
     func now() -> Date { self.clock().truncatedToStorePrecision }

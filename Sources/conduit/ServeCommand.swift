@@ -4,6 +4,7 @@ import HTTPAPI
 import Hub
 import Hummingbird
 import Logging
+import MQTTBroker
 import Metrics
 import Prometheus
 import ServiceLifecycle
@@ -20,6 +21,9 @@ struct ServeCommand: AsyncParsableCommand {
               --database-url   CONDUIT_DATABASE_URL  database.url   (default SQLite in the data dir)
               --http-host      CONDUIT_HTTP_HOST     http.host      (default 127.0.0.1)
               --http-port      CONDUIT_HTTP_PORT     http.port      (default 8080; 0 picks a free port)
+              --mqtt-host      CONDUIT_MQTT_HOST     mqtt.host      (default 127.0.0.1)
+              --mqtt-port      CONDUIT_MQTT_PORT     mqtt.port      (default 1883; 0 picks a free port)
+              --mqtt-anonymous CONDUIT_MQTT_ANONYMOUS mqtt.anonymous (default false)
               --log-level      CONDUIT_LOG_LEVEL     log.level      (default info)
               --log-format     CONDUIT_LOG_FORMAT    log.format     (default text)
               --config         CONDUIT_CONFIG                       (a JSON file of the keys above)
@@ -35,11 +39,27 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Port of the HTTP API; 0 picks a free one. Env: CONDUIT_HTTP_PORT; key http.port. Default: 8080", valueName: "port"))
     var httpPort: Int?
 
+    @Option(help: ArgumentHelp("Address the MQTT broker listens on. Env: CONDUIT_MQTT_HOST; key mqtt.host. Default: 127.0.0.1", valueName: "host"))
+    var mqttHost: String?
+
+    @Option(help: ArgumentHelp("Port of the MQTT broker; 0 picks a free one. Env: CONDUIT_MQTT_PORT; key mqtt.port. Default: 1883", valueName: "port"))
+    var mqttPort: Int?
+
+    @Flag(
+        help: ArgumentHelp(
+            "Let any MQTT client connect without credentials and use any topic (development and conformance suites only). Env: CONDUIT_MQTT_ANONYMOUS=true; key mqtt.anonymous."
+        )
+    )
+    var mqttAnonymous = false
+
     func run() async throws {
         let settings = try await Settings.load(self.storeOptions)
         let location = try settings.databaseLocation()
         let host = settings.string(self.httpHost, key: "http.host") ?? "127.0.0.1"
         let port = try settings.int(self.httpPort, key: "http.port", range: 0...65535, default: 8080)
+        let mqttHost = settings.string(self.mqttHost, key: "mqtt.host") ?? "127.0.0.1"
+        let mqttPort = try settings.int(self.mqttPort, key: "mqtt.port", range: 0...65535, default: 1883)
+        let anonymous = try settings.bool(self.mqttAnonymous ? true : nil, key: "mqtt.anonymous", default: false)
         LogOutput.bootstrap(level: try settings.logLevel(default: .info), format: try settings.logFormat())
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -56,16 +76,39 @@ struct ServeCommand: AsyncParsableCommand {
                     metadata: ["conduit.token": "\(issued.token)", LogKey.tokenID: "\(issued.record.id)"]
                 )
             }
+            let broker: MQTTBroker
+            let brokerConfiguration = MQTTBrokerConfiguration(host: mqttHost, port: mqttPort)
+            if anonymous {
+                logger.warning(
+                    "MQTT anonymous access is ON: any client may connect without credentials and publish or subscribe to any topic. Never use this in production."
+                )
+                broker = MQTTBroker(configuration: brokerConfiguration, logger: Logger(label: "conduit.mqtt"))
+            } else {
+                let access = DeviceBrokerAccess(hub: hub)
+                broker = MQTTBroker(
+                    configuration: brokerConfiguration, authenticator: access, authorizer: access, observer: access,
+                    logger: Logger(label: "conduit.mqtt")
+                )
+            }
+            hub.attach(broker)
+            let brokerPort = try await broker.start()
             let app = ConduitAPI.application(
                 hub: hub, host: host, port: port, metrics: registry, logger: Logger(label: "conduit.http"),
                 onServerRunning: { port in
-                    logger.info("conduit is serving", metadata: ["conduit.http": "http://\(host):\(port)", "conduit.database": "\(location)"])
+                    logger.info(
+                        "conduit is serving",
+                        metadata: [
+                            "conduit.http": "http://\(host):\(port)", "conduit.mqtt": "mqtt://\(mqttHost):\(brokerPort)",
+                            "conduit.database": "\(location)",
+                        ]
+                    )
                 }
             )
             let services = ServiceGroup(
                 configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             )
             try await services.run()
+            await broker.shutdown()
             logger.info("conduit stopped")
         } catch {
             await store.shutdown()

@@ -75,6 +75,19 @@ struct Settings {
         return try self.int(number, key: key, range: range, default: value)
     }
 
+    /// A boolean setting: `true`/`false`, `1`/`0`, `yes`/`no`.
+    func bool(_ flag: Bool?, key: String, default value: Bool) throws -> Bool {
+        if let flag { return flag }
+        guard let raw = self.reader.string(forKey: ConfigKey(key)) else {
+            return self.reader.bool(forKey: ConfigKey(key)) ?? value
+        }
+        switch raw.lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw ValidationError("\(key) (\(Self.environmentName(key))): must be true or false, got '\(raw)'")
+        }
+    }
+
     static func environmentName(_ key: String) -> String {
         "CONDUIT_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
     }

@@ -1,4 +1,5 @@
 import ConduitTesting
+import Store
 import Foundation
 import Testing
 
@@ -171,7 +172,7 @@ struct CLITests {
         let directory = try makeTemporaryDirectory()
         let migrate = try await ConduitExecutable.run(["migrate", "--database-url", url], in: directory)
         #expect(migrate.status == 0, "\(migrate.stderr)")
-        #expect(migrate.stdout.hasPrefix("schema version 1"))
+        #expect(migrate.stdout.hasPrefix("schema version \(Store.SQLStore.latestSchemaVersion) "))
         let token = try await ConduitExecutable.run(["tokens", "create", "--role", "admin"], in: directory, environment: ["CONDUIT_DATABASE_URL": url])
         #expect(token.status == 0, "\(token.stderr)")
         let (server, port) = try await ConduitServer.start(["--http-port", "0", "--database-url", url], in: directory)

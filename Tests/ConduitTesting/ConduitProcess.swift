@@ -33,37 +33,21 @@ public enum ConduitExecutable {
         process.arguments = arguments
         process.currentDirectoryURL = directory
         process.environment = self.environment(environment)
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        // Both pipes are read to the end on their own threads (a chatty process cannot fill one and
-        // stall), and nothing here blocks one of Swift's few cooperative threads.
-        async let stdout = Self.readToEnd(out.fileHandleForReading)
-        async let stderr = Self.readToEnd(err.fileHandleForReading)
-        let (o, e) = await (stdout, stderr)
-        await Self.waitForExit(process)
-        return Result(
-            status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-            stderr: String(decoding: e, as: UTF8.self)
-        )
+        let (status, stdout, stderr) = try await Subprocess.runCapturing(process)
+        return Result(status: status, stdout: stdout, stderr: stderr)
     }
 
-    static func readToEnd(_ handle: FileHandle) async -> Data {
+    public static func readToEnd(_ handle: FileHandle) async -> Data {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
         }
     }
 
     /// Waits for the process to exit without blocking a cooperative thread.
-    static func waitForExit(_ process: Process) async {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                process.waitUntilExit()
-                continuation.resume()
-            }
+    public static func waitForExit(_ process: Process) async {
+        // Polling, not waitUntilExit: that one spins a run loop on whatever thread calls it.
+        while process.isRunning {
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 
@@ -98,7 +82,8 @@ public final class ConduitServer: Sendable {
         process.executableURL = try ConduitExecutable.url()
         process.arguments = ["serve"] + arguments
         process.currentDirectoryURL = directory
-        process.environment = ConduitExecutable.environment(environment)
+        // Each test's server takes a free MQTT port unless the test says otherwise: 1883 is one port.
+        process.environment = ConduitExecutable.environment(["CONDUIT_MQTT_PORT": "0"].merging(environment) { _, new in new })
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

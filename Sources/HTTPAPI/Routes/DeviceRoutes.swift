@@ -13,6 +13,7 @@ struct DeviceRoutes {
         group.patch("devices/{id}", use: self.update)
         group.delete("devices/{id}", use: self.delete)
         group.post("devices/{id}/secret", use: self.rotateSecret)
+        group.get("devices/{id}/messages", use: self.messages)
         for action in LifecycleAction.allCases {
             group.post("devices/{id}/\(action.rawValue)") { request, context in
                 try await self.perform(action, request: request, context: context)
@@ -88,6 +89,14 @@ struct DeviceRoutes {
         var response = EditedResponse(status: .ok, response: DeviceRepresentation(rotated.device, secret: rotated.secret))
         response.headers[.cacheControl] = "no-store"
         return response
+    }
+
+    @Sendable func messages(_ request: Request, context: ConduitRequestContext) async throws -> ListRepresentation<MessageRepresentation> {
+        let principal = try context.requirePrincipal()
+        let page = try await self.hub.messages.list(
+            deviceID: try context.parameters.require("id"), page: try request.pageRequest(), by: principal
+        )
+        return ListRepresentation(items: page.items.map(MessageRepresentation.init), nextCursor: page.nextCursor)
     }
 
     func perform(_ action: LifecycleAction, request: Request, context: ConduitRequestContext) async throws -> DeviceRepresentation {

@@ -47,6 +47,23 @@ struct EventRepresentation: Encodable {
     }
 }
 
+/// A message a device published; the payload in base64.
+struct MessageRepresentation: Encodable {
+    let topic: String
+    let payload: String
+    let qos: Int
+    let retain: Bool
+    let receivedAt: Date
+
+    init(_ message: DeviceMessage) {
+        self.topic = message.topic
+        self.payload = message.payload.base64EncodedString()
+        self.qos = message.qos
+        self.retain = message.retain
+        self.receivedAt = message.receivedAt
+    }
+}
+
 /// An API token as the API shows it; `token` appears only in the response that made it.
 struct TokenRepresentation: ResponseEncodable {
     let id: String

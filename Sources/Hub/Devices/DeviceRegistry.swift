@@ -140,6 +140,10 @@ public struct DeviceRegistry: Sendable {
             return (EventType.lifecycle(action), EventLog.json(["from": from.rawValue, "to": device.status.rawValue]))
         }
         Counter(label: "conduit_devices_lifecycle_total", dimensions: [("action", action.rawValue)]).increment()
+        if device.status != .accepted {
+            // Access ends now, not at the device's next reconnect.
+            self.hub.disconnectDevice(id)
+        }
         self.hub.logger.info(
             "device \(action.target.rawValue)", metadata: [LogKey.deviceID: "\(id)", LogKey.tenantID: "\(principal.tenantID)"]
         )
@@ -159,6 +163,7 @@ public struct DeviceRegistry: Sendable {
             device.updatedAt = now
             return (EventType.deviceSecretRotated, EventLog.json([String: String]()))
         }
+        self.hub.disconnectDevice(id)
         return DeviceWithSecret(device: device, secret: secret)
     }
 
@@ -172,11 +177,13 @@ public struct DeviceRegistry: Sendable {
                 throw HubError.notFound("device", id)
             }
             _ = try await session.devices.delete(tenantID: principal.tenantID, id: id)
+            try await session.messages.deleteAll(tenantID: principal.tenantID, deviceID: id)
             try await session.events.append(
                 tenantID: principal.tenantID, type: EventType.deviceDeleted, deviceID: id, actor: principal.actor,
                 data: EventLog.json(["name": device.name, "status": device.status.rawValue]), at: now
             )
         }
+        self.hub.disconnectDevice(id)
         self.hub.logger.info("device deleted", metadata: [LogKey.deviceID: "\(id)", LogKey.tenantID: "\(principal.tenantID)"])
     }
 

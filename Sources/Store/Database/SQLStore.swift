@@ -180,4 +180,5 @@ public struct StoreSession: Sendable {
     public var tokens: APITokenRepository { APITokenRepository(session: self) }
     public var devices: DeviceRepository { DeviceRepository(session: self) }
     public var events: EventRepository { EventRepository(session: self) }
+    public var messages: DeviceMessageRepository { DeviceMessageRepository(session: self) }
 }

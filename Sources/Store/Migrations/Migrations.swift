@@ -64,5 +64,22 @@ extension Migration {
                 "CREATE INDEX events_tenant_type_seq ON events (tenant_id, type, seq)",
             ]
         },
+        Migration(version: 2, name: "device message history") { dialect in
+            [
+                """
+                CREATE TABLE device_messages (
+                    seq \(dialect.identityPrimaryKey),
+                    tenant_id TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    topic TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    qos INTEGER NOT NULL,
+                    retain INTEGER NOT NULL,
+                    received_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX device_messages_device_seq ON device_messages (tenant_id, device_id, seq)",
+            ]
+        },
     ]
 }

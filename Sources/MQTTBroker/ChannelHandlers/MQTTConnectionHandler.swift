@@ -1,0 +1,457 @@
+import Logging
+import MQTT
+import NIOCore
+import NIOPosix
+
+/// One client connection: reads packets, runs the protocol for them with the broker, writes the
+/// answers. Lives on its channel's event loop.
+final class MQTTConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = MQTTPacket
+    typealias OutboundIn = Never
+    typealias OutboundOut = ByteBuffer
+
+    /// Sent through the pipeline when the broker shuts down.
+    struct ServerShutdown {}
+
+    private enum State {
+        case awaitingConnect
+        /// The authenticator is deciding; packets that arrive meanwhile wait here.
+        case authenticating(MQTTConnectPacket, pending: [MQTTPacket])
+        case connected(Connected)
+        case closed
+    }
+
+    private struct Connected {
+        var connect: MQTTConnectPacket
+        var clientIdentifier: String
+        var principal: String
+        var version: MQTTProtocolVersion { self.connect.version }
+        /// Topic aliases the client set (5.0).
+        var topicAliases: [UInt16: String] = [:]
+        /// QoS 1 and 2 publishes from the client not yet acknowledged.
+        var unacknowledged = 0
+    }
+
+    private let broker: MQTTBroker
+    private var state = State.awaitingConnect
+    private var version: MQTTProtocolVersion = .v5
+    private var context: ChannelHandlerContext?
+    private var connectTimeout: Scheduled<Void>?
+    /// Acknowledgements leave in the order their PUBLISHes came [MQTT-4.6.0-2], each after the
+    /// observer has the message: this is the tail of that chain.
+    private var acknowledgementTail: EventLoopFuture<Void>?
+    /// Messages handed to the observer whose outcome is not known yet.
+    private var pendingStores = 0
+    private var disconnectedCleanly = false
+    private var logger: Logger
+
+    init(broker: MQTTBroker) {
+        self.broker = broker
+        self.logger = broker.logger
+    }
+
+    private var identifier: ObjectIdentifier { ObjectIdentifier(self) }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.logger[metadataKey: "conduit.peer"] = "\(context.remoteAddress?.description ?? "?")"
+        self.connectTimeout = context.eventLoop.scheduleTask(in: self.broker.configuration.connectTimeout) { [weak self] in
+            guard let self, case .awaitingConnect = self.state else { return }
+            self.logger.debug("no CONNECT in time")
+            self.close()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.connectTimeout?.cancel()
+        if case .connected(let connected) = self.state {
+            self.broker.connectionClosed(
+                clientIdentifier: connected.clientIdentifier, connection: self.identifier, publishWill: !self.disconnectedCleanly
+            )
+            self.logger.debug("client disconnected", metadata: ["conduit.client_id": "\(connected.clientIdentifier)"])
+        }
+        self.state = .closed
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ServerShutdown {
+            self.close(reason: .serverShuttingDown)
+        } else if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            // Nothing from the client for 1.5 times its keep-alive [MQTT-3.1.2-22].
+            self.logger.debug("keep-alive expired")
+            self.close(reason: .keepAliveTimeout)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let protocolError = error as? MQTTProtocolError ?? (error as? ByteToMessageDecoderError).flatMap(Self.unwrap) else {
+            self.logger.debug("connection error", metadata: ["error": "\(error)"])
+            self.close()
+            return
+        }
+        self.logger.info("protocol violation; closing", metadata: ["error": "\(protocolError)"])
+        switch self.state {
+        case .awaitingConnect, .authenticating:
+            // CONNACK can carry the reason before the connection is accepted [MQTT-3.2.2-6].
+            if protocolError.reasonCode == .unsupportedProtocolVersion {
+                self.version = .v3_1_1
+                self.write([.connack(MQTTConnAckPacket(reasonCode: .unsupportedProtocolVersion))])
+            }
+            self.close()
+        case .connected:
+            self.close(reason: protocolError.reasonCode)
+        case .closed:
+            break
+        }
+    }
+
+    private static func unwrap(_ error: ByteToMessageDecoderError) -> MQTTProtocolError? {
+        if case .dataReceivedInErrorState(let inner, _) = error { return inner as? MQTTProtocolError }
+        return nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let packet = self.unwrapInboundIn(data)
+        switch self.state {
+        case .awaitingConnect:
+            guard case .connect(let connect) = packet else { return self.close() }
+            self.connectTimeout?.cancel()
+            self.connectReceived(connect, context: context)
+        case .authenticating(let connect, var pending):
+            guard pending.count < 256 else { return self.close() }
+            pending.append(packet)
+            self.state = .authenticating(connect, pending: pending)
+        case .connected(var connected):
+            self.packetReceived(packet, connected: &connected, context: context)
+            if case .connected = self.state { self.state = .connected(connected) }
+        case .closed:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    // MARK: CONNECT
+
+    private func connectReceived(_ connect: MQTTConnectPacket, context: ChannelHandlerContext) {
+        self.version = connect.version
+        var clientIdentifier = connect.clientIdentifier
+        var assigned = false
+        if clientIdentifier.isEmpty {
+            // A server-assigned identifier, for clean sessions only [MQTT-3.1.3-8].
+            guard connect.cleanStart || connect.version.hasProperties && (connect.properties.sessionExpiryInterval ?? 0) == 0 else {
+                return self.refuse(.clientIdentifierNotValid)
+            }
+            clientIdentifier = "auto-" + String(UInt64.random(in: 1...UInt64.max), radix: 36)
+            assigned = true
+        }
+        if connect.properties.authenticationMethod != nil {
+            // Enhanced authentication is not offered.
+            return self.refuse(.badAuthenticationMethod)
+        }
+        self.state = .authenticating(connect, pending: [])
+        let request = MQTTConnectRequest(
+            clientIdentifier: clientIdentifier, username: connect.username, password: connect.password,
+            version: connect.version, certificateCommonName: nil
+        )
+        let authenticator = self.broker.authenticator
+        let promise = context.eventLoop.makePromise(of: MQTTAuthenticationResult.self)
+        promise.completeWithTask { await authenticator.authenticate(request) }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        promise.futureResult.whenSuccess { result in
+            loopBound.value.authenticated(result, clientIdentifier: clientIdentifier, assigned: assigned)
+        }
+    }
+
+    private func refuse(_ reason: MQTTReasonCode) {
+        self.write([.connack(MQTTConnAckPacket(reasonCode: reason))])
+        self.close()
+    }
+
+    private func authenticated(_ result: MQTTAuthenticationResult, clientIdentifier: String, assigned: Bool) {
+        guard case .authenticating(let connect, let pending) = self.state, let context = self.context else { return }
+        guard case .accept(let principal) = result else {
+            if case .reject(let reason) = result {
+                self.logger.info(
+                    "connection refused", metadata: ["conduit.client_id": "\(clientIdentifier)", "conduit.reason": "\(reason)"]
+                )
+                self.refuse(reason)
+            }
+            return
+        }
+        let configuration = self.broker.configuration
+        let handle = MQTTConnectionHandle(
+            identifier: self.identifier, version: connect.version,
+            receiveMaximum: Int(connect.properties.receiveMaximum ?? UInt16.max),
+            maximumPacketSize: connect.properties.maximumPacketSize.map { Int($0) } ?? .max,
+            send: { [channel = context.channel, loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)] packets in
+                channel.eventLoop.execute {
+                    loopBound.value.write(packets)
+                    loopBound.value.context?.flush()
+                }
+            },
+            close: { [channel = context.channel, loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)] reason in
+                channel.eventLoop.execute { loopBound.value.close(reason: reason) }
+            }
+        )
+        let outcome = self.broker.connect(connect, clientIdentifier: clientIdentifier, principal: principal, handle: handle)
+        self.logger[metadataKey: "conduit.client_id"] = "\(clientIdentifier)"
+        var properties = MQTTProperties()
+        if connect.version.hasProperties {
+            properties.set(.receiveMaximum(configuration.receiveMaximum))
+            properties.set(.maximumPacketSize(UInt32(configuration.maximumPacketSize)))
+            properties.set(.topicAliasMaximum(configuration.topicAliasMaximum))
+            properties.set(.retainAvailable(1))
+            properties.set(.wildcardSubscriptionAvailable(1))
+            properties.set(.subscriptionIdentifierAvailable(1))
+            properties.set(.sharedSubscriptionAvailable(1))
+            if assigned { properties.set(.assignedClientIdentifier(clientIdentifier)) }
+            if outcome.sessionExpiry != (connect.properties.sessionExpiryInterval ?? 0) {
+                properties.set(.sessionExpiryInterval(outcome.sessionExpiry))
+            }
+        }
+        self.state = .connected(Connected(connect: connect, clientIdentifier: clientIdentifier, principal: principal))
+        self.write([.connack(MQTTConnAckPacket(sessionPresent: outcome.sessionPresent, reasonCode: .success, properties: properties))])
+        context.flush()
+        if connect.keepAlive > 0 {
+            let timeout = TimeAmount.milliseconds(Int64(connect.keepAlive) * 1500)
+            try? context.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: timeout), position: .first)
+        }
+        self.logger.debug("client connected", metadata: ["conduit.principal": "\(principal)", "conduit.mqtt_version": "\(connect.version)"])
+        self.broker.resume(clientIdentifier: clientIdentifier, connection: self.identifier)
+        for packet in pending {
+            guard case .connected(var connected) = self.state else { break }
+            self.packetReceived(packet, connected: &connected, context: context)
+            if case .connected = self.state { self.state = .connected(connected) }
+        }
+        context.flush()
+    }
+
+    // MARK: Packets of a connected client
+
+    private func packetReceived(_ packet: MQTTPacket, connected: inout Connected, context: ChannelHandlerContext) {
+        switch packet {
+        case .publish(let publish):
+            self.publishReceived(publish, connected: &connected, context: context)
+        case .pubrel(let ack):
+            let known = self.broker.releaseQoS2(clientIdentifier: connected.clientIdentifier, packetIdentifier: ack.packetIdentifier)
+            self.afterAcknowledgements {
+                $0.write([.pubcomp(MQTTAckPacket(packetIdentifier: ack.packetIdentifier, reasonCode: known ? .success : .packetIdentifierNotFound))])
+            }
+        case .puback, .pubrec, .pubcomp:
+            self.write(self.broker.acknowledged(packet, clientIdentifier: connected.clientIdentifier))
+        case .subscribe(let subscribe):
+            self.subscribeReceived(subscribe, connected: connected)
+        case .unsubscribe(let unsubscribe):
+            let codes = self.broker.unsubscribe(clientIdentifier: connected.clientIdentifier, unsubscribe.topicFilters)
+            self.write([.unsuback(MQTTSubAckPacket(packetIdentifier: unsubscribe.packetIdentifier, reasonCodes: connected.version.hasProperties ? codes : []))])
+        case .pingreq:
+            self.write([.pingresp])
+        case .disconnect(let disconnect):
+            if let expiry = disconnect.properties.sessionExpiryInterval {
+                let requested = connected.connect.properties.sessionExpiryInterval ?? 0
+                guard requested != 0 || expiry == 0 else {
+                    // 0 at CONNECT cannot become non-zero at DISCONNECT [MQTT-3.14.2-2].
+                    return self.close(reason: .protocolError)
+                }
+                self.broker.updateSessionExpiry(clientIdentifier: connected.clientIdentifier, connection: self.identifier, to: expiry)
+            }
+            // A DISCONNECT with 0x04 asks for the will all the same [MQTT-3.14.4-3].
+            self.disconnectedCleanly = disconnect.reasonCode != .disconnectWithWillMessage
+            self.close()
+        case .auth:
+            self.close(reason: .protocolError)
+        case .connect, .connack, .suback, .unsuback, .pingresp:
+            // Packets only a server sends.
+            self.close(reason: .protocolError)
+        }
+    }
+
+    private func publishReceived(_ publish: MQTTPublishPacket, connected: inout Connected, context: ChannelHandlerContext) {
+        var publish = publish
+        let v5 = connected.version.hasProperties
+        // Topic aliases (5.0): a topic with an alias sets it; an empty topic uses it.
+        if let alias = publish.properties.topicAlias {
+            guard alias <= self.broker.configuration.topicAliasMaximum else { return self.close(reason: .topicAliasInvalid) }
+            if publish.topic.isEmpty {
+                guard let topic = connected.topicAliases[alias] else { return self.close(reason: .protocolError) }
+                publish.topic = topic
+            } else {
+                connected.topicAliases[alias] = publish.topic
+            }
+        }
+        if publish.qos != .atMostOnce {
+            connected.unacknowledged += 1
+            guard connected.unacknowledged <= Int(self.broker.configuration.receiveMaximum) else {
+                return self.close(reason: .receiveMaximumExceeded)
+            }
+        }
+        let identifier = publish.packetIdentifier ?? 0
+        guard self.broker.authorizer.mayPublish(principal: connected.principal, topic: publish.topic) else {
+            self.logger.warning(
+                "publish refused: topic outside the client's space",
+                metadata: ["conduit.principal": "\(connected.principal)", "conduit.topic": "\(publish.topic)"]
+            )
+            // 5.0 says why; 3.1.1 cannot, so the message is acknowledged and dropped.
+            let reason: MQTTReasonCode = v5 ? .notAuthorized : .success
+            switch publish.qos {
+            case .atMostOnce: break
+            case .atLeastOnce: self.acknowledge(.puback(MQTTAckPacket(packetIdentifier: identifier, reasonCode: reason)))
+            case .exactlyOnce:
+                if !v5 { _ = self.broker.receiveQoS2(clientIdentifier: connected.clientIdentifier, packetIdentifier: identifier) }
+                self.acknowledge(.pubrec(MQTTAckPacket(packetIdentifier: identifier, reasonCode: reason)))
+            }
+            return
+        }
+        if publish.qos == .exactlyOnce
+            && !self.broker.receiveQoS2(clientIdentifier: connected.clientIdentifier, packetIdentifier: identifier)
+        {
+            // A resend of a QoS 2 message already routed: acknowledge it again, route nothing.
+            self.acknowledge(.pubrec(MQTTAckPacket(packetIdentifier: identifier)))
+            return
+        }
+        var properties = publish.properties
+        let expiry = properties.messageExpiryInterval
+        for property in [UInt8(0x23), 0x0B, 0x02] { properties.remove(identifier: property) }
+        let message = MQTTBrokerMessage(
+            topic: publish.topic, payload: publish.payload, qos: publish.qos, retain: publish.retain,
+            properties: properties, expiresAt: expiry.map { .now() + .seconds(Int64($0)) },
+            publisherClientIdentifier: connected.clientIdentifier
+        )
+        self.broker.published(message)
+        let ack: MQTTPacket? =
+            switch publish.qos {
+            case .atMostOnce: nil
+            case .atLeastOnce: .puback(MQTTAckPacket(packetIdentifier: identifier))
+            case .exactlyOnce: .pubrec(MQTTAckPacket(packetIdentifier: identifier))
+            }
+        guard let observer = self.broker.observer else {
+            if let ack { self.acknowledge(ack) }
+            return
+        }
+        let principal = connected.principal
+        let clientIdentifier = connected.clientIdentifier
+        let stored = context.eventLoop.makePromise(of: Void.self)
+        stored.completeWithTask {
+            try await observer.messagePublished(principal: principal, clientIdentifier: clientIdentifier, message: message)
+        }
+        let previous = self.acknowledgementTail ?? context.eventLoop.makeSucceededVoidFuture()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let tail = previous.flatMap { stored.futureResult }
+        self.acknowledgementTail = tail
+        self.pendingStores += 1
+        tail.whenComplete { result in
+            let handler = loopBound.value
+            handler.pendingStores -= 1
+            switch result {
+            case .success:
+                if let ack { handler.acknowledge(ack) }
+                handler.context?.flush()
+            case .failure(let error):
+                // Not stored: the client keeps the message and sends it again after reconnecting.
+                handler.logger.error("message could not be stored; closing unacknowledged", metadata: ["error": "\(error)"])
+                handler.close(reason: .unspecifiedError)
+            }
+        }
+    }
+
+    /// Writes an acknowledgement of a client's PUBLISH after any still waiting for the observer.
+    private func acknowledge(_ packet: MQTTPacket) {
+        self.afterAcknowledgements { handler in
+            if case .connected(var connected) = handler.state {
+                if case .puback = packet { connected.unacknowledged -= 1 }
+                if case .pubrec = packet { connected.unacknowledged -= 1 }
+                handler.state = .connected(connected)
+            }
+            handler.write([packet])
+        }
+    }
+
+    private func afterAcknowledgements(_ body: @escaping (MQTTConnectionHandler) -> Void) {
+        guard self.pendingStores > 0, let tail = self.acknowledgementTail, let context = self.context else {
+            return body(self)
+        }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let next = tail.always { _ in
+            body(loopBound.value)
+            loopBound.value.context?.flush()
+        }.map { _ in }
+        self.acknowledgementTail = next
+    }
+
+    private func subscribeReceived(_ subscribe: MQTTSubscribePacket, connected: Connected) {
+        let v5 = connected.version.hasProperties
+        var entries: [(MQTTSubscription, allowed: Bool)] = []
+        var codes: [MQTTReasonCode?] = []
+        for request in subscribe.subscriptions {
+            let parsed: MQTTTopic.Filter
+            do {
+                parsed = try MQTTTopic.validateFilter(request.topicFilter)
+            } catch {
+                codes.append(v5 ? .topicFilterInvalid : .unspecifiedError)
+                continue
+            }
+            if parsed.shareGroup != nil && request.noLocal {
+                // No Local on a shared subscription is a protocol error [MQTT-3.8.3-4].
+                return self.close(reason: .protocolError)
+            }
+            let allowed = self.broker.authorizer.maySubscribe(principal: connected.principal, filter: parsed.filter)
+            if !allowed {
+                self.logger.warning(
+                    "subscribe refused: filter outside the client's space",
+                    metadata: ["conduit.principal": "\(connected.principal)", "conduit.filter": "\(request.topicFilter)"]
+                )
+            }
+            entries.append(
+                (
+                    MQTTSubscription(
+                        filter: request.topicFilter, topicFilter: parsed.filter, shareGroup: parsed.shareGroup, qos: request.qos,
+                        noLocal: request.noLocal, retainAsPublished: request.retainAsPublished,
+                        retainHandling: request.retainHandling, identifier: subscribe.properties.subscriptionIdentifiers.first
+                    ),
+                    allowed
+                )
+            )
+            codes.append(nil)
+        }
+        var results = self.broker.subscribe(clientIdentifier: connected.clientIdentifier, entries, connection: self.identifier)
+            .makeIterator()
+        let final: [MQTTReasonCode] = codes.map { $0 ?? results.next() ?? .unspecifiedError }
+        // 3.1.1 SUBACK has only 0x80 for a refusal.
+        let written = v5 ? final : final.map { $0.isFailure ? .unspecifiedError : $0 }
+        self.write([.suback(MQTTSubAckPacket(packetIdentifier: subscribe.packetIdentifier, reasonCodes: written))])
+    }
+
+    // MARK: Output
+
+    func write(_ packets: [MQTTPacket]) {
+        guard let context = self.context, context.channel.isActive else { return }
+        for packet in packets {
+            var buffer = context.channel.allocator.buffer(capacity: 64)
+            packet.write(to: &buffer, version: self.version)
+            context.write(self.wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    /// Closes the connection; on 5.0 after a DISCONNECT with `reason` once connected [MQTT-4.13.2].
+    func close(reason: MQTTReasonCode? = nil) {
+        guard let context = self.context else { return }
+        if let reason, case .connected(let connected) = self.state, connected.version.hasProperties {
+            self.write([.disconnect(MQTTReasonPacket(reasonCode: reason))])
+        }
+        if case .connected = self.state {} else { self.state = .closed }
+        context.flush()
+        context.close(promise: nil)
+    }
+}

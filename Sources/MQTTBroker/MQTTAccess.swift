@@ -1,0 +1,49 @@
+import MQTT
+import NIOCore
+
+/// What a client presented in CONNECT, for the authenticator.
+public struct MQTTConnectRequest: Sendable {
+    public var clientIdentifier: String
+    public var username: String?
+    public var password: ByteBuffer?
+    public var version: MQTTProtocolVersion
+    /// The subject CN of the client's TLS certificate, when it presented one.
+    public var certificateCommonName: String?
+}
+
+/// The authenticator's verdict on a CONNECT.
+public enum MQTTAuthenticationResult: Sendable, Equatable {
+    /// Let the client in as `principal` (a device id, or the client id when anonymous).
+    case accept(principal: String)
+    /// Refuse it with this reason (`.badUserNameOrPassword`, `.notAuthorized`, ...).
+    case reject(MQTTReasonCode)
+}
+
+/// Decides who may connect.
+public protocol MQTTAuthenticator: Sendable {
+    func authenticate(_ request: MQTTConnectRequest) async -> MQTTAuthenticationResult
+}
+
+/// Decides which topics an authenticated principal may use.
+public protocol MQTTAuthorizer: Sendable {
+    func mayPublish(principal: String, topic: String) -> Bool
+    func maySubscribe(principal: String, filter: String) -> Bool
+}
+
+/// Hears about every message a client publishes, before the broker acknowledges it.
+public protocol MQTTPublishObserver: Sendable {
+    /// Called for each accepted PUBLISH; a QoS 1 or 2 message is acknowledged only after this
+    /// returns, so that a message the hub stored is never one the client thinks was lost. A
+    /// throw closes the client's connection unacknowledged, and the client sends it again.
+    func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws
+}
+
+/// Lets anyone connect, as its client id, and use any topic: mosquitto's `allow_anonymous true`.
+public struct MQTTAllowAll: MQTTAuthenticator, MQTTAuthorizer {
+    public init() {}
+    public func authenticate(_ request: MQTTConnectRequest) async -> MQTTAuthenticationResult {
+        .accept(principal: request.clientIdentifier)
+    }
+    public func mayPublish(principal: String, topic: String) -> Bool { true }
+    public func maySubscribe(principal: String, filter: String) -> Bool { true }
+}

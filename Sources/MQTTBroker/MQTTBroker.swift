@@ -1,0 +1,519 @@
+import DequeModule
+import Logging
+import MQTT
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// Conduit's embedded MQTT 3.1.1 and 5.0 broker.
+///
+/// Connections are served by ``MQTTConnectionHandler``s on NIO event loops; the sessions, the
+/// subscription tree and the retained messages live here, behind one lock that is held only for
+/// in-memory work (packets go out through each connection's event loop, never under a wait).
+public final class MQTTBroker: @unchecked Sendable {
+    public let configuration: MQTTBrokerConfiguration
+    let authenticator: any MQTTAuthenticator
+    let authorizer: any MQTTAuthorizer
+    let observer: (any MQTTPublishObserver)?
+    let logger: Logger
+    let eventLoopGroup: any EventLoopGroup
+
+    private let lock = NIOLock()
+    // Everything below is guarded by `lock`.
+    private var sessions: [String: MQTTSession] = [:]
+    private var tree = SubscriptionTree()
+    private var retained: [String: MQTTBrokerMessage] = [:]
+    private var shareCursor: [String: Int] = [:]
+    private var listeners: [any Channel] = []
+    private var connections: [ObjectIdentifier: any Channel] = [:]
+
+    public init(
+        configuration: MQTTBrokerConfiguration = .init(), authenticator: any MQTTAuthenticator = MQTTAllowAll(),
+        authorizer: any MQTTAuthorizer = MQTTAllowAll(), observer: (any MQTTPublishObserver)? = nil,
+        logger: Logger = Logger(label: "conduit.mqtt"), eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.configuration = configuration
+        self.authenticator = authenticator
+        self.authorizer = authorizer
+        self.observer = observer
+        self.logger = logger
+        self.eventLoopGroup = eventLoopGroup
+    }
+
+    // MARK: Listening
+
+    /// Binds the TCP listener and returns the port it listens on.
+    @discardableResult
+    public func start() async throws -> Int {
+        let channel = try await ServerBootstrap(group: self.eventLoopGroup)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.configure(channel)
+                }
+            }
+            .bind(host: self.configuration.host, port: self.configuration.port)
+            .get()
+        self.lock.withLock { self.listeners.append(channel) }
+        let port = channel.localAddress?.port ?? self.configuration.port
+        self.logger.info("MQTT broker listening", metadata: ["conduit.mqtt": "\(self.configuration.host):\(port)"])
+        return port
+    }
+
+    func configure(_ channel: any Channel) throws {
+        let handler = MQTTConnectionHandler(broker: self)
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(MQTTPacketDecoder(maximumPacketSize: self.configuration.maximumPacketSize))
+        )
+        try channel.pipeline.syncOperations.addHandler(handler)
+        self.lock.withLock { self.connections[ObjectIdentifier(channel)] = channel }
+        channel.closeFuture.whenComplete { _ in
+            _ = self.lock.withLock { self.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+        }
+    }
+
+    /// Stops listening, tells 5.0 clients the server is shutting down, and closes every connection.
+    public func shutdown() async {
+        let (listeners, connections) = self.lock.withLock {
+            let result = (self.listeners, Array(self.connections.values))
+            self.listeners = []
+            for session in self.sessions.values {
+                session.expiryTimer?.cancel()
+                session.willTimer?.cancel()
+            }
+            return result
+        }
+        for listener in listeners { try? await listener.close() }
+        for connection in connections {
+            connection.pipeline.fireUserInboundEventTriggered(MQTTConnectionHandler.ServerShutdown())
+        }
+        for connection in connections { try? await connection.closeFuture.get() }
+    }
+
+    /// How many clients are connected now.
+    public var connectedClientCount: Int {
+        self.lock.withLock { self.sessions.values.filter { $0.connection != nil }.count }
+    }
+
+    /// True when a client with this identifier is connected.
+    public func isConnected(clientIdentifier: String) -> Bool {
+        self.lock.withLock { self.sessions[clientIdentifier]?.connection != nil }
+    }
+
+    /// Closes the client's connection (5.0: DISCONNECT with `reason`) and, when `discardSession`,
+    /// forgets its session; for a device that was rejected or decommissioned.
+    @discardableResult
+    public func disconnect(
+        clientIdentifier: String, reason: MQTTReasonCode = .administrativeAction, discardSession: Bool = true
+    ) -> Bool {
+        self.lock.withLock {
+            guard let session = self.sessions[clientIdentifier] else { return false }
+            let connection = session.connection
+            // No will for an administrative disconnect: the operator, not the network, ended it.
+            session.will = nil
+            if discardSession {
+                self.removeSession(session)
+            } else {
+                session.connection = nil
+            }
+            connection?.close(reason: reason)
+            return connection != nil
+        }
+    }
+
+    /// Publishes a message from the hub itself (a downlink), as if a client had.
+    public func publish(_ message: MQTTBrokerMessage) {
+        self.lock.withLock { self.route(message) }
+    }
+
+    // MARK: Sessions (called by connection handlers)
+
+    struct ConnectOutcome {
+        var sessionPresent: Bool
+        var sessionExpiry: UInt32
+    }
+
+    /// Attaches a connection to its session, taking the session over from an older connection.
+    func connect(
+        _ connect: MQTTConnectPacket, clientIdentifier: String, principal: String, handle: MQTTConnectionHandle
+    ) -> ConnectOutcome {
+        let requestedExpiry: UInt32 =
+            connect.version.hasProperties
+            ? (connect.properties.sessionExpiryInterval ?? 0)
+            : (connect.cleanStart ? 0 : .max)
+        let expiry = min(requestedExpiry, connect.version.hasProperties ? self.configuration.maximumSessionExpiry : .max)
+        return self.lock.withLock {
+            var present = false
+            if let existing = self.sessions[clientIdentifier] {
+                existing.expiryTimer?.cancel()
+                existing.expiryTimer = nil
+                existing.willTimer?.cancel()
+                existing.willTimer = nil
+                if let old = existing.connection {
+                    // Session takeover [MQTT-3.1.4-3]: the old connection goes, its will with it
+                    // unless the will was to wait (the new connection is that wait's end).
+                    if let will = existing.will, (will.properties.willDelayInterval ?? 0) == 0 {
+                        self.route(Self.message(from: will, publisher: clientIdentifier))
+                    }
+                    existing.connection = nil
+                    old.close(reason: .sessionTakenOver)
+                }
+                if connect.cleanStart {
+                    self.removeSession(existing)
+                } else {
+                    present = true
+                }
+            }
+            let session = present ? self.sessions[clientIdentifier]! : MQTTSession(clientIdentifier: clientIdentifier, principal: principal)
+            self.sessions[clientIdentifier] = session
+            session.principal = principal
+            session.connection = handle
+            session.will = connect.will
+            session.expiryInterval = expiry
+            return ConnectOutcome(sessionPresent: present, sessionExpiry: expiry)
+        }
+    }
+
+    /// After CONNACK went out: sends what the session owes the client, unacknowledged messages
+    /// first (again, with DUP) and then the queue.
+    func resume(clientIdentifier: String, connection: ObjectIdentifier) {
+        self.lock.withLock {
+            guard let session = self.sessions[clientIdentifier], let handle = session.connection,
+                handle.identifier == connection
+            else { return }
+            let now = NIODeadline.now()
+            var packets: [MQTTPacket] = []
+            for identifier in session.inflightOrder {
+                guard let inflight = session.inflight[identifier] else { continue }
+                if inflight.released {
+                    packets.append(.pubrel(MQTTAckPacket(packetIdentifier: identifier)))
+                } else {
+                    packets.append(
+                        .publish(
+                            inflight.message.publishPacket(
+                                qos: inflight.qos, retain: inflight.retain, packetIdentifier: identifier,
+                                subscriptionIdentifiers: inflight.subscriptionIdentifiers, duplicate: true, now: now
+                            )
+                        )
+                    )
+                }
+            }
+            handle.write(packets)
+            self.drain(session)
+        }
+    }
+
+    /// The connection ended. With `publishWill`, the will goes out (after its delay); the session
+    /// stays for its expiry interval, or goes now.
+    func connectionClosed(clientIdentifier: String, connection: ObjectIdentifier, publishWill: Bool) {
+        self.lock.withLock {
+            guard let session = self.sessions[clientIdentifier], session.connection?.identifier == connection else { return }
+            session.connection = nil
+            if publishWill, let will = session.will {
+                let delay = min(will.properties.willDelayInterval ?? 0, session.expiryInterval)
+                if delay == 0 {
+                    self.route(Self.message(from: will, publisher: clientIdentifier))
+                } else {
+                    session.willTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(delay))) {
+                        self.lock.withLock {
+                            guard session.connection == nil, let will = session.will else { return }
+                            session.will = nil
+                            session.willTimer = nil
+                            self.route(Self.message(from: will, publisher: clientIdentifier))
+                        }
+                    }
+                }
+            }
+            if !publishWill { session.will = nil }
+            switch session.expiryInterval {
+            case 0:
+                self.endSession(session)
+            case .max:
+                break
+            default:
+                session.expiryTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(session.expiryInterval))) {
+                    self.lock.withLock {
+                        guard session.connection == nil, self.sessions[clientIdentifier] === session else { return }
+                        self.endSession(session)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A 5.0 DISCONNECT may change the session expiry interval.
+    func updateSessionExpiry(clientIdentifier: String, connection: ObjectIdentifier, to expiry: UInt32) {
+        self.lock.withLock {
+            guard let session = self.sessions[clientIdentifier], session.connection?.identifier == connection else { return }
+            session.expiryInterval = min(expiry, self.configuration.maximumSessionExpiry)
+        }
+    }
+
+    /// A session ends: a will still waiting for its delay goes out now [MQTT-3.1.3-9].
+    private func endSession(_ session: MQTTSession) {
+        if session.willTimer != nil, let will = session.will {
+            session.willTimer?.cancel()
+            session.will = nil
+            self.route(Self.message(from: will, publisher: session.clientIdentifier))
+        }
+        self.removeSession(session)
+    }
+
+    private func removeSession(_ session: MQTTSession) {
+        for subscription in session.subscriptions.values {
+            self.tree.remove(
+                clientIdentifier: session.clientIdentifier, topicFilter: subscription.topicFilter,
+                shareGroup: subscription.shareGroup
+            )
+        }
+        session.subscriptions = [:]
+        session.expiryTimer?.cancel()
+        session.willTimer?.cancel()
+        if self.sessions[session.clientIdentifier] === session {
+            self.sessions[session.clientIdentifier] = nil
+        }
+    }
+
+    static func message(from will: MQTTConnectPacket.Will, publisher: String) -> MQTTBrokerMessage {
+        var properties = will.properties
+        properties.remove(identifier: 0x18)  // will delay is not a PUBLISH property
+        let expiry = properties.messageExpiryInterval
+        properties.remove(identifier: 0x02)
+        return MQTTBrokerMessage(
+            topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, properties: properties,
+            expiresAt: expiry.map { .now() + .seconds(Int64($0)) }, publisherClientIdentifier: publisher
+        )
+    }
+
+    // MARK: Messages
+
+    /// Routes a message to every matching subscription and keeps it when it is retained. Lock held.
+    private func route(_ message: MQTTBrokerMessage) {
+        if message.retain {
+            if message.payload.readableBytes == 0 {
+                self.retained[message.topic] = nil
+            } else {
+                self.retained[message.topic] = message
+            }
+        }
+        let matches = self.tree.matches(topic: message.topic)
+        if !matches.direct.isEmpty {
+            // A session with several matching subscriptions gets one copy at the highest QoS,
+            // carrying every matching subscription identifier.
+            var perClient: [String: (qos: MQTTQoS, retainAsPublished: Bool, identifiers: [Int])] = [:]
+            for (client, subscription) in matches.direct {
+                if subscription.noLocal && client == message.publisherClientIdentifier { continue }
+                var entry = perClient[client] ?? (.atMostOnce, false, [])
+                entry.qos = max(entry.qos, subscription.qos)
+                entry.retainAsPublished = entry.retainAsPublished || subscription.retainAsPublished
+                if let identifier = subscription.identifier { entry.identifiers.append(identifier) }
+                perClient[client] = entry
+            }
+            for (client, entry) in perClient {
+                guard let session = self.sessions[client] else { continue }
+                self.deliver(
+                    message, to: session, qos: min(message.qos, entry.qos),
+                    retain: entry.retainAsPublished && message.retain, subscriptionIdentifiers: entry.identifiers
+                )
+            }
+        }
+        for (group, candidates) in matches.shared {
+            // One member of the share group gets each message, in turn; connected members first.
+            let ordered = candidates.sorted { $0.clientIdentifier < $1.clientIdentifier }
+            let connected = ordered.filter { self.sessions[$0.clientIdentifier]?.connection != nil }
+            let pool = connected.isEmpty ? ordered : connected
+            guard !pool.isEmpty else { continue }
+            let cursor = self.shareCursor[group, default: 0]
+            self.shareCursor[group] = cursor &+ 1
+            let chosen = pool[cursor % pool.count]
+            guard let session = self.sessions[chosen.clientIdentifier] else { continue }
+            self.deliver(
+                message, to: session, qos: min(message.qos, chosen.subscription.qos), retain: false,
+                subscriptionIdentifiers: chosen.subscription.identifier.map { [$0] } ?? []
+            )
+        }
+    }
+
+    /// Sends a message to a session now, or queues it. Lock held.
+    private func deliver(
+        _ message: MQTTBrokerMessage, to session: MQTTSession, qos: MQTTQoS, retain: Bool, subscriptionIdentifiers: [Int]
+    ) {
+        guard let connection = session.connection else {
+            // Offline: QoS 1 and 2 wait in a persistent session; QoS 0 is not kept.
+            if qos != .atMostOnce { self.enqueue(message, qos: qos, retain: retain, identifiers: subscriptionIdentifiers, in: session) }
+            return
+        }
+        if qos == .atMostOnce {
+            let packet = message.publishPacket(
+                qos: .atMostOnce, retain: retain, packetIdentifier: nil, subscriptionIdentifiers: subscriptionIdentifiers,
+                now: .now()
+            )
+            if self.fits(.publish(packet), connection) { connection.write([.publish(packet)]) }
+            return
+        }
+        if session.queue.isEmpty && session.inflight.count < self.window(connection) {
+            self.send(message, qos: qos, retain: retain, identifiers: subscriptionIdentifiers, to: session, connection)
+        } else {
+            self.enqueue(message, qos: qos, retain: retain, identifiers: subscriptionIdentifiers, in: session)
+        }
+    }
+
+    private func enqueue(_ message: MQTTBrokerMessage, qos: MQTTQoS, retain: Bool, identifiers: [Int], in session: MQTTSession) {
+        guard session.queue.count < self.configuration.maximumQueuedMessages else {
+            self.logger.warning(
+                "session queue full; message dropped",
+                metadata: ["conduit.client_id": "\(session.clientIdentifier)", "conduit.topic": "\(message.topic)"]
+            )
+            return
+        }
+        session.queue.append(.init(message: message, qos: qos, retain: retain, subscriptionIdentifiers: identifiers))
+    }
+
+    private func window(_ connection: MQTTConnectionHandle) -> Int {
+        min(self.configuration.maximumInflight, connection.receiveMaximum)
+    }
+
+    private func fits(_ packet: MQTTPacket, _ connection: MQTTConnectionHandle) -> Bool {
+        // A packet over the client's maximum is not sent [MQTT-3.1.2-24]; most clients set none.
+        guard connection.maximumPacketSize != .max else { return true }
+        return packet.encodedSize(version: connection.version) <= connection.maximumPacketSize
+    }
+
+    private func send(
+        _ message: MQTTBrokerMessage, qos: MQTTQoS, retain: Bool, identifiers: [Int], to session: MQTTSession,
+        _ connection: MQTTConnectionHandle
+    ) {
+        let identifier = session.nextPacketIdentifier()
+        let packet = MQTTPacket.publish(
+            message.publishPacket(qos: qos, retain: retain, packetIdentifier: identifier, subscriptionIdentifiers: identifiers, now: .now())
+        )
+        guard self.fits(packet, connection) else { return }
+        session.inflight[identifier] = .init(
+            message: message, qos: qos, retain: retain, subscriptionIdentifiers: identifiers, released: false
+        )
+        session.inflightOrder.append(identifier)
+        connection.write([packet])
+    }
+
+    /// Moves queued messages into the in-flight window while there is room. Lock held.
+    private func drain(_ session: MQTTSession) {
+        guard let connection = session.connection else { return }
+        let now = NIODeadline.now()
+        while session.inflight.count < self.window(connection), let next = session.queue.popFirst() {
+            if next.message.isExpired(at: now) { continue }
+            self.send(next.message, qos: next.qos, retain: next.retain, identifiers: next.subscriptionIdentifiers, to: session, connection)
+        }
+    }
+
+    /// A message a client published: routes it. Lock taken here.
+    func published(_ message: MQTTBrokerMessage) {
+        self.lock.withLock { self.route(message) }
+    }
+
+    /// Records an incoming QoS 2 packet identifier; false when it was already there (a resend).
+    func receiveQoS2(clientIdentifier: String, packetIdentifier: UInt16) -> Bool {
+        self.lock.withLock {
+            self.sessions[clientIdentifier]?.incomingQoS2.insert(packetIdentifier).inserted ?? true
+        }
+    }
+
+    /// PUBREL from the client; false when the packet identifier was unknown.
+    func releaseQoS2(clientIdentifier: String, packetIdentifier: UInt16) -> Bool {
+        self.lock.withLock {
+            self.sessions[clientIdentifier]?.incomingQoS2.remove(packetIdentifier) != nil
+        }
+    }
+
+    /// PUBACK, PUBREC or PUBCOMP from the client for a message the broker sent.
+    func acknowledged(_ packet: MQTTPacket, clientIdentifier: String) -> [MQTTPacket] {
+        self.lock.withLock {
+            guard let session = self.sessions[clientIdentifier] else { return [] }
+            switch packet {
+            case .puback(let ack):
+                guard session.inflight[ack.packetIdentifier]?.qos == .atLeastOnce else { return [] }
+                _ = session.removeInflight(ack.packetIdentifier)
+                self.drain(session)
+                return []
+            case .pubrec(let ack):
+                guard var inflight = session.inflight[ack.packetIdentifier], inflight.qos == .exactlyOnce else {
+                    return [.pubrel(MQTTAckPacket(packetIdentifier: ack.packetIdentifier, reasonCode: .packetIdentifierNotFound))]
+                }
+                if ack.reasonCode.isFailure {
+                    // The client refused it: the exchange ends here [MQTT-4.3.3].
+                    _ = session.removeInflight(ack.packetIdentifier)
+                    self.drain(session)
+                    return []
+                }
+                inflight.released = true
+                session.inflight[ack.packetIdentifier] = inflight
+                return [.pubrel(MQTTAckPacket(packetIdentifier: ack.packetIdentifier))]
+            case .pubcomp(let ack):
+                guard session.inflight[ack.packetIdentifier]?.released == true else { return [] }
+                _ = session.removeInflight(ack.packetIdentifier)
+                self.drain(session)
+                return []
+            default:
+                return []
+            }
+        }
+    }
+
+    // MARK: Subscriptions
+
+    /// Adds subscriptions and returns the reason code for each; matching retained messages follow
+    /// on the connection after the caller's SUBACK.
+    func subscribe(
+        clientIdentifier: String, _ subscriptions: [(MQTTSubscription, allowed: Bool)], connection: ObjectIdentifier
+    ) -> [MQTTReasonCode] {
+        self.lock.withLock {
+            guard let session = self.sessions[clientIdentifier], let handle = session.connection,
+                handle.identifier == connection
+            else { return subscriptions.map { _ in .unspecifiedError } }
+            var codes: [MQTTReasonCode] = []
+            var retainedToSend: [(MQTTBrokerMessage, MQTTSubscription)] = []
+            for (subscription, allowed) in subscriptions {
+                guard allowed else {
+                    codes.append(.notAuthorized)
+                    continue
+                }
+                let isNew = self.tree.insert(clientIdentifier: clientIdentifier, subscription: subscription)
+                session.subscriptions[subscription.filter] = subscription
+                codes.append(MQTTReasonCode(rawValue: subscription.qos.rawValue))
+                guard subscription.shareGroup == nil else { continue }
+                switch subscription.retainHandling {
+                case .sendOnSubscribe: break
+                case .sendOnNewSubscribe: if !isNew { continue }
+                case .doNotSend: continue
+                }
+                let now = NIODeadline.now()
+                for message in self.retained.values
+                where MQTTTopic.matches(filter: subscription.topicFilter, topic: message.topic) && !message.isExpired(at: now) {
+                    retainedToSend.append((message, subscription))
+                }
+            }
+            // Retained messages go out through the event loop, after the SUBACK the caller writes now.
+            for (message, subscription) in retainedToSend {
+                self.deliver(
+                    message, to: session, qos: min(message.qos, subscription.qos), retain: true,
+                    subscriptionIdentifiers: subscription.identifier.map { [$0] } ?? []
+                )
+            }
+            return codes
+        }
+    }
+
+    /// Removes subscriptions; the reason code for each (success, or no subscription existed).
+    func unsubscribe(clientIdentifier: String, _ filters: [String]) -> [MQTTReasonCode] {
+        self.lock.withLock {
+            guard let session = self.sessions[clientIdentifier] else { return filters.map { _ in .noSubscriptionExisted } }
+            return filters.map { filter in
+                guard let subscription = session.subscriptions.removeValue(forKey: filter) else { return .noSubscriptionExisted }
+                self.tree.remove(clientIdentifier: clientIdentifier, topicFilter: subscription.topicFilter, shareGroup: subscription.shareGroup)
+                return .success
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+import NIOCore
+
+/// How the embedded broker listens and what it allows.
+public struct MQTTBrokerConfiguration: Sendable {
+    /// Address of the plain TCP listener.
+    public var host: String
+    /// Port of the plain TCP listener; 0 picks a free one.
+    public var port: Int
+    /// The largest packet accepted from a client, announced to 5.0 clients in CONNACK.
+    public var maximumPacketSize: Int
+    /// How many QoS 1 and 2 publishes a client may have unacknowledged towards the broker.
+    public var receiveMaximum: UInt16
+    /// How many QoS 1 and 2 messages the broker has in flight to one client at most (a 5.0
+    /// client's own receive maximum lowers it).
+    public var maximumInflight: Int
+    /// How many messages wait for one session (offline, or beyond the in-flight window) before
+    /// new ones are dropped.
+    public var maximumQueuedMessages: Int
+    /// Topic aliases a 5.0 client may use towards the broker.
+    public var topicAliasMaximum: UInt16
+    /// The longest session expiry granted, in seconds.
+    public var maximumSessionExpiry: UInt32
+    /// How long a new connection may take to send CONNECT.
+    public var connectTimeout: TimeAmount
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 1883, maximumPacketSize: Int = 1 << 20, receiveMaximum: UInt16 = 100,
+        maximumInflight: Int = 20, maximumQueuedMessages: Int = 1000, topicAliasMaximum: UInt16 = 16,
+        maximumSessionExpiry: UInt32 = 7 * 24 * 3600, connectTimeout: TimeAmount = .seconds(10)
+    ) {
+        self.host = host
+        self.port = port
+        self.maximumPacketSize = maximumPacketSize
+        self.receiveMaximum = receiveMaximum
+        self.maximumInflight = maximumInflight
+        self.maximumQueuedMessages = maximumQueuedMessages
+        self.topicAliasMaximum = topicAliasMaximum
+        self.maximumSessionExpiry = maximumSessionExpiry
+        self.connectTimeout = connectTimeout
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import SQLKit
+
+/// Each device's recent messages, newest kept, oldest trimmed. Payloads are stored as base64
+/// text: the same column type on both engines, and the form the API returns anyway.
+public struct DeviceMessageRepository: Sendable {
+    let session: StoreSession
+
+    /// Appends a message and trims the device's history to its newest `keep` messages.
+    public func append(_ message: DeviceMessage, keep: Int) async throws {
+        try await self.session.sql.raw(
+            """
+            INSERT INTO device_messages (tenant_id, device_id, topic, payload, qos, retain, received_at)
+            VALUES (\(bind: message.tenantID), \(bind: message.deviceID), \(bind: message.topic),
+                    \(bind: message.payload.base64EncodedString()), \(bind: message.qos), \(bind: message.retain ? 1 : 0),
+                    \(bind: message.receivedAt.storeMilliseconds))
+            """
+        ).run()
+        try await self.session.sql.raw(
+            """
+            DELETE FROM device_messages
+            WHERE tenant_id = \(bind: message.tenantID) AND device_id = \(bind: message.deviceID) AND seq <= (
+                SELECT seq FROM device_messages
+                WHERE tenant_id = \(bind: message.tenantID) AND device_id = \(bind: message.deviceID)
+                ORDER BY seq DESC LIMIT 1 OFFSET \(bind: keep)
+            )
+            """
+        ).run()
+    }
+
+    /// Up to `limit` of the device's messages older than `before`, newest first.
+    public func list(tenantID: String, deviceID: String, before: Int? = nil, limit: Int) async throws -> [DeviceMessage] {
+        var query = SQLQueryString("SELECT * FROM device_messages WHERE tenant_id = ")
+        query.appendInterpolation(bind: tenantID)
+        query.appendLiteral(" AND device_id = ")
+        query.appendInterpolation(bind: deviceID)
+        if let before {
+            query.appendLiteral(" AND seq < ")
+            query.appendInterpolation(bind: before)
+        }
+        query.appendLiteral(" ORDER BY seq DESC LIMIT ")
+        query.appendInterpolation(bind: limit)
+        return try await self.session.sql.raw(query).all().map(Self.message)
+    }
+
+    /// Removes a device's history.
+    public func deleteAll(tenantID: String, deviceID: String) async throws {
+        try await self.session.sql.raw(
+            "DELETE FROM device_messages WHERE tenant_id = \(bind: tenantID) AND device_id = \(bind: deviceID)"
+        ).run()
+    }
+
+    static func message(_ row: any SQLRow) throws -> DeviceMessage {
+        let payload = try row.decode(column: "payload", as: String.self)
+        guard let data = Data(base64Encoded: payload) else { throw StoreError.corrupt("message payload is not base64") }
+        return DeviceMessage(
+            sequence: try row.decode(column: "seq", as: Int.self),
+            tenantID: try row.decode(column: "tenant_id", as: String.self),
+            deviceID: try row.decode(column: "device_id", as: String.self),
+            topic: try row.decode(column: "topic", as: String.self),
+            payload: data,
+            qos: try row.decode(column: "qos", as: Int.self),
+            retain: try row.decode(column: "retain", as: Int.self) != 0,
+            receivedAt: Date(storeMilliseconds: try row.decode(column: "received_at", as: Int.self))
+        )
+    }
+}
