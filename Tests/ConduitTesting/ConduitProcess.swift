@@ -112,6 +112,15 @@ public final class ConduitServer: Sendable {
         return Int(rest[rest.index(after: colon)...].prefix { $0.isNumber })
     }
 
+    /// The MQTT port from the "conduit is serving" log line.
+    public var mqttPort: Int? {
+        let output = self.output
+        guard let range = output.range(of: "conduit.mqtt=mqtt://") else { return nil }
+        let rest = output[range.upperBound...]
+        guard let colon = rest.firstIndex(of: ":") else { return nil }
+        return Int(rest[rest.index(after: colon)...].prefix { $0.isNumber })
+    }
+
     /// The bootstrap token the first start logged, if any.
     public var bootstrapToken: String? {
         guard let range = self.output.range(of: "conduit.token=") else { return nil }

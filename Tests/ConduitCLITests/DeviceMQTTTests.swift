@@ -1,0 +1,117 @@
+import ConduitTesting
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+@Suite("Devices on the broker")
+struct DeviceMQTTTests {
+    /// `conduit serve` with an accepted device `d1` and a pending device `d2`; the body gets the
+    /// ports, the admin token and the devices' secrets.
+    static func withServer(
+        _ body: (_ http: Int, _ mqtt: Int, _ token: String, _ secrets: [String: String], _ server: ConduitServer) async throws -> Void
+    ) async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (server, port) = try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "0"], in: directory)
+        do {
+            let token = try #require(server.bootstrapToken)
+            let mqtt = try #require(server.mqttPort, "no MQTT port in:\n\(server.output)")
+            var secrets: [String: String] = [:]
+            for id in ["d1", "d2"] {
+                let created = try await http("POST", port, "/v1/devices", token: token, json: #"{"id":"\#(id)","name":"\#(id)"}"#)
+                secrets[id] = try #require(created.body["secret"] as? String)
+            }
+            #expect(try await http("POST", port, "/v1/devices/d1/accept", token: token).status == 200)
+            try await body(port, mqtt, token, secrets, server)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+
+    static func publish(_ mqtt: Int, id: String, secret: String, topic: String, message: String, version: String = "mqttv311") async throws -> Subprocess.Result {
+        try await Subprocess.run(
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", "\(mqtt)", "-V", version, "-i", id, "-u", id, "-P", secret, "-q", "1",
+             "-t", topic, "-m", message],
+            timeout: 10
+        )
+    }
+
+    static func messages(_ http: Int, _ token: String, _ id: String) async throws -> [[String: Any]] {
+        try await ConduitCLITests.http("GET", http, "/v1/devices/\(id)/messages", token: token).body["items"] as? [[String: Any]] ?? []
+    }
+
+    @Test("an accepted device publishes with its secret and the messages endpoint returns it, newest first")
+    func publishAndRead() async throws {
+        try await Self.withServer { http, mqtt, token, secrets, _ in
+            for (index, version) in ["mqttv311", "mqttv5"].enumerated() {
+                let result = try await Self.publish(mqtt, id: "d1", secret: secrets["d1"]!, topic: "devices/d1/up", message: "t=2\(index)", version: version)
+                #expect(result.status == 0, "\(result.stderr)")
+            }
+            let items = try await Self.messages(http, token, "d1")
+            #expect(items.count == 2)
+            #expect(items.compactMap { $0["payload"] as? String } == [Data("t=21".utf8).base64EncodedString(), Data("t=20".utf8).base64EncodedString()])
+            #expect(items.first?["topic"] as? String == "devices/d1/up")
+            #expect(items.first?["qos"] as? Int == 1)
+            #expect(items.first?["retain"] as? Bool == false)
+            #expect(items.first?["receivedAt"] is String)
+        }
+    }
+
+    @Test("a wrong secret, an unknown device, a pending or rejected device are refused; another device's topic is not delivered or stored")
+    func refusals() async throws {
+        try await Self.withServer { http, mqtt, token, secrets, _ in
+            let wrong = try await Self.publish(mqtt, id: "d1", secret: "not-the-secret", topic: "devices/d1/up", message: "x")
+            #expect(wrong.status != 0)
+            #expect(wrong.stderr.lowercased().contains("bad user name or password") || wrong.stderr.lowercased().contains("not authorised"), "\(wrong.stderr)")
+            let unknown = try await Self.publish(mqtt, id: "ghost", secret: "whatever", topic: "devices/ghost/up", message: "x")
+            #expect(unknown.status != 0)
+            let pending = try await Self.publish(mqtt, id: "d2", secret: secrets["d2"]!, topic: "devices/d2/up", message: "x", version: "mqttv5")
+            #expect(pending.status != 0)
+            #expect(pending.stderr.lowercased().contains("not authori"), "\(pending.stderr)")
+            #expect(try await Self.messages(http, token, "d2").isEmpty)
+
+            // d1 may not publish into d2's space, nor subscribe to it.
+            let elsewhere = try await Self.publish(mqtt, id: "d1", secret: secrets["d1"]!, topic: "devices/d2/up", message: "spoof", version: "mqttv5")
+            #expect(elsewhere.stderr.lowercased().contains("not authori"), "\(elsewhere.status) \(elsewhere.stderr)")
+            #expect(try await Self.messages(http, token, "d2").isEmpty)
+            #expect(try await Self.messages(http, token, "d1").isEmpty)
+            let subscribe = try await Subprocess.run(
+                ["mosquitto_sub", "-p", "\(mqtt)", "-V", "mqttv5", "-i", "d1", "-u", "d1", "-P", secrets["d1"]!, "-t", "devices/+/up",
+                 "-C", "1", "-E"], timeout: 10
+            )
+            // -E exits after the SUBACK; every filter refused is what mosquitto_sub reports.
+            #expect((subscribe.stdout + subscribe.stderr).contains("All subscription requests were denied"), "\(subscribe.stdout)\(subscribe.stderr)")
+            let own = try await Subprocess.run(
+                ["mosquitto_sub", "-p", "\(mqtt)", "-V", "mqttv311", "-i", "d1", "-u", "d1", "-P", secrets["d1"]!, "-t", "devices/d1/#",
+                 "-C", "1", "-E"], timeout: 10
+            )
+            #expect(own.status == 0 && !(own.stdout + own.stderr).contains("denied"), "\(own.stdout)\(own.stderr)")
+
+            #expect(try await ConduitCLITests.http("POST", http, "/v1/devices/d1/reject", token: token).status == 200)
+            let rejected = try await Self.publish(mqtt, id: "d1", secret: secrets["d1"]!, topic: "devices/d1/up", message: "x")
+            #expect(rejected.status != 0)
+        }
+    }
+
+    @Test("rejecting a connected device disconnects it")
+    func rejectDisconnects() async throws {
+        try await Self.withServer { http, mqtt, token, secrets, _ in
+            let (process, _) = try Subprocess.start(
+                ["timeout", "--signal=KILL", "20", "mosquitto_sub", "-p", "\(mqtt)", "-V", "mqttv5", "-i", "d1", "-u", "d1", "-P",
+                 secrets["d1"]!, "-t", "devices/d1/down"]
+            )
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(process.isRunning)
+            #expect(try await ConduitCLITests.http("POST", http, "/v1/devices/d1/reject", token: token).status == 200)
+            let started = Date()
+            await ConduitExecutable.waitForExit(process)
+            #expect(Date().timeIntervalSince(started) < 10, "still connected after reject")
+            #expect(process.terminationStatus != 9)
+        }
+    }
+}
