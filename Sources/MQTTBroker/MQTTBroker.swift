@@ -4,6 +4,8 @@ import MQTT
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
+import X509
 
 /// Conduit's embedded MQTT 3.1.1 and 5.0 broker.
 ///
@@ -26,6 +28,7 @@ public final class MQTTBroker: @unchecked Sendable {
     private var shareCursor: [String: Int] = [:]
     private var listeners: [any Channel] = []
     private var connections: [ObjectIdentifier: any Channel] = [:]
+    private var boundTLSPort: Int?
 
     public init(
         configuration: MQTTBrokerConfiguration = .init(), authenticator: any MQTTAuthenticator = MQTTAllowAll(),
@@ -42,9 +45,34 @@ public final class MQTTBroker: @unchecked Sendable {
 
     // MARK: Listening
 
-    /// Binds the TCP listener and returns the port it listens on.
+    /// Binds the TCP listener (and the TLS one, when configured) and returns the TCP port.
     @discardableResult
     public func start() async throws -> Int {
+        let port = try await self.listen(host: self.configuration.host, port: self.configuration.port, tls: nil)
+        if let tls = self.configuration.tls {
+            let context = try Self.makeTLSContext(tls)
+            let tlsPort = try await self.listen(host: tls.host, port: tls.port, tls: context)
+            self.lock.withLock { self.boundTLSPort = tlsPort }
+        }
+        return port
+    }
+
+    /// The port of the TLS listener, once started.
+    public var tlsPort: Int? { self.lock.withLock { self.boundTLSPort } }
+
+    static func makeTLSContext(_ tls: MQTTBrokerConfiguration.TLS) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChainPath).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: tls.privateKeyPath, format: .pem)
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = .tlsv12
+        if let ca = tls.clientCAPath {
+            configuration.trustRoots = .file(ca)
+            configuration.certificateVerification = tls.requireClientCertificate ? .noHostnameVerification : .optionalVerification
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    private func listen(host: String, port: Int, tls: NIOSSLContext?) async throws -> Int {
         let channel = try await ServerBootstrap(group: self.eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -52,19 +80,22 @@ public final class MQTTBroker: @unchecked Sendable {
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try self.configure(channel)
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
+                    try self.configure(channel, tls: tls != nil)
                 }
             }
-            .bind(host: self.configuration.host, port: self.configuration.port)
+            .bind(host: host, port: port)
             .get()
         self.lock.withLock { self.listeners.append(channel) }
-        let port = channel.localAddress?.port ?? self.configuration.port
-        self.logger.info("MQTT broker listening", metadata: ["conduit.mqtt": "\(self.configuration.host):\(port)"])
-        return port
+        let bound = channel.localAddress?.port ?? port
+        self.logger.info("MQTT broker listening", metadata: ["conduit.mqtt": "\(tls == nil ? "mqtt" : "mqtts")://\(host):\(bound)"])
+        return bound
     }
 
-    func configure(_ channel: any Channel) throws {
-        let handler = MQTTConnectionHandler(broker: self)
+    func configure(_ channel: any Channel, tls: Bool) throws {
+        let handler = MQTTConnectionHandler(broker: self, tls: tls)
         try channel.pipeline.syncOperations.addHandler(
             ByteToMessageHandler(MQTTPacketDecoder(maximumPacketSize: self.configuration.maximumPacketSize))
         )
@@ -127,6 +158,17 @@ public final class MQTTBroker: @unchecked Sendable {
     /// Publishes a message from the hub itself (a downlink), as if a client had.
     public func publish(_ message: MQTTBrokerMessage) {
         self.lock.withLock { self.route(message) }
+    }
+
+    /// The subject CN of a certificate, DER.
+    static func commonName(ofCertificate der: [UInt8]) -> String? {
+        guard let certificate = try? Certificate(derEncoded: der) else { return nil }
+        for rdn in certificate.subject.reversed() {
+            for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
+                return attribute.value.description
+            }
+        }
+        return nil
     }
 
     // MARK: Sessions (called by connection handlers)

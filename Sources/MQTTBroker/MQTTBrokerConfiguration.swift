@@ -2,6 +2,36 @@ import NIOCore
 
 /// How the embedded broker listens and what it allows.
 public struct MQTTBrokerConfiguration: Sendable {
+    /// A second listener with TLS, for devices that connect with a certificate.
+    public struct TLS: Sendable {
+        public var host: String
+        /// 0 picks a free port.
+        public var port: Int
+        /// The server's certificate chain, PEM.
+        public var certificateChainPath: String
+        /// The server's private key, PEM.
+        public var privateKeyPath: String
+        /// CA certificates that sign client certificates, PEM; with them a client may (or must)
+        /// present a certificate, whose subject CN is then its identity.
+        public var clientCAPath: String?
+        /// Refuse clients without a valid certificate (mutual TLS).
+        public var requireClientCertificate: Bool
+
+        public init(
+            host: String = "127.0.0.1", port: Int = 8883, certificateChainPath: String, privateKeyPath: String,
+            clientCAPath: String? = nil, requireClientCertificate: Bool = false
+        ) {
+            self.host = host
+            self.port = port
+            self.certificateChainPath = certificateChainPath
+            self.privateKeyPath = privateKeyPath
+            self.clientCAPath = clientCAPath
+            self.requireClientCertificate = requireClientCertificate
+        }
+    }
+
+    /// The TLS listener, when a certificate and key are configured.
+    public var tls: TLS?
     /// Address of the plain TCP listener.
     public var host: String
     /// Port of the plain TCP listener; 0 picks a free one.

@@ -24,6 +24,11 @@ struct ServeCommand: AsyncParsableCommand {
               --mqtt-host      CONDUIT_MQTT_HOST     mqtt.host      (default 127.0.0.1)
               --mqtt-port      CONDUIT_MQTT_PORT     mqtt.port      (default 1883; 0 picks a free port)
               --mqtt-anonymous CONDUIT_MQTT_ANONYMOUS mqtt.anonymous (default false)
+              --mqtt-tls-port  CONDUIT_MQTT_TLS_PORT mqtt.tls.port  (default 8883, when cert and key are set)
+              --mqtt-tls-cert  CONDUIT_MQTT_TLS_CERT mqtt.tls.cert
+              --mqtt-tls-key   CONDUIT_MQTT_TLS_KEY  mqtt.tls.key
+              --mqtt-tls-ca    CONDUIT_MQTT_TLS_CA   mqtt.tls.ca    (CA of device certificates: CN = device id)
+              --mqtt-tls-require-client-cert  CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT  mqtt.tls.requireClientCert
               --log-level      CONDUIT_LOG_LEVEL     log.level      (default info)
               --log-format     CONDUIT_LOG_FORMAT    log.format     (default text)
               --config         CONDUIT_CONFIG                       (a JSON file of the keys above)
@@ -52,6 +57,26 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var mqttAnonymous = false
 
+    @Option(help: ArgumentHelp("Port of the MQTT TLS listener, started when a certificate and key are set. Env: CONDUIT_MQTT_TLS_PORT; key mqtt.tls.port. Default: 8883", valueName: "port"))
+    var mqttTlsPort: Int?
+
+    @Option(help: ArgumentHelp("The broker's TLS certificate chain (PEM). Env: CONDUIT_MQTT_TLS_CERT; key mqtt.tls.cert.", valueName: "file"))
+    var mqttTlsCert: String?
+
+    @Option(help: ArgumentHelp("The broker's TLS private key (PEM). Env: CONDUIT_MQTT_TLS_KEY; key mqtt.tls.key.", valueName: "file"))
+    var mqttTlsKey: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "CA certificates (PEM) that sign device certificates; a device may then authenticate with a certificate whose CN is its id. Env: CONDUIT_MQTT_TLS_CA; key mqtt.tls.ca.",
+            valueName: "file"
+        )
+    )
+    var mqttTlsCa: String?
+
+    @Flag(help: ArgumentHelp("Require a client certificate on the TLS listener (mutual TLS). Env: CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT=true; key mqtt.tls.requireClientCert."))
+    var mqttTlsRequireClientCert = false
+
     func run() async throws {
         let settings = try await Settings.load(self.storeOptions)
         let location = try settings.databaseLocation()
@@ -60,6 +85,26 @@ struct ServeCommand: AsyncParsableCommand {
         let mqttHost = settings.string(self.mqttHost, key: "mqtt.host") ?? "127.0.0.1"
         let mqttPort = try settings.int(self.mqttPort, key: "mqtt.port", range: 0...65535, default: 1883)
         let anonymous = try settings.bool(self.mqttAnonymous ? true : nil, key: "mqtt.anonymous", default: false)
+        var brokerConfiguration = MQTTBrokerConfiguration(host: mqttHost, port: mqttPort)
+        let certificate = settings.string(self.mqttTlsCert, key: "mqtt.tls.cert")
+        let key = settings.string(self.mqttTlsKey, key: "mqtt.tls.key")
+        switch (certificate, key) {
+        case (let certificate?, let key?):
+            brokerConfiguration.tls = .init(
+                host: mqttHost, port: try settings.int(self.mqttTlsPort, key: "mqtt.tls.port", range: 0...65535, default: 8883),
+                certificateChainPath: certificate, privateKeyPath: key, clientCAPath: settings.string(self.mqttTlsCa, key: "mqtt.tls.ca"),
+                requireClientCertificate: try settings.bool(
+                    self.mqttTlsRequireClientCert ? true : nil, key: "mqtt.tls.requireClientCert", default: false
+                )
+            )
+            if brokerConfiguration.tls?.requireClientCertificate == true && brokerConfiguration.tls?.clientCAPath == nil {
+                throw ValidationError("mqtt.tls.requireClientCert: needs mqtt.tls.ca, the CA that signs device certificates")
+            }
+        case (nil, nil):
+            break
+        default:
+            throw ValidationError("mqtt.tls.cert and mqtt.tls.key: set both, or neither")
+        }
         LogOutput.bootstrap(level: try settings.logLevel(default: .info), format: try settings.logFormat())
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -77,7 +122,6 @@ struct ServeCommand: AsyncParsableCommand {
                 )
             }
             let broker: MQTTBroker
-            let brokerConfiguration = MQTTBrokerConfiguration(host: mqttHost, port: mqttPort)
             if anonymous {
                 logger.warning(
                     "MQTT anonymous access is ON: any client may connect without credentials and publish or subscribe to any topic. Never use this in production."
@@ -95,13 +139,12 @@ struct ServeCommand: AsyncParsableCommand {
             let app = ConduitAPI.application(
                 hub: hub, host: host, port: port, metrics: registry, logger: Logger(label: "conduit.http"),
                 onServerRunning: { port in
-                    logger.info(
-                        "conduit is serving",
-                        metadata: [
-                            "conduit.http": "http://\(host):\(port)", "conduit.mqtt": "mqtt://\(mqttHost):\(brokerPort)",
-                            "conduit.database": "\(location)",
-                        ]
-                    )
+                    var metadata: Logger.Metadata = [
+                        "conduit.http": "http://\(host):\(port)", "conduit.mqtt": "mqtt://\(mqttHost):\(brokerPort)",
+                        "conduit.database": "\(location)",
+                    ]
+                    if let tlsPort = broker.tlsPort { metadata["conduit.mqtts"] = "mqtts://\(mqttHost):\(tlsPort)" }
+                    logger.info("conduit is serving", metadata: metadata)
                 }
             )
             let services = ServiceGroup(

@@ -113,9 +113,14 @@ public final class ConduitServer: Sendable {
     }
 
     /// The MQTT port from the "conduit is serving" log line.
-    public var mqttPort: Int? {
+    public var mqttPort: Int? { self.port(after: "conduit.mqtt=mqtt://") }
+
+    /// The MQTT TLS port from the "conduit is serving" log line.
+    public var mqttTLSPort: Int? { self.port(after: "conduit.mqtts=mqtts://") }
+
+    private func port(after marker: String) -> Int? {
         let output = self.output
-        guard let range = output.range(of: "conduit.mqtt=mqtt://") else { return nil }
+        guard let range = output.range(of: marker) else { return nil }
         let rest = output[range.upperBound...]
         guard let colon = rest.firstIndex(of: ":") else { return nil }
         return Int(rest[rest.index(after: colon)...].prefix { $0.isNumber })

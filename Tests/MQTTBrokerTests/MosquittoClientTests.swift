@@ -64,6 +64,19 @@ struct MosquittoClientTests {
         }
     }
 
+    @Test("one connection may publish far more QoS 1 messages than the receive maximum, one after another", arguments: versions)
+    func manyOnOneConnection(version: String) async throws {
+        try await withBroker { _, port in
+            let subscriber = try await Subscriber.start(port: port, version: version, topic: "burst", count: 500, qos: 1)
+            // mosquitto_pub -l sends each line of its input as a message, over one connection.
+            let result = try await Subprocess.run(
+                ["sh", "-c", "seq 500 | mosquitto_pub -p \(port) -V \(version) -q 1 -t burst -l"], timeout: 30
+            )
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(await subscriber.lines() == (1...500).map { "burst \($0)" })
+        }
+    }
+
     @Test("$ topics are not matched by a leading wildcard")
     func dollarTopics() async throws {
         try await withBroker { _, port in

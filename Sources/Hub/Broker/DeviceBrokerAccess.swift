@@ -17,6 +17,30 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
 
     public func authenticate(_ request: MQTTConnectRequest) async -> MQTTAuthenticationResult {
         let deviceID = request.clientIdentifier
+        guard Validation.isDeviceID(deviceID) else { return .reject(.badUserNameOrPassword) }
+        if let commonName = request.certificateCommonName {
+            // Mutual TLS: a certificate our CA signed, whose CN is the device id, is the credential.
+            guard commonName == deviceID else {
+                self.hub.logger.info(
+                    "MQTT connect refused: certificate CN is not the client id",
+                    metadata: [LogKey.deviceID: "\(deviceID)", "conduit.certificate_cn": "\(commonName)"]
+                )
+                return .reject(.notAuthorized)
+            }
+            do {
+                guard let device = try await self.hub.store.session.devices.get(id: deviceID) else {
+                    return .reject(.notAuthorized)
+                }
+                guard device.status == .accepted else { return .reject(.notAuthorized) }
+                if let password = request.password, !Secrets.verify(secret: String(buffer: password), against: device.secretHash) {
+                    return .reject(.badUserNameOrPassword)
+                }
+                return .accept(principal: deviceID)
+            } catch {
+                self.hub.logger.error("MQTT authentication failed", metadata: ["error": "\(error)"])
+                return .reject(.serverUnavailable)
+            }
+        }
         guard let username = request.username, username == deviceID, let password = request.password else {
             self.hub.logger.info("MQTT connect refused: user name must be the client id", metadata: [LogKey.deviceID: "\(deviceID)"])
             return .reject(.badUserNameOrPassword)

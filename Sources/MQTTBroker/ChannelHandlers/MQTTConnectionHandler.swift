@@ -2,6 +2,7 @@ import Logging
 import MQTT
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One client connection: reads packets, runs the protocol for them with the broker, writes the
 /// answers. Lives on its channel's event loop.
@@ -28,8 +29,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         var version: MQTTProtocolVersion { self.connect.version }
         /// Topic aliases the client set (5.0).
         var topicAliases: [UInt16: String] = [:]
-        /// QoS 1 and 2 publishes from the client not yet acknowledged.
-        var unacknowledged = 0
     }
 
     private let broker: MQTTBroker
@@ -43,11 +42,24 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// Messages handed to the observer whose outcome is not known yet.
     private var pendingStores = 0
     private var disconnectedCleanly = false
+    /// QoS 1 and 2 publishes from the client not yet acknowledged, against our receive maximum.
+    private var unacknowledged = 0
     private var logger: Logger
 
-    init(broker: MQTTBroker) {
+    private let tls: Bool
+
+    init(broker: MQTTBroker, tls: Bool) {
         self.broker = broker
+        self.tls = tls
         self.logger = broker.logger
+    }
+
+    /// The CN of the client's certificate, on a TLS connection where it presented a valid one.
+    private func peerCommonName(_ context: ChannelHandlerContext) -> String? {
+        guard self.tls, let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
+            let certificate = handler.peerCertificate, let der = try? certificate.toDERBytes()
+        else { return nil }
+        return MQTTBroker.commonName(ofCertificate: der)
     }
 
     private var identifier: ObjectIdentifier { ObjectIdentifier(self) }
@@ -163,7 +175,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         self.state = .authenticating(connect, pending: [])
         let request = MQTTConnectRequest(
             clientIdentifier: clientIdentifier, username: connect.username, password: connect.password,
-            version: connect.version, certificateCommonName: nil
+            version: connect.version, certificateCommonName: self.peerCommonName(context)
         )
         let authenticator = self.broker.authenticator
         let promise = context.eventLoop.makePromise(of: MQTTAuthenticationResult.self)
@@ -292,8 +304,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             }
         }
         if publish.qos != .atMostOnce {
-            connected.unacknowledged += 1
-            guard connected.unacknowledged <= Int(self.broker.configuration.receiveMaximum) else {
+            self.unacknowledged += 1
+            guard self.unacknowledged <= Int(self.broker.configuration.receiveMaximum) else {
                 return self.close(reason: .receiveMaximumExceeded)
             }
         }
@@ -369,11 +381,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// Writes an acknowledgement of a client's PUBLISH after any still waiting for the observer.
     private func acknowledge(_ packet: MQTTPacket) {
         self.afterAcknowledgements { handler in
-            if case .connected(var connected) = handler.state {
-                if case .puback = packet { connected.unacknowledged -= 1 }
-                if case .pubrec = packet { connected.unacknowledged -= 1 }
-                handler.state = .connected(connected)
-            }
+            handler.unacknowledged -= 1
             handler.write([packet])
         }
     }

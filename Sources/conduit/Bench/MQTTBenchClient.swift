@@ -1,0 +1,157 @@
+import Dispatch
+import MQTT
+import NIOCore
+import NIOPosix
+
+/// One connection of the MQTT benchmark: a publisher of timestamped messages, or a subscriber
+/// that measures how long each took to arrive. MQTT 3.1.1, so that any broker can be measured.
+final class MQTTBenchClient: ChannelInboundHandler {
+    typealias InboundIn = MQTTPacket
+    typealias OutboundOut = ByteBuffer
+
+    enum Role {
+        case publisher(topic: String, count: Int, size: Int)
+        case subscriber(topic: String, expected: Int)
+    }
+
+    let role: Role
+    let qos: MQTTQoS
+    let clientIdentifier: String
+    let connected: EventLoopPromise<Void>
+    let subscribed: EventLoopPromise<Void>
+    /// Publisher: every message written (QoS 0) or acknowledged. Subscriber: every message received.
+    let finished: EventLoopPromise<Void>
+    /// Subscriber: nanoseconds from publish to arrival, one per message.
+    private(set) var latencies: [UInt64] = []
+    private(set) var received = 0
+    private var context: ChannelHandlerContext?
+    private var sent = 0
+    private var completed = 0
+    private var inflight = 0
+    // mosquitto (and AWS IoT) default to 20 unacknowledged publishes per client: stay within it.
+    private let window = 20
+    private var payloadTemplate: [UInt8] = []
+
+    init(role: Role, qos: MQTTQoS, clientIdentifier: String, eventLoop: any EventLoop) {
+        self.role = role
+        self.qos = qos
+        self.clientIdentifier = clientIdentifier
+        self.connected = eventLoop.makePromise()
+        self.subscribed = eventLoop.makePromise()
+        self.finished = eventLoop.makePromise()
+        if case .subscriber(_, let expected) = role { self.latencies.reserveCapacity(expected) }
+        if case .publisher(_, _, let size) = role { self.payloadTemplate = [UInt8](repeating: 0x2A, count: max(8, size)) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.context = context
+        self.write(.connect(MQTTConnectPacket(version: .v3_1_1, clientIdentifier: self.clientIdentifier, cleanStart: true, keepAlive: 120)))
+        context.flush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let error = ChannelError.ioOnClosedChannel
+        self.connected.fail(error)
+        self.subscribed.fail(error)
+        self.finished.fail(error)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.connected.fail(error)
+        self.subscribed.fail(error)
+        self.finished.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .connack(let connack):
+            guard !connack.reasonCode.isFailure else {
+                self.connected.fail(BenchError("connection refused: \(connack.reasonCode)"))
+                return
+            }
+            self.connected.succeed()
+            if case .subscriber(let topic, _) = self.role {
+                self.write(.subscribe(MQTTSubscribePacket(packetIdentifier: 1, subscriptions: [.init(topicFilter: topic, qos: self.qos)])))
+            }
+        case .suback:
+            self.subscribed.succeed()
+        case .publish(let publish):
+            let now = DispatchTime.now().uptimeNanoseconds
+            if let stamp = publish.payload.getInteger(at: publish.payload.readerIndex, as: UInt64.self), stamp <= now {
+                self.latencies.append(now - stamp)
+            }
+            self.received += 1
+            if let id = publish.packetIdentifier {
+                self.write(publish.qos == .atLeastOnce ? .puback(MQTTAckPacket(packetIdentifier: id)) : .pubrec(MQTTAckPacket(packetIdentifier: id)))
+            }
+            if case .subscriber(_, let expected) = self.role, self.received == expected { self.finished.succeed() }
+        case .pubrel(let ack):
+            self.write(.pubcomp(MQTTAckPacket(packetIdentifier: ack.packetIdentifier)))
+        case .puback:
+            self.acknowledged()
+        case .pubrec(let ack):
+            self.write(.pubrel(MQTTAckPacket(packetIdentifier: ack.packetIdentifier)))
+        case .pubcomp:
+            self.acknowledged()
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    /// Starts publishing; call on the channel's event loop.
+    func startPublishing() {
+        self.sendMore()
+    }
+
+    private func acknowledged() {
+        self.inflight -= 1
+        self.completed += 1
+        if case .publisher(_, let count, _) = self.role, self.completed == count {
+            self.finished.succeed()
+            return
+        }
+        self.sendMore()
+    }
+
+    private func sendMore() {
+        guard case .publisher(let topic, let count, _) = self.role, let context = self.context else { return }
+        var batch = 0
+        while self.sent < count && (self.qos == .atMostOnce ? batch < self.window : self.inflight < self.window) {
+            var payload = context.channel.allocator.buffer(capacity: self.payloadTemplate.count)
+            payload.writeBytes(self.payloadTemplate)
+            payload.setInteger(DispatchTime.now().uptimeNanoseconds, at: payload.readerIndex)
+            self.sent += 1
+            batch += 1
+            let id: UInt16? = self.qos == .atMostOnce ? nil : UInt16(self.sent % 65535 + 1)
+            if id != nil { self.inflight += 1 }
+            self.write(.publish(MQTTPublishPacket(topic: topic, payload: payload, qos: self.qos, packetIdentifier: id)))
+        }
+        if self.qos == .atMostOnce {
+            // QoS 0 has no acknowledgement to pace it: the socket's own progress does.
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let done = self.sent == count
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                if done { loopBound.value.finished.succeed() } else { loopBound.value.sendMore() }
+            }
+        } else {
+            context.flush()
+        }
+    }
+
+    private func write(_ packet: MQTTPacket) {
+        guard let context = self.context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        packet.write(to: &buffer, version: .v3_1_1)
+        context.write(self.wrapOutboundOut(buffer), promise: nil)
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
