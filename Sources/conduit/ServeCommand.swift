@@ -29,6 +29,7 @@ struct ServeCommand: AsyncParsableCommand {
               --mqtt-tls-key   CONDUIT_MQTT_TLS_KEY  mqtt.tls.key
               --mqtt-tls-ca    CONDUIT_MQTT_TLS_CA   mqtt.tls.ca    (CA of device certificates: CN = device id)
               --mqtt-tls-require-client-cert  CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT  mqtt.tls.requireClientCert
+              --message-history CONDUIT_MESSAGE_HISTORY messageHistory (default 1000 per device)
               --log-level      CONDUIT_LOG_LEVEL     log.level      (default info)
               --log-format     CONDUIT_LOG_FORMAT    log.format     (default text)
               --config         CONDUIT_CONFIG                       (a JSON file of the keys above)
@@ -74,6 +75,9 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var mqttTlsCa: String?
 
+    @Option(help: ArgumentHelp("How many messages each device's history keeps. Env: CONDUIT_MESSAGE_HISTORY; key messageHistory. Default: 1000", valueName: "count"))
+    var messageHistory: Int?
+
     @Flag(help: ArgumentHelp("Require a client certificate on the TLS listener (mutual TLS). Env: CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT=true; key mqtt.tls.requireClientCert."))
     var mqttTlsRequireClientCert = false
 
@@ -85,6 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
         let mqttHost = settings.string(self.mqttHost, key: "mqtt.host") ?? "127.0.0.1"
         let mqttPort = try settings.int(self.mqttPort, key: "mqtt.port", range: 0...65535, default: 1883)
         let anonymous = try settings.bool(self.mqttAnonymous ? true : nil, key: "mqtt.anonymous", default: false)
+        let historyLimit = try settings.int(self.messageHistory, key: "messageHistory", range: 1...1_000_000, default: 1000)
         var brokerConfiguration = MQTTBrokerConfiguration(host: mqttHost, port: mqttPort)
         let certificate = settings.string(self.mqttTlsCert, key: "mqtt.tls.cert")
         let key = settings.string(self.mqttTlsKey, key: "mqtt.tls.key")
@@ -113,7 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try await SQLStore.open(location, logger: Logger(label: "conduit.store"))
         do {
             try await store.migrate()
-            let hub = Hub(store: store, logger: Logger(label: "conduit.hub"))
+            let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), messageHistoryLimit: historyLimit)
             if let issued = try await hub.access.bootstrap() {
                 // The one token that is ever logged: an empty store has no other way in. Shown once.
                 logger.notice(

@@ -88,8 +88,21 @@ struct Settings {
         }
     }
 
+    /// `mqtt.tls.requireClientCert` -> `CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT`, as swift-configuration reads it.
     static func environmentName(_ key: String) -> String {
-        "CONDUIT_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
+        var name = "CONDUIT_"
+        var previousWasLower = false
+        for character in key {
+            if character == "." {
+                name.append("_")
+                previousWasLower = false
+            } else {
+                if character.isUppercase && previousWasLower { name.append("_") }
+                name.append(contentsOf: character.uppercased())
+                previousWasLower = character.isLowercase
+            }
+        }
+        return name
     }
 
     var dataDirectory: String { self.string(self.options.dataDir, key: "data.dir") ?? "./data" }

@@ -33,7 +33,8 @@ struct MosquittoClientTests {
             // (mosquitto_sub's own -W needs SIGALRM, which a child of the test runner may have blocked.)
             let first = try await Subprocess.run(["mosquitto_sub", "-p", "\(port)", "-V", version, "-t", "status/#", "-C", "1", "-v"], timeout: 5)
             #expect(first.stdout == "status/door open\n")
-            _ = try await Subprocess.run(["mosquitto_pub", "-p", "\(port)", "-V", version, "-r", "-t", "status/door", "-n"])
+            // QoS 1, so the broker has processed the clearing message before the next client asks.
+            _ = try await Subprocess.run(["mosquitto_pub", "-p", "\(port)", "-V", version, "-q", "1", "-r", "-t", "status/door", "-n"])
             let cleared = try await Subprocess.run(["mosquitto_sub", "-p", "\(port)", "-V", version, "-t", "status/#", "-C", "1"], timeout: 1.5)
             #expect(cleared.stdout.isEmpty)
         }

@@ -175,3 +175,32 @@ extension Device {
         return copy
     }
 }
+
+@Suite("Message history")
+struct MessageHistoryTests {
+    @Test("a device's history keeps its newest messages only, per device", arguments: TestDatabase.allCases)
+    func bounded(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let tenant = Tenant(id: "t", name: "t", createdAt: RepositoryTests.now)
+            try await store.session.tenants.insert(tenant)
+            for index in 0..<7 {
+                for device in ["d1", "d2"] {
+                    try await store.session.messages.append(
+                        DeviceMessage(
+                            tenantID: "t", deviceID: device, topic: "devices/\(device)/up", payload: Data([UInt8(index), 0, 255]),
+                            qos: 1, retain: false, receivedAt: RepositoryTests.now
+                        ),
+                        keep: 3
+                    )
+                }
+            }
+            let d1 = try await store.session.messages.list(tenantID: "t", deviceID: "d1", limit: 10)
+            #expect(d1.map { $0.payload.first } == [6, 5, 4])
+            #expect(d1.first?.payload == Data([6, 0, 255]))
+            #expect(try await store.session.messages.list(tenantID: "t", deviceID: "d2", limit: 10).count == 3)
+            #expect(try await store.session.messages.list(tenantID: "other", deviceID: "d1", limit: 10).isEmpty)
+            let older = try await store.session.messages.list(tenantID: "t", deviceID: "d1", before: d1[0].sequence, limit: 10)
+            #expect(older.map { $0.payload.first } == [5, 4])
+        }
+    }
+}

@@ -1,5 +1,38 @@
 import MQTT
+import NIOConcurrencyHelpers
 import NIOCore
+
+/// Packets for one connection from other threads, written in one go on its event loop: under
+/// load many messages share one hop and one flush instead of taking one each.
+final class MQTTOutboundMailbox: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var pending: [MQTTPacket] = []
+    private var scheduled = false
+    private let eventLoop: any EventLoop
+    private let deliver: @Sendable ([MQTTPacket]) -> Void
+
+    init(eventLoop: any EventLoop, deliver: @escaping @Sendable ([MQTTPacket]) -> Void) {
+        self.eventLoop = eventLoop
+        self.deliver = deliver
+    }
+
+    func post(_ packets: [MQTTPacket]) {
+        let schedule = self.lock.withLock {
+            self.pending.append(contentsOf: packets)
+            defer { self.scheduled = true }
+            return !self.scheduled
+        }
+        guard schedule else { return }
+        self.eventLoop.execute {
+            let batch = self.lock.withLock {
+                self.scheduled = false
+                defer { self.pending.removeAll(keepingCapacity: true) }
+                return self.pending
+            }
+            self.deliver(batch)
+        }
+    }
+}
 
 /// What the broker keeps of a live connection: where to send packets and how to close it.
 /// Safe to use from any thread: each call hops to the connection's event loop.

@@ -203,16 +203,16 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             return
         }
         let configuration = self.broker.configuration
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let mailbox = MQTTOutboundMailbox(eventLoop: context.eventLoop) { packets in
+            loopBound.value.write(packets)
+            loopBound.value.context?.flush()
+        }
         let handle = MQTTConnectionHandle(
             identifier: self.identifier, version: connect.version,
             receiveMaximum: Int(connect.properties.receiveMaximum ?? UInt16.max),
             maximumPacketSize: connect.properties.maximumPacketSize.map { Int($0) } ?? .max,
-            send: { [channel = context.channel, loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)] packets in
-                channel.eventLoop.execute {
-                    loopBound.value.write(packets)
-                    loopBound.value.context?.flush()
-                }
-            },
+            send: { packets in mailbox.post(packets) },
             close: { [channel = context.channel, loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)] reason in
                 channel.eventLoop.execute { loopBound.value.close(reason: reason) }
             }
