@@ -129,6 +129,11 @@ public final class MQTTBroker: @unchecked Sendable {
         self.lock.withLock { self.sessions.values.filter { $0.connection != nil }.count }
     }
 
+    /// Open network connections, whether or not they completed CONNECT.
+    public var openConnectionCount: Int {
+        self.lock.withLock { self.connections.count }
+    }
+
     /// True when a client with this identifier is connected.
     public func isConnected(clientIdentifier: String) -> Bool {
         self.lock.withLock { self.sessions[clientIdentifier]?.connection != nil }
@@ -201,6 +206,7 @@ public final class MQTTBroker: @unchecked Sendable {
                         self.route(Self.message(from: will, publisher: clientIdentifier))
                     }
                     existing.connection = nil
+                    self.releaseWaiters(of: existing)
                     old.close(reason: .sessionTakenOver)
                 }
                 if connect.cleanStart {
@@ -254,6 +260,8 @@ public final class MQTTBroker: @unchecked Sendable {
         self.lock.withLock {
             guard let session = self.sessions[clientIdentifier], session.connection?.identifier == connection else { return }
             session.connection = nil
+            // No one drains this queue now: the publishers it held back go on.
+            self.releaseWaiters(of: session)
             if publishWill, let will = session.will {
                 let delay = min(will.properties.willDelayInterval ?? 0, session.expiryInterval)
                 if delay == 0 {
@@ -312,6 +320,7 @@ public final class MQTTBroker: @unchecked Sendable {
             )
         }
         session.subscriptions = [:]
+        self.releaseWaiters(of: session)
         session.expiryTimer?.cancel()
         session.willTimer?.cancel()
         if self.sessions[session.clientIdentifier] === session {
@@ -333,7 +342,7 @@ public final class MQTTBroker: @unchecked Sendable {
     // MARK: Messages
 
     /// Routes a message to every matching subscription and keeps it when it is retained. Lock held.
-    private func route(_ message: MQTTBrokerMessage) {
+    private func route(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle? = nil) {
         if message.retain {
             if message.payload.readableBytes == 0 {
                 self.retained[message.topic] = nil
@@ -358,7 +367,8 @@ public final class MQTTBroker: @unchecked Sendable {
                 guard let session = self.sessions[client] else { continue }
                 self.deliver(
                     message, to: session, qos: min(message.qos, entry.qos),
-                    retain: entry.retainAsPublished && message.retain, subscriptionIdentifiers: entry.identifiers
+                    retain: entry.retainAsPublished && message.retain, subscriptionIdentifiers: entry.identifiers,
+                    publisher: publisher
                 )
             }
         }
@@ -374,14 +384,15 @@ public final class MQTTBroker: @unchecked Sendable {
             guard let session = self.sessions[chosen.clientIdentifier] else { continue }
             self.deliver(
                 message, to: session, qos: min(message.qos, chosen.subscription.qos), retain: false,
-                subscriptionIdentifiers: chosen.subscription.identifier.map { [$0] } ?? []
+                subscriptionIdentifiers: chosen.subscription.identifier.map { [$0] } ?? [], publisher: publisher
             )
         }
     }
 
     /// Sends a message to a session now, or queues it. Lock held.
     private func deliver(
-        _ message: MQTTBrokerMessage, to session: MQTTSession, qos: MQTTQoS, retain: Bool, subscriptionIdentifiers: [Int]
+        _ message: MQTTBrokerMessage, to session: MQTTSession, qos: MQTTQoS, retain: Bool, subscriptionIdentifiers: [Int],
+        publisher: MQTTConnectionHandle? = nil
     ) {
         guard let connection = session.connection else {
             // Offline: QoS 1 and 2 wait in a persistent session; QoS 0 is not kept.
@@ -400,11 +411,23 @@ public final class MQTTBroker: @unchecked Sendable {
             self.send(message, qos: qos, retain: retain, identifiers: subscriptionIdentifiers, to: session, connection)
         } else {
             self.enqueue(message, qos: qos, retain: retain, identifiers: subscriptionIdentifiers, in: session)
+            // Flow control: a connected subscriber that falls behind holds back the publishers that
+            // feed it (they stop being read) instead of losing what they send.
+            if let publisher, publisher.identifier != connection.identifier,
+                session.queue.count >= self.configuration.maximumQueuedMessages / 2,
+                !session.waiters.contains(where: { $0.identifier == publisher.identifier })
+            {
+                session.waiters.append(publisher)
+                publisher.pauseReading()
+            }
         }
     }
 
     private func enqueue(_ message: MQTTBrokerMessage, qos: MQTTQoS, retain: Bool, identifiers: [Int], in session: MQTTSession) {
-        guard session.queue.count < self.configuration.maximumQueuedMessages else {
+        // A connected session is protected by flow control and may run past the limit while its
+        // publishers pause; an offline one cannot slow anyone, so its queue is capped.
+        let limit = session.connection == nil ? self.configuration.maximumQueuedMessages : self.configuration.maximumQueuedMessages * 10
+        guard session.queue.count < limit else {
             self.logger.warning(
                 "session queue full; message dropped",
                 metadata: ["conduit.client_id": "\(session.clientIdentifier)", "conduit.topic": "\(message.topic)"]
@@ -448,11 +471,21 @@ public final class MQTTBroker: @unchecked Sendable {
             if next.message.isExpired(at: now) { continue }
             self.send(next.message, qos: next.qos, retain: next.retain, identifiers: next.subscriptionIdentifiers, to: session, connection)
         }
+        if session.queue.count < self.configuration.maximumQueuedMessages / 4 {
+            self.releaseWaiters(of: session)
+        }
+    }
+
+    /// Lets the publishers a session held back be read again.
+    private func releaseWaiters(of session: MQTTSession) {
+        guard !session.waiters.isEmpty else { return }
+        for publisher in session.waiters { publisher.resumeReading() }
+        session.waiters = []
     }
 
     /// A message a client published: routes it. Lock taken here.
-    func published(_ message: MQTTBrokerMessage) {
-        self.lock.withLock { self.route(message) }
+    func published(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle?) {
+        self.lock.withLock { self.route(message, publisher: publisher) }
     }
 
     /// Records an incoming QoS 2 packet identifier; false when it was already there (a resend).

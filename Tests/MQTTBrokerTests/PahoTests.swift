@@ -1,5 +1,6 @@
 import ConduitTesting
 import Foundation
+import MQTTBroker
 import Testing
 
 /// The paho-mqtt scenarios in Peers/paho_scenarios.py, each against a broker of its own.
@@ -12,13 +13,25 @@ struct PahoTests {
         arguments: [
             "persistent_session_v311", "persistent_session_v5", "qos2_exactly_once", "wills", "will_delay", "retained",
             "topic_aliases", "shared_subscriptions", "v5_properties", "message_expiry", "flow_control", "takeover",
-            "keep_alive", "malformed",
+            "keep_alive", "malformed", "garbage", "slow_subscriber",
         ]
     )
     func scenario(name: String) async throws {
-        try await withBroker { _, port in
+        var configuration = MQTTBrokerConfiguration()
+        configuration.connectTimeout = .seconds(2)
+        // A short queue, so that slow_subscriber shows flow control rather than a long buffer.
+        configuration.maximumQueuedMessages = 50
+        try await withBroker(configuration) { broker, port in
             let result = try await Subprocess.run(["python3", Self.script, name, "\(port)"], timeout: 40)
             #expect(result.status == 0 && result.stdout.hasSuffix("OK\n"), "\(name):\n\(result.stdout)\(result.stderr)")
+            // Whatever the scenario did, nothing is left behind once its clients are gone:
+            // connections half-sent or refused are closed (at the latest by the connect timeout).
+            var open = broker.openConnectionCount
+            for _ in 0..<100 where open > 0 {
+                try await Task.sleep(for: .milliseconds(50))
+                open = broker.openConnectionCount
+            }
+            #expect(open == 0, "\(name) left \(open) connections open")
         }
     }
 }

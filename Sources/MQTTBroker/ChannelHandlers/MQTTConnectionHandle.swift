@@ -45,11 +45,14 @@ struct MQTTConnectionHandle: Sendable {
     let maximumPacketSize: Int
     private let send: @Sendable ([MQTTPacket]) -> Void
     private let closeConnection: @Sendable (MQTTReasonCode?) -> Void
+    private let setReading: @Sendable (Bool) -> Void
 
     init(
         identifier: ObjectIdentifier, version: MQTTProtocolVersion, receiveMaximum: Int, maximumPacketSize: Int,
-        send: @escaping @Sendable ([MQTTPacket]) -> Void, close: @escaping @Sendable (MQTTReasonCode?) -> Void
+        send: @escaping @Sendable ([MQTTPacket]) -> Void, close: @escaping @Sendable (MQTTReasonCode?) -> Void,
+        setReading: @escaping @Sendable (Bool) -> Void
     ) {
+        self.setReading = setReading
         self.identifier = identifier
         self.version = version
         self.receiveMaximum = receiveMaximum
@@ -62,6 +65,11 @@ struct MQTTConnectionHandle: Sendable {
         guard !packets.isEmpty else { return }
         self.send(packets)
     }
+
+    /// Stops reading from this client until ``resumeReading()``: TCP then slows its publishing.
+    func pauseReading() { self.setReading(false) }
+
+    func resumeReading() { self.setReading(true) }
 
     /// Closes the connection, after a DISCONNECT with `reason` on 5.0.
     func close(reason: MQTTReasonCode?) {

@@ -42,6 +42,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// Messages handed to the observer whose outcome is not known yet.
     private var pendingStores = 0
     private var disconnectedCleanly = false
+    /// This connection as the broker knows it, once connected.
+    private var handle: MQTTConnectionHandle?
+    /// Reads are held back by flow control (a subscriber this client feeds is behind).
+    private var readingPaused = false
+    private var pauseLimit: Scheduled<Void>?
     /// QoS 1 and 2 publishes from the client not yet acknowledged, against our receive maximum.
     private var unacknowledged = 0
     private var logger: Logger
@@ -215,8 +220,12 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             send: { packets in mailbox.post(packets) },
             close: { [channel = context.channel, loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)] reason in
                 channel.eventLoop.execute { loopBound.value.close(reason: reason) }
+            },
+            setReading: { [channel = context.channel, loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)] reading in
+                channel.eventLoop.execute { loopBound.value.setReading(reading) }
             }
         )
+        self.handle = handle
         let outcome = self.broker.connect(connect, clientIdentifier: clientIdentifier, principal: principal, handle: handle)
         self.logger[metadataKey: "conduit.client_id"] = "\(clientIdentifier)"
         var properties = MQTTProperties()
@@ -341,7 +350,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             properties: properties, expiresAt: expiry.map { .now() + .seconds(Int64($0)) },
             publisherClientIdentifier: connected.clientIdentifier
         )
-        self.broker.published(message)
+        self.broker.published(message, publisher: self.handle)
         let ack: MQTTPacket? =
             switch publish.qos {
             case .atMostOnce: nil
@@ -439,6 +448,31 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         // 3.1.1 SUBACK has only 0x80 for a refusal.
         let written = v5 ? final : final.map { $0.isFailure ? .unspecifiedError : $0 }
         self.write([.suback(MQTTSubAckPacket(packetIdentifier: subscribe.packetIdentifier, reasonCodes: written))])
+    }
+
+    // MARK: Flow control
+
+    func setReading(_ reading: Bool) {
+        guard let context = self.context, reading == self.readingPaused else { return }
+        self.readingPaused = !reading
+        context.channel.setOption(ChannelOptions.autoRead, value: reading).whenComplete { _ in }
+        if reading {
+            self.pauseLimit?.cancel()
+            self.pauseLimit = nil
+            context.read()
+        } else {
+            // A pause is short: two clients that feed each other could otherwise wait on each
+            // other for ever. Past it the client is read again, and only a queue ten times the
+            // limit loses messages.
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            self.pauseLimit = context.eventLoop.scheduleTask(in: .milliseconds(500)) { loopBound.value.setReading(true) }
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // While paused, reads wait: bytes stay in the kernel and TCP slows the client.
+        guard !self.readingPaused else { return }
+        context.read()
     }
 
     // MARK: Output

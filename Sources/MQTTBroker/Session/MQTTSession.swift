@@ -36,6 +36,8 @@ final class MQTTSession {
     var queue: Deque<Queued> = []
     /// QoS 2 packet identifiers received from the client whose PUBREL has not come yet.
     var incomingQoS2: Set<UInt16> = []
+    /// Publishers paused because this session's queue is long; resumed when it drains.
+    var waiters: [MQTTConnectionHandle] = []
     var will: MQTTConnectPacket.Will?
     var willTimer: Scheduled<Void>?
     private var lastPacketIdentifier: UInt16 = 0

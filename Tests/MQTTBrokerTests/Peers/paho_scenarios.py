@@ -394,7 +394,67 @@ def malformed(port):
     ok.stop()
 
 
+def garbage(port):
+    """Random and mutated bytes on many connections; the broker must close each bad one and keep serving."""
+    import random
+    rng = random.Random(20261124)
+    valid_connect = bytes([0x10, 0x0F, 0, 4]) + b"MQTT" + bytes([5, 2, 0, 60, 0, 0, 3]) + b"fzz"
+    for i in range(300):
+        s = socket.create_connection((HOST, port), timeout=3)
+        if i % 3 == 0:
+            data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80)))
+        elif i % 3 == 1:
+            data = bytearray(valid_connect)
+            for _ in range(rng.randrange(1, 4)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            data = bytes(data)
+        else:
+            data = valid_connect + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80)))
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+        s.close()
+    ok = Client(port, "after-garbage")
+    ok.subscribe("still/here", qos=1)
+    ok.publish("still/here", "alive", qos=1)
+    ok.wait(lambda: "alive" in ok.payloads(), "the broker to keep serving")
+    ok.stop()
+
+
+def slow_subscriber(port):
+    """A subscriber far slower than its publisher loses nothing: the broker holds the publisher back."""
+    sub = Client(port, "slow-sub", manual_ack=True)
+    sub.subscribe("firehose", qos=1)
+    stop = threading.Event()
+
+    def acknowledge_slowly():
+        acked = 0
+        while not stop.is_set():
+            with sub.lock:
+                pending = sub.messages[acked:]
+            for m in pending:
+                time.sleep(0.001)
+                sub.client.ack(m.mid, m.qos)
+            acked += len(pending)
+            time.sleep(0.002)
+
+    worker = threading.Thread(target=acknowledge_slowly, daemon=True)
+    worker.start()
+    pub = Client(port, "fast-pub")
+    total = 1500
+    infos = [pub.client.publish("firehose", f"{i}", qos=1) for i in range(total)]
+    for info in infos:
+        info.wait_for_publish(30)
+    sub.wait(lambda: len(sub.messages) >= total, f"{total} messages", timeout=40)
+    stop.set()
+    assert sub.payloads() == [f"{i}" for i in range(total)], "messages lost or reordered"
+    pub.stop()
+    sub.stop()
+
+
 SCENARIOS = {f.__name__: f for f in [
+    garbage, slow_subscriber,
     persistent_session_v311, persistent_session_v5, qos2_exactly_once, wills, will_delay, retained, topic_aliases,
     shared_subscriptions, v5_properties, message_expiry, flow_control, takeover, keep_alive, malformed,
 ]}
