@@ -156,10 +156,17 @@ struct CLITests {
             ("--data-dir", "CONDUIT_DATA_DIR"), ("--http-host", "CONDUIT_HTTP_HOST"), ("--http-port", "CONDUIT_HTTP_PORT"),
             ("--database-url", "CONDUIT_DATABASE_URL"), ("--log-level", "CONDUIT_LOG_LEVEL"),
             ("--log-format", "CONDUIT_LOG_FORMAT"), ("--config", "CONDUIT_CONFIG"),
+            ("--mqtt-host", "CONDUIT_MQTT_HOST"), ("--mqtt-port", "CONDUIT_MQTT_PORT"), ("--mqtt-anonymous", "CONDUIT_MQTT_ANONYMOUS"),
+            ("--mqtt-tls-port", "CONDUIT_MQTT_TLS_PORT"), ("--mqtt-tls-cert", "CONDUIT_MQTT_TLS_CERT"),
+            ("--mqtt-tls-key", "CONDUIT_MQTT_TLS_KEY"), ("--mqtt-tls-ca", "CONDUIT_MQTT_TLS_CA"),
+            ("--mqtt-tls-require-client-cert", "CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT"),
+            ("--message-history", "CONDUIT_MESSAGE_HISTORY"),
         ]
         for (flag, variable) in settings {
             let entry = try #require(
-                options.components(separatedBy: "\n  --").first { ("--" + $0).hasPrefix(flag + " ") },
+                options.components(separatedBy: "\n  --").first { entry in
+                    ("--" + entry).hasPrefix(flag + " ") || ("--" + entry).hasPrefix(flag + "\n")
+                },
                 "\(flag) missing from the options of serve --help"
             )
             #expect(entry.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "  ", with: "").contains(variable), "\(flag)")
