@@ -1,6 +1,7 @@
 import DequeModule
 import Logging
 import MQTT
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -19,6 +20,16 @@ public final class MQTTBroker: @unchecked Sendable {
     let observer: (any MQTTPublishObserver)?
     let logger: Logger
     let eventLoopGroup: any EventLoopGroup
+    let metrics: Metrics
+
+    /// The broker's counters, made once (after the metrics system is bootstrapped).
+    struct Metrics: Sendable {
+        let connections = Gauge(label: "conduit_mqtt_connections")
+        let received = Counter(label: "conduit_mqtt_messages_received_total")
+        let delivered = Counter(label: "conduit_mqtt_messages_sent_total")
+        let dropped = Counter(label: "conduit_mqtt_messages_dropped_total")
+        let refused = Counter(label: "conduit_mqtt_connections_refused_total")
+    }
 
     private let lock = NIOLock()
     // Everything below is guarded by `lock`.
@@ -29,6 +40,7 @@ public final class MQTTBroker: @unchecked Sendable {
     private var listeners: [any Channel] = []
     private var connections: [ObjectIdentifier: any Channel] = [:]
     private var boundTLSPort: Int?
+    private var connectedCount = 0
 
     public init(
         configuration: MQTTBrokerConfiguration = .init(), authenticator: any MQTTAuthenticator = MQTTAllowAll(),
@@ -41,6 +53,7 @@ public final class MQTTBroker: @unchecked Sendable {
         self.observer = observer
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
+        self.metrics = Metrics()
     }
 
     // MARK: Listening
@@ -126,7 +139,7 @@ public final class MQTTBroker: @unchecked Sendable {
 
     /// How many clients are connected now.
     public var connectedClientCount: Int {
-        self.lock.withLock { self.sessions.values.filter { $0.connection != nil }.count }
+        self.lock.withLock { self.connectedCount }
     }
 
     /// Open network connections, whether or not they completed CONNECT.
@@ -150,10 +163,9 @@ public final class MQTTBroker: @unchecked Sendable {
             let connection = session.connection
             // No will for an administrative disconnect: the operator, not the network, ended it.
             session.will = nil
+            self.attach(nil, to: session)
             if discardSession {
                 self.removeSession(session)
-            } else {
-                session.connection = nil
             }
             connection?.close(reason: reason)
             return connection != nil
@@ -205,7 +217,7 @@ public final class MQTTBroker: @unchecked Sendable {
                     if let will = existing.will, (will.properties.willDelayInterval ?? 0) == 0 {
                         self.route(Self.message(from: will, publisher: clientIdentifier))
                     }
-                    existing.connection = nil
+                    self.attach(nil, to: existing)
                     self.releaseWaiters(of: existing)
                     old.close(reason: .sessionTakenOver)
                 }
@@ -218,7 +230,8 @@ public final class MQTTBroker: @unchecked Sendable {
             let session = present ? self.sessions[clientIdentifier]! : MQTTSession(clientIdentifier: clientIdentifier, principal: principal)
             self.sessions[clientIdentifier] = session
             session.principal = principal
-            session.connection = handle
+            self.attach(handle, to: session)
+            self.metrics.connections.record(self.connectedCount)
             session.will = connect.will
             session.expiryInterval = expiry
             return ConnectOutcome(sessionPresent: present, sessionExpiry: expiry)
@@ -259,7 +272,8 @@ public final class MQTTBroker: @unchecked Sendable {
     func connectionClosed(clientIdentifier: String, connection: ObjectIdentifier, publishWill: Bool) {
         self.lock.withLock {
             guard let session = self.sessions[clientIdentifier], session.connection?.identifier == connection else { return }
-            session.connection = nil
+            self.attach(nil, to: session)
+            self.metrics.connections.record(self.connectedCount)
             // No one drains this queue now: the publishers it held back go on.
             self.releaseWaiters(of: session)
             if publishWill, let will = session.will {
@@ -310,6 +324,12 @@ public final class MQTTBroker: @unchecked Sendable {
             self.route(Self.message(from: will, publisher: session.clientIdentifier))
         }
         self.removeSession(session)
+    }
+
+    /// Sets or clears a session's connection, keeping the count of connected clients. Lock held.
+    private func attach(_ handle: MQTTConnectionHandle?, to session: MQTTSession) {
+        self.connectedCount += (handle == nil ? 0 : 1) - (session.connection == nil ? 0 : 1)
+        session.connection = handle
     }
 
     private func removeSession(_ session: MQTTSession) {
@@ -404,7 +424,10 @@ public final class MQTTBroker: @unchecked Sendable {
                 qos: .atMostOnce, retain: retain, packetIdentifier: nil, subscriptionIdentifiers: subscriptionIdentifiers,
                 now: .now()
             )
-            if self.fits(.publish(packet), connection) { connection.write([.publish(packet)]) }
+            if self.fits(.publish(packet), connection) {
+                self.metrics.delivered.increment()
+                connection.write([.publish(packet)])
+            }
             return
         }
         if session.queue.isEmpty && session.inflight.count < self.window(connection) {
@@ -428,6 +451,7 @@ public final class MQTTBroker: @unchecked Sendable {
         // publishers pause; an offline one cannot slow anyone, so its queue is capped.
         let limit = session.connection == nil ? self.configuration.maximumQueuedMessages : self.configuration.maximumQueuedMessages * 10
         guard session.queue.count < limit else {
+            self.metrics.dropped.increment()
             self.logger.warning(
                 "session queue full; message dropped",
                 metadata: ["conduit.client_id": "\(session.clientIdentifier)", "conduit.topic": "\(message.topic)"]
@@ -460,6 +484,7 @@ public final class MQTTBroker: @unchecked Sendable {
             message: message, qos: qos, retain: retain, subscriptionIdentifiers: identifiers, released: false
         )
         session.inflightOrder.append(identifier)
+        self.metrics.delivered.increment()
         connection.write([packet])
     }
 
@@ -485,6 +510,7 @@ public final class MQTTBroker: @unchecked Sendable {
 
     /// A message a client published: routes it. Lock taken here.
     func published(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle?) {
+        self.metrics.received.increment()
         self.lock.withLock { self.route(message, publisher: publisher) }
     }
 

@@ -192,6 +192,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func refuse(_ reason: MQTTReasonCode) {
+        self.broker.metrics.refused.increment()
         self.write([.connack(MQTTConnAckPacket(reasonCode: reason))])
         self.close()
     }
