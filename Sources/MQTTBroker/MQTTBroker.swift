@@ -41,6 +41,10 @@ public final class MQTTBroker: @unchecked Sendable {
     private var connections: [ObjectIdentifier: any Channel] = [:]
     private var boundTLSPort: Int?
     private var connectedCount = 0
+    /// When each client's access was last revoked (`disconnect`), so that a CONNECT already being
+    /// authenticated at that moment is refused too. Kept for a few minutes.
+    private var revocations: [String: NIODeadline] = [:]
+    private var shuttingDown = false
 
     public init(
         configuration: MQTTBrokerConfiguration = .init(), authenticator: any MQTTAuthenticator = MQTTAllowAll(),
@@ -124,6 +128,8 @@ public final class MQTTBroker: @unchecked Sendable {
         let (listeners, connections) = self.lock.withLock {
             let result = (self.listeners, Array(self.connections.values))
             self.listeners = []
+            // Connections closed from here on neither publish wills nor start expiry timers.
+            self.shuttingDown = true
             for session in self.sessions.values {
                 session.expiryTimer?.cancel()
                 session.willTimer?.cancel()
@@ -152,21 +158,21 @@ public final class MQTTBroker: @unchecked Sendable {
         self.lock.withLock { self.sessions[clientIdentifier]?.connection != nil }
     }
 
-    /// Closes the client's connection (5.0: DISCONNECT with `reason`) and, when `discardSession`,
-    /// forgets its session; for a device that was rejected or decommissioned.
+    /// Closes the client's connection (5.0: DISCONNECT with `reason`) and forgets its session; for
+    /// a device that was rejected or decommissioned. A CONNECT of this client that is still being
+    /// authenticated is refused as well.
     @discardableResult
-    public func disconnect(
-        clientIdentifier: String, reason: MQTTReasonCode = .administrativeAction, discardSession: Bool = true
-    ) -> Bool {
+    public func disconnect(clientIdentifier: String, reason: MQTTReasonCode = .administrativeAction) -> Bool {
         self.lock.withLock {
+            let now = NIODeadline.now()
+            self.revocations = self.revocations.filter { now - $0.value < .minutes(5) }
+            self.revocations[clientIdentifier] = now
             guard let session = self.sessions[clientIdentifier] else { return false }
             let connection = session.connection
             // No will for an administrative disconnect: the operator, not the network, ended it.
             session.will = nil
             self.attach(nil, to: session)
-            if discardSession {
-                self.removeSession(session)
-            }
+            self.removeSession(session)
             connection?.close(reason: reason)
             return connection != nil
         }
@@ -195,16 +201,21 @@ public final class MQTTBroker: @unchecked Sendable {
         var sessionExpiry: UInt32
     }
 
-    /// Attaches a connection to its session, taking the session over from an older connection.
+    /// Attaches a connection to its session, taking the session over from an older connection, and
+    /// queues what the session owes the client (unacknowledged messages again, with DUP, then
+    /// the queue) behind the CONNACK the caller writes next. Nil when the client's access was
+    /// revoked after `authenticatedSince`.
     func connect(
-        _ connect: MQTTConnectPacket, clientIdentifier: String, principal: String, handle: MQTTConnectionHandle
-    ) -> ConnectOutcome {
+        _ connect: MQTTConnectPacket, clientIdentifier: String, principal: String, handle: MQTTConnectionHandle,
+        authenticatedSince: NIODeadline
+    ) -> ConnectOutcome? {
         let requestedExpiry: UInt32 =
             connect.version.hasProperties
             ? (connect.properties.sessionExpiryInterval ?? 0)
             : (connect.cleanStart ? 0 : .max)
         let expiry = min(requestedExpiry, connect.version.hasProperties ? self.configuration.maximumSessionExpiry : .max)
         return self.lock.withLock {
+            if let revoked = self.revocations[clientIdentifier], revoked >= authenticatedSince { return nil }
             var present = false
             if let existing = self.sessions[clientIdentifier] {
                 existing.expiryTimer?.cancel()
@@ -234,37 +245,34 @@ public final class MQTTBroker: @unchecked Sendable {
             self.metrics.connections.record(self.connectedCount)
             session.will = connect.will
             session.expiryInterval = expiry
+            // Under the same lock, so no newer message overtakes the redelivered ones.
+            self.redeliver(session, to: handle)
             return ConnectOutcome(sessionPresent: present, sessionExpiry: expiry)
         }
     }
 
-    /// After CONNACK went out: sends what the session owes the client, unacknowledged messages
-    /// first (again, with DUP) and then the queue.
-    func resume(clientIdentifier: String, connection: ObjectIdentifier) {
-        self.lock.withLock {
-            guard let session = self.sessions[clientIdentifier], let handle = session.connection,
-                handle.identifier == connection
-            else { return }
-            let now = NIODeadline.now()
-            var packets: [MQTTPacket] = []
-            for identifier in session.inflightOrder {
-                guard let inflight = session.inflight[identifier] else { continue }
-                if inflight.released {
-                    packets.append(.pubrel(MQTTAckPacket(packetIdentifier: identifier)))
-                } else {
-                    packets.append(
-                        .publish(
-                            inflight.message.publishPacket(
-                                qos: inflight.qos, retain: inflight.retain, packetIdentifier: identifier,
-                                subscriptionIdentifiers: inflight.subscriptionIdentifiers, duplicate: true, now: now
-                            )
+    /// Sends what a resumed session owes its client. Lock held; the packets follow the CONNACK
+    /// because they go through the connection's event loop after the current task.
+    private func redeliver(_ session: MQTTSession, to handle: MQTTConnectionHandle) {
+        let now = NIODeadline.now()
+        var packets: [MQTTPacket] = []
+        for identifier in session.inflightOrder {
+            guard let inflight = session.inflight[identifier] else { continue }
+            if inflight.released {
+                packets.append(.pubrel(MQTTAckPacket(packetIdentifier: identifier)))
+            } else {
+                packets.append(
+                    .publish(
+                        inflight.message.publishPacket(
+                            qos: inflight.qos, retain: inflight.retain, packetIdentifier: identifier,
+                            subscriptionIdentifiers: inflight.subscriptionIdentifiers, duplicate: true, now: now
                         )
                     )
-                }
+                )
             }
-            handle.write(packets)
-            self.drain(session)
         }
+        handle.write(packets)
+        self.drain(session)
     }
 
     /// The connection ended. With `publishWill`, the will goes out (after its delay); the session
@@ -274,6 +282,7 @@ public final class MQTTBroker: @unchecked Sendable {
             guard let session = self.sessions[clientIdentifier], session.connection?.identifier == connection else { return }
             self.attach(nil, to: session)
             self.metrics.connections.record(self.connectedCount)
+            guard !self.shuttingDown else { return }
             // No one drains this queue now: the publishers it held back go on.
             self.releaseWaiters(of: session)
             if publishWill, let will = session.will {
@@ -283,7 +292,9 @@ public final class MQTTBroker: @unchecked Sendable {
                 } else {
                     session.willTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(delay))) {
                         self.lock.withLock {
-                            guard session.connection == nil, let will = session.will else { return }
+                            guard session.connection == nil, self.sessions[clientIdentifier] === session, let will = session.will else {
+                                return
+                            }
                             session.will = nil
                             session.willTimer = nil
                             self.route(Self.message(from: will, publisher: clientIdentifier))
@@ -340,6 +351,7 @@ public final class MQTTBroker: @unchecked Sendable {
             )
         }
         session.subscriptions = [:]
+        session.will = nil
         self.releaseWaiters(of: session)
         session.expiryTimer?.cancel()
         session.willTimer?.cancel()
@@ -437,10 +449,12 @@ public final class MQTTBroker: @unchecked Sendable {
             // Flow control: a connected subscriber that falls behind holds back the publishers that
             // feed it (they stop being read) instead of losing what they send.
             if let publisher, publisher.identifier != connection.identifier,
-                session.queue.count >= self.configuration.maximumQueuedMessages / 2,
-                !session.waiters.contains(where: { $0.identifier == publisher.identifier })
+                session.queue.count >= self.configuration.maximumQueuedMessages / 2
             {
-                session.waiters.append(publisher)
+                if !session.waiters.contains(where: { $0.identifier == publisher.identifier }) {
+                    session.waiters.append(publisher)
+                }
+                // Again on every message while the queue is long: a pause that ran out resumes.
                 publisher.pauseReading()
             }
         }
@@ -514,24 +528,57 @@ public final class MQTTBroker: @unchecked Sendable {
         self.lock.withLock { self.route(message, publisher: publisher) }
     }
 
-    /// Records an incoming QoS 2 packet identifier; false when it was already there (a resend).
-    func receiveQoS2(clientIdentifier: String, packetIdentifier: UInt16) -> Bool {
+    /// Where an incoming QoS 2 message stands.
+    enum IncomingQoS2 {
+        /// First time: route it.
+        case new
+        /// Routed and stored before: only acknowledge again.
+        case routedAndStored
+        /// Routed, but the observer failed to store it: store it again, don't route.
+        case routedNotStored
+    }
+
+    /// The session of this connection, or nil when another connection has taken it over. Lock held.
+    private func session(_ clientIdentifier: String, _ connection: ObjectIdentifier) -> MQTTSession? {
+        guard let session = self.sessions[clientIdentifier], session.connection?.identifier == connection else { return nil }
+        return session
+    }
+
+    /// Records an incoming QoS 2 packet identifier and says what to do with the message.
+    func receiveQoS2(clientIdentifier: String, connection: ObjectIdentifier, packetIdentifier: UInt16) -> IncomingQoS2 {
         self.lock.withLock {
-            self.sessions[clientIdentifier]?.incomingQoS2.insert(packetIdentifier).inserted ?? true
+            guard let session = self.session(clientIdentifier, connection) else { return .routedAndStored }
+            switch session.incomingQoS2[packetIdentifier] {
+            case nil:
+                session.incomingQoS2[packetIdentifier] = false
+                return .new
+            case true?:
+                return .routedAndStored
+            case false?:
+                return .routedNotStored
+            }
+        }
+    }
+
+    /// The observer stored the QoS 2 message with this identifier.
+    func storedQoS2(clientIdentifier: String, connection: ObjectIdentifier, packetIdentifier: UInt16) {
+        self.lock.withLock {
+            guard let session = self.session(clientIdentifier, connection), session.incomingQoS2[packetIdentifier] != nil else { return }
+            session.incomingQoS2[packetIdentifier] = true
         }
     }
 
     /// PUBREL from the client; false when the packet identifier was unknown.
-    func releaseQoS2(clientIdentifier: String, packetIdentifier: UInt16) -> Bool {
+    func releaseQoS2(clientIdentifier: String, connection: ObjectIdentifier, packetIdentifier: UInt16) -> Bool {
         self.lock.withLock {
-            self.sessions[clientIdentifier]?.incomingQoS2.remove(packetIdentifier) != nil
+            self.session(clientIdentifier, connection)?.incomingQoS2.removeValue(forKey: packetIdentifier) != nil
         }
     }
 
     /// PUBACK, PUBREC or PUBCOMP from the client for a message the broker sent.
-    func acknowledged(_ packet: MQTTPacket, clientIdentifier: String) -> [MQTTPacket] {
+    func acknowledged(_ packet: MQTTPacket, clientIdentifier: String, connection: ObjectIdentifier) -> [MQTTPacket] {
         self.lock.withLock {
-            guard let session = self.sessions[clientIdentifier] else { return [] }
+            guard let session = self.session(clientIdentifier, connection) else { return [] }
             switch packet {
             case .puback(let ack):
                 guard session.inflight[ack.packetIdentifier]?.qos == .atLeastOnce else { return [] }
@@ -607,9 +654,9 @@ public final class MQTTBroker: @unchecked Sendable {
     }
 
     /// Removes subscriptions; the reason code for each (success, or no subscription existed).
-    func unsubscribe(clientIdentifier: String, _ filters: [String]) -> [MQTTReasonCode] {
+    func unsubscribe(clientIdentifier: String, connection: ObjectIdentifier, _ filters: [String]) -> [MQTTReasonCode] {
         self.lock.withLock {
-            guard let session = self.sessions[clientIdentifier] else { return filters.map { _ in .noSubscriptionExisted } }
+            guard let session = self.session(clientIdentifier, connection) else { return filters.map { _ in .noSubscriptionExisted } }
             return filters.map { filter in
                 guard let subscription = session.subscriptions.removeValue(forKey: filter) else { return .noSubscriptionExisted }
                 self.tree.remove(clientIdentifier: clientIdentifier, topicFilter: subscription.topicFilter, shareGroup: subscription.shareGroup)

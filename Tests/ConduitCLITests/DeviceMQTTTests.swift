@@ -92,6 +92,14 @@ struct DeviceMQTTTests {
             )
             #expect(own.status == 0 && !(own.stdout + own.stderr).contains("denied"), "\(own.stdout)\(own.stderr)")
 
+            // A will is a publish too: d1 may not leave one on d2's topics.
+            let will = try await Subprocess.run(
+                ["mosquitto_pub", "-p", "\(mqtt)", "-V", "mqttv5", "-i", "d1", "-u", "d1", "-P", secrets["d1"]!, "-t", "devices/d1/up",
+                 "-m", "x", "--will-topic", "devices/d2/down", "--will-payload", "forged", "--will-retain"], timeout: 10
+            )
+            #expect(will.status != 0)
+            #expect(will.stderr.lowercased().contains("not authori"), "\(will.stderr)")
+
             #expect(try await ConduitCLITests.http("POST", http, "/v1/devices/d1/reject", token: token).status == 200)
             let rejected = try await Self.publish(mqtt, id: "d1", secret: secrets["d1"]!, topic: "devices/d1/up", message: "x")
             #expect(rejected.status != 0)

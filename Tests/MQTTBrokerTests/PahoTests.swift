@@ -1,6 +1,8 @@
 import ConduitTesting
 import Foundation
 import MQTTBroker
+import NIOCore
+import Synchronization
 import Testing
 
 /// The paho-mqtt scenarios in Peers/paho_scenarios.py, each against a broker of its own.
@@ -13,7 +15,7 @@ struct PahoTests {
         arguments: [
             "persistent_session_v311", "persistent_session_v5", "qos2_exactly_once", "wills", "will_delay", "retained",
             "topic_aliases", "shared_subscriptions", "v5_properties", "message_expiry", "flow_control", "takeover",
-            "keep_alive", "malformed", "garbage", "slow_subscriber",
+            "keep_alive", "malformed", "garbage", "slow_subscriber", "qos2_store_retry",
         ]
     )
     func scenario(name: String) async throws {
@@ -21,7 +23,8 @@ struct PahoTests {
         configuration.connectTimeout = .seconds(2)
         // A short queue, so that slow_subscriber shows flow control rather than a long buffer.
         configuration.maximumQueuedMessages = 50
-        try await withBroker(configuration) { broker, port in
+        let observer = FailOnceObserver()
+        try await withBroker(configuration, observer: observer) { broker, port in
             let result = try await Subprocess.run(["python3", Self.script, name, "\(port)"], timeout: 40)
             #expect(result.status == 0 && result.stdout.hasSuffix("OK\n"), "\(name):\n\(result.stdout)\(result.stderr)")
             // Whatever the scenario did, nothing is left behind once its clients are gone:
@@ -32,6 +35,31 @@ struct PahoTests {
                 open = broker.openConnectionCount
             }
             #expect(open == 0, "\(name) left \(open) connections open")
+            if name == "qos2_store_retry" {
+                // Stored on the second try, and only then acknowledged.
+                #expect(observer.attempts(for: "fail-once:important") == 2)
+            }
         }
+    }
+}
+
+/// An observer that fails the first time it sees a payload starting with "fail-once", as a
+/// store that is briefly down would.
+final class FailOnceObserver: MQTTPublishObserver {
+    private let seen = Mutex<[String: Int]>([:])
+
+    struct StoreDown: Error {}
+
+    func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws {
+        let payload = String(buffer: message.payload)
+        let attempt = self.seen.withLock { seen -> Int in
+            seen[payload, default: 0] += 1
+            return seen[payload]!
+        }
+        if payload.hasPrefix("fail-once") && attempt == 1 { throw StoreDown() }
+    }
+
+    func attempts(for payload: String) -> Int {
+        self.seen.withLock { $0[payload] ?? 0 }
     }
 }

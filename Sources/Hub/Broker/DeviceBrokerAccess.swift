@@ -91,6 +91,6 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
 
 extension MQTTBroker: DeviceConnectionControl {
     public func disconnectDevice(_ deviceID: String) {
-        self.disconnect(clientIdentifier: deviceID, reason: .notAuthorized, discardSession: true)
+        self.disconnect(clientIdentifier: deviceID, reason: .notAuthorized)
     }
 }

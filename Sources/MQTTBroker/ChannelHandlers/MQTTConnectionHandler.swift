@@ -53,6 +53,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private let tls: Bool
 
+    /// When the authenticator was asked; a revocation after it wins over its verdict.
+    private var authenticationStarted = NIODeadline.now()
+
     init(broker: MQTTBroker, tls: Bool) {
         self.broker = broker
         self.tls = tls
@@ -83,6 +86,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.handle = nil
+        self.pauseLimit?.cancel()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -93,6 +98,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             )
             self.logger.debug("client disconnected", metadata: ["conduit.client_id": "\(connected.clientIdentifier)"])
         }
+        self.handle = nil
         self.state = .closed
         context.fireChannelInactive()
     }
@@ -178,6 +184,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             return self.refuse(.badAuthenticationMethod)
         }
         self.state = .authenticating(connect, pending: [])
+        self.authenticationStarted = .now()
         let request = MQTTConnectRequest(
             clientIdentifier: clientIdentifier, username: connect.username, password: connect.password,
             version: connect.version, certificateCommonName: self.peerCommonName(context)
@@ -208,26 +215,37 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             }
             return
         }
+        // A will may only go where its client may publish [MQTT-3.1.2.5]: else a device could
+        // leave a retained message on another device's topic by dropping its connection.
+        if let will = connect.will, !self.broker.authorizer.mayPublish(principal: principal, topic: will.topic) {
+            self.logger.info("connection refused: will topic outside the client's space", metadata: ["conduit.topic": "\(will.topic)"])
+            return self.refuse(.notAuthorized)
+        }
         let configuration = self.broker.configuration
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let mailbox = MQTTOutboundMailbox(eventLoop: context.eventLoop) { packets in
-            loopBound.value.write(packets)
-            loopBound.value.context?.flush()
+        // The broker keeps the handle for as long as the session lives; it reaches this handler
+        // weakly, so a closed connection's handler and channel are freed.
+        let reference = WeakHandlerReference(self)
+        let eventLoop = context.eventLoop
+        let mailbox = MQTTOutboundMailbox(eventLoop: eventLoop) { packets in
+            guard let handler = reference.handler else { return }
+            handler.write(packets)
+            handler.context?.flush()
         }
         let handle = MQTTConnectionHandle(
             identifier: self.identifier, version: connect.version,
             receiveMaximum: Int(connect.properties.receiveMaximum ?? UInt16.max),
             maximumPacketSize: connect.properties.maximumPacketSize.map { Int($0) } ?? .max,
             send: { packets in mailbox.post(packets) },
-            close: { [channel = context.channel, loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)] reason in
-                channel.eventLoop.execute { loopBound.value.close(reason: reason) }
-            },
-            setReading: { [channel = context.channel, loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)] reading in
-                channel.eventLoop.execute { loopBound.value.setReading(reading) }
-            }
+            close: { reason in eventLoop.execute { reference.handler?.close(reason: reason) } },
+            setReading: { reading in eventLoop.execute { reference.handler?.setReading(reading) } }
         )
+        guard let outcome = self.broker.connect(
+            connect, clientIdentifier: clientIdentifier, principal: principal, handle: handle, authenticatedSince: self.authenticationStarted
+        ) else {
+            // Access was revoked while the authenticator was deciding.
+            return self.refuse(.notAuthorized)
+        }
         self.handle = handle
-        let outcome = self.broker.connect(connect, clientIdentifier: clientIdentifier, principal: principal, handle: handle)
         self.logger[metadataKey: "conduit.client_id"] = "\(clientIdentifier)"
         var properties = MQTTProperties()
         if connect.version.hasProperties {
@@ -251,7 +269,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             try? context.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: timeout), position: .first)
         }
         self.logger.debug("client connected", metadata: ["conduit.principal": "\(principal)", "conduit.mqtt_version": "\(connect.version)"])
-        self.broker.resume(clientIdentifier: clientIdentifier, connection: self.identifier)
         for packet in pending {
             guard case .connected(var connected) = self.state else { break }
             self.packetReceived(packet, connected: &connected, context: context)
@@ -267,16 +284,20 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         case .publish(let publish):
             self.publishReceived(publish, connected: &connected, context: context)
         case .pubrel(let ack):
-            let known = self.broker.releaseQoS2(clientIdentifier: connected.clientIdentifier, packetIdentifier: ack.packetIdentifier)
+            let known = self.broker.releaseQoS2(
+                clientIdentifier: connected.clientIdentifier, connection: self.identifier, packetIdentifier: ack.packetIdentifier
+            )
             self.afterAcknowledgements {
                 $0.write([.pubcomp(MQTTAckPacket(packetIdentifier: ack.packetIdentifier, reasonCode: known ? .success : .packetIdentifierNotFound))])
             }
         case .puback, .pubrec, .pubcomp:
-            self.write(self.broker.acknowledged(packet, clientIdentifier: connected.clientIdentifier))
+            self.write(self.broker.acknowledged(packet, clientIdentifier: connected.clientIdentifier, connection: self.identifier))
         case .subscribe(let subscribe):
             self.subscribeReceived(subscribe, connected: connected)
         case .unsubscribe(let unsubscribe):
-            let codes = self.broker.unsubscribe(clientIdentifier: connected.clientIdentifier, unsubscribe.topicFilters)
+            let codes = self.broker.unsubscribe(
+                clientIdentifier: connected.clientIdentifier, connection: self.identifier, unsubscribe.topicFilters
+            )
             self.write([.unsuback(MQTTSubAckPacket(packetIdentifier: unsubscribe.packetIdentifier, reasonCodes: connected.version.hasProperties ? codes : []))])
         case .pingreq:
             self.write([.pingresp])
@@ -289,8 +310,14 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
                 }
                 self.broker.updateSessionExpiry(clientIdentifier: connected.clientIdentifier, connection: self.identifier, to: expiry)
             }
-            // A DISCONNECT with 0x04 asks for the will all the same [MQTT-3.14.4-3].
-            self.disconnectedCleanly = disconnect.reasonCode != .disconnectWithWillMessage
+            // Only a normal DISCONNECT (0x00) discards the will [MQTT-3.1.2-8, 3.14.4-3].
+            self.disconnectedCleanly = disconnect.reasonCode == .normalDisconnection
+            // The session lets go now, not when TLS has finished closing: a quick reconnect must
+            // not look like a takeover of a live connection.
+            self.broker.connectionClosed(
+                clientIdentifier: connected.clientIdentifier, connection: self.identifier, publishWill: !self.disconnectedCleanly
+            )
+            self.state = .closed
             self.close()
         case .auth:
             self.close(reason: .protocolError)
@@ -315,7 +342,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         }
         if publish.qos != .atMostOnce {
             self.unacknowledged += 1
-            guard self.unacknowledged <= Int(self.broker.configuration.receiveMaximum) else {
+            // Receive Maximum is a 5.0 agreement; 3.1.1 clients never heard of it.
+            guard !v5 || self.unacknowledged <= Int(self.broker.configuration.receiveMaximum) else {
                 return self.close(reason: .receiveMaximumExceeded)
             }
         }
@@ -331,17 +359,28 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             case .atMostOnce: break
             case .atLeastOnce: self.acknowledge(.puback(MQTTAckPacket(packetIdentifier: identifier, reasonCode: reason)))
             case .exactlyOnce:
-                if !v5 { _ = self.broker.receiveQoS2(clientIdentifier: connected.clientIdentifier, packetIdentifier: identifier) }
+                if !v5 {
+                    // 3.1.1 goes on to PUBREL, so the id is kept as if the message were handled.
+                    _ = self.broker.receiveQoS2(clientIdentifier: connected.clientIdentifier, connection: self.identifier, packetIdentifier: identifier)
+                    self.broker.storedQoS2(clientIdentifier: connected.clientIdentifier, connection: self.identifier, packetIdentifier: identifier)
+                }
                 self.acknowledge(.pubrec(MQTTAckPacket(packetIdentifier: identifier, reasonCode: reason)))
             }
             return
         }
-        if publish.qos == .exactlyOnce
-            && !self.broker.receiveQoS2(clientIdentifier: connected.clientIdentifier, packetIdentifier: identifier)
-        {
-            // A resend of a QoS 2 message already routed: acknowledge it again, route nothing.
-            self.acknowledge(.pubrec(MQTTAckPacket(packetIdentifier: identifier)))
-            return
+        var route = true
+        if publish.qos == .exactlyOnce {
+            switch self.broker.receiveQoS2(clientIdentifier: connected.clientIdentifier, connection: self.identifier, packetIdentifier: identifier) {
+            case .new:
+                break
+            case .routedAndStored:
+                // A resend of a QoS 2 message fully handled: acknowledge it again, nothing more.
+                self.acknowledge(.pubrec(MQTTAckPacket(packetIdentifier: identifier)))
+                return
+            case .routedNotStored:
+                // Subscribers have it, the hub does not (storing failed before): store, don't route.
+                route = false
+            }
         }
         var properties = publish.properties
         let expiry = properties.messageExpiryInterval
@@ -351,14 +390,20 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             properties: properties, expiresAt: expiry.map { .now() + .seconds(Int64($0)) },
             publisherClientIdentifier: connected.clientIdentifier
         )
-        self.broker.published(message, publisher: self.handle)
+        if route { self.broker.published(message, publisher: self.handle) }
         let ack: MQTTPacket? =
             switch publish.qos {
             case .atMostOnce: nil
             case .atLeastOnce: .puback(MQTTAckPacket(packetIdentifier: identifier))
             case .exactlyOnce: .pubrec(MQTTAckPacket(packetIdentifier: identifier))
             }
+        let markStored: () -> Void = { [broker = self.broker, clientIdentifier = connected.clientIdentifier, connection = self.identifier] in
+            if publish.qos == .exactlyOnce {
+                broker.storedQoS2(clientIdentifier: clientIdentifier, connection: connection, packetIdentifier: identifier)
+            }
+        }
         guard let observer = self.broker.observer else {
+            markStored()
             if let ack { self.acknowledge(ack) }
             return
         }
@@ -378,6 +423,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             handler.pendingStores -= 1
             switch result {
             case .success:
+                markStored()
                 if let ack { handler.acknowledge(ack) }
                 handler.context?.flush()
             case .failure(let error):
@@ -496,5 +542,15 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         if case .connected = self.state {} else { self.state = .closed }
         context.flush()
         context.close(promise: nil)
+    }
+}
+
+/// The connection handler as the broker's closures see it: weakly, so that a session outliving
+/// its connection does not keep the connection alive. Used only on the handler's event loop.
+final class WeakHandlerReference: @unchecked Sendable {
+    weak var handler: MQTTConnectionHandler?
+
+    init(_ handler: MQTTConnectionHandler) {
+        self.handler = handler
     }
 }

@@ -34,8 +34,9 @@ final class MQTTSession {
     /// Packet identifiers in the order they were sent, for redelivery in order.
     var inflightOrder: [UInt16] = []
     var queue: Deque<Queued> = []
-    /// QoS 2 packet identifiers received from the client whose PUBREL has not come yet.
-    var incomingQoS2: Set<UInt16> = []
+    /// QoS 2 packet identifiers received from the client whose PUBREL has not come yet, and
+    /// whether the observer has stored each message.
+    var incomingQoS2: [UInt16: Bool] = [:]
     /// Publishers paused because this session's queue is long; resumed when it drains.
     var waiters: [MQTTConnectionHandle] = []
     var will: MQTTConnectPacket.Will?

@@ -182,6 +182,12 @@ def wills(port):
     polite.stop()
     time.sleep(0.5)
     assert "polite-offline" not in watcher.payloads(), watcher.payloads()
+    # A 5.0 DISCONNECT with a reason other than 0x00 keeps the will [MQTT-3.1.2-8].
+    failing = Client(port, "will-failing", will=("status/will-failing", "failed-offline", 1, False, None))
+    from paho.mqtt.reasoncodes import ReasonCode
+    failing.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=0x80))
+    watcher.wait(lambda: "failed-offline" in watcher.payloads(), "will after DISCONNECT 0x80")
+    failing.client.loop_stop()
     # 3.1.1 too.
     old = Client(port, "will-311", protocol=V311, will=("status/will-311", "gone-311", 0, False, None))
     old.drop()
@@ -453,8 +459,25 @@ def slow_subscriber(port):
     sub.stop()
 
 
+def qos2_store_retry(port):
+    """The broker's store fails once (the test's observer does that for payloads starting with
+    'fail-once'): the client is cut off unacknowledged, sends again, and the subscriber still gets
+    exactly one copy."""
+    sub = Client(port, "retry-sub")
+    sub.subscribe("devices/retry/#", qos=2)
+    pub = Client(port, "retry-pub", clean=False, session_expiry=60)
+    pub.client.reconnect_delay_set(1, 2)
+    info = pub.client.publish("devices/retry/up", "fail-once:important", qos=2)
+    info.wait_for_publish(20)
+    assert info.is_published(), "the message was never acknowledged after the retry"
+    time.sleep(0.5)
+    assert sub.payloads() == ["fail-once:important"], sub.payloads()
+    pub.stop()
+    sub.stop()
+
+
 SCENARIOS = {f.__name__: f for f in [
-    garbage, slow_subscriber,
+    garbage, slow_subscriber, qos2_store_retry,
     persistent_session_v311, persistent_session_v5, qos2_exactly_once, wills, will_delay, retained, topic_aliases,
     shared_subscriptions, v5_properties, message_expiry, flow_control, takeover, keep_alive, malformed,
 ]}
