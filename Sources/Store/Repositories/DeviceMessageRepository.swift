@@ -34,12 +34,7 @@ public struct DeviceMessageRepository: Sendable {
         query.appendInterpolation(bind: tenantID)
         query.appendLiteral(" AND device_id = ")
         query.appendInterpolation(bind: deviceID)
-        if let before {
-            query.appendLiteral(" AND seq < ")
-            query.appendInterpolation(bind: before)
-        }
-        query.appendLiteral(" ORDER BY seq DESC LIMIT ")
-        query.appendInterpolation(bind: limit)
+        query.appendNewestFirst(before: before, limit: limit)
         return try await self.session.sql.raw(query).all().map(Self.message)
     }
 

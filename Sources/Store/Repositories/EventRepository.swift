@@ -50,12 +50,7 @@ public struct EventRepository: Sendable {
             query.appendLiteral(" AND type = ")
             query.appendInterpolation(bind: type)
         }
-        if let before {
-            query.appendLiteral(" AND seq < ")
-            query.appendInterpolation(bind: before)
-        }
-        query.appendLiteral(" ORDER BY seq DESC LIMIT ")
-        query.appendInterpolation(bind: limit)
+        query.appendNewestFirst(before: before, limit: limit)
         return try await self.session.sql.raw(query).all().map(Self.event)
     }
 
