@@ -31,6 +31,10 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
         .target(
+            name: "AWS",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
             name: "MQTTBroker",
             dependencies: [
                 "MQTT",
@@ -112,6 +116,10 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "AWSTests",
+            dependencies: ["AWS"]
         ),
         .testTarget(
             name: "MQTTBrokerTests",
