@@ -42,6 +42,10 @@ let package = Package(
             ]
         ),
         .target(
+            name: "AWSIoT",
+            dependencies: ["AWS", .product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
+        .target(
             name: "MQTTBroker",
             dependencies: [
                 "MQTT",
@@ -127,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "AWSTests",
             dependencies: [
-                "AWS", "ConduitTesting",
+                "AWS", "AWSIoT", "ConduitTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
