@@ -43,7 +43,13 @@ let package = Package(
         ),
         .target(
             name: "AWSIoT",
-            dependencies: ["AWS", .product(name: "NIOHTTP1", package: "swift-nio")]
+            dependencies: [
+                "AWS",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
         ),
         .target(
             name: "MQTTBroker",
@@ -133,6 +139,9 @@ let package = Package(
             dependencies: [
                 "AWS", "AWSIoT", "ConduitTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -158,18 +158,20 @@ public struct AWSIoTClient: Sendable {
     static func segment(_ value: String) -> String { AWSSigner.uriEncode(value) }
 
     func call<Output: Decodable>(
-        _ operation: String, _ method: HTTPMethodName, _ path: String, query: [(String, String)] = []
+        _ operation: String, _ method: HTTPMethodName, _ path: String, query: [(String, String)] = [],
+        headers: [(String, String)] = []
     ) async throws -> Output {
-        try await self.call(operation, method, path, query: query, body: Optional<[String: String]>.none)
+        try await self.call(operation, method, path, query: query, headers: headers, body: Optional<[String: String]>.none)
     }
 
     func call<Output: Decodable, Body: Encodable>(
-        _ operation: String, _ method: HTTPMethodName, _ path: String, query: [(String, String)] = [], body: Body?
+        _ operation: String, _ method: HTTPMethodName, _ path: String, query: [(String, String)] = [],
+        headers: [(String, String)] = [], body: Body?
     ) async throws -> Output {
         let bytes = try body.map { Array(try JSONEncoder().encode($0)) } ?? []
         let response = try await self.client.send(
             operation: operation, endpoint: self.endpoint, method: method.nio, path: path, query: query,
-            headers: bytes.isEmpty ? [] : [("content-type", "application/json")], body: bytes
+            headers: headers + (bytes.isEmpty ? [] : [("content-type", "application/json")]), body: bytes
         )
         if Output.self == Empty.self { return Empty() as! Output }
         return try JSONDecoder().decode(Output.self, from: Data(response.body.isEmpty ? Array("{}".utf8) : response.body))

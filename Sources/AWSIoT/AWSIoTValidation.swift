@@ -1,3 +1,5 @@
+import Foundation
+
 /// AWS IoT's own rules, checked before a request leaves: a bad name is refused with the rule it
 /// broke instead of a round trip and a 400.
 public struct AWSIoTValidationError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -55,6 +57,17 @@ public enum AWSIoTValidation {
             if !value.isEmpty {
                 try check(value, field: "\(field).\(name)", maximum: 800, allowed: allowing("_.,@/:#=[]-"), rule: "attribute values must match [a-zA-Z0-9_.,@/:#=\\[\\]-]{0,800}")
             }
+        }
+    }
+
+    /// Policy documents: a JSON object with a `Statement`, at most 2048 characters without white space.
+    public static func policyDocument(_ document: String, field: String = "policyDocument") throws {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(document.utf8))) as? [String: Any] else {
+            throw AWSIoTValidationError(field: field, rule: "must be a JSON object")
+        }
+        guard object["Statement"] != nil else { throw AWSIoTValidationError(field: field, rule: "must have a Statement") }
+        guard document.filter({ !$0.isWhitespace }).count <= 2048 else {
+            throw AWSIoTValidationError(field: field, rule: "must be at most 2048 characters, white space excluded")
         }
     }
 

@@ -1,0 +1,155 @@
+import AWS
+import Foundation
+
+extension AWSIoTClient {
+    /// A certificate as AWS IoT describes it.
+    public struct Certificate: Sendable, Equatable, Decodable {
+        public var certificateArn: String
+        public var certificateId: String
+        public var certificatePem: String?
+        /// `ACTIVE`, `INACTIVE`, `REVOKED`, ...; nil where the call does not say.
+        public var status: String?
+    }
+
+    public enum CertificateStatus: String, Sendable {
+        case active = "ACTIVE"
+        case inactive = "INACTIVE"
+        case revoked = "REVOKED"
+    }
+
+    /// Has AWS sign a certificate for a CSR made here: the private key never leaves Conduit.
+    public func createCertificateFromCsr(_ csrPEM: String, setAsActive: Bool = true) async throws -> Certificate {
+        try await self.call(
+            "CreateCertificateFromCsr", .POST, "/certificates", query: [("setAsActive", String(setAsActive))],
+            body: ["certificateSigningRequest": csrPEM]
+        )
+    }
+
+    /// A key pair and certificate made by AWS, private key included (shown once by AWS).
+    public struct KeysAndCertificate: Sendable, Decodable {
+        public struct KeyPair: Sendable, Decodable {
+            public var PublicKey: String
+            public var PrivateKey: String
+        }
+        public var certificateArn: String
+        public var certificateId: String
+        public var certificatePem: String
+        public var keyPair: KeyPair
+    }
+
+    public func createKeysAndCertificate(setAsActive: Bool = true) async throws -> KeysAndCertificate {
+        try await self.call(
+            "CreateKeysAndCertificate", .POST, "/keys-and-certificate", query: [("setAsActive", String(setAsActive))],
+            body: [String: String]()
+        )
+    }
+
+    public func describeCertificate(id: String) async throws -> Certificate {
+        struct Output: Decodable { let certificateDescription: Certificate }
+        let output: Output = try await self.call("DescribeCertificate", .GET, "/certificates/\(Self.segment(id))")
+        return output.certificateDescription
+    }
+
+    public func updateCertificate(id: String, status: CertificateStatus) async throws {
+        let _: Empty = try await self.call(
+            "UpdateCertificate", .PUT, "/certificates/\(Self.segment(id))", query: [("newStatus", status.rawValue)]
+        )
+    }
+
+    /// Deletes a certificate, which AWS allows only once it is inactive and attached to nothing.
+    public func deleteCertificate(id: String) async throws {
+        let _: Empty = try await self.call("DeleteCertificate", .DELETE, "/certificates/\(Self.segment(id))")
+    }
+
+    // MARK: Principals
+
+    public func attachThingPrincipal(thing: String, principal: String) async throws {
+        try AWSIoTValidation.thingName(thing)
+        let _: Empty = try await self.call(
+            "AttachThingPrincipal", .PUT, "/things/\(Self.segment(thing))/principals", headers: [("x-amzn-principal", principal)]
+        )
+    }
+
+    public func detachThingPrincipal(thing: String, principal: String) async throws {
+        try AWSIoTValidation.thingName(thing)
+        let _: Empty = try await self.call(
+            "DetachThingPrincipal", .DELETE, "/things/\(Self.segment(thing))/principals", headers: [("x-amzn-principal", principal)]
+        )
+    }
+
+    /// Every principal (certificate ARN) attached to the thing.
+    public func listThingPrincipals(thing: String) async throws -> [String] {
+        try AWSIoTValidation.thingName(thing)
+        struct Page: Decodable {
+            let principals: [String]?
+            let nextToken: String?
+        }
+        var principals: [String] = []
+        var token: String?
+        repeat {
+            var query = [("maxResults", "250")]
+            if let token { query.append(("nextToken", token)) }
+            let page: Page = try await self.call("ListThingPrincipals", .GET, "/things/\(Self.segment(thing))/principals", query: query)
+            principals += page.principals ?? []
+            token = page.nextToken.flatMap { $0.isEmpty ? nil : $0 }
+        } while token != nil
+        return principals
+    }
+
+    // MARK: Policies
+
+    public struct Policy: Sendable, Equatable, Decodable {
+        public var policyName: String
+        public var policyArn: String?
+        public var policyDocument: String?
+    }
+
+    /// Creates a policy; the document must be a JSON object with a `Statement`.
+    public func createPolicy(name: String, document: String) async throws -> Policy {
+        try AWSIoTValidation.policyName(name)
+        try AWSIoTValidation.policyDocument(document)
+        return try await self.call("CreatePolicy", .POST, "/policies/\(Self.segment(name))", body: ["policyDocument": document])
+    }
+
+    public func getPolicy(name: String) async throws -> Policy {
+        try AWSIoTValidation.policyName(name)
+        return try await self.call("GetPolicy", .GET, "/policies/\(Self.segment(name))")
+    }
+
+    public func deletePolicy(name: String) async throws {
+        try AWSIoTValidation.policyName(name)
+        let _: Empty = try await self.call("DeletePolicy", .DELETE, "/policies/\(Self.segment(name))")
+    }
+
+    /// Attaches a policy to a target (a certificate ARN, a thing group ARN, a Cognito identity).
+    public func attachPolicy(name: String, target: String) async throws {
+        try AWSIoTValidation.policyName(name)
+        let _: Empty = try await self.call("AttachPolicy", .PUT, "/target-policies/\(Self.segment(name))", body: ["target": target])
+    }
+
+    public func detachPolicy(name: String, target: String) async throws {
+        try AWSIoTValidation.policyName(name)
+        let _: Empty = try await self.call("DetachPolicy", .POST, "/target-policies/\(Self.segment(name))", body: ["target": target])
+    }
+
+    /// The names of every policy attached to the target.
+    public func listAttachedPolicies(target: String) async throws -> [String] {
+        struct Page: Decodable {
+            struct Entry: Decodable { let policyName: String }
+            let policies: [Entry]?
+            let nextMarker: String?
+        }
+        var names: [String] = []
+        var marker: String?
+        repeat {
+            var query = [("recursive", "false"), ("pageSize", "250")]
+            if let marker { query.append(("marker", marker)) }
+            let page: Page = try await self.call(
+                "ListAttachedPolicies", .POST, "/attached-policies/\(Self.segment(target))", query: query, body: [String: String]()
+            )
+            names += (page.policies ?? []).map(\.policyName)
+            marker = page.nextMarker.flatMap { $0.isEmpty ? nil : $0 }
+        } while marker != nil
+        return names
+    }
+}
