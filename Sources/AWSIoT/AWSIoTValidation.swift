@@ -71,6 +71,11 @@ public enum AWSIoTValidation {
         }
     }
 
+    /// Shadow names: `[a-zA-Z0-9:_-]{1,64}`.
+    public static func shadowName(_ name: String, field: String = "shadowName") throws {
+        try check(name, field: field, maximum: 64, allowed: allowing(":_-"), rule: "must match [a-zA-Z0-9:_-]{1,64}")
+    }
+
     /// Topic names for a publish: 1 to 256 bytes, at most 7 slashes, no wildcards.
     public static func publishTopic(_ topic: String, field: String = "topic") throws {
         guard !topic.isEmpty, topic.utf8.count <= 256 else { throw AWSIoTValidationError(field: field, rule: "must be 1 to 256 bytes") }
