@@ -100,6 +100,8 @@ let package = Package(
             name: "conduit",
             dependencies: [
                 "HTTPAPI",
+                "AWS",
+                "AWSIoT",
                 "MQTT",
                 "MQTTBroker",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -169,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConduitCLITests",
-            dependencies: ["ConduitTesting", "Store"]
+            dependencies: ["ConduitTesting", "Store", "AWS"]
         ),
     ]
 )
