@@ -72,6 +72,7 @@ struct AssumeRoleTests {
                 """
         )
         environment["AWS_ENDPOINT_URL_STS"] = moto.absoluteString
+        environment["AWS_EC2_METADATA_DISABLED"] = "true"
         let resolved = try await AWSDefaultCredentials.chain(profile: "integration", region: "us-east-1", environment: environment).resolve()
         #expect(resolved.source == "profile integration: assumed role arn:aws:iam::123456789012:role/conduit from profile base")
         #expect(resolved.credentials.sessionToken != nil)

@@ -15,6 +15,8 @@ struct AWSCheckTests {
     static func cleanEnvironment(_ extra: [String: String]) throws -> [String: String] {
         var environment = extra
         environment["HOME"] = try makeTemporaryDirectory().path
+        // Never look for EC2 instance metadata from a test: it is not on loopback.
+        environment["AWS_EC2_METADATA_DISABLED"] = "true"
         for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
                      "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"] where extra[name] == nil {
             environment[name] = ""

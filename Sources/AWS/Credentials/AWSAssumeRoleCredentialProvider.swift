@@ -58,8 +58,8 @@ public struct AWSAssumeRoleCredentialProvider: AWSCredentialProvider {
     }
 }
 
-/// The AWS SDKs' default chain: environment, then the profile (static keys, or a role assumed
-/// from its `source_profile` with its `external_id`).
+/// The AWS SDKs' default chain: environment; the profile (static keys, or a role assumed from
+/// its `source_profile` with its `external_id`); container credentials; instance metadata.
 public enum AWSDefaultCredentials {
     public static func chain(
         profile: String? = nil, region: String, environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -68,6 +68,8 @@ public enum AWSDefaultCredentials {
         AWSCredentialChain([
             AWSEnvironmentCredentialProvider(environment: environment),
             AWSProfileChainProvider(profile: profile, region: region, environment: environment, stsEndpointURL: stsEndpointURL),
+            AWSContainerCredentialProvider(environment: environment),
+            AWSInstanceMetadataCredentialProvider(environment: environment),
         ])
     }
 }
