@@ -91,15 +91,15 @@ public struct AWSInstanceMetadataCredentialProvider: AWSCredentialProvider {
         var tokenRequest = HTTPClientRequest(url: base + "/latest/api/token")
         tokenRequest.method = .PUT
         tokenRequest.headers.add(name: "X-aws-ec2-metadata-token-ttl-seconds", value: "21600")
-        let token: String
-        do {
-            let response = try await self.httpClient.execute(tokenRequest, timeout: .seconds(1))
+        // Two tries of two seconds, as the SDKs allow: off EC2 nothing answers and the chain moves on.
+        var token: String?
+        for _ in 0..<2 where token == nil {
+            guard let response = try? await self.httpClient.execute(tokenRequest, timeout: .seconds(2)) else { continue }
             let body = try await response.body.collect(upTo: 4096)
             guard response.status == .ok else { throw AWSCredentialError.notFound("instance metadata refused a token") }
             token = String(buffer: body)
-        } catch {
-            throw AWSCredentialError.notFound("no instance metadata at \(base)")
         }
+        guard let token else { throw AWSCredentialError.notFound("no instance metadata at \(base)") }
         let header = [("X-aws-ec2-metadata-token", token)]
         var roleRequest = HTTPClientRequest(url: base + "/latest/meta-data/iam/security-credentials/")
         roleRequest.headers.add(name: header[0].0, value: header[0].1)
