@@ -128,3 +128,34 @@ struct IoTControlPlaneTests {
         #expect(throws: Never.self) { try AWSIoTValidation.payload([UInt8](repeating: 0, count: 131_072)) }
     }
 }
+
+@Suite("AWS IoT conflicts and AWS-made keys against moto")
+struct IoTConflictTests {
+    @Test("a policy of a name in use is a conflict, decoded and not retried")
+    func conflicts() async throws {
+        let iot = try Moto.iot()
+        let name = Moto.unique("dup-policy")
+        let document = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#
+        _ = try await iot.createPolicy(name: name, document: document)
+        do {
+            _ = try await iot.createPolicy(name: name, document: document)
+            Issue.record("a second policy of the same name was created")
+        } catch let error as AWSError {
+            #expect(error.code == "ResourceAlreadyExistsException")
+            #expect(error.statusCode == 409)
+            #expect(!error.isRetryable)
+        }
+        try await iot.deletePolicy(name: name)
+    }
+
+    @Test("CreateKeysAndCertificate returns the key pair once, with an ACTIVE certificate")
+    func keysAndCertificate() async throws {
+        let iot = try Moto.iot()
+        let made = try await iot.createKeysAndCertificate()
+        #expect(made.keyPair.PrivateKey.contains("PRIVATE KEY"))
+        #expect(made.certificatePem.contains("BEGIN CERTIFICATE"))
+        #expect(try await iot.describeCertificate(id: made.certificateId).status == "ACTIVE")
+        try await iot.updateCertificate(id: made.certificateId, status: .inactive)
+        try await iot.deleteCertificate(id: made.certificateId)
+    }
+}

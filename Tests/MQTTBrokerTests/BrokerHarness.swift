@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import MQTT
 import MQTTBroker
-import Synchronization
 
 /// A broker on a free loopback port for one test, stopped when the test's body returns.
 func withBroker<R>(
@@ -29,37 +28,46 @@ func withBroker<R>(
 }
 
 /// `mosquitto_sub` waiting for `count` messages; `start` returns once its SUBACK has arrived.
+/// Its output goes to a file, not a pipe: a pipe's last bytes can still be in flight when the
+/// process has exited, and its end of file waits for every process that inherited it.
 final class Subscriber: Sendable {
     let process: Process
-    private let buffer = Mutex("")
+    let output: URL
 
-    private init(process: Process) {
+    private init(process: Process, output: URL) {
         self.process = process
+        self.output = output
     }
 
+    private var text: String { (try? String(contentsOf: self.output, encoding: .utf8)) ?? "" }
+
     static func start(port: Int, version: String, topic: String, count: Int, qos: Int = 0, extra: [String] = []) async throws -> Subscriber {
-        let (process, output) = try Subprocess.start(
-            ["timeout", "--signal=KILL", "20", "stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", "\(port)", "-V", version, "-t", topic,
-             "-C", "\(count)", "-q", "\(qos)", "-v"] + extra
-        )
-        let subscriber = Subscriber(process: process)
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if !data.isEmpty { subscriber.buffer.withLock { $0 += String(decoding: data, as: UTF8.self) } }
-        }
-        for _ in 0..<200 {
-            if subscriber.buffer.withLock({ $0.contains("received SUBACK") }) { return subscriber }
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("mosquitto-sub-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: output)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["timeout", "--signal=KILL", "20", "stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", "\(port)",
+                             "-V", version, "-t", topic, "-C", "\(count)", "-q", "\(qos)", "-v"] + extra
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        try? handle.close()
+        let subscriber = Subscriber(process: process, output: output)
+        for _ in 0..<400 {
+            if subscriber.text.contains("received SUBACK") { return subscriber }
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(25))
         }
-        throw TestSetupError("mosquitto_sub never got its SUBACK:\n\(subscriber.buffer.withLock { $0 })")
+        throw TestSetupError("mosquitto_sub never got its SUBACK:\n\(subscriber.text)")
     }
 
     /// The messages it printed (`topic payload`), once it exits.
     func lines() async -> [String] {
         await ConduitExecutable.waitForExit(self.process)
-        try? await Task.sleep(for: .milliseconds(50))
-        return self.buffer.withLock { $0 }.split(separator: "\n").map(String.init).filter {
+        defer { try? FileManager.default.removeItem(at: self.output) }
+        return self.text.split(separator: "\n").map(String.init).filter {
             !$0.hasPrefix("Client ") && !$0.hasPrefix("Subscribed (")
         }
     }
