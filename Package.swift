@@ -158,6 +158,10 @@ let package = Package(
             exclude: ["Peers"]
         ),
         .testTarget(
+            name: "HubTests",
+            dependencies: ["Hub", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "Hub", "ConduitTesting", .product(name: "SQLKit", package: "sql-kit")]
         ),
