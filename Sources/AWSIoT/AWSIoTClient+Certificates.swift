@@ -84,16 +84,12 @@ extension AWSIoTClient {
             let principals: [String]?
             let nextToken: String?
         }
-        var principals: [String] = []
-        var token: String?
-        repeat {
+        return try await Self.allPages { token in
             var query = [("maxResults", "250")]
             if let token { query.append(("nextToken", token)) }
             let page: Page = try await self.call("ListThingPrincipals", .GET, "/things/\(Self.segment(thing))/principals", query: query)
-            principals += page.principals ?? []
-            token = page.nextToken.flatMap { $0.isEmpty ? nil : $0 }
-        } while token != nil
-        return principals
+            return (page.principals ?? [], page.nextToken)
+        }
     }
 
     // MARK: Policies
@@ -139,17 +135,13 @@ extension AWSIoTClient {
             let policies: [Entry]?
             let nextMarker: String?
         }
-        var names: [String] = []
-        var marker: String?
-        repeat {
+        return try await Self.allPages { marker in
             var query = [("recursive", "false"), ("pageSize", "250")]
             if let marker { query.append(("marker", marker)) }
             let page: Page = try await self.call(
                 "ListAttachedPolicies", .POST, "/attached-policies/\(Self.segment(target))", query: query, body: [String: String]()
             )
-            names += (page.policies ?? []).map(\.policyName)
-            marker = page.nextMarker.flatMap { $0.isEmpty ? nil : $0 }
-        } while marker != nil
-        return names
+            return ((page.policies ?? []).map(\.policyName), page.nextMarker)
+        }
     }
 }

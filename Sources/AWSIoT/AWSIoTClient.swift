@@ -70,18 +70,14 @@ public struct AWSIoTClient: Sendable {
             let things: [Thing]?
             let nextToken: String?
         }
-        var things: [Thing] = []
-        var token: String?
-        repeat {
+        return try await Self.allPages { token in
             var query = [("maxResults", String(pageSize))]
             if let attributeName { query.append(("attributeName", attributeName)) }
             if let attributeValue { query.append(("attributeValue", attributeValue)) }
             if let token { query.append(("nextToken", token)) }
             let page: Page = try await self.call("ListThings", .GET, "/things", query: query)
-            things += page.things ?? []
-            token = page.nextToken.flatMap { $0.isEmpty ? nil : $0 }
-        } while token != nil
-        return things
+            return (page.things ?? [], page.nextToken)
+        }
     }
 
     // MARK: Thing groups
@@ -130,16 +126,12 @@ public struct AWSIoTClient: Sendable {
             let things: [String]?
             let nextToken: String?
         }
-        var names: [String] = []
-        var token: String?
-        repeat {
+        return try await Self.allPages { token in
             var query = [("maxResults", "250")]
             if let token { query.append(("nextToken", token)) }
             let page: Page = try await self.call("ListThingsInThingGroup", .GET, "/thing-groups/\(Self.segment(group))/things", query: query)
-            names += page.things ?? []
-            token = page.nextToken.flatMap { $0.isEmpty ? nil : $0 }
-        } while token != nil
-        return names
+            return (page.things ?? [], page.nextToken)
+        }
     }
 
     // MARK: Endpoints
@@ -154,6 +146,19 @@ public struct AWSIoTClient: Sendable {
     // MARK: Plumbing
 
     struct Empty: Decodable {}
+
+    /// Every item of a paged list: asks for pages with the previous page's token (`nextToken`
+    /// or `nextMarker`) until a page comes without one.
+    static func allPages<Item>(_ fetch: (_ token: String?) async throws -> (items: [Item], next: String?)) async throws -> [Item] {
+        var items: [Item] = []
+        var token: String?
+        repeat {
+            let page = try await fetch(token)
+            items += page.items
+            token = page.next.flatMap { $0.isEmpty ? nil : $0 }
+        } while token != nil
+        return items
+    }
 
     static func segment(_ value: String) -> String { AWSSigner.uriEncode(value) }
 

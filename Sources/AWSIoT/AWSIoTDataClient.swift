@@ -68,9 +68,7 @@ public struct AWSIoTDataClient: Sendable {
             let results: [String]?
             let nextToken: String?
         }
-        var names: [String] = []
-        var token: String?
-        repeat {
+        return try await AWSIoTClient.allPages { token in
             var query = [("pageSize", "100")]
             if let token { query.append(("nextToken", token)) }
             let response = try await self.client.send(
@@ -78,9 +76,7 @@ public struct AWSIoTDataClient: Sendable {
                 path: "/api/things/shadow/ListNamedShadowsForThing/\(AWSSigner.uriEncode(thing))", query: query
             )
             let page = try JSONDecoder().decode(Page.self, from: Data(response.body))
-            names += page.results ?? []
-            token = page.nextToken.flatMap { $0.isEmpty ? nil : $0 }
-        } while token != nil
-        return names
+            return (page.results ?? [], page.nextToken)
+        }
     }
 }

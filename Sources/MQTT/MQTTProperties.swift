@@ -52,13 +52,6 @@ public struct MQTTProperties: Sendable, Hashable, ExpressibleByArrayLiteral, Seq
         self.items.compactMap { if case .userProperty(let k, let v) = $0 { (k, v) } else { nil } }
     }
 
-    /// The encoded length of the properties, without the length prefix.
-    var encodedLength: Int {
-        var buffer = ByteBuffer()
-        for item in self.items { item.write(to: &buffer) }
-        return buffer.readableBytes
-    }
-
     /// Writes the Property Length and then every property.
     func write(to buffer: inout ByteBuffer) {
         var body = ByteBuffer()

@@ -116,10 +116,9 @@ struct DeviceMQTTTests {
             try await Task.sleep(for: .milliseconds(500))
             #expect(process.isRunning)
             #expect(try await ConduitCLITests.http("POST", http, "/v1/devices/d1/reject", token: token).status == 200)
-            let started = Date()
             await ConduitExecutable.waitForExit(process)
-            #expect(Date().timeIntervalSince(started) < 10, "still connected after reject")
-            #expect(process.terminationStatus != 9)
+            // Killed by its 20 s timeout (signal 9) means the broker never disconnected it.
+            #expect(process.terminationStatus != 9, "still connected after reject")
         }
     }
 }

@@ -37,12 +37,6 @@ public enum ConduitExecutable {
         return Result(status: status, stdout: stdout, stderr: stderr)
     }
 
-    public static func readToEnd(_ handle: FileHandle) async -> Data {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
-        }
-    }
-
     /// Waits for the process to exit without blocking a cooperative thread.
     public static func waitForExit(_ process: Process) async {
         // Polling, not waitUntilExit: that one spins a run loop on whatever thread calls it.
