@@ -79,6 +79,9 @@ let package = Package(
             name: "Hub",
             dependencies: [
                 "Store",
+                "AWS",
+                "AWSIoT",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "MQTT",
                 "MQTTBroker",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -121,7 +124,7 @@ let package = Package(
         .target(
             name: "ConduitTesting",
             dependencies: [
-                "Store", "Hub",
+                "Store", "Hub", "AWS", "AWSIoT",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SQLKit", package: "sql-kit"),
             ],
@@ -174,6 +177,10 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
+        ),
+        .testTarget(
+            name: "ProvisioningTests",
+            dependencies: ["Hub", "Store", "AWS", "AWSIoT", "ConduitTesting", .product(name: "X509", package: "swift-certificates")]
         ),
         .testTarget(
             name: "ConduitCLITests",

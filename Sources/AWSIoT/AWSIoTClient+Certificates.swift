@@ -145,3 +145,80 @@ extension AWSIoTClient {
         }
     }
 }
+
+extension AWSIoTClient {
+    /// A certificate as ListCertificates shows it.
+    public struct CertificateSummary: Sendable, Equatable, Decodable {
+        public var certificateArn: String
+        public var certificateId: String
+        public var status: String?
+        /// Seconds since 1970.
+        public var creationDate: Double?
+    }
+
+    /// The account's certificates, newest first, page by page until `stop` says the rest is not
+    /// wanted (pages of older certificates follow).
+    public func listCertificates(
+        pageSize: Int = 250, stop: @Sendable ([CertificateSummary]) -> Bool = { _ in false }
+    ) async throws -> [CertificateSummary] {
+        struct Page: Decodable {
+            let certificates: [CertificateSummary]?
+            let nextMarker: String?
+        }
+        return try await Self.allPages { marker in
+            var query = [("pageSize", String(pageSize)), ("isAscendingOrder", "false")]
+            if let marker { query.append(("marker", marker)) }
+            let page: Page = try await self.call("ListCertificates", .GET, "/certificates", query: query)
+            let certificates = page.certificates ?? []
+            return (certificates, stop(certificates) ? nil : page.nextMarker)
+        }
+    }
+
+    /// The names of the thing groups the thing is in.
+    public func listThingGroupsForThing(thing: String) async throws -> [String] {
+        try AWSIoTValidation.thingName(thing)
+        struct Page: Decodable {
+            struct Group: Decodable { let groupName: String }
+            let thingGroups: [Group]?
+            let nextToken: String?
+        }
+        return try await Self.allPages { token in
+            var query = [("maxResults", "250")]
+            if let token { query.append(("nextToken", token)) }
+            let page: Page = try await self.call(
+                "ListThingGroupsForThing", .GET, "/things/\(Self.segment(thing))/thing-groups", query: query
+            )
+            return ((page.thingGroups ?? []).map(\.groupName), page.nextToken)
+        }
+    }
+
+    /// A version of a policy.
+    public struct PolicyVersion: Sendable, Equatable, Decodable {
+        public var versionId: String
+        public var isDefaultVersion: Bool
+    }
+
+    /// Adds a version to a policy, made the default when `setAsDefault` (AWS keeps at most five).
+    public func createPolicyVersion(name: String, document: String, setAsDefault: Bool = true) async throws {
+        try AWSIoTValidation.policyName(name)
+        try AWSIoTValidation.policyDocument(document)
+        let _: Empty = try await self.call(
+            "CreatePolicyVersion", .POST, "/policies/\(Self.segment(name))/version", query: [("setAsDefault", String(setAsDefault))],
+            body: ["policyDocument": document]
+        )
+    }
+
+    public func listPolicyVersions(name: String) async throws -> [PolicyVersion] {
+        try AWSIoTValidation.policyName(name)
+        struct Output: Decodable { let policyVersions: [PolicyVersion]? }
+        let output: Output = try await self.call("ListPolicyVersions", .GET, "/policies/\(Self.segment(name))/version")
+        return output.policyVersions ?? []
+    }
+
+    public func deletePolicyVersion(name: String, versionId: String) async throws {
+        try AWSIoTValidation.policyName(name)
+        let _: Empty = try await self.call(
+            "DeletePolicyVersion", .DELETE, "/policies/\(Self.segment(name))/version/\(Self.segment(versionId))"
+        )
+    }
+}

@@ -20,8 +20,14 @@ public struct DeviceKeyMaterial: Sendable {
     public let csrPEM: String
 
     /// Makes a new key pair and a CSR for `commonName` (the device id).
-    public static func generate(commonName: String, algorithm: Algorithm = .p256) throws -> DeviceKeyMaterial {
-        let subject = try DistinguishedName { CommonName(commonName) }
+    ///
+    /// - Parameter requestID: goes in the subject's OU, so that a certificate AWS signed for this
+    ///   CSR can be recognised later even by a stand-in that signs a key of its own.
+    public static func generate(commonName: String, requestID: String? = nil, algorithm: Algorithm = .p256) throws -> DeviceKeyMaterial {
+        let subject = try DistinguishedName {
+            CommonName(commonName)
+            if let requestID { OrganizationalUnitName(requestID) }
+        }
         switch algorithm {
         case .p256:
             let key = P256.Signing.PrivateKey()
@@ -38,6 +44,24 @@ public struct DeviceKeyMaterial: Sendable {
             )
             return DeviceKeyMaterial(algorithm: algorithm, privateKeyPEM: key.pkcs8PEMRepresentation, csrPEM: try csr.serializeAsPEM().pemString)
         }
+    }
+
+    /// True when `certificatePEM` was signed for this key pair: its public key is ours, or (from a
+    /// signer that makes its own key, as stand-ins of AWS do) its subject carries `requestID`.
+    public static func certificate(_ certificatePEM: String, matchesPrivateKey privateKeyPEM: String, requestID: String) -> Bool {
+        guard let certificate = try? Certificate(pemEncoded: certificatePEM) else { return false }
+        if let key = try? Certificate.PrivateKey(pemEncoded: privateKeyPEM), key.publicKey == certificate.publicKey {
+            return true
+        }
+        return certificate.subject.contains { name in
+            name.contains { $0.type == .RDNAttributeType.organizationalUnitName && String(describing: $0.value) == requestID }
+        }
+    }
+
+    /// The public key of a private key (PKCS#8 PEM), as PEM; nil when it cannot be read.
+    public static func publicKeyPEM(privateKeyPEM: String) -> String? {
+        guard let key = try? Certificate.PrivateKey(pemEncoded: privateKeyPEM) else { return nil }
+        return try? key.publicKey.serializeAsPEM().pemString
     }
 
     /// Amazon Root CA 1, the CA of AWS IoT's ATS endpoints, from the system's CA store (Debian's

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import Store
@@ -19,15 +20,28 @@ public final class Hub: Sendable {
     /// How many messages each device's history keeps.
     public let messageHistoryLimit: Int
     private let connectionControl = Mutex<(any DeviceConnectionControl)?>(nil)
+    /// Seals AWS secret keys and device private keys at rest.
+    public let secrets: SecretBox
+    let connections: AWSConnections
+    /// Rung when provisioning work is written, so that workers start at once.
+    let provisioningDoorbell = Doorbell()
 
+    /// - Parameters:
+    ///   - secrets: the master key's box. The default is a key of this process only, which is
+    ///     right for tests; `conduit` always passes the configured one, or secrets sealed now
+    ///     could not be opened after a restart.
+    ///   - aws: how the hub reaches AWS.
     public init(
         store: SQLStore, logger: Logger = Logger(label: "conduit.hub"), messageHistoryLimit: Int = 1000,
+        secrets: SecretBox = SecretBox(key: SymmetricKey(size: .bits256)), aws: AWSEnvironment = AWSEnvironment(),
         clock: @escaping @Sendable () -> Date = Date.init
     ) {
         self.store = store
         self.logger = logger
         self.messageHistoryLimit = messageHistoryLimit
         self.clock = clock
+        self.secrets = secrets
+        self.connections = AWSConnections(environment: aws, secrets: secrets, logger: logger)
     }
 
     /// Lets the hub disconnect devices whose access ends (rejected, decommissioned, deleted, new secret).
@@ -44,6 +58,7 @@ public final class Hub: Sendable {
     public var devices: DeviceRegistry { DeviceRegistry(hub: self) }
     public var events: EventLog { EventLog(hub: self) }
     public var messages: MessageHistory { MessageHistory(hub: self) }
+    public var integrations: Integrations { Integrations(hub: self) }
 
     /// The time now, at the precision the store keeps.
     func now() -> Date { self.clock().truncatedToStorePrecision }
@@ -55,4 +70,5 @@ public enum LogKey {
     public static let tenantID = "conduit.tenant_id"
     public static let tokenID = "conduit.token_id"
     public static let event = "conduit.event"
+    public static let integrationID = "conduit.integration_id"
 }

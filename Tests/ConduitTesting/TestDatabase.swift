@@ -76,9 +76,9 @@ public enum TestDatabase: String, CaseIterable, Sendable, CustomTestStringConver
     }
 
     /// Runs `body` with a hub over a migrated store of this engine, with the default tenant.
-    public func withHub<R>(_ body: (Hub) async throws -> R) async throws -> R {
+    public func withHub<R>(aws: AWSEnvironment = AWSEnvironment(), _ body: (Hub) async throws -> R) async throws -> R {
         try await self.withStore { store in
-            let hub = Hub(store: store, logger: .quiet)
+            let hub = Hub(store: store, logger: .quiet, aws: aws)
             try await hub.access.ensureDefaultTenant()
             return try await body(hub)
         }

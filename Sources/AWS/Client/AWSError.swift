@@ -28,6 +28,12 @@ public struct AWSError: Error, Sendable, Equatable, CustomStringConvertible {
         self.statusCode == 429 || Self.throttlingCodes.contains(self.code)
     }
 
+    /// The named resource does not exist (a thing, a certificate, a policy, a group).
+    public var isNotFound: Bool { self.code == "ResourceNotFoundException" || self.statusCode == 404 }
+
+    /// A resource of that name exists already.
+    public var isAlreadyExists: Bool { self.code == "ResourceAlreadyExistsException" }
+
     /// Worth trying again: throttling, server faults, time-outs. Never a 4xx about the request itself.
     public var isRetryable: Bool {
         self.isThrottling || self.statusCode >= 500

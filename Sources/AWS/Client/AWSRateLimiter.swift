@@ -47,7 +47,9 @@ public actor AWSRateLimiter {
         "CreateCertificateFromCsr": 15, "DescribeCertificate": 10, "UpdateCertificate": 10, "DeleteCertificate": 10,
         "CreatePolicy": 10, "GetPolicy": 15, "DeletePolicy": 10, "AttachPolicy": 15, "DetachPolicy": 15,
         "ListAttachedPolicies": 15, "AttachThingPrincipal": 15, "DetachThingPrincipal": 15, "ListThingPrincipals": 10,
-        "DescribeEndpoint": 10, "Publish": 20_000, "GetThingShadow": 4_000, "UpdateThingShadow": 4_000,
+        "DescribeEndpoint": 10,
+        "ListCertificates": 10, "ListThingGroupsForThing": 10, "CreatePolicyVersion": 10, "ListPolicyVersions": 10,
+        "DeletePolicyVersion": 10, "Publish": 20_000, "GetThingShadow": 4_000, "UpdateThingShadow": 4_000,
         "DeleteThingShadow": 4_000, "ListNamedShadowsForThing": 10, "AssumeRole": 50,
     ]
 

@@ -64,6 +64,7 @@ public struct DeviceRegistry: Sendable {
                     tenantID: principal.tenantID, type: EventType.deviceCreated, deviceID: id, actor: principal.actor,
                     data: EventLog.json(["name": name, "status": DeviceStatus.pending.rawValue]), at: now
                 )
+                try await AWSBindings.sync(deviceID: id, tenantID: principal.tenantID, device: device, in: session, now: now)
             }
         } catch let error as StoreError where error.isConflict {
             throw HubError.conflict("device_exists", "id: a device with id '\(id)' exists already")
@@ -182,7 +183,10 @@ public struct DeviceRegistry: Sendable {
                 tenantID: principal.tenantID, type: EventType.deviceDeleted, deviceID: id, actor: principal.actor,
                 data: EventLog.json(["name": device.name, "status": device.status.rawValue]), at: now
             )
+            // Its rows stay until its things are gone from AWS.
+            try await AWSBindings.sync(deviceID: id, tenantID: principal.tenantID, device: nil, in: session, now: now)
         }
+        self.hub.provisioningDoorbell.ring()
         self.hub.disconnectDevice(id)
         self.hub.logger.info("device deleted", metadata: [LogKey.deviceID: "\(id)", LogKey.tenantID: "\(principal.tenantID)"])
     }
@@ -202,7 +206,7 @@ public struct DeviceRegistry: Sendable {
         _ change: @escaping @Sendable (inout Device) throws -> (type: String, data: String)?
     ) async throws -> Device {
         guard Validation.isDeviceID(id) else { throw HubError.notFound("device", id) }
-        return try await self.hub.store.transaction { session in
+        let device = try await self.hub.store.transaction { session in
             guard var device = try await session.devices.get(tenantID: principal.tenantID, id: id, forUpdate: true) else {
                 throw HubError.notFound("device", id)
             }
@@ -212,7 +216,11 @@ public struct DeviceRegistry: Sendable {
                 tenantID: principal.tenantID, type: event.type, deviceID: id, actor: principal.actor, data: event.data,
                 at: device.updatedAt
             )
+            // Its status, labels, name and attributes decide what its integrations make in AWS.
+            try await AWSBindings.sync(deviceID: id, tenantID: principal.tenantID, device: device, in: session, now: device.updatedAt)
             return device
         }
+        self.hub.provisioningDoorbell.ring()
+        return device
     }
 }

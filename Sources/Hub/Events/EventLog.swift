@@ -9,14 +9,37 @@ public enum EventType {
     public static let deviceSecretRotated = "device.secret_rotated"
     public static let tokenCreated = "token.created"
     public static let tokenRevoked = "token.revoked"
+    public static let integrationCreated = "integration.created"
+    public static let integrationUpdated = "integration.updated"
+    public static let integrationDeleted = "integration.deleted"
+    public static let awsProvisioned = "aws.provisioned"
+    public static let awsDisabled = "aws.disabled"
+    public static let awsDeprovisioned = "aws.deprovisioned"
+    public static let awsFailed = "aws.failed"
+    public static let awsDriftRepaired = "aws.drift_repaired"
+    public static let awsCredentialsIssued = "aws.credentials_issued"
+    public static let awsCredentialsRotated = "aws.credentials_rotated"
+
+    /// The event a device's settling in a provisioning state records, if any.
+    static func aws(_ state: AWSProvisioningState) -> String? {
+        switch state {
+        case .provisioned: awsProvisioned
+        case .disabled: awsDisabled
+        case .deprovisioned: awsDeprovisioned
+        default: nil
+        }
+    }
 
     /// `device.accepted`, `device.rejected` or `device.decommissioned`.
     public static func lifecycle(_ action: LifecycleAction) -> String { "device.\(action.target.rawValue)" }
 
     /// Every type above, for validating filters.
     public static var all: [String] {
-        [deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, tokenCreated, tokenRevoked]
-            + LifecycleAction.allCases.map(lifecycle)
+        [
+            deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, tokenCreated, tokenRevoked, integrationCreated,
+            integrationUpdated, integrationDeleted, awsProvisioned, awsDisabled, awsDeprovisioned, awsFailed, awsDriftRepaired,
+            awsCredentialsIssued, awsCredentialsRotated,
+        ] + LifecycleAction.allCases.map(lifecycle)
     }
 }
 

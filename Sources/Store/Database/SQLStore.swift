@@ -181,4 +181,6 @@ public struct StoreSession: Sendable {
     public var devices: DeviceRepository { DeviceRepository(session: self) }
     public var events: EventRepository { EventRepository(session: self) }
     public var messages: DeviceMessageRepository { DeviceMessageRepository(session: self) }
+    public var integrations: IntegrationRepository { IntegrationRepository(session: self) }
+    public var awsThings: AWSThingRepository { AWSThingRepository(session: self) }
 }

@@ -81,5 +81,49 @@ extension Migration {
                 "CREATE INDEX device_messages_device_seq ON device_messages (tenant_id, device_id, seq)",
             ]
         },
+        Migration(version: 3, name: "AWS IoT Core integrations and per-device provisioning jobs") { dialect in
+            [
+                """
+                CREATE TABLE integrations (
+                    id TEXT PRIMARY KEY,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    settings TEXT NOT NULL,
+                    credentials TEXT NOT NULL,
+                    active INTEGER NOT NULL,
+                    status TEXT NOT NULL,
+                    data_endpoint TEXT,
+                    group_created INTEGER NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    UNIQUE (tenant_id, name)
+                )
+                """,
+                """
+                CREATE TABLE aws_things (
+                    integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+                    device_id TEXT NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    wanted TEXT NOT NULL,
+                    bound INTEGER NOT NULL,
+                    state TEXT NOT NULL,
+                    progress TEXT NOT NULL,
+                    private_key TEXT,
+                    needs_work INTEGER NOT NULL,
+                    last_error TEXT,
+                    attempts INTEGER NOT NULL,
+                    next_attempt_at BIGINT NOT NULL,
+                    lease_owner TEXT,
+                    lease_until BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (integration_id, device_id)
+                )
+                """,
+                "CREATE INDEX aws_things_due ON aws_things (needs_work, next_attempt_at)",
+                "CREATE INDEX aws_things_device ON aws_things (tenant_id, device_id)",
+                "CREATE INDEX aws_things_integration_state ON aws_things (integration_id, state)",
+            ]
+        },
     ]
 }

@@ -1,0 +1,105 @@
+import AWS
+import AWSIoT
+import AsyncHTTPClient
+import Foundation
+import Logging
+import Store
+import Synchronization
+
+/// How the hub reaches AWS: Conduit's own credentials (for `{"source": "default"}` and as the
+/// source of assumed roles), the STS endpoint, and the HTTP client, retry policy and quotas.
+public struct AWSEnvironment: Sendable {
+    /// Conduit's own credentials in a region: by default the AWS SDKs' chain.
+    public var ownCredentials: @Sendable (_ region: String) -> any AWSCredentialProvider
+    /// Where AssumeRole goes; by default `AWS_ENDPOINT_URL_STS`, else STS's regional endpoint.
+    public var stsEndpointURL: URL?
+    public var httpClient: HTTPClient
+    public var retryPolicy: AWSRetryPolicy
+    /// Requests a second per operation; AWS IoT Core's published quotas by default.
+    public var quotas: [String: Double]
+
+    public init(
+        ownCredentials: @escaping @Sendable (_ region: String) -> any AWSCredentialProvider = { region in
+            AWSDefaultCredentials.chain(region: region)
+        },
+        stsEndpointURL: URL? = nil, httpClient: HTTPClient = .shared, retryPolicy: AWSRetryPolicy = AWSRetryPolicy(),
+        quotas: [String: Double] = AWSRateLimiter.awsIoTQuotas
+    ) {
+        self.ownCredentials = ownCredentials
+        self.stsEndpointURL = stsEndpointURL
+        self.httpClient = httpClient
+        self.retryPolicy = retryPolicy
+        self.quotas = quotas
+    }
+}
+
+/// One AWS IoT client per integration, made again when its settings change, with one rate
+/// limiter per account and region so that every integration on an account shares its quotas.
+final class AWSConnections: Sendable {
+    let environment: AWSEnvironment
+    let secrets: SecretBox
+    let logger: Logger
+    private let clients = Mutex<[String: (version: Date, client: AWSIoTClient)]>([:])
+    private let limiters = Mutex<[String: AWSRateLimiter]>([:])
+
+    init(environment: AWSEnvironment, secrets: SecretBox, logger: Logger) {
+        self.environment = environment
+        self.secrets = secrets
+        self.logger = logger
+    }
+
+    /// The client for the integration as it is now.
+    func client(for integration: Integration) throws -> AWSIoTClient {
+        if let cached = self.clients.withLock({ $0[integration.id] }), cached.version == integration.updatedAt {
+            return cached.client
+        }
+        let client = try self.makeClient(settings: integration.settings, credentials: integration.credentials)
+        self.clients.withLock { $0[integration.id] = (integration.updatedAt, client) }
+        return client
+    }
+
+    /// A client for settings not stored yet (an integration being created or changed).
+    func makeClient(settings: IntegrationSettings, credentials: IntegrationCredentials, retryPolicy: AWSRetryPolicy? = nil) throws -> AWSIoTClient {
+        let region = settings.region
+        let provider: any AWSCredentialProvider
+        let identity: String
+        switch credentials.kind {
+        case .accessKey:
+            guard let keyID = credentials.accessKeyID, let sealed = credentials.sealedSecretAccessKey else {
+                throw HubError.invalidField("credentials", "accessKeyId and secretAccessKey are both required")
+            }
+            let secret: String
+            do {
+                secret = try self.secrets.open(sealed)
+            } catch {
+                throw HubError.conflict(
+                    "unreadable_secret", "credentials: the stored secret key cannot be opened with this master key; set the credentials again"
+                )
+            }
+            provider = AWSStaticCredentialProvider(AWSCredentials(accessKeyID: keyID, secretAccessKey: secret))
+            identity = keyID
+        case .role:
+            guard let roleARN = credentials.roleARN else { throw HubError.invalidField("credentials.roleArn", "is required") }
+            provider = AWSAssumeRoleCredentialProvider(
+                roleARN: roleARN, externalID: credentials.externalID, sessionName: "conduit",
+                source: self.environment.ownCredentials(region), region: region, endpointURL: self.environment.stsEndpointURL
+            )
+            identity = roleARN
+        case .default:
+            provider = self.environment.ownCredentials(region)
+            identity = "default"
+        }
+        let limiter = self.limiters.withLock { limiters in
+            let key = "\(region)|\(identity)|\(settings.endpointURL ?? "")"
+            if let existing = limiters[key] { return existing }
+            let limiter = AWSRateLimiter(quotas: self.environment.quotas)
+            limiters[key] = limiter
+            return limiter
+        }
+        let client = AWSClient(
+            credentialProvider: provider, httpClient: self.environment.httpClient, retryPolicy: retryPolicy ?? self.environment.retryPolicy,
+            rateLimiter: limiter, logger: self.logger
+        )
+        return AWSIoTClient(client: client, region: region, endpointURL: settings.endpointURL.flatMap(URL.init(string:)))
+    }
+}

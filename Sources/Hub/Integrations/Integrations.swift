@@ -1,0 +1,241 @@
+import AWS
+import AWSIoT
+import Foundation
+import Logging
+import Metrics
+import Store
+
+/// AWS IoT Core integrations: their settings (admins only), and each device's provisioning in them.
+public struct Integrations: Sendable {
+    let hub: Hub
+
+    // MARK: Settings
+
+    /// Creates an integration after AWS accepted its credentials (DescribeEndpoint), and binds the
+    /// tenant's devices to it; the provisioner then makes their things.
+    public func create(_ draft: IntegrationDraft, by principal: Principal) async throws -> Integration {
+        try principal.require(.admin, to: "creating integrations")
+        guard let name = draft.name else { throw HubError.invalidField("name", "is required") }
+        guard draft.region != nil else { throw HubError.invalidField("region", "is required") }
+        guard let credentialsInput = draft.credentials else { throw HubError.invalidField("credentials", "is required") }
+        guard let bind = draft.bind else {
+            throw HubError.invalidField("bind", "is required: {devices: [ids]}, {labels: [labels]} or {all: true}")
+        }
+        var settings = IntegrationSettings(
+            region: "", endpointURL: nil, policyName: nil, perThingPolicy: true, thingGroup: nil, thingAttributes: [],
+            uplinkTopic: IntegrationRules.defaultUplinkTopic, payloadFormat: "raw", downlinkPrefix: IntegrationRules.defaultDownlinkPrefix,
+            binding: try IntegrationRules.binding(bind)
+        )
+        let now = self.hub.now()
+        var integration = Integration(
+            id: Secrets.identifier(prefix: "int_"), tenantID: principal.tenantID, name: try Validation.displayName(name), type: IntegrationRules.type,
+            settings: settings, credentials: IntegrationCredentials(kind: .default), active: true, status: .active, dataEndpoint: nil,
+            groupCreated: false, createdAt: now, updatedAt: now
+        )
+        try self.apply(draft, to: &integration, settings: &settings)
+        integration.settings = settings
+        integration.credentials = try IntegrationRules.credentials(credentialsInput, secrets: self.hub.secrets)
+        integration.dataEndpoint = try await self.check(integration)
+        let created = integration
+        do {
+            try await self.hub.store.transaction { session in
+                try await session.integrations.insert(created)
+                try await AWSBindings.sync(integration: created, in: session, now: now)
+                try await session.events.append(
+                    tenantID: principal.tenantID, type: EventType.integrationCreated, deviceID: nil, actor: principal.actor,
+                    data: EventLog.json(["integrationId": created.id, "name": created.name]), at: now
+                )
+            }
+        } catch let error as StoreError where error.isConflict {
+            throw HubError.conflict("integration_exists", "name: the tenant has an integration named '\(created.name)' already")
+        }
+        self.hub.provisioningDoorbell.ring()
+        self.hub.logger.info("integration created", metadata: [LogKey.integrationID: "\(created.id)", LogKey.tenantID: "\(principal.tenantID)"])
+        return created
+    }
+
+    /// Applies the draft's fields but credentials and bind (checked by the caller).
+    private func apply(_ draft: IntegrationDraft, to integration: inout Integration, settings: inout IntegrationSettings) throws {
+        if let name = draft.name { integration.name = try Validation.displayName(name) }
+        if let type = draft.type, type != IntegrationRules.type {
+            throw HubError.invalidField("type", "must be \"aws-iot-core\"")
+        }
+        if let region = draft.region {
+            try IntegrationRules.region(region)
+            settings.region = region
+        }
+        if let endpointURL = draft.endpointURL {
+            if let url = endpointURL { try IntegrationRules.endpointURL(url) }
+            settings.endpointURL = endpointURL
+        }
+        if let policy = draft.policy {
+            switch (policy.name, policy.perThing) {
+            case (let name?, nil), (let name?, false?):
+                try IntegrationRules.policyName(name)
+                settings.policyName = name
+                settings.perThingPolicy = false
+            case (nil, true?):
+                settings.policyName = nil
+                settings.perThingPolicy = true
+            default:
+                throw HubError.invalidField("policy", "give {name: an existing AWS IoT policy} or {perThing: true}")
+            }
+        }
+        if let thingGroup = draft.thingGroup {
+            if let group = thingGroup { try IntegrationRules.thingGroup(group) }
+            settings.thingGroup = thingGroup
+        }
+        if let attributes = draft.thingAttributes {
+            try IntegrationRules.thingAttributes(attributes)
+            settings.thingAttributes = attributes
+        }
+        if let topic = draft.uplinkTopic {
+            try IntegrationRules.uplinkTopic(topic)
+            settings.uplinkTopic = topic
+        }
+        if let format = draft.payloadFormat {
+            guard IntegrationRules.payloadFormats.contains(format) else {
+                throw HubError.invalidField("payloadFormat", "must be raw or envelope")
+            }
+            settings.payloadFormat = format
+        }
+        if let prefix = draft.downlinkPrefix {
+            try IntegrationRules.downlinkPrefix(prefix)
+            settings.downlinkPrefix = prefix
+        }
+        if let active = draft.active { integration.active = active }
+    }
+
+    /// Asks AWS for the account's data endpoint with the integration's credentials: the check
+    /// that they work. A refusal is a 400 with AWS's reason.
+    private func check(_ integration: Integration) async throws -> String {
+        var client: AWSIoTClient
+        do {
+            client = try self.hub.connections.makeClient(
+                settings: integration.settings, credentials: integration.credentials, retryPolicy: AWSRetryPolicy(maximumAttempts: 2)
+            )
+            return try await client.describeEndpoint()
+        } catch let error as HubError {
+            throw error
+        } catch let error as AWSError {
+            throw HubError.invalidField("credentials", "AWS refused them: \(error.code): \(error.message)")
+        } catch let error as AWSCredentialError {
+            throw HubError.invalidField("credentials", error.message)
+        } catch {
+            let url = integration.settings.endpointURL ?? "https://iot.\(integration.settings.region).amazonaws.com"
+            throw HubError.invalidField("endpointUrl", "cannot reach AWS IoT at \(url): \(error)")
+        }
+    }
+
+    /// The tenant's integrations, by name.
+    public func list(by principal: Principal) async throws -> [Integration] {
+        try await self.hub.store.session.integrations.list(tenantID: principal.tenantID)
+    }
+
+    /// The tenant's integration, or a 404.
+    public func get(_ id: String, by principal: Principal) async throws -> Integration {
+        guard Self.isIdentifier(id), let integration = try await self.hub.store.session.integrations.get(tenantID: principal.tenantID, id: id)
+        else {
+            throw HubError.notFound("integration", id)
+        }
+        return integration
+    }
+
+    /// An integration with the devices it pipes, how many are in each state, and the latest errors.
+    public struct Overview: Sendable {
+        public var integration: Integration
+        public var stateCounts: [AWSProvisioningState: Int]
+        public var deviceCount: Int
+        /// The first devices by id (at most ``Integrations/overviewDeviceLimit``).
+        public var devices: [AWSThingRecord]
+        public var latestErrors: [AWSThingRecord]
+    }
+
+    public static let overviewDeviceLimit = 100
+
+    public func overview(_ id: String, by principal: Principal) async throws -> Overview {
+        let integration = try await self.get(id, by: principal)
+        let session = self.hub.store.session
+        let counts = try await session.awsThings.countByState(integrationID: id)
+        return Overview(
+            integration: integration, stateCounts: counts, deviceCount: counts.values.reduce(0, +),
+            devices: try await session.awsThings.list(integrationID: id, limit: Self.overviewDeviceLimit),
+            latestErrors: try await session.awsThings.latestErrors(integrationID: id, limit: 10)
+        )
+    }
+
+    /// Changes an integration. New credentials are checked against AWS first; a new binding or
+    /// new settings reach every device's job.
+    public func update(_ id: String, with draft: IntegrationDraft, by principal: Principal) async throws -> Integration {
+        try principal.require(.admin, to: "changing integrations")
+        var integration = try await self.get(id, by: principal)
+        guard integration.status == .active else {
+            throw HubError.conflict("integration_deleting", "integration '\(id)' is being deleted")
+        }
+        var settings = integration.settings
+        try self.apply(draft, to: &integration, settings: &settings)
+        if let bind = draft.bind { settings.binding = try IntegrationRules.binding(bind) }
+        let reachChanged = settings.region != integration.settings.region || settings.endpointURL != integration.settings.endpointURL
+        integration.settings = settings
+        if let credentials = draft.credentials {
+            integration.credentials = try IntegrationRules.credentials(credentials, secrets: self.hub.secrets)
+        }
+        if draft.credentials != nil || reachChanged {
+            integration.dataEndpoint = try await self.check(integration)
+        }
+        let now = self.hub.now()
+        integration.updatedAt = now
+        let updated = integration
+        let changedSettings = draft.credentials != nil || reachChanged
+        do {
+            try await self.hub.store.transaction { session in
+                try await session.integrations.update(updated)
+                try await AWSBindings.sync(integration: updated, in: session, now: now)
+                if changedSettings {
+                    // Jobs that failed under the old settings may pass now: try them at once.
+                    try await session.awsThings.retryNow(integrationID: updated.id, now: now)
+                }
+                try await session.events.append(
+                    tenantID: principal.tenantID, type: EventType.integrationUpdated, deviceID: nil, actor: principal.actor,
+                    data: EventLog.json(["integrationId": updated.id]), at: now
+                )
+            }
+        } catch let error as StoreError where error.isConflict {
+            throw HubError.conflict("integration_exists", "name: the tenant has an integration named '\(updated.name)' already")
+        }
+        self.hub.provisioningDoorbell.ring()
+        return updated
+    }
+
+    /// Deletes an integration: every device it made in AWS is removed (certificate, policy,
+    /// thing), then its thing group if Conduit made it, then the integration. Returns it as
+    /// `deleting`; it disappears when AWS is clean.
+    public func delete(_ id: String, by principal: Principal) async throws -> Integration {
+        try principal.require(.admin, to: "deleting integrations")
+        var integration = try await self.get(id, by: principal)
+        guard integration.status == .active else { return integration }
+        let now = self.hub.now()
+        integration.status = .deleting
+        integration.updatedAt = now
+        let deleting = integration
+        try await self.hub.store.transaction { session in
+            try await session.integrations.update(deleting)
+            try await AWSBindings.sync(integration: deleting, in: session, now: now)
+            try await session.events.append(
+                tenantID: principal.tenantID, type: EventType.integrationDeleted, deviceID: nil, actor: principal.actor,
+                data: EventLog.json(["integrationId": deleting.id, "name": deleting.name]), at: now
+            )
+        }
+        self.hub.provisioningDoorbell.ring()
+        return deleting
+    }
+
+    /// Notes that Conduit is about to create the integration's thing group, so that it deletes it with the integration.
+    func markGroupCreated(_ id: String) async throws {
+        try await self.hub.store.session.sql.raw("UPDATE integrations SET group_created = 1 WHERE id = \(bind: id)").run()
+    }
+
+    static func isIdentifier(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 64 && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+}

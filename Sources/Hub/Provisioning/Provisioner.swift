@@ -1,0 +1,389 @@
+import AWS
+import AWSIoT
+import Foundation
+import Logging
+import Metrics
+import Store
+import Synchronization
+
+/// Drives every device's resources in AWS toward what its integrations want, one durable job per
+/// (device, integration): the `aws_things` row, leased by one worker at a time, each step recorded
+/// as it completes so that a crash or a failure resumes where it was.
+public final class Provisioner: Sendable {
+    public struct Configuration: Sendable {
+        /// Jobs run at once; AWS's quotas, enforced by each client's rate limiter, set the pace.
+        public var concurrency: Int
+        /// How long a claimed job is held before another worker may take it over (a crashed node's jobs).
+        public var leaseDuration: TimeInterval
+        /// The longest an idle worker sleeps before looking for due work.
+        public var pollInterval: TimeInterval
+        /// How often each integration is compared with AWS; nil never.
+        public var reconcileInterval: TimeInterval?
+
+        public init(concurrency: Int = 48, leaseDuration: TimeInterval = 120, pollInterval: TimeInterval = 2, reconcileInterval: TimeInterval? = 3600) {
+            self.concurrency = concurrency
+            self.leaseDuration = leaseDuration
+            self.pollInterval = pollInterval
+            self.reconcileInterval = reconcileInterval
+        }
+    }
+
+    let hub: Hub
+    let configuration: Configuration
+    /// This worker's name on the leases it takes.
+    let owner = "provisioner-" + UUID().uuidString.lowercased()
+    /// For tests: called after a step's AWS calls returned and before the store hears of them. An
+    /// error thrown here is a crash: the job stops on the spot, recording nothing, lease held.
+    let afterStep: (@Sendable (AWSProvisioningStep, String) throws -> Void)?
+    let logger: Logger
+    /// Jobs running now.
+    private let inFlight = Atomic<Int>(0)
+
+    public init(
+        hub: Hub, configuration: Configuration = Configuration(),
+        afterStep: (@Sendable (_ step: AWSProvisioningStep, _ deviceID: String) throws -> Void)? = nil
+    ) {
+        self.hub = hub
+        self.configuration = configuration
+        self.afterStep = afterStep
+        self.logger = hub.logger
+    }
+
+    /// Works until cancelled: claims due jobs up to the concurrency, runs them, sleeps until the
+    /// next is due or new work is written; removes deleted integrations once their devices are
+    /// gone; compares integrations with AWS at the reconcile interval.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            if let interval = self.configuration.reconcileInterval {
+                group.addTask { await self.reconcilePeriodically(every: interval) }
+            }
+            var lastHousekeeping = Date.distantPast
+            while !Task.isCancelled {
+                let generation = self.hub.provisioningDoorbell.generation
+                let free = self.configuration.concurrency - self.inFlight.load(ordering: .relaxed)
+                var claimed: [AWSThingRecord] = []
+                if free > 0 {
+                    do {
+                        claimed = try await self.claim(limit: free)
+                    } catch {
+                        self.logger.warning("cannot claim provisioning jobs", metadata: ["error": "\(error)"])
+                    }
+                }
+                for record in claimed {
+                    self.inFlight.add(1, ordering: .relaxed)
+                    group.addTask {
+                        await self.runJob(record)
+                        self.inFlight.subtract(1, ordering: .relaxed)
+                        self.hub.provisioningDoorbell.ring()
+                    }
+                }
+                if Date().timeIntervalSince(lastHousekeeping) > self.configuration.pollInterval {
+                    lastHousekeeping = Date()
+                    await self.finishDeletedIntegrations()
+                }
+                if claimed.count < free || free <= 0 {
+                    await self.hub.provisioningDoorbell.wait(since: generation, timeout: await self.idleWait())
+                }
+            }
+        }
+    }
+
+    /// Runs due jobs until none is left to run now (jobs that failed for good wait for an operator
+    /// and are left), or `timeout` passes. For the CLI and tests.
+    public func drain(timeout: Duration = .seconds(300)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let claimed = try await self.claim(limit: self.configuration.concurrency)
+            if claimed.isEmpty {
+                await self.finishDeletedIntegrations()
+                if try await self.hub.store.session.awsThings.countNeedingWork(excludingFailed: true) == 0 { return }
+                try await Task.sleep(for: min(.seconds(1), await self.idleWait()))
+                continue
+            }
+            await withDiscardingTaskGroup { group in
+                for record in claimed {
+                    group.addTask { await self.runJob(record) }
+                }
+            }
+        }
+    }
+
+    private func idleWait() async -> Duration {
+        let poll = self.configuration.pollInterval
+        guard let due = try? await self.hub.store.session.awsThings.nextDue() else { return .seconds(poll) }
+        return .seconds(min(poll, max(0.05, due.timeIntervalSince(self.hub.now()) + 0.01)))
+    }
+
+    private func claim(limit: Int) async throws -> [AWSThingRecord] {
+        let now = self.hub.now()
+        let leaseUntil = now.addingTimeInterval(self.configuration.leaseDuration)
+        let owner = self.owner
+        return try await self.hub.store.transaction { session in
+            try await session.awsThings.claimDue(now: now, limit: limit, owner: owner, leaseUntil: leaseUntil)
+        }
+    }
+
+    // MARK: One job
+
+    /// The job lost its lease to another worker; it stops without writing.
+    struct LeaseLost: Error {}
+
+    func runJob(_ claimed: AWSThingRecord) async {
+        var record = claimed
+        let integration: Integration
+        let device: Device?
+        do {
+            guard let found = try await self.hub.store.session.integrations.get(id: record.integrationID) else { return }
+            integration = found
+            device = try await self.hub.store.session.devices.get(tenantID: record.tenantID, id: record.deviceID)
+        } catch {
+            self.logger.warning("cannot load a provisioning job", metadata: [LogKey.deviceID: "\(record.deviceID)", "error": "\(error)"])
+            return
+        }
+        let plan = ProvisioningPlan(integration: integration, deviceID: record.deviceID, device: device, wanted: record.wanted)
+        let client: AWSIoTClient
+        do {
+            client = try self.hub.connections.client(for: integration)
+        } catch {
+            await self.fail(&record, step: nil, error: error, plan: plan)
+            return
+        }
+        var job = ProvisioningJob(provisioner: self, client: client, integration: integration, plan: plan.with(wanted: record.wanted))
+        while let step = job.plan.nextStep(record.progress) {
+            do {
+                try await job.perform(step, on: &record)
+            } catch is LeaseLost {
+                return
+            } catch {
+                await self.fail(&record, step: step, error: error, plan: job.plan)
+                return
+            }
+            if let afterStep = self.afterStep {
+                do {
+                    try afterStep(step, record.deviceID)
+                } catch {
+                    self.logger.notice("simulated crash", metadata: [LogKey.deviceID: "\(record.deviceID)", "conduit.step": "\(step)"])
+                    return
+                }
+            }
+            Counter(label: "conduit_provisioning_steps_total", dimensions: [("step", step.rawValue)]).increment()
+            do {
+                guard let wanted = try await self.commit(&record, plan: job.plan) else { return }
+                job.plan = job.plan.with(wanted: wanted)
+            } catch {
+                self.logger.warning("cannot record a provisioning step", metadata: [LogKey.deviceID: "\(record.deviceID)", "error": "\(error)"])
+                return
+            }
+        }
+        do {
+            _ = try await self.commit(&record, plan: job.plan)
+        } catch {
+            self.logger.warning("cannot record a provisioning job", metadata: [LogKey.deviceID: "\(record.deviceID)", "error": "\(error)"])
+        }
+    }
+
+    /// Writes what the job has made mid-step (an intent, before the AWS call it announces).
+    func persist(_ record: AWSThingRecord) async throws {
+        let now = self.hub.now()
+        let owner = self.owner
+        let leaseUntil = now.addingTimeInterval(self.configuration.leaseDuration)
+        let kept = try await self.hub.store.transaction { session in
+            guard let current = try await session.awsThings.get(integrationID: record.integrationID, deviceID: record.deviceID, forUpdate: true) else {
+                return false
+            }
+            var updated = record
+            updated.wanted = current.wanted
+            updated.bound = current.bound
+            updated.updatedAt = now
+            return try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: leaseUntil)
+        }
+        guard kept else { throw LeaseLost() }
+    }
+
+    /// Records a completed step. Returns the wanted state now stored (an operator may have changed
+    /// it meanwhile) when work is left, nil when the job is done (lease released, row removed when
+    /// the device is no longer bound) or was lost.
+    private func commit(_ record: inout AWSThingRecord, plan: ProvisioningPlan) async throws -> AWSWantedState? {
+        let now = self.hub.now()
+        let owner = self.owner
+        let leaseUntil = now.addingTimeInterval(self.configuration.leaseDuration)
+        let snapshot = record
+        let (updated, more) = try await self.hub.store.transaction { session -> (AWSThingRecord?, Bool) in
+            guard let current = try await session.awsThings.get(integrationID: snapshot.integrationID, deviceID: snapshot.deviceID, forUpdate: true)
+            else { return (nil, false) }
+            var updated = snapshot
+            updated.wanted = current.wanted
+            updated.bound = current.bound
+            updated.attempts = 0
+            updated.lastError = nil
+            updated.updatedAt = now
+            let plan = plan.with(wanted: current.wanted)
+            let more = plan.nextStep(updated.progress) != nil
+            updated.needsWork = more
+            updated.state = plan.state(of: updated.progress)
+            if more {
+                guard try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: leaseUntil) else { return (nil, false) }
+                return (updated, true)
+            }
+            let repairs = updated.progress.repairs
+            updated.progress.repairs = []
+            if updated.bound {
+                guard try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: nil) else { return (nil, false) }
+            } else {
+                try await session.awsThings.delete(integrationID: updated.integrationID, deviceID: updated.deviceID)
+            }
+            if !repairs.isEmpty {
+                try await session.events.append(
+                    tenantID: updated.tenantID, type: EventType.awsDriftRepaired, deviceID: updated.deviceID, actor: "system",
+                    data: EventLog.json(AWSEventData(integrationId: updated.integrationID, repairs: repairs)), at: now
+                )
+            }
+            if current.state != updated.state, let type = EventType.aws(updated.state) {
+                try await session.events.append(
+                    tenantID: updated.tenantID, type: type, deviceID: updated.deviceID, actor: "system",
+                    data: EventLog.json(
+                        AWSEventData(integrationId: updated.integrationID, thingArn: updated.progress.thingArn, certificateId: updated.progress.certificateID)
+                    ),
+                    at: now
+                )
+            }
+            return (updated, false)
+        }
+        guard let updated else { return nil }
+        record = updated
+        if !more {
+            self.logger.info(
+                "device \(updated.state.rawValue) in AWS",
+                metadata: [LogKey.deviceID: "\(updated.deviceID)", LogKey.integrationID: "\(updated.integrationID)"]
+            )
+        }
+        return more ? updated.wanted : nil
+    }
+
+    /// Records a failed step: the error, one more attempt, and when to try again.
+    private func fail(_ record: inout AWSThingRecord, step: AWSProvisioningStep?, error: any Error, plan: ProvisioningPlan) async {
+        let now = self.hub.now()
+        let owner = self.owner
+        let permanent = Self.isPermanent(error)
+        let message = (step.map { "\($0.rawValue): " } ?? "") + Self.describe(error)
+        let snapshot = record
+        Counter(label: "conduit_provisioning_failures_total", dimensions: [("permanent", String(permanent))]).increment()
+        self.logger.notice(
+            "provisioning step failed",
+            metadata: [LogKey.deviceID: "\(record.deviceID)", LogKey.integrationID: "\(record.integrationID)", "error": "\(message)"]
+        )
+        do {
+            try await self.hub.store.transaction { session in
+                guard let current = try await session.awsThings.get(integrationID: snapshot.integrationID, deviceID: snapshot.deviceID, forUpdate: true)
+                else { return }
+                var updated = snapshot
+                updated.wanted = current.wanted
+                updated.bound = current.bound
+                updated.attempts = current.attempts + 1
+                updated.lastError = message
+                updated.updatedAt = now
+                let plan = plan.with(wanted: current.wanted)
+                updated.needsWork = plan.nextStep(updated.progress) != nil
+                updated.state = permanent ? .failed : plan.state(of: updated.progress)
+                updated.nextAttemptAt = now.addingTimeInterval(Self.backoff(attempts: updated.attempts, permanent: permanent))
+                guard try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: nil) else { return }
+                if updated.state == .failed && current.state != .failed {
+                    try await session.events.append(
+                        tenantID: updated.tenantID, type: EventType.awsFailed, deviceID: updated.deviceID, actor: "system",
+                        data: EventLog.json(AWSEventData(integrationId: updated.integrationID, error: message)), at: now
+                    )
+                }
+            }
+        } catch {
+            self.logger.warning("cannot record a provisioning failure", metadata: [LogKey.deviceID: "\(snapshot.deviceID)", "error": "\(error)"])
+        }
+    }
+
+    /// Seconds before the next try: doubling from 2 s to 5 min while AWS is busy or away; from
+    /// 30 s to an hour after an answer that will not change by itself (access denied, a bad name).
+    static func backoff(attempts: Int, permanent: Bool) -> TimeInterval {
+        let (base, cap): (Double, Double) = permanent ? (30, 3600) : (2, 300)
+        let delay = min(cap, base * pow(2, Double(max(0, min(attempts - 1, 20)))))
+        return delay * Double.random(in: 0.8...1.2)
+    }
+
+    /// True for an answer that retrying alone will not change.
+    static func isPermanent(_ error: any Error) -> Bool {
+        switch error {
+        case let error as AWSError:
+            // AWS settles detachments a moment after it confirms them: these pass with time.
+            let settling: Set<String> = [
+                "CertificateStateException", "DeleteConflictException", "ConflictingResourceUpdateException",
+                "VersionConflictException", "ResourceAlreadyExistsException",
+            ]
+            return !(error.isRetryable || settling.contains(error.code))
+        case is AWSCredentialError, is HubError, is AWSIoTValidationError, is SecretBoxError:
+            return true
+        default:
+            return false
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as AWSError: return error.description
+        case let error as AWSCredentialError: return error.message
+        case let error as HubError: return error.message
+        case let error as AWSIoTValidationError: return error.description
+        default: return String(describing: error)
+        }
+    }
+
+    // MARK: Integrations
+
+    /// Removes deleted integrations whose devices are all gone from AWS: their thing group (when
+    /// Conduit made it), then the integration itself.
+    func finishDeletedIntegrations() async {
+        do {
+            for integration in try await self.hub.store.session.integrations.list(status: .deleting) {
+                guard try await self.hub.store.session.awsThings.count(integrationID: integration.id) == 0 else { continue }
+                if integration.groupCreated, let group = integration.settings.thingGroup {
+                    do {
+                        try await self.hub.connections.client(for: integration).deleteThingGroup(name: group)
+                    } catch let error as AWSError where error.isNotFound {
+                        // Gone already.
+                    }
+                }
+                try await self.hub.store.session.integrations.delete(id: integration.id)
+                self.logger.info("integration removed", metadata: [LogKey.integrationID: "\(integration.id)"])
+            }
+        } catch {
+            self.logger.notice("cannot finish removing an integration yet", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func reconcilePeriodically(every interval: TimeInterval) async {
+        while !Task.isCancelled {
+            guard (try? await Task.sleep(for: .seconds(interval))) != nil else { return }
+            do {
+                for integration in try await self.hub.store.session.integrations.list(status: .active) where integration.active {
+                    _ = try await self.hub.integrations.reconcile(integration)
+                }
+            } catch {
+                self.logger.notice("periodic reconcile failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// The details of an `aws.*` event.
+struct AWSEventData: Encodable {
+    var integrationId: String
+    var thingArn: String?
+    var certificateId: String?
+    var error: String?
+    var repairs: [String]?
+
+    init(integrationId: String, thingArn: String? = nil, certificateId: String? = nil, error: String? = nil, repairs: [String]? = nil) {
+        self.integrationId = integrationId
+        self.thingArn = thingArn
+        self.certificateId = certificateId
+        self.error = error
+        self.repairs = repairs
+    }
+}

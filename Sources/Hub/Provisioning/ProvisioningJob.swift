@@ -1,0 +1,271 @@
+import AWS
+import AWSIoT
+import Foundation
+import Store
+
+/// Runs the steps of one job against AWS. Every step is idempotent: what a crash may have made
+/// already is found and adopted, what is gone already counts as removed.
+struct ProvisioningJob {
+    let provisioner: Provisioner
+    let client: AWSIoTClient
+    let integration: Integration
+    var plan: ProvisioningPlan
+
+    var thingName: String { self.plan.thingName }
+
+    func perform(_ step: AWSProvisioningStep, on record: inout AWSThingRecord) async throws {
+        switch step {
+        case .begin:
+            record.progress.touched = true
+        case .createThing:
+            try await self.createThing(&record.progress)
+        case .updateThingAttributes:
+            let attributes = self.plan.attributes ?? [:]
+            try await self.client.updateThing(name: self.thingName, attributes: attributes, merge: true)
+            record.progress.attributesDigest = ProvisioningPlan.digest(attributes)
+        case .createKey:
+            let requestID = UUID().uuidString.lowercased()
+            let key = try DeviceKeyMaterial.generate(commonName: self.thingName, requestID: requestID)
+            record.sealedPrivateKey = try self.provisioner.hub.secrets.seal(key.privateKeyPEM)
+            record.progress.keyRequest = .init(nonce: requestID, requestedAt: self.provisioner.hub.now(), csr: key.csrPEM, uncertain: false)
+        case .createCertificate:
+            try await self.createCertificate(&record)
+        case .resolveCertificateRequest:
+            if try await self.adoptInterruptedCertificate(&record) { return }
+            if record.wanted == .active {
+                record.progress.keyRequest?.uncertain = false
+            } else {
+                record.progress.keyRequest = nil
+                record.sealedPrivateKey = nil
+            }
+        case .createPolicy:
+            try await self.createPolicy(&record)
+        case .updatePolicy:
+            guard let name = record.progress.createdPolicy, let document = self.plan.policyDocument(record.progress) else { return }
+            try await self.replacePolicyDocument(name: name, document: document)
+            record.progress.policyDocumentDigest = ProvisioningPlan.digest(document)
+        case .attachPolicy:
+            guard let arn = record.progress.certificateArn else { return }
+            try await self.client.attachPolicy(name: self.plan.policyName, target: arn)
+            if let old = record.progress.attachedPolicy, old != self.plan.policyName {
+                try await self.ignoringNotFound { try await self.client.detachPolicy(name: old, target: arn) }
+            }
+            record.progress.attachedPolicy = self.plan.policyName
+        case .deleteCreatedPolicy, .deletePolicy:
+            if let name = record.progress.createdPolicy {
+                try await self.deletePolicy(name)
+            }
+            if record.progress.attachedPolicy == record.progress.createdPolicy { record.progress.attachedPolicy = nil }
+            record.progress.createdPolicy = nil
+            record.progress.policyDocumentDigest = nil
+        case .attachPrincipal:
+            guard let arn = record.progress.certificateArn else { return }
+            try await self.client.attachThingPrincipal(thing: self.thingName, principal: arn)
+            record.progress.principalAttached = true
+        case .setGroup:
+            try await self.setGroup(&record.progress)
+        case .activateCertificate, .deactivateCertificate:
+            guard let id = record.progress.certificateID else { return }
+            let status: AWSIoTClient.CertificateStatus = step == .activateCertificate ? .active : .inactive
+            do {
+                try await self.client.updateCertificate(id: id, status: status)
+                record.progress.certificateStatus = status.rawValue
+            } catch let error as AWSError where error.isNotFound {
+                // Deleted in AWS behind our back: a new certificate is made in its place.
+                Self.forgetCertificate(&record)
+                record.progress.repairs.append("certificate \(id) was missing in AWS: a new one was made")
+            }
+        case .retireCertificate:
+            guard let retiring = record.progress.retiring.first else { return }
+            try await self.deleteCertificate(id: retiring.certificateID, arn: retiring.certificateArn)
+            record.progress.retiring.removeFirst()
+        case .deleteCertificate:
+            if let id = record.progress.certificateID, let arn = record.progress.certificateArn {
+                try await self.deleteCertificate(id: id, arn: arn)
+            }
+            Self.forgetCertificate(&record)
+            record.progress.keyRequest = nil
+        case .deleteThing:
+            do {
+                for principal in try await self.client.listThingPrincipals(thing: self.thingName) {
+                    try await self.ignoringNotFound { try await self.client.detachThingPrincipal(thing: self.thingName, principal: principal) }
+                }
+                try await self.client.deleteThing(name: self.thingName)
+            } catch let error as AWSError where error.isNotFound {
+                // No such thing: nothing to remove.
+            }
+            let issued = record.progress.credentialsIssuedAt
+            record.progress = AWSThingProgress()
+            record.progress.credentialsIssuedAt = issued
+        }
+    }
+
+    /// Forgets the certificate, its key and its attachments (it is gone, or going).
+    static func forgetCertificate(_ record: inout AWSThingRecord) {
+        record.progress.certificateID = nil
+        record.progress.certificateArn = nil
+        record.progress.certificatePem = nil
+        record.progress.certificateStatus = nil
+        record.progress.principalAttached = false
+        record.progress.attachedPolicy = nil
+        record.progress.credentialsIssuedAt = nil
+        record.sealedPrivateKey = nil
+    }
+
+    // MARK: Things
+
+    private func createThing(_ progress: inout AWSThingProgress) async throws {
+        let attributes = self.plan.attributes ?? [:]
+        let thing: AWSIoTClient.Thing
+        do {
+            thing = try await self.client.createThing(name: self.thingName, attributes: attributes)
+        } catch let error as AWSError where error.isAlreadyExists {
+            // A thing of that name exists with other attributes: adopt it, with ours.
+            try await self.client.updateThing(name: self.thingName, attributes: attributes, merge: true)
+            thing = try await self.client.describeThing(name: self.thingName)
+        }
+        progress.thingArn = thing.thingArn
+        progress.thingID = thing.thingId
+        progress.attributesDigest = ProvisioningPlan.digest(attributes)
+    }
+
+    private func setGroup(_ progress: inout AWSThingProgress) async throws {
+        if let old = progress.groupName, old != self.plan.thingGroup {
+            try await self.ignoringNotFound { try await self.client.removeThingFromThingGroup(thing: self.thingName, group: old) }
+            progress.groupName = nil
+        }
+        guard let group = self.plan.thingGroup else { return }
+        do {
+            try await self.client.addThingToThingGroup(thing: self.thingName, group: group)
+        } catch let error as AWSError where error.isNotFound {
+            // The group is missing: Conduit makes it, and says so first, so that deleting the
+            // integration removes it even if this process dies right after creating it.
+            try await self.provisioner.hub.integrations.markGroupCreated(self.integration.id)
+            _ = try await self.client.createThingGroup(name: group)
+            try await self.client.addThingToThingGroup(thing: self.thingName, group: group)
+        }
+        progress.groupName = group
+    }
+
+    // MARK: Certificates
+
+    private func createCertificate(_ record: inout AWSThingRecord) async throws {
+        guard var request = record.progress.keyRequest else { return }
+        if request.uncertain, try await self.adoptInterruptedCertificate(&record) { return }
+        // Announce the request before making it: if this process dies before it hears AWS's
+        // answer, the next try looks for the certificate instead of making a second one.
+        request.uncertain = true
+        record.progress.keyRequest = request
+        try await self.provisioner.persist(record)
+        let certificate: AWSIoTClient.Certificate
+        do {
+            certificate = try await self.client.createCertificateFromCsr(request.csr, setAsActive: true)
+        } catch let error as AWSError where !error.isRetryable {
+            // AWS answered: it made nothing.
+            record.progress.keyRequest?.uncertain = false
+            throw error
+        }
+        record.progress.certificateID = certificate.certificateId
+        record.progress.certificateArn = certificate.certificateArn
+        record.progress.certificatePem = certificate.certificatePem
+        record.progress.certificateStatus = "ACTIVE"
+        record.progress.keyRequest = nil
+    }
+
+    /// Looks among the certificates made since the request for one signed for its key; adopts it.
+    private func adoptInterruptedCertificate(_ record: inout AWSThingRecord) async throws -> Bool {
+        guard let request = record.progress.keyRequest, let sealed = record.sealedPrivateKey else { return false }
+        let privateKey = try self.provisioner.hub.secrets.open(sealed)
+        // Clocks differ: look five minutes further back than the request.
+        let since = request.requestedAt.timeIntervalSince1970 - 300
+        let candidates = try await self.client.listCertificates(stop: { page in
+            page.contains { ($0.creationDate ?? .infinity) < since }
+        })
+        for candidate in candidates where (candidate.creationDate ?? .infinity) >= since {
+            let described = try await self.client.describeCertificate(id: candidate.certificateId)
+            guard let pem = described.certificatePem,
+                DeviceKeyMaterial.certificate(pem, matchesPrivateKey: privateKey, requestID: request.nonce)
+            else { continue }
+            record.progress.certificateID = described.certificateId
+            record.progress.certificateArn = described.certificateArn
+            record.progress.certificatePem = pem
+            record.progress.certificateStatus = described.status
+            record.progress.keyRequest = nil
+            return true
+        }
+        return false
+    }
+
+    /// Detaches the certificate from its policies and things, deactivates and deletes it; a
+    /// certificate that is gone already is done.
+    private func deleteCertificate(id: String, arn: String) async throws {
+        do {
+            for policy in try await self.client.listAttachedPolicies(target: arn) {
+                try await self.ignoringNotFound { try await self.client.detachPolicy(name: policy, target: arn) }
+            }
+            try await self.ignoringNotFound { try await self.client.detachThingPrincipal(thing: self.thingName, principal: arn) }
+            try await self.client.updateCertificate(id: id, status: .inactive)
+            try await self.client.deleteCertificate(id: id)
+        } catch let error as AWSError where error.isNotFound {
+            // Gone already.
+        }
+    }
+
+    // MARK: Policies
+
+    private func createPolicy(_ record: inout AWSThingRecord) async throws {
+        guard let document = self.plan.policyDocument(record.progress) else { return }
+        let name = ProvisioningPlan.thingPolicyName(self.thingName)
+        if record.progress.createdPolicy != name {
+            // Named before it is made, so that a removal after a crash deletes it.
+            record.progress.createdPolicy = name
+            try await self.provisioner.persist(record)
+        }
+        do {
+            _ = try await self.client.createPolicy(name: name, document: document)
+        } catch let error as AWSError where error.isAlreadyExists {
+            // Made by an interrupted try: make sure it holds this document.
+            try await self.replacePolicyDocument(name: name, document: document)
+        }
+        record.progress.policyDocumentDigest = ProvisioningPlan.digest(document)
+    }
+
+    /// Makes `document` the policy's default version and deletes the others (AWS keeps five).
+    private func replacePolicyDocument(name: String, document: String) async throws {
+        if try await self.client.getPolicy(name: name).policyDocument.map(Self.canonicalJSON) == Self.canonicalJSON(document) { return }
+        for version in try await self.client.listPolicyVersions(name: name) where !version.isDefaultVersion {
+            try await self.ignoringNotFound { try await self.client.deletePolicyVersion(name: name, versionId: version.versionId) }
+        }
+        try await self.client.createPolicyVersion(name: name, document: document, setAsDefault: true)
+        for version in try await self.client.listPolicyVersions(name: name) where !version.isDefaultVersion {
+            try await self.ignoringNotFound { try await self.client.deletePolicyVersion(name: name, versionId: version.versionId) }
+        }
+    }
+
+    /// Deletes a policy Conduit made: its other versions first, as AWS requires.
+    private func deletePolicy(_ name: String) async throws {
+        do {
+            for version in try await self.client.listPolicyVersions(name: name) where !version.isDefaultVersion {
+                try await self.ignoringNotFound { try await self.client.deletePolicyVersion(name: name, versionId: version.versionId) }
+            }
+            try await self.client.deletePolicy(name: name)
+        } catch let error as AWSError where error.isNotFound {
+            // Gone already.
+        }
+    }
+
+    static func canonicalJSON(_ text: String) -> String {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)),
+            let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        else { return text }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private func ignoringNotFound(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as AWSError where error.isNotFound {
+            // Already as wanted.
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Crypto
+import Foundation
+import Store
+
+/// What AWS should hold for one device in one integration, and the next step toward it from what
+/// exists. Pure: no AWS, no store, no clock; the provisioner runs the steps it names.
+struct ProvisioningPlan: Sendable {
+    var wanted: AWSWantedState
+    var thingName: String
+    var thingGroup: String?
+    var perThingPolicy: Bool
+    /// The policy to attach: the named one, or the thing's own.
+    var policyName: String
+    /// The thing attributes to set; nil when the device is gone (nothing to write then).
+    var attributes: [String: String]?
+    let settings: IntegrationSettings
+
+    init(integration: Integration, deviceID: String, device: Device?, wanted: AWSWantedState) {
+        self.wanted = wanted
+        self.thingName = deviceID
+        self.settings = integration.settings
+        self.thingGroup = integration.settings.thingGroup
+        self.perThingPolicy = integration.settings.perThingPolicy
+        self.policyName = integration.settings.perThingPolicy ? Self.thingPolicyName(deviceID) : integration.settings.policyName ?? ""
+        self.attributes = device.map { Self.thingAttributes(of: $0, copying: integration.settings.thingAttributes) }
+    }
+
+    /// The same plan toward another wanted state.
+    func with(wanted: AWSWantedState) -> ProvisioningPlan {
+        var plan = self
+        plan.wanted = wanted
+        return plan
+    }
+
+    /// The next step, or nil when AWS is as wanted.
+    func nextStep(_ progress: AWSThingProgress) -> AWSProvisioningStep? {
+        switch self.wanted {
+        case .none:
+            return nil
+        case .active:
+            if !progress.touched { return .begin }
+            if progress.thingArn == nil { return .createThing }
+            if let attributes, progress.attributesDigest != Self.digest(attributes) { return .updateThingAttributes }
+            if progress.certificateID == nil { return progress.keyRequest == nil ? .createKey : .createCertificate }
+            if self.perThingPolicy {
+                if progress.createdPolicy == nil || progress.policyDocumentDigest == nil { return .createPolicy }
+                if progress.policyDocumentDigest != self.policyDocument(progress).map(Self.digest) { return .updatePolicy }
+            }
+            if progress.attachedPolicy != self.policyName { return .attachPolicy }
+            if !self.perThingPolicy && progress.createdPolicy != nil { return .deleteCreatedPolicy }
+            if !progress.principalAttached { return .attachPrincipal }
+            if progress.groupName != self.thingGroup { return .setGroup }
+            if progress.certificateStatus != "ACTIVE" { return .activateCertificate }
+            if !progress.retiring.isEmpty { return .retireCertificate }
+            return nil
+        case .inactive:
+            if progress.certificateID == nil, progress.keyRequest?.uncertain == true { return .resolveCertificateRequest }
+            if progress.certificateID != nil && progress.certificateStatus != "INACTIVE" { return .deactivateCertificate }
+            if !progress.retiring.isEmpty { return .retireCertificate }
+            return nil
+        case .absent:
+            if progress.certificateID == nil, progress.keyRequest?.uncertain == true { return .resolveCertificateRequest }
+            if progress.certificateID != nil { return .deleteCertificate }
+            if !progress.retiring.isEmpty { return .retireCertificate }
+            if progress.createdPolicy != nil { return .deletePolicy }
+            if progress.touched { return .deleteThing }
+            return nil
+        }
+    }
+
+    /// The state to show when no step is left.
+    var settledState: AWSProvisioningState {
+        switch self.wanted {
+        case .none: .pending
+        case .active: .provisioned
+        case .inactive: .disabled
+        case .absent: .deprovisioned
+        }
+    }
+
+    /// The state to show while steps are left.
+    var workingState: AWSProvisioningState {
+        self.wanted == .absent ? .deprovisioning : .provisioning
+    }
+
+    /// The state for `progress`, with no error pending.
+    func state(of progress: AWSThingProgress) -> AWSProvisioningState {
+        self.nextStep(progress) == nil ? self.settledState : self.workingState
+    }
+
+    // MARK: What is made
+
+    /// The thing's own policy: `conduit-` and the device id with `:` as `.` (policy names allow
+    /// no colon and device ids no dot, so the mapping is one to one).
+    static func thingPolicyName(_ deviceID: String) -> String {
+        "conduit-" + deviceID.replacingOccurrences(of: ":", with: ".")
+    }
+
+    /// `name` (the device's name) and the copied attributes, each value with the characters AWS
+    /// does not allow in an attribute value (`[a-zA-Z0-9_.,@/:#=\[\]-]`) replaced by `_`.
+    static func thingAttributes(of device: Device, copying keys: [String]) -> [String: String] {
+        var attributes = ["name": self.attributeValue(device.name)]
+        for key in keys {
+            if let value = device.attributes[key] { attributes[key] = self.attributeValue(value) }
+        }
+        return attributes
+    }
+
+    static func attributeValue(_ value: String) -> String {
+        let allowed = Set("_.,@/:#=[]-")
+        return String(String(value.map { ($0.isASCII && ($0.isLetter || $0.isNumber)) || allowed.contains($0) ? $0 : "_" }).prefix(800))
+    }
+
+    /// The thing's least-privilege policy: connect as its own client id; publish on its uplink
+    /// topic and its shadow; subscribe and receive on its downlink topic and its shadow. Needs
+    /// the account, which the thing's ARN tells.
+    func policyDocument(_ progress: AWSThingProgress) -> String? {
+        guard let thingArn = progress.thingArn else { return nil }
+        let parts = thingArn.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count >= 6 else { return nil }
+        let prefix = "arn:\(parts[1]):iot:\(parts[3]):\(parts[4])"
+        let id = self.thingName
+        let uplink = self.settings.uplinkTopic.replacingOccurrences(of: "{deviceId}", with: id)
+            .replacingOccurrences(of: "{deviceName}", with: "*").replacingOccurrences(of: "{subtopic}", with: "*")
+        let downlink = "\(self.settings.downlinkPrefix)/\(id)/down"
+        let shadow = "$aws/things/\(id)/shadow/*"
+        let document: [String: Any] = [
+            "Version": "2012-10-17",
+            "Statement": [
+                ["Effect": "Allow", "Action": "iot:Connect", "Resource": "\(prefix):client/\(id)"],
+                ["Effect": "Allow", "Action": "iot:Publish", "Resource": ["\(prefix):topic/\(uplink)", "\(prefix):topic/\(shadow)"]],
+                [
+                    "Effect": "Allow", "Action": "iot:Subscribe",
+                    "Resource": ["\(prefix):topicfilter/\(downlink)", "\(prefix):topicfilter/\(shadow)"],
+                ],
+                ["Effect": "Allow", "Action": "iot:Receive", "Resource": ["\(prefix):topic/\(downlink)", "\(prefix):topic/\(shadow)"]],
+            ],
+        ]
+        guard let data = try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+            return nil
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func digest(_ document: String) -> String {
+        SHA256.hash(data: Data(document.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func digest(_ attributes: [String: String]) -> String {
+        self.digest(attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n"))
+    }
+}

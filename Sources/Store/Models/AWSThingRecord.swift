@@ -1,0 +1,117 @@
+import Foundation
+
+/// One device in one integration: what Conduit wants in AWS for it, what it has made so far, and
+/// the job that closes the gap. The row is the job: durable, leased by one worker at a time.
+public struct AWSThingRecord: Sendable, Equatable {
+    public var integrationID: String
+    public var deviceID: String
+    public var tenantID: String
+    public var wanted: AWSWantedState
+    /// The device exists and the integration binds it; when false the row goes once AWS is clean.
+    public var bound: Bool
+    public var state: AWSProvisioningState
+    public var progress: AWSThingProgress
+    /// The device's private key, sealed, until its credentials are fetched once.
+    public var sealedPrivateKey: String?
+    /// True while AWS still differs from ``wanted``.
+    public var needsWork: Bool
+    public var lastError: String?
+    /// Failed attempts since the last success.
+    public var attempts: Int
+    public var nextAttemptAt: Date
+    public var updatedAt: Date
+
+    public init(
+        integrationID: String, deviceID: String, tenantID: String, wanted: AWSWantedState, bound: Bool,
+        state: AWSProvisioningState, progress: AWSThingProgress = AWSThingProgress(), sealedPrivateKey: String? = nil,
+        needsWork: Bool, lastError: String? = nil, attempts: Int = 0, nextAttemptAt: Date, updatedAt: Date
+    ) {
+        self.integrationID = integrationID
+        self.deviceID = deviceID
+        self.tenantID = tenantID
+        self.wanted = wanted
+        self.bound = bound
+        self.state = state
+        self.progress = progress
+        self.sealedPrivateKey = sealedPrivateKey
+        self.needsWork = needsWork
+        self.lastError = lastError
+        self.attempts = attempts
+        self.nextAttemptAt = nextAttemptAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// What a device should be in AWS, from its status and its binding.
+public enum AWSWantedState: String, Sendable, Codable {
+    /// Pending: nothing in AWS yet.
+    case none
+    /// Accepted: thing, active certificate, policy, group.
+    case active
+    /// Rejected: whatever exists stays, its certificate inactive.
+    case inactive
+    /// Decommissioned, deleted or unbound: nothing left in AWS.
+    case absent
+}
+
+/// Where a device stands in an integration, as operators see it.
+public enum AWSProvisioningState: String, Sendable, Codable, CaseIterable {
+    case pending, provisioning, provisioned, disabled, deprovisioning, deprovisioned, failed
+}
+
+/// What exists in AWS for the device, recorded step by step so that a job resumes where it was.
+public struct AWSThingProgress: Sendable, Equatable, Codable {
+    /// A certificate request in flight: the CSR's nonce and whether AWS may have answered it
+    /// without Conduit hearing (a crash, a lost connection), so that a retry looks before it asks again.
+    public struct KeyRequest: Sendable, Equatable, Codable {
+        public var nonce: String
+        public var requestedAt: Date
+        public var csr: String
+        public var uncertain: Bool
+
+        public init(nonce: String, requestedAt: Date, csr: String, uncertain: Bool) {
+            self.nonce = nonce
+            self.requestedAt = requestedAt
+            self.csr = csr
+            self.uncertain = uncertain
+        }
+    }
+
+    /// A certificate to detach, deactivate and delete (after a rotation or a repair).
+    public struct RetiringCertificate: Sendable, Equatable, Codable {
+        public var certificateID: String
+        public var certificateArn: String
+
+        public init(certificateID: String, certificateArn: String) {
+            self.certificateID = certificateID
+            self.certificateArn = certificateArn
+        }
+    }
+
+    /// Some AWS call may have been made for this device: deprovisioning must look.
+    public var touched = false
+    public var thingArn: String?
+    public var thingID: String?
+    /// A digest of the attributes last written to the thing.
+    public var attributesDigest: String?
+    public var keyRequest: KeyRequest?
+    public var certificateID: String?
+    public var certificateArn: String?
+    public var certificatePem: String?
+    /// `ACTIVE` or `INACTIVE`, as last set or seen.
+    public var certificateStatus: String?
+    /// The per-thing policy Conduit made, and a digest of the document it holds.
+    public var createdPolicy: String?
+    public var policyDocumentDigest: String?
+    /// The policy attached to the certificate.
+    public var attachedPolicy: String?
+    public var principalAttached = false
+    /// The thing group the thing was added to.
+    public var groupName: String?
+    public var retiring: [RetiringCertificate] = []
+    public var credentialsIssuedAt: Date?
+    /// Drift found by a reconcile pass, reported once the job has repaired it.
+    public var repairs: [String] = []
+
+    public init() {}
+}

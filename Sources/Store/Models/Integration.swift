@@ -1,0 +1,131 @@
+import Foundation
+
+/// An AWS IoT Core integration of a tenant: where its devices are mirrored, with which
+/// credentials, and how. Secrets in ``credentials`` are sealed before they reach the store.
+public struct Integration: Sendable, Equatable {
+    public var id: String
+    public var tenantID: String
+    public var name: String
+    /// Always `aws-iot-core` for now.
+    public var type: String
+    public var settings: IntegrationSettings
+    public var credentials: IntegrationCredentials
+    /// An inactive integration keeps what it made in AWS but does no new work.
+    public var active: Bool
+    public var status: IntegrationStatus
+    /// The account's `iot:Data-ATS` endpoint, from DescribeEndpoint when the integration was checked.
+    public var dataEndpoint: String?
+    /// True once Conduit created the thing group itself (or was about to): only then does it delete it.
+    public var groupCreated: Bool
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(
+        id: String, tenantID: String, name: String, type: String, settings: IntegrationSettings,
+        credentials: IntegrationCredentials, active: Bool, status: IntegrationStatus, dataEndpoint: String?,
+        groupCreated: Bool, createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.tenantID = tenantID
+        self.name = name
+        self.type = type
+        self.settings = settings
+        self.credentials = credentials
+        self.active = active
+        self.status = status
+        self.dataEndpoint = dataEndpoint
+        self.groupCreated = groupCreated
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// Whether an integration is in use or being taken apart.
+public enum IntegrationStatus: String, Sendable, Codable {
+    case active
+    /// Deleted by an operator: its devices are being removed from AWS; the row goes when they are.
+    case deleting
+}
+
+/// How an integration reaches AWS and what it makes there.
+public struct IntegrationSettings: Sendable, Equatable, Codable {
+    public var region: String
+    /// An override of AWS IoT's control-plane endpoint (a VPC or FIPS endpoint, a local stack).
+    public var endpointURL: String?
+    /// An existing policy attached to every certificate; nil with ``perThingPolicy``.
+    public var policyName: String?
+    /// Conduit makes a least-privilege policy for each thing.
+    public var perThingPolicy: Bool
+    public var thingGroup: String?
+    /// Device attributes copied to the thing (the device name always is, as `name`).
+    public var thingAttributes: [String]
+    public var uplinkTopic: String
+    public var payloadFormat: String
+    public var downlinkPrefix: String
+    public var binding: IntegrationBinding
+
+    public init(
+        region: String, endpointURL: String?, policyName: String?, perThingPolicy: Bool, thingGroup: String?,
+        thingAttributes: [String], uplinkTopic: String, payloadFormat: String, downlinkPrefix: String,
+        binding: IntegrationBinding
+    ) {
+        self.region = region
+        self.endpointURL = endpointURL
+        self.policyName = policyName
+        self.perThingPolicy = perThingPolicy
+        self.thingGroup = thingGroup
+        self.thingAttributes = thingAttributes
+        self.uplinkTopic = uplinkTopic
+        self.payloadFormat = payloadFormat
+        self.downlinkPrefix = downlinkPrefix
+        self.binding = binding
+    }
+}
+
+/// Which devices an integration mirrors: listed ones, those with any of some labels, or all.
+public struct IntegrationBinding: Sendable, Equatable, Codable {
+    public var all: Bool
+    public var devices: [String]
+    public var labels: [String]
+
+    public init(all: Bool = false, devices: [String] = [], labels: [String] = []) {
+        self.all = all
+        self.devices = devices
+        self.labels = labels
+    }
+
+    /// True when the binding takes this device.
+    public func binds(_ device: Device) -> Bool {
+        self.all || self.devices.contains(device.id) || device.labels.contains(where: self.labels.contains)
+    }
+}
+
+/// Where an integration's AWS credentials come from. The secret key is stored sealed.
+public struct IntegrationCredentials: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        /// An access key pair given by the operator.
+        case accessKey
+        /// A role assumed from Conduit's own credentials, with an ExternalId.
+        case role
+        /// Conduit's own credential chain (environment, profile, container, instance).
+        case `default`
+    }
+
+    public var kind: Kind
+    public var accessKeyID: String?
+    /// `v1:...`, sealed by the hub's SecretBox.
+    public var sealedSecretAccessKey: String?
+    public var roleARN: String?
+    public var externalID: String?
+
+    public init(
+        kind: Kind, accessKeyID: String? = nil, sealedSecretAccessKey: String? = nil, roleARN: String? = nil,
+        externalID: String? = nil
+    ) {
+        self.kind = kind
+        self.accessKeyID = accessKeyID
+        self.sealedSecretAccessKey = sealedSecretAccessKey
+        self.roleARN = roleARN
+        self.externalID = externalID
+    }
+}

@@ -1,0 +1,57 @@
+import AWS
+import AWSIoT
+import Foundation
+import Hub
+
+/// moto_server, started by scripts/test, standing in for AWS IoT and STS.
+///
+/// Tests share one moto; each takes an AWS account of its own (a role assumed into a fresh
+/// account id), so what one test makes never shows in another's listings.
+public enum MotoPeer {
+    public static func url() throws -> URL {
+        try self.url("CONDUIT_TEST_MOTO_URL")
+    }
+
+    /// The moto that checks credentials, as AWS does.
+    public static func authenticatingURL() throws -> URL {
+        try self.url("CONDUIT_TEST_MOTO_AUTH_URL")
+    }
+
+    private static func url(_ variable: String) throws -> URL {
+        guard let value = ProcessInfo.processInfo.environment[variable], let url = URL(string: value) else {
+            throw TestSetupError("\(variable) is not set: run the tests with scripts/test, which starts moto_server")
+        }
+        return url
+    }
+
+    /// Conduit's own credentials (any key does for moto), with STS at moto and quick retries.
+    public static func environment(quotas: [String: Double] = AWSRateLimiter.awsIoTQuotas) throws -> AWSEnvironment {
+        let url = try self.url()
+        return AWSEnvironment(
+            ownCredentials: { _ in AWSStaticCredentialProvider(AWSCredentials(accessKeyID: "AKIACONDUITTEST0001", secretAccessKey: "moto")) },
+            stsEndpointURL: url, retryPolicy: AWSRetryPolicy(maximumAttempts: 4, baseDelay: 0.01, maximumDelay: 0.2), quotas: quotas
+        )
+    }
+
+    /// A fresh AWS account in moto.
+    public struct Account: Sendable {
+        public let id: String
+        public var roleARN: String { "arn:aws:iam::\(self.id):role/conduit" }
+
+        public init() {
+            self.id = String(format: "%06d%06d", Int.random(in: 100_000...999_999), Int.random(in: 0...999_999))
+        }
+
+        /// A client of AWS IoT in this account, for looking at what Conduit made.
+        public func iot(region: String = "us-east-1") throws -> AWSIoTClient {
+            let url = try MotoPeer.url()
+            let provider = AWSAssumeRoleCredentialProvider(
+                roleARN: self.roleARN, externalID: "conduit-test", source: AWSStaticCredentialProvider(
+                    AWSCredentials(accessKeyID: "AKIACONDUITTEST0001", secretAccessKey: "moto")
+                ), region: region, endpointURL: url
+            )
+            let client = AWSClient(credentialProvider: provider, retryPolicy: AWSRetryPolicy(maximumAttempts: 3, baseDelay: 0.01), logger: .quiet)
+            return AWSIoTClient(client: client, region: region, endpointURL: url)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import AWS
+import AWSIoT
+import ConduitTesting
+import Foundation
+import Hub
+import Store
+
+/// A hub over a fresh store, an admin of its default tenant, and a fresh moto account whose
+/// role the integrations assume.
+struct ProvisioningFixture {
+    let hub: Hub
+    let admin: Principal
+    let account: MotoPeer.Account
+    let iot: AWSIoTClient
+
+    static func run(
+        _ database: TestDatabase, quotas: [String: Double] = AWSRateLimiter.awsIoTQuotas,
+        _ body: @escaping @Sendable (ProvisioningFixture) async throws -> Void
+    ) async throws {
+        try await database.withHub(aws: try MotoPeer.environment(quotas: quotas)) { hub in
+            let tenant = try await hub.access.tenant(named: Tenant.defaultName)
+            let account = MotoPeer.Account()
+            try await body(
+                ProvisioningFixture(
+                    hub: hub, admin: Principal(tenantID: tenant.id, role: .admin, actor: "test"), account: account, iot: try account.iot()
+                )
+            )
+        }
+    }
+
+    /// An integration into this fixture's account; `configure` adjusts the draft.
+    func createIntegration(
+        name: String = "moto", bind: IntegrationDraft.Bind = .init(labels: ["fleet"]), _ configure: (inout IntegrationDraft) -> Void = { _ in }
+    ) async throws -> Integration {
+        var draft = IntegrationDraft()
+        draft.name = name
+        draft.region = "us-east-1"
+        draft.endpointURL = .some(try MotoPeer.url().absoluteString)
+        draft.credentials = .init(roleARN: self.account.roleARN, externalID: "conduit-test")
+        draft.policy = .init(perThing: true)
+        draft.thingGroup = .some("conduit-fleet")
+        draft.thingAttributes = ["model"]
+        draft.bind = bind
+        configure(&draft)
+        return try await self.hub.integrations.create(draft, by: self.admin)
+    }
+
+    @discardableResult
+    func createDevice(_ id: String, labels: [String] = ["fleet"], attributes: [String: String] = ["model": "m-1"]) async throws -> Device {
+        try await self.hub.devices.create(.init(id: id, name: "Sensor \(id)", labels: labels, attributes: attributes), by: self.admin).device
+    }
+
+    func record(_ deviceID: String, in integration: Integration) async throws -> AWSThingRecord? {
+        try await self.hub.store.session.awsThings.get(integrationID: integration.id, deviceID: deviceID)
+    }
+
+    /// Every thing name in the account.
+    func thingNames() async throws -> Set<String> {
+        Set(try await self.iot.listThings().map(\.thingName))
+    }
+
+    /// Every certificate in the account.
+    func certificates() async throws -> [AWSIoTClient.CertificateSummary] {
+        try await self.iot.listCertificates()
+    }
+
+    /// True when the policy exists in the account.
+    func policyExists(_ name: String) async throws -> Bool {
+        do {
+            _ = try await self.iot.getPolicy(name: name)
+            return true
+        } catch let error as AWSError where error.isNotFound {
+            return false
+        }
+    }
+
+    func groupExists(_ name: String) async throws -> Bool {
+        do {
+            _ = try await self.iot.describeThingGroup(name: name)
+            return true
+        } catch let error as AWSError where error.isNotFound {
+            return false
+        }
+    }
+}
