@@ -82,6 +82,7 @@ let package = Package(
                 "AWS",
                 "AWSIoT",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 "MQTT",
                 "MQTTBroker",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -171,7 +172,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI", "Hub", "Store", "ConduitTesting",
+                "HTTPAPI", "Hub", "Store", "ConduitTesting", .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),

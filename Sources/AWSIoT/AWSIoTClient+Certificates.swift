@@ -128,6 +128,21 @@ extension AWSIoTClient {
         let _: Empty = try await self.call("DetachPolicy", .POST, "/target-policies/\(Self.segment(name))", body: ["target": target])
     }
 
+    /// The names of every policy of the account.
+    public func listPolicies() async throws -> [String] {
+        struct Page: Decodable {
+            struct Entry: Decodable { let policyName: String }
+            let policies: [Entry]?
+            let nextMarker: String?
+        }
+        return try await Self.allPages { marker in
+            var query = [("pageSize", "250")]
+            if let marker { query.append(("marker", marker)) }
+            let page: Page = try await self.call("ListPolicies", .GET, "/policies", query: query)
+            return ((page.policies ?? []).map(\.policyName), page.nextMarker)
+        }
+    }
+
     /// The names of every policy attached to the target.
     public func listAttachedPolicies(target: String) async throws -> [String] {
         struct Page: Decodable {

@@ -18,6 +18,7 @@ public enum ConduitAPI {
         DeviceRoutes(hub: hub).register(on: v1)
         EventRoutes(hub: hub).register(on: v1)
         TokenRoutes(hub: hub).register(on: v1)
+        IntegrationRoutes(hub: hub).register(on: v1)
         return router
     }
 

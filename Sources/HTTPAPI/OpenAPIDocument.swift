@@ -150,6 +150,42 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
         "409": {$ref: "#/components/responses/Conflict"}
+  /v1/devices/{id}/aws:
+    parameters:
+      - {$ref: "#/components/parameters/deviceId"}
+    get:
+      summary: The device's provisioning in each AWS IoT Core integration that binds it, or did until AWS is clean (any role)
+      responses:
+        "200": {description: "One item per integration.", content: {application/json: {schema: {$ref: "#/components/schemas/DeviceAWSList"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "404": {$ref: "#/components/responses/NotFound"}
+  /v1/devices/{id}/aws/{integrationId}/credentials:
+    parameters:
+      - {$ref: "#/components/parameters/deviceId"}
+      - {$ref: "#/components/parameters/integrationId"}
+    post:
+      summary: The device's AWS IoT certificate and private key (admin); shown only once
+      description: "The private key is erased from Conduit as it is handed out: a second call is a 409 until the credentials are rotated. Sent with `Cache-Control: no-store`."
+      responses:
+        "200": {description: "What the device needs to connect to AWS IoT Core itself. Shown once.", headers: {Cache-Control: {$ref: "#/components/headers/NoStore"}}, content: {application/json: {schema: {$ref: "#/components/schemas/AWSCredentials"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {description: "No such device or integration in the token's tenant, or the integration does not bind the device.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`credentials_issued`: they were handed out already and are not kept; POST .../rotate for new ones. `not_provisioned`: the device is not provisioned in the integration yet.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+  /v1/devices/{id}/aws/{integrationId}/rotate:
+    parameters:
+      - {$ref: "#/components/parameters/deviceId"}
+      - {$ref: "#/components/parameters/integrationId"}
+    post:
+      summary: Replace the device's AWS IoT key and certificate (admin)
+      description: "The device's job makes and attaches a new certificate, then detaches, deactivates and deletes the old one; the call waits up to 30 seconds for it. Fetch the new credentials with POST .../credentials."
+      responses:
+        "200": {description: "Done: the new certificate is in place.", content: {application/json: {schema: {$ref: "#/components/schemas/DeviceAWS"}}}}
+        "202": {description: "The new certificate is still being made (or the job failed and will retry; see lastError).", content: {application/json: {schema: {$ref: "#/components/schemas/DeviceAWS"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {description: "No such device or integration in the token's tenant, or the integration does not bind the device.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`not_provisioned`: the device has no certificate in the integration to rotate.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
   /v1/events:
     get:
       summary: The tenant's event log, newest first (any role)
@@ -190,6 +226,70 @@ paths:
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
+  /v1/integrations:
+    get:
+      summary: The tenant's AWS IoT Core integrations by name, without their secrets (admin)
+      responses:
+        "200": {description: "Integrations.", content: {application/json: {schema: {$ref: "#/components/schemas/IntegrationList"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+    post:
+      summary: Make an AWS IoT Core integration and bind devices to it (admin)
+      description: "The credentials are checked first by calling DescribeEndpoint with them. Then Conduit provisions the bound devices in AWS in the background: accepted devices get a thing, a certificate and a policy; see GET /v1/devices/{id}/aws."
+      requestBody:
+        required: true
+        content: {application/json: {schema: {$ref: "#/components/schemas/IntegrationCreate"}}}
+      responses:
+        "201": {description: "The integration; a secret access key shows as `<hidden>`.", headers: {Location: {description: "/v1/integrations/{id}", schema: {type: string}}}, content: {application/json: {schema: {$ref: "#/components/schemas/Integration"}}}}
+        "400": {description: "A field breaks a rule (the message names both), or AWS refused the credentials or cannot be reached (the message carries AWS's reason).", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "409": {description: "`integration_exists`: the tenant has an integration of that name already.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "413": {$ref: "#/components/responses/TooLarge"}
+  /v1/integrations/{id}:
+    parameters:
+      - {$ref: "#/components/parameters/integrationPathId"}
+    get:
+      summary: One integration, with its devices' provisioning (admin)
+      responses:
+        "200": {description: "The integration and its devices.", content: {application/json: {schema: {$ref: "#/components/schemas/IntegrationWithDevices"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+    patch:
+      summary: Change an integration (admin)
+      description: "Fields left out keep their values; `type` cannot be changed; `endpointUrl` and `thingGroup` may be null to clear them, no other field may be null. `credentials`, `policy` and `bind` replace the old ones whole. New credentials, region or endpointUrl are checked with DescribeEndpoint first, and failed device jobs are then tried again at once. A new binding or new settings reach every device."
+      requestBody:
+        required: true
+        content: {application/json: {schema: {$ref: "#/components/schemas/IntegrationPatch"}}}
+      responses:
+        "200": {description: "The integration.", content: {application/json: {schema: {$ref: "#/components/schemas/Integration"}}}}
+        "400": {description: "A field breaks a rule (the message names both), or AWS refused the credentials or cannot be reached (the message carries AWS's reason).", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {description: "`integration_exists`: the tenant has another integration of that name. `integration_deleting`: the integration is being deleted.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "413": {$ref: "#/components/responses/TooLarge"}
+    delete:
+      summary: Delete an integration (admin); what it made in AWS is removed first
+      description: "Every device's certificate, policy and thing that the integration made in AWS is removed, then its thing group if Conduit made it, then the integration itself, which shows status `deleting` until then. Deleting it again answers the same."
+      responses:
+        "202": {description: "The integration, with status `deleting`.", content: {application/json: {schema: {$ref: "#/components/schemas/Integration"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+  /v1/integrations/{id}/reconcile:
+    parameters:
+      - {$ref: "#/components/parameters/integrationPathId"}
+    post:
+      summary: Compare the integration's devices with AWS and repair what was changed there (admin)
+      description: "Every settled device's thing, certificate, policy, attachments and group membership are read from AWS; what was deleted or changed in AWS directly is handed to the device's job, which makes it again. The repairs are recorded as aws.drift_repaired events once done."
+      responses:
+        "200": {description: "The devices with drift and what is being repaired; empty when AWS matches.", content: {application/json: {schema: {$ref: "#/components/schemas/DriftList"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {description: "`integration_deleting`: the integration is being deleted.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
 components:
   securitySchemes:
     bearer: {type: http, scheme: bearer}
@@ -197,6 +297,8 @@ components:
     deviceId: {name: id, in: path, required: true, schema: {type: string, pattern: "^[a-zA-Z0-9:_-]{1,128}$"}}
     limit: {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
     cursor: {name: cursor, in: query, schema: {type: string}, description: "The nextCursor of the previous page."}
+    integrationPathId: {name: id, in: path, required: true, schema: {type: string, minLength: 1, maxLength: 64}, description: "The integration's id."}
+    integrationId: {name: integrationId, in: path, required: true, schema: {type: string, minLength: 1, maxLength: 64}, description: "The integration's id."}
   responses:
     BadRequest: {description: "A field breaks a rule; the message names both.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
     Unauthorized: {description: "No token, or an unknown or revoked one.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
@@ -204,6 +306,8 @@ components:
     NotFound: {description: "Nothing of that id in the token's tenant.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
     Conflict: {description: "The id is taken (device ids are global, as MQTT client ids and AWS thing names are), or the transition is not allowed from the current status.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
     TooLarge: {description: "The body is over 1 MiB.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+  headers:
+    NoStore: {description: "The body holds a secret shown once: caches must not keep it.", schema: {type: string, const: no-store}}
   schemas:
     Status:
       type: object
@@ -219,7 +323,7 @@ components:
           type: object
           required: [code, message]
           properties:
-            code: {type: string, examples: [invalid_field, invalid_transition, not_found, forbidden]}
+            code: {type: string, examples: [invalid_field, invalid_transition, not_found, forbidden, integration_exists, integration_deleting, not_provisioned, credentials_issued]}
             message: {type: string}
     DeviceStatus: {type: string, enum: [pending, accepted, rejected, decommissioned]}
     DeviceCreate:
@@ -268,7 +372,7 @@ components:
       required: [id, type, actor, data, createdAt]
       properties:
         id: {type: string}
-        type: {type: string, examples: [device.created, device.updated, device.accepted, device.rejected, device.decommissioned, device.deleted, device.secret_rotated, token.created, token.revoked]}
+        type: {type: string, examples: [device.created, device.updated, device.accepted, device.rejected, device.decommissioned, device.deleted, device.secret_rotated, token.created, token.revoked, integration.created, integration.updated, integration.deleted, aws.provisioned, aws.disabled, aws.deprovisioned, aws.failed, aws.drift_repaired, aws.credentials_issued, aws.credentials_rotated]}
         deviceId: {type: string}
         actor: {type: string, description: "token:{id}, cli or system"}
         data: {type: object}
@@ -323,6 +427,217 @@ components:
       required: [items, nextCursor]
       properties:
         items: {type: array, items: {$ref: "#/components/schemas/Token"}}
+        nextCursor: {type: "null"}
+    AWSProvisioningState:
+      type: string
+      enum: [pending, provisioning, provisioned, disabled, deprovisioning, deprovisioned, failed]
+      description: "pending: nothing to do in AWS yet (the device is pending). provisioned: thing, certificate and policy exist and the certificate is ACTIVE (the device is accepted). disabled: the certificate is INACTIVE (the device is rejected). deprovisioned: removed from AWS (the device is decommissioned, deleted or unbound). provisioning and deprovisioning: on the way. failed: an error that retrying will not fix by itself (see lastError); it is still retried, less often."
+    IntegrationCredentialsInput:
+      description: "One of: an access key; an IAM role that Conduit assumes with its own credentials; or Conduit's own credentials (the AWS SDKs' default chain)."
+      oneOf:
+        - type: object
+          title: Access key
+          required: [accessKeyId, secretAccessKey]
+          additionalProperties: false
+          properties:
+            accessKeyId: {type: string, pattern: "^[A-Z0-9]{16,128}$"}
+            secretAccessKey: {type: string, minLength: 1, maxLength: 128, writeOnly: true, description: "No spaces. Stored sealed; never shown again (responses say `<hidden>`)."}
+        - type: object
+          title: Role
+          required: [roleArn]
+          additionalProperties: false
+          properties:
+            roleArn: {type: string, maxLength: 2048, pattern: "^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", examples: ["arn:aws:iam::123456789012:role/conduit"]}
+            externalId: {type: string, pattern: "^[a-zA-Z0-9+=,.@:/_-]{2,1224}$"}
+        - type: object
+          title: Conduit's own credentials
+          required: [source]
+          additionalProperties: false
+          properties:
+            source: {type: string, const: default}
+    IntegrationCredentials:
+      type: object
+      description: "The credentials as shown: the access key id with the secret as `<hidden>`, the role, or `{source: default}`."
+      properties:
+        accessKeyId: {type: string}
+        secretAccessKey: {type: string, const: "<hidden>"}
+        roleArn: {type: string}
+        externalId: {type: string}
+        source: {type: string, const: default}
+    IntegrationPolicy:
+      description: "The AWS IoT policy attached to each device's certificate: an existing one by name, or a least-privilege one Conduit makes for each thing (the default), which lets the device connect as its own client id, publish on its uplink topic, receive on its downlink topic, and use its shadow."
+      oneOf:
+        - type: object
+          title: Existing policy
+          required: [name]
+          additionalProperties: false
+          properties:
+            name: {type: string, pattern: "^[a-zA-Z0-9_+=,.@-]{1,128}$"}
+            perThing: {type: boolean, const: false}
+        - type: object
+          title: One policy per thing
+          required: [perThing]
+          additionalProperties: false
+          properties:
+            perThing: {type: boolean, const: true}
+    IntegrationBind:
+      description: "Which of the tenant's devices the integration mirrors: listed ids, every device with any of the labels, or all. A device that stops matching is removed from AWS. `{devices: []}` binds none."
+      oneOf:
+        - type: object
+          title: Devices
+          required: [devices]
+          additionalProperties: false
+          properties:
+            devices: {type: array, maxItems: 10000, items: {type: string, pattern: "^[a-zA-Z0-9:_-]{1,128}$"}}
+        - type: object
+          title: Labels
+          required: [labels]
+          additionalProperties: false
+          properties:
+            labels: {type: array, minItems: 1, maxItems: 32, items: {type: string, pattern: "^[a-zA-Z0-9:_.-]{1,64}$"}}
+        - type: object
+          title: All
+          required: [all]
+          additionalProperties: false
+          properties:
+            all: {type: boolean, const: true}
+    IntegrationCreate:
+      type: object
+      required: [name, region, credentials, bind]
+      additionalProperties: false
+      properties:
+        name: {type: string, minLength: 1, maxLength: 256, description: "Unique in the tenant."}
+        type: {type: string, const: aws-iot-core, default: aws-iot-core}
+        region: {type: string, maxLength: 32, pattern: "^([a-z]+-){2,}[0-9]+$", examples: [eu-west-1]}
+        endpointUrl: {type: [string, "null"], format: uri, description: "An http(s) URL without a query overriding AWS IoT's control-plane endpoint (a VPC or FIPS endpoint, a local stack); by default https://iot.{region}.amazonaws.com."}
+        credentials: {$ref: "#/components/schemas/IntegrationCredentialsInput"}
+        policy: {$ref: "#/components/schemas/IntegrationPolicy", default: {perThing: true}}
+        thingGroup: {type: [string, "null"], pattern: "^[a-zA-Z0-9_-]{1,128}$", description: "A thing group every thing joins; made when it does not exist, and then deleted with the integration."}
+        thingAttributes: {type: array, maxItems: 2, default: [], items: {type: string, pattern: "^[a-zA-Z0-9_.,@/:#-]{1,128}$", not: {const: name}}, description: "Device attributes copied to the thing. The device's name always is, as `name`; a thing without a thing type holds 3 attributes."}
+        uplinkTopic: {type: string, minLength: 1, default: "conduit/{deviceId}/up", description: "The AWS IoT topic the device's messages go to. Placeholders: {deviceId}, {deviceName}, {subtopic}. No MQTT wildcards (+, #), not starting with $, at most 7 slashes and 256 bytes."}
+        payloadFormat: {type: string, enum: [raw, envelope], default: raw}
+        downlinkPrefix: {type: string, minLength: 1, default: conduit/devices, description: "Devices receive on {downlinkPrefix}/{deviceId}/down. No placeholders or MQTT wildcards, not starting with $ or ending with /, at most 5 slashes."}
+        active: {type: boolean, default: true, description: "An inactive integration keeps what it made in AWS but does no new work."}
+        bind: {$ref: "#/components/schemas/IntegrationBind"}
+    IntegrationPatch:
+      type: object
+      additionalProperties: false
+      properties:
+        name: {type: string, minLength: 1, maxLength: 256}
+        region: {type: string, maxLength: 32, pattern: "^([a-z]+-){2,}[0-9]+$"}
+        endpointUrl: {type: [string, "null"], format: uri, description: "null goes back to AWS IoT's regional endpoint."}
+        credentials: {$ref: "#/components/schemas/IntegrationCredentialsInput"}
+        policy: {$ref: "#/components/schemas/IntegrationPolicy"}
+        thingGroup: {type: [string, "null"], pattern: "^[a-zA-Z0-9_-]{1,128}$", description: "null: things join no group."}
+        thingAttributes: {type: array, maxItems: 2, items: {type: string, pattern: "^[a-zA-Z0-9_.,@/:#-]{1,128}$", not: {const: name}}}
+        uplinkTopic: {type: string, minLength: 1}
+        payloadFormat: {type: string, enum: [raw, envelope]}
+        downlinkPrefix: {type: string, minLength: 1}
+        active: {type: boolean}
+        bind: {$ref: "#/components/schemas/IntegrationBind"}
+    Integration:
+      type: object
+      required: [id, name, type, region, credentials, policy, thingAttributes, uplinkTopic, payloadFormat, downlinkPrefix, active, bind, status, createdAt, updatedAt]
+      properties:
+        id: {type: string, examples: [int_4f1c9a2e7b3d5a6c8e01]}
+        name: {type: string}
+        type: {type: string, const: aws-iot-core}
+        region: {type: string}
+        endpointUrl: {type: string, description: "Only when set."}
+        credentials: {$ref: "#/components/schemas/IntegrationCredentials"}
+        policy: {$ref: "#/components/schemas/IntegrationPolicy"}
+        thingGroup: {type: string, description: "Only when set."}
+        thingAttributes: {type: array, items: {type: string}}
+        uplinkTopic: {type: string}
+        payloadFormat: {type: string, enum: [raw, envelope]}
+        downlinkPrefix: {type: string}
+        active: {type: boolean}
+        bind: {$ref: "#/components/schemas/IntegrationBind"}
+        status: {type: string, enum: [active, deleting], description: "deleting: its devices are being removed from AWS; the integration goes when they are."}
+        dataEndpoint: {type: string, description: "The account's iot:Data-ATS endpoint, where devices connect; from DescribeEndpoint."}
+        createdAt: {type: string, format: date-time}
+        updatedAt: {type: string, format: date-time}
+    IntegrationDevice:
+      type: object
+      required: [deviceId, state, attempts, updatedAt]
+      properties:
+        deviceId: {type: string}
+        state: {$ref: "#/components/schemas/AWSProvisioningState"}
+        lastError: {type: string}
+        attempts: {type: integer, minimum: 0}
+        updatedAt: {type: string, format: date-time}
+    IntegrationWithDevices:
+      allOf:
+        - {$ref: "#/components/schemas/Integration"}
+        - type: object
+          required: [devices]
+          properties:
+            devices:
+              type: object
+              required: [count, states, items, latestErrors]
+              properties:
+                count: {type: integer, minimum: 0, description: "The devices the integration has in AWS or is working on."}
+                states: {type: object, propertyNames: {$ref: "#/components/schemas/AWSProvisioningState"}, additionalProperties: {type: integer, minimum: 0}, description: "How many devices are in each state; a state with none may be left out."}
+                items: {type: array, maxItems: 100, items: {$ref: "#/components/schemas/IntegrationDevice"}, description: "The first 100 devices by id."}
+                latestErrors: {type: array, items: {$ref: "#/components/schemas/IntegrationDevice"}, description: "The devices that failed most recently, with their errors."}
+    IntegrationList:
+      type: object
+      required: [items, nextCursor]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/Integration"}}
+        nextCursor: {type: "null"}
+    DeviceAWS:
+      type: object
+      required: [integrationId, integrationName, state, thingName, attempts, updatedAt]
+      properties:
+        integrationId: {type: string}
+        integrationName: {type: string}
+        state: {$ref: "#/components/schemas/AWSProvisioningState"}
+        thingName: {type: string, description: "The device id."}
+        thingArn: {type: string}
+        certificateId: {type: string}
+        certificateStatus: {type: string, examples: [ACTIVE, INACTIVE]}
+        endpoint: {type: string, description: "The account's iot:Data-ATS endpoint, where the device connects (port 8883)."}
+        credentialsIssuedAt: {type: string, format: date-time, description: "When the certificate and key were handed out; until then POST .../credentials gives them."}
+        lastError: {type: string, description: "Why the last attempt failed; gone once one succeeds."}
+        attempts: {type: integer, minimum: 0}
+        nextAttemptAt: {type: string, format: date-time, description: "After a failure: when the job is tried again."}
+        updatedAt: {type: string, format: date-time}
+    DeviceAWSList:
+      type: object
+      required: [items, nextCursor]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/DeviceAWS"}}
+        nextCursor: {type: "null"}
+    AWSCredentials:
+      type: object
+      required: [deviceId, integrationId, clientId, thingName, certificateId, certificateArn, certificatePem, privateKey, region, port]
+      properties:
+        deviceId: {type: string}
+        integrationId: {type: string}
+        clientId: {type: string, description: "The MQTT client id to connect with: the device id."}
+        thingName: {type: string}
+        thingArn: {type: string}
+        certificateId: {type: string}
+        certificateArn: {type: string}
+        certificatePem: {type: string, description: "The device certificate, PEM."}
+        privateKey: {type: string, description: "The certificate's private key, PEM. Shown once; Conduit keeps no copy."}
+        publicKey: {type: string, description: "The certificate's public key, PEM."}
+        rootCA: {type: string, description: "Amazon Root CA 1, PEM: the CA of the ATS endpoints. Absent when the server has no copy."}
+        endpoint: {type: string, description: "The account's iot:Data-ATS endpoint."}
+        region: {type: string}
+        port: {type: integer, examples: [8883]}
+    Drift:
+      type: object
+      required: [deviceId, repairs]
+      properties:
+        deviceId: {type: string}
+        repairs: {type: array, items: {type: string}, examples: [["certificate 3f1c was deleted in AWS: a new one was made; fetch the device's new credentials"]]}
+    DriftList:
+      type: object
+      required: [items, nextCursor]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/Drift"}}
         nextCursor: {type: "null"}
 """#
 }

@@ -33,8 +33,10 @@ struct APIHarness {
         var items: [[String: Any]] { self.json?["items"] as? [[String: Any]] ?? [] }
     }
 
-    static func run(_ database: TestDatabase, _ body: @escaping @Sendable (APIHarness) async throws -> Void) async throws {
-        try await database.withHub { hub in
+    static func run(
+        _ database: TestDatabase, aws: AWSEnvironment = AWSEnvironment(), _ body: @escaping @Sendable (APIHarness) async throws -> Void
+    ) async throws {
+        try await database.withHub(aws: aws) { hub in
             let tenant = try await hub.access.tenant(named: Tenant.defaultName)
             let cli = Principal(tenantID: tenant.id, role: .admin, actor: "cli")
             let other = try await hub.access.createTenant(name: "other")

@@ -34,13 +34,17 @@ public final class AWSClient: Sendable {
     let credentials: AWSCredentialCache
     public let retryPolicy: AWSRetryPolicy
     public let rateLimiter: AWSRateLimiter
+    /// How long one attempt may take, connecting included (the HTTP client keeps trying to
+    /// connect until then, so this also bounds how long an unreachable endpoint takes to fail).
+    public let requestTimeout: TimeAmount
     let logger: Logger
 
     public init(
         credentialProvider: any AWSCredentialProvider, httpClient: HTTPClient = .shared,
-        retryPolicy: AWSRetryPolicy = .init(), rateLimiter: AWSRateLimiter = .init(),
+        retryPolicy: AWSRetryPolicy = .init(), rateLimiter: AWSRateLimiter = .init(), requestTimeout: TimeAmount = .seconds(30),
         logger: Logger = Logger(label: "conduit.aws")
     ) {
+        self.requestTimeout = requestTimeout
         self.httpClient = httpClient
         self.credentials = AWSCredentialCache(provider: credentialProvider)
         self.retryPolicy = retryPolicy
@@ -123,7 +127,7 @@ public final class AWSClient: Sendable {
         if !body.isEmpty {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
-        let response = try await self.httpClient.execute(request, timeout: .seconds(30), logger: self.logger)
+        let response = try await self.httpClient.execute(request, timeout: self.requestTimeout, logger: self.logger)
         let bytes = Array((try await response.body.collect(upTo: 16 << 20)).readableBytesView)
         let headers = response.headers.map { ($0.name, $0.value) }
         guard (200..<300).contains(Int(response.status.code)) else {

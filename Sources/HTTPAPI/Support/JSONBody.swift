@@ -6,6 +6,8 @@ import Hummingbird
 /// wrong type or an unknown field is a 400 that names it.
 struct JSONBody {
     let fields: [String: JSONValue]
+    /// Where this object sits in the body (`credentials.`), for naming fields in errors.
+    let prefix: String
 
     /// Reads the body (413 over ``APIJSON/maxBodySize``) and parses it as one JSON object.
     init(request: Request, context: ConduitRequestContext, allowed: Set<String>) async throws {
@@ -23,11 +25,36 @@ struct JSONBody {
         guard case .object(let fields) = value else {
             throw HubError.invalidField("body", "must be a JSON object, not \(value.typeName)")
         }
+        try self.init(fields: fields, prefix: "", allowed: allowed)
+    }
+
+    private init(fields: [String: JSONValue], prefix: String, allowed: Set<String>) throws {
         if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw HubError.invalidField(unknown, "unknown field; allowed: \(allowed.sorted().joined(separator: ", "))")
+            throw HubError.invalidField(prefix + unknown, "unknown field; allowed: \(allowed.sorted().joined(separator: ", "))")
         }
         self.fields = fields
+        self.prefix = prefix
     }
+
+    /// A nested object, read the same way; nil when absent or null.
+    func object(_ key: String, allowed: Set<String>) throws -> JSONBody? {
+        switch self.fields[key] {
+        case nil, .null: return nil
+        case .object(let fields): return try JSONBody(fields: fields, prefix: self.prefix + key + ".", allowed: allowed)
+        case let other?: throw HubError.invalidField(self.prefix + key, "must be an object, not \(other.typeName)")
+        }
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        switch self.fields[key] {
+        case nil, .null: return nil
+        case .bool(let value): return value
+        case let other?: throw HubError.invalidField(self.prefix + key, "must be true or false, not \(other.typeName)")
+        }
+    }
+
+    /// Present and null: the caller asks to clear the field.
+    func isNull(_ key: String) -> Bool { self.fields[key] == .null }
 
     /// True when the field is present, even as null.
     func has(_ key: String) -> Bool { self.fields[key] != nil }
@@ -36,12 +63,12 @@ struct JSONBody {
         switch self.fields[key] {
         case nil, .null: return nil
         case .string(let value): return value
-        case let other?: throw HubError.invalidField(key, "must be a string, not \(other.typeName)")
+        case let other?: throw HubError.invalidField(self.prefix + key, "must be a string, not \(other.typeName)")
         }
     }
 
     func requiredString(_ key: String) throws -> String {
-        guard let value = try self.string(key) else { throw HubError.invalidField(key, "is required") }
+        guard let value = try self.string(key) else { throw HubError.invalidField(self.prefix + key, "is required") }
         return value
     }
 
@@ -51,11 +78,11 @@ struct JSONBody {
         case .array(let values):
             return try values.enumerated().map { index, value in
                 guard case .string(let string) = value else {
-                    throw HubError.invalidField("\(key)[\(index)]", "must be a string, not \(value.typeName)")
+                    throw HubError.invalidField("\(self.prefix)\(key)[\(index)]", "must be a string, not \(value.typeName)")
                 }
                 return string
             }
-        case let other?: throw HubError.invalidField(key, "must be an array of strings, not \(other.typeName)")
+        case let other?: throw HubError.invalidField(self.prefix + key, "must be an array of strings, not \(other.typeName)")
         }
     }
 
@@ -71,12 +98,12 @@ struct JSONBody {
                 case .null where nullable: result[name] = .some(nil)
                 default:
                     throw HubError.invalidField(
-                        "\(key).\(name)", "must be a string\(nullable ? " or null" : ""), not \(value.typeName)"
+                        "\(self.prefix)\(key).\(name)", "must be a string\(nullable ? " or null" : ""), not \(value.typeName)"
                     )
                 }
             }
             return result
-        case let other?: throw HubError.invalidField(key, "must be an object of strings, not \(other.typeName)")
+        case let other?: throw HubError.invalidField(self.prefix + key, "must be an object of strings, not \(other.typeName)")
         }
     }
 }

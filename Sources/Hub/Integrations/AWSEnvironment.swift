@@ -3,6 +3,7 @@ import AWSIoT
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOCore
 import Store
 import Synchronization
 
@@ -59,7 +60,12 @@ final class AWSConnections: Sendable {
     }
 
     /// A client for settings not stored yet (an integration being created or changed).
-    func makeClient(settings: IntegrationSettings, credentials: IntegrationCredentials, retryPolicy: AWSRetryPolicy? = nil) throws -> AWSIoTClient {
+    /// - Parameters:
+    ///   - retryPolicy, requestTimeout: for a quick check instead of a job's patient calls.
+    func makeClient(
+        settings: IntegrationSettings, credentials: IntegrationCredentials, retryPolicy: AWSRetryPolicy? = nil,
+        requestTimeout: TimeAmount = .seconds(30)
+    ) throws -> AWSIoTClient {
         let region = settings.region
         let provider: any AWSCredentialProvider
         let identity: String
@@ -98,7 +104,7 @@ final class AWSConnections: Sendable {
         }
         let client = AWSClient(
             credentialProvider: provider, httpClient: self.environment.httpClient, retryPolicy: retryPolicy ?? self.environment.retryPolicy,
-            rateLimiter: limiter, logger: self.logger
+            rateLimiter: limiter, requestTimeout: requestTimeout, logger: self.logger
         )
         return AWSIoTClient(client: client, region: region, endpointURL: settings.endpointURL.flatMap(URL.init(string:)))
     }

@@ -112,7 +112,8 @@ public struct Integrations: Sendable {
         var client: AWSIoTClient
         do {
             client = try self.hub.connections.makeClient(
-                settings: integration.settings, credentials: integration.credentials, retryPolicy: AWSRetryPolicy(maximumAttempts: 2)
+                settings: integration.settings, credentials: integration.credentials, retryPolicy: AWSRetryPolicy(maximumAttempts: 2),
+                requestTimeout: .seconds(4)
             )
             return try await client.describeEndpoint()
         } catch let error as HubError {
