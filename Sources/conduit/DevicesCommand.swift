@@ -144,14 +144,20 @@ struct ProgressBar {
     }
 
     mutating func advance() {
-        self.done += 1
-        guard self.total > 1 else { return }
+        self.set(done: self.done + 1)
+    }
+
+    /// Shows `done` of the total (never going back).
+    mutating func set(done: Int) {
+        let previous = self.done
+        self.done = min(self.total, max(self.done, done))
+        guard self.total > 1, self.done != previous else { return }
         if self.interactive {
             let width = 30
             let filled = self.total == 0 ? width : width * self.done / self.total
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
             FileHandle.standardError.write(Data("\r\(self.title) [\(bar)] \(self.done)/\(self.total)".utf8))
-        } else if self.done == self.total || self.done % 100 == 0 {
+        } else if self.done == self.total || self.done / 100 != previous / 100 {
             FileHandle.standardError.write(Data("\(self.title): \(self.done)/\(self.total)\n".utf8))
         }
     }

@@ -30,6 +30,9 @@ struct ServeCommand: AsyncParsableCommand {
               --mqtt-tls-ca    CONDUIT_MQTT_TLS_CA   mqtt.tls.ca    (CA of device certificates: CN = device id)
               --mqtt-tls-require-client-cert  CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT  mqtt.tls.requireClientCert
               --message-history CONDUIT_MESSAGE_HISTORY messageHistory (default 1000 per device)
+              --master-key-file CONDUIT_MASTER_KEY_FILE masterKeyFile (default master.key in the data dir)
+                                CONDUIT_MASTER_KEY    masterKey      (base64 of 32 bytes; wins over the file)
+              --reconcile-interval CONDUIT_AWS_RECONCILE_INTERVAL aws.reconcileInterval (seconds; default 3600; 0 never)
               --log-level      CONDUIT_LOG_LEVEL     log.level      (default info)
               --log-format     CONDUIT_LOG_FORMAT    log.format     (default text)
               --config         CONDUIT_CONFIG                       (a JSON file of the keys above)
@@ -78,6 +81,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How many messages each device's history keeps. Env: CONDUIT_MESSAGE_HISTORY; key messageHistory. Default: 1000", valueName: "count"))
     var messageHistory: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds between passes that compare every provisioned device with AWS and repair drift; 0 never. Env: CONDUIT_AWS_RECONCILE_INTERVAL; key aws.reconcileInterval. Default: 3600",
+            valueName: "seconds"
+        )
+    )
+    var reconcileInterval: Int?
+
     @Flag(help: ArgumentHelp("Require a client certificate on the TLS listener (mutual TLS). Env: CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT=true; key mqtt.tls.requireClientCert."))
     var mqttTlsRequireClientCert = false
 
@@ -90,6 +101,8 @@ struct ServeCommand: AsyncParsableCommand {
         let mqttPort = try settings.int(self.mqttPort, key: "mqtt.port", range: 0...65535, default: 1883)
         let anonymous = try settings.bool(self.mqttAnonymous ? true : nil, key: "mqtt.anonymous", default: false)
         let historyLimit = try settings.int(self.messageHistory, key: "messageHistory", range: 1...1_000_000, default: 1000)
+        let reconcileInterval = try settings.int(self.reconcileInterval, key: "aws.reconcileInterval", range: 0...604_800, default: 3600)
+        let secrets = try settings.secretBox()
         var brokerConfiguration = MQTTBrokerConfiguration(host: mqttHost, port: mqttPort)
         let certificate = settings.string(self.mqttTlsCert, key: "mqtt.tls.cert")
         let key = settings.string(self.mqttTlsKey, key: "mqtt.tls.key")
@@ -118,7 +131,7 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try await SQLStore.open(location, logger: Logger(label: "conduit.store"))
         do {
             try await store.migrate()
-            let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), messageHistoryLimit: historyLimit)
+            let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), messageHistoryLimit: historyLimit, secrets: secrets)
             if let issued = try await hub.access.bootstrap() {
                 // The one token that is ever logged: an empty store has no other way in. Shown once.
                 logger.notice(
@@ -152,8 +165,14 @@ struct ServeCommand: AsyncParsableCommand {
                     logger.info("conduit is serving", metadata: metadata)
                 }
             )
+            let provisioner = Provisioner(
+                hub: hub, configuration: .init(reconcileInterval: reconcileInterval == 0 ? nil : TimeInterval(reconcileInterval))
+            )
             let services = ServiceGroup(
-                configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                configuration: .init(
+                    services: [app, ProvisionerService(provisioner: provisioner)], gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger
+                )
             )
             try await services.run()
             await broker.shutdown()
@@ -163,5 +182,17 @@ struct ServeCommand: AsyncParsableCommand {
             throw error
         }
         await store.shutdown()
+    }
+}
+
+/// The provisioner as a service of the group: it stops at graceful shutdown; a job cut short
+/// resumes at its recorded step on the next start.
+struct ProvisionerService: Service {
+    let provisioner: Provisioner
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            await self.provisioner.run()
+        }
     }
 }

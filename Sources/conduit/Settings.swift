@@ -1,6 +1,7 @@
 import ArgumentParser
 import Configuration
 import Foundation
+import Hub
 import Logging
 import Store
 import SystemPackage
@@ -23,6 +24,14 @@ struct StoreOptions: ParsableArguments {
         )
     )
     var databaseUrl: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "File of the master key that seals AWS secrets and device keys; made (mode 0600) when missing. Env: CONDUIT_MASTER_KEY_FILE; key masterKeyFile. Default: master.key in the data dir. CONDUIT_MASTER_KEY (base64 of 32 bytes) gives the key itself, as every node of a cluster needs.",
+            valueName: "file"
+        )
+    )
+    var masterKeyFile: String?
 
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error. Env: CONDUIT_LOG_LEVEL; key log.level.", valueName: "level"))
     var logLevel: String?
@@ -113,6 +122,20 @@ struct Settings {
                 databaseURL: self.string(self.options.databaseUrl, key: "database.url"), dataDirectory: self.dataDirectory
             )
         } catch let error as StoreError {
+            throw ValidationError(error.message)
+        }
+    }
+
+    /// The master key: `CONDUIT_MASTER_KEY` (or `masterKey` in the file), else the key file,
+    /// made on first use.
+    func secretBox() throws -> SecretBox {
+        do {
+            if let key = self.reader.string(forKey: ConfigKey("masterKey")), !key.isEmpty {
+                return try SecretBox(base64: key)
+            }
+            let path = self.string(self.options.masterKeyFile, key: "masterKeyFile") ?? (self.dataDirectory as NSString).appendingPathComponent("master.key")
+            return try SecretBox.loadOrCreate(keyFile: path)
+        } catch let error as HubError {
             throw ValidationError(error.message)
         }
     }

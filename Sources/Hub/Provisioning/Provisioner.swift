@@ -36,8 +36,6 @@ public final class Provisioner: Sendable {
     /// error thrown here is a crash: the job stops on the spot, recording nothing, lease held.
     let afterStep: (@Sendable (AWSProvisioningStep, String) throws -> Void)?
     let logger: Logger
-    /// Jobs running now.
-    private let inFlight = Atomic<Int>(0)
 
     public init(
         hub: Hub, configuration: Configuration = Configuration(),
@@ -57,10 +55,32 @@ public final class Provisioner: Sendable {
             if let interval = self.configuration.reconcileInterval {
                 group.addTask { await self.reconcilePeriodically(every: interval) }
             }
-            var lastHousekeeping = Date.distantPast
+            group.addTask { _ = await self.dispatch(stopWhenIdle: false, deadline: nil, progress: nil) }
+        }
+    }
+
+    /// Runs due jobs until none is left to run (jobs that failed for good wait for an operator
+    /// and are left; jobs backing off after a transient failure are waited for), or `timeout`
+    /// passes. For the CLI, benchmarks and tests.
+    ///
+    /// - Parameter progress: told how many jobs are left, as they finish.
+    public func drain(timeout: Duration = .seconds(300), progress: (@Sendable (_ left: Int) -> Void)? = nil) async throws {
+        _ = await self.dispatch(stopWhenIdle: true, deadline: ContinuousClock.now + timeout, progress: progress)
+    }
+
+    /// Jobs one dispatcher has running.
+    private final class Running: Sendable {
+        let count = Atomic<Int>(0)
+    }
+
+    private func dispatch(stopWhenIdle: Bool, deadline: ContinuousClock.Instant?, progress: (@Sendable (Int) -> Void)?) async -> Bool {
+        let running = Running()
+        var lastHousekeeping = Date.distantPast
+        return await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
+                if let deadline, ContinuousClock.now >= deadline { return false }
                 let generation = self.hub.provisioningDoorbell.generation
-                let free = self.configuration.concurrency - self.inFlight.load(ordering: .relaxed)
+                let free = self.configuration.concurrency - running.count.load(ordering: .relaxed)
                 var claimed: [AWSThingRecord] = []
                 if free > 0 {
                     do {
@@ -70,41 +90,33 @@ public final class Provisioner: Sendable {
                     }
                 }
                 for record in claimed {
-                    self.inFlight.add(1, ordering: .relaxed)
+                    running.count.add(1, ordering: .relaxed)
                     group.addTask {
                         await self.runJob(record)
-                        self.inFlight.subtract(1, ordering: .relaxed)
+                        running.count.subtract(1, ordering: .relaxed)
                         self.hub.provisioningDoorbell.ring()
                     }
                 }
-                if Date().timeIntervalSince(lastHousekeeping) > self.configuration.pollInterval {
+                if let progress, !claimed.isEmpty || running.count.load(ordering: .relaxed) == 0,
+                    let left = try? await self.hub.store.session.awsThings.countNeedingWork()
+                {
+                    progress(left)
+                }
+                if Date().timeIntervalSince(lastHousekeeping) > self.configuration.pollInterval || (stopWhenIdle && claimed.isEmpty) {
                     lastHousekeeping = Date()
                     await self.finishDeletedIntegrations()
+                }
+                if stopWhenIdle, claimed.isEmpty, running.count.load(ordering: .relaxed) == 0,
+                    (try? await self.hub.store.session.awsThings.countNeedingWork(excludingFailed: true)) == 0
+                {
+                    await self.finishDeletedIntegrations()
+                    return true
                 }
                 if claimed.count < free || free <= 0 {
                     await self.hub.provisioningDoorbell.wait(since: generation, timeout: await self.idleWait())
                 }
             }
-        }
-    }
-
-    /// Runs due jobs until none is left to run now (jobs that failed for good wait for an operator
-    /// and are left), or `timeout` passes. For the CLI and tests.
-    public func drain(timeout: Duration = .seconds(300)) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let claimed = try await self.claim(limit: self.configuration.concurrency)
-            if claimed.isEmpty {
-                await self.finishDeletedIntegrations()
-                if try await self.hub.store.session.awsThings.countNeedingWork(excludingFailed: true) == 0 { return }
-                try await Task.sleep(for: min(.seconds(1), await self.idleWait()))
-                continue
-            }
-            await withDiscardingTaskGroup { group in
-                for record in claimed {
-                    group.addTask { await self.runJob(record) }
-                }
-            }
+            return false
         }
     }
 
@@ -129,6 +141,28 @@ public final class Provisioner: Sendable {
     struct LeaseLost: Error {}
 
     func runJob(_ claimed: AWSThingRecord) async {
+        // The lease is renewed while the job runs, however slow AWS is: only a worker that died
+        // lets it run out, so no two runs of one job ever overlap.
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.keepLease(claimed) }
+            await self.work(claimed)
+            group.cancelAll()
+        }
+    }
+
+    private func keepLease(_ record: AWSThingRecord) async {
+        let interval = self.configuration.leaseDuration / 3
+        while (try? await Task.sleep(for: .seconds(interval))) != nil {
+            do {
+                let until = self.hub.now().addingTimeInterval(self.configuration.leaseDuration)
+                guard try await self.hub.store.session.awsThings.renewLease(record, until: until) else { return }
+            } catch {
+                self.logger.notice("cannot renew a provisioning lease", metadata: [LogKey.deviceID: "\(record.deviceID)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func work(_ claimed: AWSThingRecord) async {
         var record = claimed
         let integration: Integration
         let device: Device?
@@ -185,7 +219,7 @@ public final class Provisioner: Sendable {
     /// Writes what the job has made mid-step (an intent, before the AWS call it announces).
     func persist(_ record: AWSThingRecord) async throws {
         let now = self.hub.now()
-        let owner = self.owner
+        let owner = record.leaseOwner ?? ""
         let leaseUntil = now.addingTimeInterval(self.configuration.leaseDuration)
         let kept = try await self.hub.store.transaction { session in
             guard let current = try await session.awsThings.get(integrationID: record.integrationID, deviceID: record.deviceID, forUpdate: true) else {
@@ -205,7 +239,7 @@ public final class Provisioner: Sendable {
     /// the device is no longer bound) or was lost.
     private func commit(_ record: inout AWSThingRecord, plan: ProvisioningPlan) async throws -> AWSWantedState? {
         let now = self.hub.now()
-        let owner = self.owner
+        let owner = record.leaseOwner ?? ""
         let leaseUntil = now.addingTimeInterval(self.configuration.leaseDuration)
         let snapshot = record
         let (updated, more) = try await self.hub.store.transaction { session -> (AWSThingRecord?, Bool) in
@@ -263,7 +297,7 @@ public final class Provisioner: Sendable {
     /// Records a failed step: the error, one more attempt, and when to try again.
     private func fail(_ record: inout AWSThingRecord, step: AWSProvisioningStep?, error: any Error, plan: ProvisioningPlan) async {
         let now = self.hub.now()
-        let owner = self.owner
+        let owner = record.leaseOwner ?? ""
         let permanent = Self.isPermanent(error)
         let message = (step.map { "\($0.rawValue): " } ?? "") + Self.describe(error)
         let snapshot = record

@@ -20,12 +20,15 @@ public struct AWSThingRecord: Sendable, Equatable {
     public var attempts: Int
     public var nextAttemptAt: Date
     public var updatedAt: Date
+    /// The lease a worker holds on the job, one token per claim; nil when no one runs it.
+    public var leaseOwner: String?
 
     public init(
         integrationID: String, deviceID: String, tenantID: String, wanted: AWSWantedState, bound: Bool,
         state: AWSProvisioningState, progress: AWSThingProgress = AWSThingProgress(), sealedPrivateKey: String? = nil,
-        needsWork: Bool, lastError: String? = nil, attempts: Int = 0, nextAttemptAt: Date, updatedAt: Date
+        needsWork: Bool, lastError: String? = nil, attempts: Int = 0, nextAttemptAt: Date, updatedAt: Date, leaseOwner: String? = nil
     ) {
+        self.leaseOwner = leaseOwner
         self.integrationID = integrationID
         self.deviceID = deviceID
         self.tenantID = tenantID

@@ -130,7 +130,8 @@ public struct AWSThingRepository: Sendable {
         ).first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
-    /// Leases up to `limit` due jobs to `owner` until `leaseUntil`: rows that need work, whose
+    /// Leases up to `limit` due jobs to `owner` until `leaseUntil`, each under a token of its own
+    /// (``AWSThingRecord/leaseOwner``) so that two runs of one job can never both write: rows that need work, whose
     /// next attempt is due, that no live lease holds, of an active (or deleting) integration.
     /// Call inside a transaction; on PostgreSQL rows another node is claiming are skipped.
     public func claimDue(now: Date, limit: Int, owner: String, leaseUntil: Date) async throws -> [AWSThingRecord] {
@@ -143,15 +144,32 @@ public struct AWSThingRepository: Sendable {
             ORDER BY t.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: lock)
             """
         ).all().map(Self.record)
-        for record in rows {
+        var claimed: [AWSThingRecord] = []
+        for var record in rows {
+            let token = owner + "/" + UUID().uuidString.lowercased()
             try await self.session.sql.raw(
                 """
-                UPDATE aws_things SET lease_owner = \(bind: owner), lease_until = \(bind: leaseUntil.storeMilliseconds)
+                UPDATE aws_things SET lease_owner = \(bind: token), lease_until = \(bind: leaseUntil.storeMilliseconds)
                 WHERE integration_id = \(bind: record.integrationID) AND device_id = \(bind: record.deviceID)
                 """
             ).run()
+            record.leaseOwner = token
+            claimed.append(record)
         }
-        return rows
+        return claimed
+    }
+
+    /// Extends a held lease; false when the job's lease is no longer this token's.
+    public func renewLease(_ record: AWSThingRecord, until: Date) async throws -> Bool {
+        guard let token = record.leaseOwner else { return false }
+        return try await self.session.sql.raw(
+            """
+            UPDATE aws_things SET lease_until = \(bind: until.storeMilliseconds)
+            WHERE integration_id = \(bind: record.integrationID) AND device_id = \(bind: record.deviceID)
+              AND lease_owner = \(bind: token)
+            RETURNING device_id
+            """
+        ).first() != nil
     }
 
     /// The earliest time a job that needs work falls due (nil when none does).
@@ -203,7 +221,8 @@ public struct AWSThingRepository: Sendable {
             lastError: try row.decode(column: "last_error", as: String?.self),
             attempts: try row.decode(column: "attempts", as: Int.self),
             nextAttemptAt: Date(storeMilliseconds: try row.decode(column: "next_attempt_at", as: Int.self)),
-            updatedAt: Date(storeMilliseconds: try row.decode(column: "updated_at", as: Int.self))
+            updatedAt: Date(storeMilliseconds: try row.decode(column: "updated_at", as: Int.self)),
+            leaseOwner: try row.decode(column: "lease_owner", as: String?.self)
         )
     }
 }

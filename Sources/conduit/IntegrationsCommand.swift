@@ -1,0 +1,234 @@
+import ArgumentParser
+import Foundation
+import Hub
+import Store
+
+struct IntegrationsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "integrations", abstract: "Manage AWS IoT Core integrations from the command line.",
+        subcommands: [Create.self, List.self, Show.self, Delete.self, Reconcile.self]
+    )
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add an integration; its credentials are checked against AWS first. Prints its id.",
+            discussion: """
+                Credentials: --access-key-id with --secret-access-key (give - to read the secret from standard input,
+                which keeps it out of the process list), or --role-arn with --external-id (assumed from Conduit's own
+                credentials), or --default-credentials (Conduit's own chain: environment, profile, container, instance).
+                Devices: --device ID (repeat), --label L (repeat; a device with any of them), or --all.
+                Run `conduit serve` (or this command's --wait) for the devices to be provisioned.
+                """
+        )
+        @Option(help: "A name, unique in the tenant.") var name: String
+        @Option(help: "The AWS region, e.g. eu-west-1.") var region: String
+        @Option(help: "An endpoint instead of AWS IoT's own (VPC, FIPS, a local stack).") var endpointUrl: String?
+        @Option(help: "Access key id.") var accessKeyId: String?
+        @Option(help: "Secret access key; - reads it from standard input.") var secretAccessKey: String?
+        @Option(help: "A role to assume: arn:aws:iam::ACCOUNT:role/NAME.") var roleArn: String?
+        @Option(help: "The ExternalId the role's trust policy asks for.") var externalId: String?
+        @Flag(help: "Use Conduit's own AWS credentials.") var defaultCredentials = false
+        @Option(help: "Attach this existing AWS IoT policy to every certificate (default: a least-privilege policy per thing).")
+        var policy: String?
+        @Option(help: "Thing group for every thing; made when missing.") var thingGroup: String?
+        @Option(name: .customLong("thing-attribute"), help: "A device attribute to copy to the thing; at most 2.") var thingAttributes: [String] = []
+        @Option(help: "Uplink topic template; placeholders {deviceId}, {deviceName}, {subtopic}. Default: conduit/{deviceId}/up")
+        var uplinkTopic: String?
+        @Option(help: "raw or envelope. Default: raw") var payloadFormat: String?
+        @Option(help: "Downlink topic prefix. Default: conduit/devices") var downlinkPrefix: String?
+        @Flag(help: "Create it inactive: nothing is done in AWS until it is activated.") var inactive = false
+        @Option(name: .customLong("device"), help: "Bind this device; repeat for more.") var devices: [String] = []
+        @Option(name: .customLong("label"), help: "Bind devices with this label; repeat for more.") var labels: [String] = []
+        @Flag(help: "Bind every device of the tenant.") var all = false
+        @Flag(help: "Provision the bound accepted devices now, in this process, with a progress bar.") var wait = false
+        @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
+        @OptionGroup var storeOptions: StoreOptions
+
+        func validate() throws {
+            let binds = [!self.devices.isEmpty, !self.labels.isEmpty, self.all].filter { $0 }.count
+            guard binds == 1 else { throw ValidationError("give --device, --label or --all, one of them") }
+        }
+
+        func run() async throws {
+            var draft = IntegrationDraft()
+            draft.name = self.name
+            draft.region = self.region
+            if let endpointUrl { draft.endpointURL = .some(endpointUrl) }
+            var secret = self.secretAccessKey
+            if secret == "-" {
+                secret = readLine(strippingNewline: true)
+            }
+            draft.credentials = .init(
+                accessKeyID: self.accessKeyId, secretAccessKey: secret, roleARN: self.roleArn, externalID: self.externalId,
+                source: self.defaultCredentials ? "default" : nil
+            )
+            draft.policy = self.policy.map { .init(name: $0) } ?? .init(perThing: true)
+            if let thingGroup { draft.thingGroup = .some(thingGroup) }
+            draft.thingAttributes = self.thingAttributes
+            draft.uplinkTopic = self.uplinkTopic
+            draft.payloadFormat = self.payloadFormat
+            draft.downlinkPrefix = self.downlinkPrefix
+            draft.active = !self.inactive
+            draft.bind = self.all ? .init(all: true) : self.labels.isEmpty ? .init(devices: self.devices) : .init(labels: self.labels)
+            try await reportingErrors {
+                try await withAdminHub(self.storeOptions) { hub in
+                    let principal = try await DevicesCommand.principal(hub, tenant: self.tenant)
+                    let integration = try await hub.integrations.create(draft, by: principal)
+                    print(integration.id)
+                    if self.wait { try await IntegrationsCommand.provision(hub, title: "provisioning") }
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List integrations: id, name, region, status, devices per state.")
+        @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                try await withAdminHub(self.storeOptions) { hub in
+                    let principal = try await DevicesCommand.principal(hub, tenant: self.tenant)
+                    for integration in try await hub.integrations.list(by: principal) {
+                        let overview = try await hub.integrations.overview(integration.id, by: principal)
+                        let status = integration.status == .deleting ? "deleting" : integration.active ? "active" : "inactive"
+                        print("\(integration.id)\t\(integration.name)\t\(integration.settings.region)\t\(status)\t\(IntegrationsCommand.counts(overview))")
+                    }
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an integration's settings (never its secret), its devices and its latest errors.")
+        @Argument(help: "The integration id.") var id: String
+        @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                try await withAdminHub(self.storeOptions) { hub in
+                    let principal = try await DevicesCommand.principal(hub, tenant: self.tenant)
+                    let overview = try await hub.integrations.overview(self.id, by: principal)
+                    let integration = overview.integration
+                    let settings = integration.settings
+                    let credentials: String
+                    switch integration.credentials.kind {
+                    case .accessKey: credentials = "access key \(integration.credentials.accessKeyID ?? "")"
+                    case .role: credentials = "role \(integration.credentials.roleARN ?? "") (external id \(integration.credentials.externalID ?? "none"))"
+                    case .default: credentials = "Conduit's own"
+                    }
+                    let binding = settings.binding
+                    let bind = binding.all ? "all devices" : binding.labels.isEmpty ? "devices \(binding.devices.joined(separator: ", "))" : "labels \(binding.labels.joined(separator: ", "))"
+                    let lines = [
+                        ("id", integration.id), ("name", integration.name), ("status", integration.status == .deleting ? "deleting" : integration.active ? "active" : "inactive"),
+                        ("region", settings.region), ("endpoint url", settings.endpointURL ?? "AWS's own"),
+                        ("data endpoint", integration.dataEndpoint ?? "unknown"), ("credentials", credentials),
+                        ("policy", settings.perThingPolicy ? "one per thing" : settings.policyName ?? ""), ("thing group", settings.thingGroup ?? "none"),
+                        ("uplink topic", settings.uplinkTopic), ("payload format", settings.payloadFormat), ("downlink prefix", settings.downlinkPrefix),
+                        ("binds", bind), ("devices", IntegrationsCommand.counts(overview)),
+                    ]
+                    for (name, value) in lines { print("\(name.padding(toLength: 16, withPad: " ", startingAt: 0))\(value)") }
+                    for record in overview.latestErrors {
+                        print("error           \(record.deviceID) (\(record.attempts) attempts): \(record.lastError ?? "")")
+                    }
+                }
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete an integration: every certificate, policy and thing it made in AWS goes, then its thing group, then it.",
+            discussion: "Without --no-wait, the removal runs here with a progress bar; with it, `conduit serve` does it."
+        )
+        @Argument(help: "The integration id.") var id: String
+        @Flag(help: "Only mark it deleted; `conduit serve` removes what it made.") var noWait = false
+        @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                try await withAdminHub(self.storeOptions) { hub in
+                    let principal = try await DevicesCommand.principal(hub, tenant: self.tenant)
+                    _ = try await hub.integrations.delete(self.id, by: principal)
+                    guard !self.noWait else {
+                        print("deleting \(self.id); conduit serve removes its devices from AWS")
+                        return
+                    }
+                    try await IntegrationsCommand.provision(hub, title: "removing")
+                    if try await hub.store.session.integrations.get(id: self.id) == nil {
+                        print("deleted \(self.id)")
+                    } else {
+                        let overview = try await hub.integrations.overview(self.id, by: principal)
+                        print("deleting \(self.id): \(IntegrationsCommand.counts(overview)); see `conduit integrations show \(self.id)`")
+                        throw ExitCode(1)
+                    }
+                }
+            }
+        }
+    }
+
+    struct Reconcile: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compare every provisioned device with AWS and repair what was changed or deleted there; prints each repair."
+        )
+        @Argument(help: "The integration id.") var id: String
+        @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                try await withAdminHub(self.storeOptions) { hub in
+                    let principal = try await DevicesCommand.principal(hub, tenant: self.tenant)
+                    let drift = try await hub.integrations.reconcile(self.id, by: principal)
+                    guard !drift.isEmpty else {
+                        print("no drift: AWS holds what Conduit made")
+                        return
+                    }
+                    try await IntegrationsCommand.provision(hub, title: "repairing")
+                    for device in drift {
+                        for repair in device.repairs { print("\(device.deviceID)\t\(repair)") }
+                    }
+                    let overview = try await hub.integrations.overview(self.id, by: principal)
+                    print("repaired \(drift.count) device\(drift.count == 1 ? "" : "s"); \(IntegrationsCommand.counts(overview))")
+                }
+            }
+        }
+    }
+
+    /// Runs the provisioner here until nothing is left to do now, with a progress bar of the jobs left.
+    static func provision(_ hub: Hub, title: String) async throws {
+        let total = try await hub.store.session.awsThings.countNeedingWork()
+        let progress = ProgressReporter(bar: ProgressBar(total: total, title: title))
+        try await Provisioner(hub: hub, configuration: .init(reconcileInterval: nil)).drain(timeout: .seconds(3600)) { left in
+            progress.update(done: max(0, total - left))
+        }
+        progress.finish()
+    }
+
+    static func counts(_ overview: Integrations.Overview) -> String {
+        guard overview.deviceCount > 0 else { return "no devices" }
+        return AWSProvisioningState.allCases.compactMap { state in overview.stateCounts[state].map { "\($0) \(state.rawValue)" } }
+            .joined(separator: ", ")
+    }
+}
+
+/// A progress bar several tasks may report to.
+final class ProgressReporter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var bar: ProgressBar
+
+    init(bar: ProgressBar) {
+        self.bar = bar
+    }
+
+    func update(done: Int) {
+        self.lock.withLock { self.bar.set(done: done) }
+    }
+
+    func finish() {
+        self.lock.withLock { self.bar.finish() }
+    }
+}
