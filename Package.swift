@@ -185,7 +185,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConduitCLITests",
-            dependencies: ["ConduitTesting", "Store", "AWS"]
+            dependencies: ["ConduitTesting", "Store", "AWS", "AWSIoT"]
         ),
     ]
 )
