@@ -164,11 +164,11 @@ struct RateLimitTests {
         #expect(bucket.reserve(now: 10) > 0)
     }
 
-    @Test("throttling halves an operation's rate; success wins it back to the quota, no further")
+    @Test("throttling slows an operation to three quarters; success wins it back to the quota, no further")
     func adapts() async {
         let limiter = AWSRateLimiter(quotas: ["CreateThing": 15])
         await limiter.throttled("CreateThing")
-        #expect(await limiter.rate(of: "CreateThing") == 7.5)
+        #expect(await limiter.rate(of: "CreateThing") == 11.25)
         for _ in 0..<20 { await limiter.succeeded("CreateThing") }
         #expect(await limiter.rate(of: "CreateThing") == 15)
         #expect(await limiter.rate(of: "Unknown") == 10)

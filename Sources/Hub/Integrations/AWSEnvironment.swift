@@ -42,6 +42,7 @@ final class AWSConnections: Sendable {
     let logger: Logger
     private let clients = Mutex<[String: (version: Date, client: AWSIoTClient)]>([:])
     private let limiters = Mutex<[String: AWSRateLimiter]>([:])
+    private let creations = Mutex<[String: Task<Void, any Error>]>([:])
 
     init(environment: AWSEnvironment, secrets: SecretBox, logger: Logger) {
         self.environment = environment
@@ -57,6 +58,19 @@ final class AWSConnections: Sendable {
         let client = try self.makeClient(settings: integration.settings, credentials: integration.credentials)
         self.clients.withLock { $0[integration.id] = (integration.updatedAt, client) }
         return client
+    }
+
+    /// Runs `create` once for every caller that asks with the same key while it runs: many jobs
+    /// that find their thing group missing at once make it once.
+    func once(_ key: String, _ create: @escaping @Sendable () async throws -> Void) async throws {
+        let task = self.creations.withLock { creations in
+            if let running = creations[key] { return running }
+            let task = Task { try await create() }
+            creations[key] = task
+            return task
+        }
+        defer { self.creations.withLock { if $0[key] == task { $0[key] = nil } } }
+        try await task.value
     }
 
     /// A client for settings not stored yet (an integration being created or changed).

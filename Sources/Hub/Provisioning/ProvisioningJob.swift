@@ -138,10 +138,19 @@ struct ProvisioningJob {
         do {
             try await self.client.addThingToThingGroup(thing: self.thingName, group: group)
         } catch let error as AWSError where error.isNotFound {
-            // The group is missing: Conduit makes it, and says so first, so that deleting the
-            // integration removes it even if this process dies right after creating it.
-            try await self.provisioner.hub.integrations.markGroupCreated(self.integration.id)
-            _ = try await self.client.createThingGroup(name: group)
+            // The group is missing: Conduit makes it (once for all the jobs that find it so), and
+            // says so first, so that deleting the integration removes it even if this process dies
+            // right after creating it.
+            let hub = self.provisioner.hub
+            let (client, integrationID) = (self.client, self.integration.id)
+            try await hub.connections.once("group|\(integrationID)|\(group)") {
+                try await hub.integrations.markGroupCreated(integrationID)
+                do {
+                    _ = try await client.createThingGroup(name: group)
+                } catch let error as AWSError where error.isAlreadyExists {
+                    // Made meanwhile, with other properties: it is there, which is what counts.
+                }
+            }
             try await self.client.addThingToThingGroup(thing: self.thingName, group: group)
         }
         progress.groupName = group
