@@ -163,7 +163,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HubTests",
-            dependencies: ["Hub", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Hub", "Store", "AWS", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "StoreTests",

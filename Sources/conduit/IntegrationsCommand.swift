@@ -3,6 +3,21 @@ import Foundation
 import Hub
 import Store
 
+/// The tenant an admin command acts in, and the store it opens.
+struct TenantOptions: ParsableArguments {
+    @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
+    @OptionGroup var storeOptions: StoreOptions
+
+    /// Runs `body` with the hub and an admin of the tenant; domain errors become messages.
+    func run<R>(_ body: (Hub, Principal) async throws -> R) async throws -> R {
+        try await reportingErrors {
+            try await withAdminHub(self.storeOptions) { hub in
+                try await body(hub, try await DevicesCommand.principal(hub, tenant: self.tenant))
+            }
+        }
+    }
+}
+
 struct IntegrationsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "integrations", abstract: "Manage AWS IoT Core integrations from the command line.",
@@ -41,8 +56,7 @@ struct IntegrationsCommand: AsyncParsableCommand {
         @Option(name: .customLong("label"), help: "Bind devices with this label; repeat for more.") var labels: [String] = []
         @Flag(help: "Bind every device of the tenant.") var all = false
         @Flag(help: "Provision the bound accepted devices now, in this process, with a progress bar.") var wait = false
-        @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
-        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var options: TenantOptions
 
         func validate() throws {
             let binds = [!self.devices.isEmpty, !self.labels.isEmpty, self.all].filter { $0 }.count
@@ -70,31 +84,24 @@ struct IntegrationsCommand: AsyncParsableCommand {
             draft.downlinkPrefix = self.downlinkPrefix
             draft.active = !self.inactive
             draft.bind = self.all ? .init(all: true) : self.labels.isEmpty ? .init(devices: self.devices) : .init(labels: self.labels)
-            try await reportingErrors {
-                try await withAdminHub(self.storeOptions) { hub in
-                    let principal = try await DevicesCommand.principal(hub, tenant: self.tenant)
-                    let integration = try await hub.integrations.create(draft, by: principal)
-                    print(integration.id)
-                    if self.wait { try await IntegrationsCommand.provision(hub, title: "provisioning") }
-                }
+            try await self.options.run { hub, principal in
+                let integration = try await hub.integrations.create(draft, by: principal)
+                print(integration.id)
+                if self.wait { try await IntegrationsCommand.provision(hub, title: "provisioning") }
             }
         }
     }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List integrations: id, name, region, status, devices per state.")
-        @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
-        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var options: TenantOptions
 
         func run() async throws {
-            try await reportingErrors {
-                try await withAdminHub(self.storeOptions) { hub in
-                    let principal = try await DevicesCommand.principal(hub, tenant: self.tenant)
-                    for integration in try await hub.integrations.list(by: principal) {
-                        let overview = try await hub.integrations.overview(integration.id, by: principal)
-                        let status = integration.status == .deleting ? "deleting" : integration.active ? "active" : "inactive"
-                        print("\(integration.id)\t\(integration.name)\t\(integration.settings.region)\t\(status)\t\(IntegrationsCommand.counts(overview))")
-                    }
+            try await self.options.run { hub, principal in
+                for integration in try await hub.integrations.list(by: principal) {
+                    let overview = try await hub.integrations.overview(integration.id, by: principal)
+                    let status = integration.status == .deleting ? "deleting" : integration.active ? "active" : "inactive"
+                    print("\(integration.id)\t\(integration.name)\t\(integration.settings.region)\t\(status)\t\(IntegrationsCommand.counts(overview))")
                 }
             }
         }
@@ -103,36 +110,32 @@ struct IntegrationsCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show an integration's settings (never its secret), its devices and its latest errors.")
         @Argument(help: "The integration id.") var id: String
-        @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
-        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var options: TenantOptions
 
         func run() async throws {
-            try await reportingErrors {
-                try await withAdminHub(self.storeOptions) { hub in
-                    let principal = try await DevicesCommand.principal(hub, tenant: self.tenant)
-                    let overview = try await hub.integrations.overview(self.id, by: principal)
-                    let integration = overview.integration
-                    let settings = integration.settings
-                    let credentials: String
-                    switch integration.credentials.kind {
-                    case .accessKey: credentials = "access key \(integration.credentials.accessKeyID ?? "")"
-                    case .role: credentials = "role \(integration.credentials.roleARN ?? "") (external id \(integration.credentials.externalID ?? "none"))"
-                    case .default: credentials = "Conduit's own"
-                    }
-                    let binding = settings.binding
-                    let bind = binding.all ? "all devices" : binding.labels.isEmpty ? "devices \(binding.devices.joined(separator: ", "))" : "labels \(binding.labels.joined(separator: ", "))"
-                    let lines = [
-                        ("id", integration.id), ("name", integration.name), ("status", integration.status == .deleting ? "deleting" : integration.active ? "active" : "inactive"),
-                        ("region", settings.region), ("endpoint url", settings.endpointURL ?? "AWS's own"),
-                        ("data endpoint", integration.dataEndpoint ?? "unknown"), ("credentials", credentials),
-                        ("policy", settings.perThingPolicy ? "one per thing" : settings.policyName ?? ""), ("thing group", settings.thingGroup ?? "none"),
-                        ("uplink topic", settings.uplinkTopic), ("payload format", settings.payloadFormat), ("downlink prefix", settings.downlinkPrefix),
-                        ("binds", bind), ("devices", IntegrationsCommand.counts(overview)),
-                    ]
-                    for (name, value) in lines { print("\(name.padding(toLength: 16, withPad: " ", startingAt: 0))\(value)") }
-                    for record in overview.latestErrors {
-                        print("error           \(record.deviceID) (\(record.attempts) attempts): \(record.lastError ?? "")")
-                    }
+            try await self.options.run { hub, principal in
+                let overview = try await hub.integrations.overview(self.id, by: principal)
+                let integration = overview.integration
+                let settings = integration.settings
+                let credentials: String
+                switch integration.credentials.kind {
+                case .accessKey: credentials = "access key \(integration.credentials.accessKeyID ?? "")"
+                case .role: credentials = "role \(integration.credentials.roleARN ?? "") (external id \(integration.credentials.externalID ?? "none"))"
+                case .default: credentials = "Conduit's own"
+                }
+                let binding = settings.binding
+                let bind = binding.all ? "all devices" : binding.labels.isEmpty ? "devices \(binding.devices.joined(separator: ", "))" : "labels \(binding.labels.joined(separator: ", "))"
+                let lines = [
+                    ("id", integration.id), ("name", integration.name), ("status", integration.status == .deleting ? "deleting" : integration.active ? "active" : "inactive"),
+                    ("region", settings.region), ("endpoint url", settings.endpointURL ?? "AWS's own"),
+                    ("data endpoint", integration.dataEndpoint ?? "unknown"), ("credentials", credentials),
+                    ("policy", settings.perThingPolicy ? "one per thing" : settings.policyName ?? ""), ("thing group", settings.thingGroup ?? "none"),
+                    ("uplink topic", settings.uplinkTopic), ("payload format", settings.payloadFormat), ("downlink prefix", settings.downlinkPrefix),
+                    ("binds", bind), ("devices", IntegrationsCommand.counts(overview)),
+                ]
+                for (name, value) in lines { print("\(name.padding(toLength: 16, withPad: " ", startingAt: 0))\(value)") }
+                for record in overview.latestErrors {
+                    print("error           \(record.deviceID) (\(record.attempts) attempts): \(record.lastError ?? "")")
                 }
             }
         }
@@ -145,26 +148,22 @@ struct IntegrationsCommand: AsyncParsableCommand {
         )
         @Argument(help: "The integration id.") var id: String
         @Flag(help: "Only mark it deleted; `conduit serve` removes what it made.") var noWait = false
-        @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
-        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var options: TenantOptions
 
         func run() async throws {
-            try await reportingErrors {
-                try await withAdminHub(self.storeOptions) { hub in
-                    let principal = try await DevicesCommand.principal(hub, tenant: self.tenant)
-                    _ = try await hub.integrations.delete(self.id, by: principal)
-                    guard !self.noWait else {
-                        print("deleting \(self.id); conduit serve removes its devices from AWS")
-                        return
-                    }
-                    try await IntegrationsCommand.provision(hub, title: "removing")
-                    if try await hub.store.session.integrations.get(id: self.id) == nil {
-                        print("deleted \(self.id)")
-                    } else {
-                        let overview = try await hub.integrations.overview(self.id, by: principal)
-                        print("deleting \(self.id): \(IntegrationsCommand.counts(overview)); see `conduit integrations show \(self.id)`")
-                        throw ExitCode(1)
-                    }
+            try await self.options.run { hub, principal in
+                _ = try await hub.integrations.delete(self.id, by: principal)
+                guard !self.noWait else {
+                    print("deleting \(self.id); conduit serve removes its devices from AWS")
+                    return
+                }
+                try await IntegrationsCommand.provision(hub, title: "removing")
+                if try await hub.store.session.integrations.get(id: self.id) == nil {
+                    print("deleted \(self.id)")
+                } else {
+                    let overview = try await hub.integrations.overview(self.id, by: principal)
+                    print("deleting \(self.id): \(IntegrationsCommand.counts(overview)); see `conduit integrations show \(self.id)`")
+                    throw ExitCode(1)
                 }
             }
         }
@@ -175,25 +174,21 @@ struct IntegrationsCommand: AsyncParsableCommand {
             abstract: "Compare every provisioned device with AWS and repair what was changed or deleted there; prints each repair."
         )
         @Argument(help: "The integration id.") var id: String
-        @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
-        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var options: TenantOptions
 
         func run() async throws {
-            try await reportingErrors {
-                try await withAdminHub(self.storeOptions) { hub in
-                    let principal = try await DevicesCommand.principal(hub, tenant: self.tenant)
-                    let drift = try await hub.integrations.reconcile(self.id, by: principal)
-                    guard !drift.isEmpty else {
-                        print("no drift: AWS holds what Conduit made")
-                        return
-                    }
-                    try await IntegrationsCommand.provision(hub, title: "repairing")
-                    for device in drift {
-                        for repair in device.repairs { print("\(device.deviceID)\t\(repair)") }
-                    }
-                    let overview = try await hub.integrations.overview(self.id, by: principal)
-                    print("repaired \(drift.count) device\(drift.count == 1 ? "" : "s"); \(IntegrationsCommand.counts(overview))")
+            try await self.options.run { hub, principal in
+                let drift = try await hub.integrations.reconcile(self.id, by: principal)
+                guard !drift.isEmpty else {
+                    print("no drift: AWS holds what Conduit made")
+                    return
                 }
+                try await IntegrationsCommand.provision(hub, title: "repairing")
+                for device in drift {
+                    for repair in device.repairs { print("\(device.deviceID)\t\(repair)") }
+                }
+                let overview = try await hub.integrations.overview(self.id, by: principal)
+                print("repaired \(drift.count) device\(drift.count == 1 ? "" : "s"); \(IntegrationsCommand.counts(overview))")
             }
         }
     }

@@ -196,6 +196,23 @@ struct IntegrationTests {
             let devices = try #require(overview.json?["devices"] as? [String: Any])
             #expect(devices["count"] as? Int == 1)
             #expect((devices["states"] as? [String: Int]) == ["provisioned": 1])
+
+            // Unbinding a device takes it out of AWS; deleting one does too.
+            try await api.createDevice("api-dev-2", labels: ["fleet"])
+            #expect(try await api.call(.post, "/v1/devices/api-dev-2/accept", token: api.operator).status == .ok)
+            try await Provisioner(hub: api.hub).drain()
+            let iot = try account.iot()
+            #expect(Set(try await iot.listThings().map(\.thingName)) == ["api-dev-1", "api-dev-2"])
+            let rebound = try await api.call(.patch, "/v1/integrations/\(integrationID)", token: api.admin, json: #"{"bind": {"devices": ["api-dev-1"]}}"#)
+            #expect(rebound.status == .ok, "\(rebound.text)")
+            try await Provisioner(hub: api.hub).drain()
+            #expect(try await iot.listThings().map(\.thingName) == ["api-dev-1"])
+            #expect(try await api.call(.get, "/v1/devices/api-dev-2/aws", token: api.reader).items.isEmpty)
+            #expect(try await api.call(.delete, "/v1/devices/api-dev-1", token: api.operator).status == .noContent)
+            try await Provisioner(hub: api.hub).drain()
+            #expect(try await iot.listThings().isEmpty)
+            #expect(try await iot.listCertificates().isEmpty)
+            #expect(try await iot.listPolicies().isEmpty)
         }
     }
 }

@@ -37,19 +37,9 @@ public struct Integrations: Sendable {
         integration.credentials = try IntegrationRules.credentials(credentialsInput, secrets: self.hub.secrets)
         integration.dataEndpoint = try await self.check(integration)
         let created = integration
-        do {
-            try await self.hub.store.transaction { session in
-                try await session.integrations.insert(created)
-                try await AWSBindings.sync(integration: created, in: session, now: now)
-                try await session.events.append(
-                    tenantID: principal.tenantID, type: EventType.integrationCreated, deviceID: nil, actor: principal.actor,
-                    data: EventLog.json(["integrationId": created.id, "name": created.name]), at: now
-                )
-            }
-        } catch let error as StoreError where error.isConflict {
-            throw HubError.conflict("integration_exists", "name: the tenant has an integration named '\(created.name)' already")
+        try await self.save(created, event: EventType.integrationCreated, by: principal, at: now) { session in
+            try await session.integrations.insert(created)
         }
-        self.hub.provisioningDoorbell.ring()
         self.hub.logger.info("integration created", metadata: [LogKey.integrationID: "\(created.id)", LogKey.tenantID: "\(principal.tenantID)"])
         return created
     }
@@ -188,23 +178,13 @@ public struct Integrations: Sendable {
         integration.updatedAt = now
         let updated = integration
         let changedSettings = draft.credentials != nil || reachChanged
-        do {
-            try await self.hub.store.transaction { session in
-                try await session.integrations.update(updated)
-                try await AWSBindings.sync(integration: updated, in: session, now: now)
-                if changedSettings {
-                    // Jobs that failed under the old settings may pass now: try them at once.
-                    try await session.awsThings.retryNow(integrationID: updated.id, now: now)
-                }
-                try await session.events.append(
-                    tenantID: principal.tenantID, type: EventType.integrationUpdated, deviceID: nil, actor: principal.actor,
-                    data: EventLog.json(["integrationId": updated.id]), at: now
-                )
+        try await self.save(updated, event: EventType.integrationUpdated, by: principal, at: now) { session in
+            try await session.integrations.update(updated)
+            if changedSettings {
+                // Jobs that failed under the old settings may pass now: try them at once.
+                try await session.awsThings.retryNow(integrationID: updated.id, now: now)
             }
-        } catch let error as StoreError where error.isConflict {
-            throw HubError.conflict("integration_exists", "name: the tenant has an integration named '\(updated.name)' already")
         }
-        self.hub.provisioningDoorbell.ring()
         return updated
     }
 
@@ -219,16 +199,31 @@ public struct Integrations: Sendable {
         integration.status = .deleting
         integration.updatedAt = now
         let deleting = integration
-        try await self.hub.store.transaction { session in
+        try await self.save(deleting, event: EventType.integrationDeleted, by: principal, at: now) { session in
             try await session.integrations.update(deleting)
-            try await AWSBindings.sync(integration: deleting, in: session, now: now)
-            try await session.events.append(
-                tenantID: principal.tenantID, type: EventType.integrationDeleted, deviceID: nil, actor: principal.actor,
-                data: EventLog.json(["integrationId": deleting.id, "name": deleting.name]), at: now
-            )
+        }
+        return deleting
+    }
+
+    /// Writes the integration (`write`), brings every device's job in line with it and records
+    /// the event, in one transaction; then wakes the provisioner.
+    private func save(
+        _ integration: Integration, event: String, by principal: Principal, at now: Date,
+        write: @escaping @Sendable (StoreSession) async throws -> Void
+    ) async throws {
+        do {
+            try await self.hub.store.transaction { session in
+                try await write(session)
+                try await AWSBindings.sync(integration: integration, in: session, now: now)
+                try await session.events.append(
+                    tenantID: principal.tenantID, type: event, deviceID: nil, actor: principal.actor,
+                    data: EventLog.json(["integrationId": integration.id, "name": integration.name]), at: now
+                )
+            }
+        } catch let error as StoreError where error.isConflict {
+            throw HubError.conflict("integration_exists", "name: the tenant has an integration named '\(integration.name)' already")
         }
         self.hub.provisioningDoorbell.ring()
-        return deleting
     }
 
     /// Notes that Conduit is about to create the integration's thing group, so that it deletes it with the integration.

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import Synchronization
 
@@ -62,9 +63,12 @@ final class AWSQuotaProxy: Sendable {
             router.on("**", method: method) { request, context in try await proxy.forward(request, context: context) }
         }
         router.on("/", method: .post) { request, context in try await proxy.forward(request, context: context) }
+        var logger = Logger(label: "conduit.bench.proxy")
+        // It stops by cancellation when the bench is done, which the server would report as an error.
+        logger.logLevel = .critical
         let app = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger
         )
         try await app.runService()
     }

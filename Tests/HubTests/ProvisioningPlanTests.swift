@@ -1,0 +1,162 @@
+import AWS
+import Foundation
+import Store
+import Testing
+
+@testable import Hub
+
+@Suite("Provisioning plan")
+struct ProvisioningPlanTests {
+    static func integration(perThing: Bool = true, group: String? = "fleet") -> Integration {
+        Integration(
+            id: "int_1", tenantID: "t", name: "prod", type: "aws-iot-core",
+            settings: IntegrationSettings(
+                region: "eu-west-1", endpointURL: nil, policyName: perThing ? nil : "shared", perThingPolicy: perThing, thingGroup: group,
+                thingAttributes: ["model"], uplinkTopic: "conduit/{deviceId}/up/{subtopic}", payloadFormat: "raw",
+                downlinkPrefix: "conduit/devices", binding: IntegrationBinding(all: true)
+            ),
+            credentials: IntegrationCredentials(kind: .default), active: true, status: .active, dataEndpoint: nil, groupCreated: false,
+            createdAt: Date(timeIntervalSince1970: 0), updatedAt: Date(timeIntervalSince1970: 0)
+        )
+    }
+
+    static let device = Device(
+        id: "dev:1", tenantID: "t", name: "Boiler room #2 (north)", status: .accepted, labels: [], attributes: ["model": "X 1", "site": "a"],
+        secretHash: "", createdAt: Date(), updatedAt: Date(), statusChangedAt: Date()
+    )
+
+    /// Applies each step's effect as the provisioner would, and returns the steps in order.
+    static func walk(_ plan: ProvisioningPlan, from start: AWSThingProgress = AWSThingProgress()) -> [AWSProvisioningStep] {
+        var progress = start
+        var steps: [AWSProvisioningStep] = []
+        while let step = plan.nextStep(progress), steps.count < 30 {
+            steps.append(step)
+            switch step {
+            case .begin: progress.touched = true
+            case .createThing:
+                progress.thingArn = "arn:aws:iot:eu-west-1:123456789012:thing/dev:1"
+                progress.attributesDigest = plan.attributes.map(ProvisioningPlan.digest)
+            case .updateThingAttributes: progress.attributesDigest = plan.attributes.map(ProvisioningPlan.digest)
+            case .createKey: progress.keyRequest = .init(nonce: "n", requestedAt: Date(), csr: "csr", uncertain: false)
+            case .createCertificate, .resolveCertificateRequest:
+                progress.keyRequest = nil
+                progress.certificateID = "c"
+                progress.certificateArn = "arn:c"
+                progress.certificateStatus = "ACTIVE"
+            case .createPolicy, .updatePolicy:
+                progress.createdPolicy = ProvisioningPlan.thingPolicyName(plan.thingName)
+                progress.policyDocumentDigest = plan.policyDocument(progress).map(ProvisioningPlan.digest)
+            case .attachPolicy: progress.attachedPolicy = plan.policyName
+            case .deleteCreatedPolicy, .deletePolicy:
+                progress.createdPolicy = nil
+                progress.policyDocumentDigest = nil
+            case .attachPrincipal: progress.principalAttached = true
+            case .setGroup: progress.groupName = plan.thingGroup
+            case .activateCertificate: progress.certificateStatus = "ACTIVE"
+            case .deactivateCertificate: progress.certificateStatus = "INACTIVE"
+            case .retireCertificate: progress.retiring.removeFirst()
+            case .deleteCertificate:
+                progress.certificateID = nil
+                progress.certificateArn = nil
+                progress.attachedPolicy = nil
+                progress.principalAttached = false
+            case .deleteThing: progress = AWSThingProgress()
+            }
+        }
+        return steps
+    }
+
+    @Test("an accepted device: thing, key, certificate, its own policy attached, principal, group, in that order")
+    func provisioning() {
+        let plan = ProvisioningPlan(integration: Self.integration(), deviceID: "dev:1", device: Self.device, wanted: .active)
+        #expect(Self.walk(plan) == [.begin, .createThing, .createKey, .createCertificate, .createPolicy, .attachPolicy, .attachPrincipal, .setGroup])
+        let named = ProvisioningPlan(integration: Self.integration(perThing: false, group: nil), deviceID: "dev:1", device: Self.device, wanted: .active)
+        #expect(Self.walk(named) == [.begin, .createThing, .createKey, .createCertificate, .attachPolicy, .attachPrincipal])
+    }
+
+    @Test("a removal takes down what exists, certificate before policy before thing; nothing made is nothing to do")
+    func removal() {
+        let active = ProvisioningPlan(integration: Self.integration(), deviceID: "dev:1", device: Self.device, wanted: .active)
+        var made = AWSThingProgress()
+        made.touched = true
+        made.thingArn = "arn:aws:iot:eu-west-1:123456789012:thing/dev:1"
+        made.certificateID = "c"
+        made.certificateArn = "arn:c"
+        made.createdPolicy = "conduit-dev.1"
+        made.retiring = [.init(certificateID: "old", certificateArn: "arn:old")]
+        let absent = active.with(wanted: .absent)
+        #expect(Self.walk(absent, from: made) == [.deleteCertificate, .retireCertificate, .deletePolicy, .deleteThing])
+        #expect(absent.nextStep(AWSThingProgress()) == nil)
+        #expect(absent.state(of: AWSThingProgress()) == .deprovisioned)
+        // A certificate request a crash left unanswered is looked for before anything else.
+        var interrupted = AWSThingProgress()
+        interrupted.touched = true
+        interrupted.keyRequest = .init(nonce: "n", requestedAt: Date(), csr: "csr", uncertain: true)
+        #expect(absent.nextStep(interrupted) == .resolveCertificateRequest)
+    }
+
+    @Test("rejecting deactivates the certificate and nothing else; a pending device wants nothing")
+    func disabling() {
+        let plan = ProvisioningPlan(integration: Self.integration(), deviceID: "dev:1", device: Self.device, wanted: .inactive)
+        var progress = AWSThingProgress()
+        progress.certificateID = "c"
+        progress.certificateStatus = "ACTIVE"
+        #expect(Self.walk(plan, from: progress) == [.deactivateCertificate])
+        #expect(plan.state(of: progress) == .provisioning)
+        let pending = plan.with(wanted: .none)
+        #expect(pending.nextStep(progress) == nil)
+        #expect(pending.state(of: progress) == .pending)
+    }
+
+    @Test("changed settings lead to the steps that apply them")
+    func changes() {
+        let plan = ProvisioningPlan(integration: Self.integration(), deviceID: "dev:1", device: Self.device, wanted: .active)
+        var progress = AWSThingProgress()
+        progress.touched = true
+        progress.thingArn = "arn:aws:iot:eu-west-1:123456789012:thing/dev:1"
+        progress.attributesDigest = "stale"
+        progress.certificateID = "c"
+        progress.certificateArn = "arn:c"
+        progress.certificateStatus = "ACTIVE"
+        progress.createdPolicy = "conduit-dev.1"
+        progress.policyDocumentDigest = "stale"
+        progress.attachedPolicy = "conduit-dev.1"
+        progress.principalAttached = true
+        progress.groupName = "old-group"
+        #expect(Self.walk(plan, from: progress) == [.updateThingAttributes, .updatePolicy, .setGroup])
+        // From its own policy to a shared one: attach the shared one, then delete its own.
+        let shared = ProvisioningPlan(integration: Self.integration(perThing: false), deviceID: "dev:1", device: Self.device, wanted: .active)
+        progress.attributesDigest = shared.attributes.map(ProvisioningPlan.digest)
+        progress.groupName = "fleet"
+        #expect(Self.walk(shared, from: progress) == [.attachPolicy, .deleteCreatedPolicy])
+    }
+
+    @Test("names and attributes follow AWS's rules")
+    func names() throws {
+        #expect(ProvisioningPlan.thingPolicyName("dev:1") == "conduit-dev.1")
+        let attributes = ProvisioningPlan.thingAttributes(of: Self.device, copying: ["model", "missing"])
+        #expect(attributes == ["name": "Boiler_room_#2__north_", "model": "X_1"])
+        let plan = ProvisioningPlan(integration: Self.integration(), deviceID: "dev:1", device: Self.device, wanted: .active)
+        var progress = AWSThingProgress()
+        progress.thingArn = "arn:aws:iot:eu-west-1:123456789012:thing/dev:1"
+        let document = try #require(plan.policyDocument(progress))
+        #expect(document.contains(#""arn:aws:iot:eu-west-1:123456789012:client/dev:1""#))
+        #expect(document.contains(#""arn:aws:iot:eu-west-1:123456789012:topic/conduit/dev:1/up/*""#))
+        #expect(document.contains(#""arn:aws:iot:eu-west-1:123456789012:topicfilter/conduit/devices/dev:1/down""#))
+        #expect(document.contains(#""arn:aws:iot:eu-west-1:123456789012:topic/$aws/things/dev:1/shadow/*""#))
+    }
+
+    @Test("AWS outages and throttling are retried soon; refusals wait longer and show as failed")
+    func errors() {
+        #expect(!Provisioner.isPermanent(AWSError(code: "ThrottlingException", message: "", statusCode: 429)))
+        #expect(!Provisioner.isPermanent(AWSError(code: "ServiceUnavailableException", message: "", statusCode: 503)))
+        #expect(!Provisioner.isPermanent(AWSError(code: "DeleteConflictException", message: "", statusCode: 409)))
+        #expect(!Provisioner.isPermanent(CancellationError()))
+        #expect(Provisioner.isPermanent(AWSError(code: "AccessDeniedException", message: "", statusCode: 403)))
+        #expect(Provisioner.isPermanent(AWSCredentialError.invalidConfiguration("no")))
+        #expect((1.6...2.4).contains(Provisioner.backoff(attempts: 1, permanent: false)))
+        #expect(Provisioner.backoff(attempts: 30, permanent: false) <= 360)
+        #expect((24...36).contains(Provisioner.backoff(attempts: 1, permanent: true)))
+        #expect(Provisioner.backoff(attempts: 30, permanent: true) <= 4320)
+    }
+}
