@@ -18,10 +18,13 @@ extension AWSIoTClient {
     }
 
     /// Has AWS sign a certificate for a CSR made here: the private key never leaves Conduit.
+    ///
+    /// Each call that lands makes a new certificate, so it is not tried again after a lost
+    /// connection or a server fault: the caller looks for the certificate before asking again.
     public func createCertificateFromCsr(_ csrPEM: String, setAsActive: Bool = true) async throws -> Certificate {
         try await self.call(
             "CreateCertificateFromCsr", .POST, "/certificates", query: [("setAsActive", String(setAsActive))],
-            body: ["certificateSigningRequest": csrPEM]
+            body: ["certificateSigningRequest": csrPEM], idempotent: false
         )
     }
 
@@ -40,7 +43,7 @@ extension AWSIoTClient {
     public func createKeysAndCertificate(setAsActive: Bool = true) async throws -> KeysAndCertificate {
         try await self.call(
             "CreateKeysAndCertificate", .POST, "/keys-and-certificate", query: [("setAsActive", String(setAsActive))],
-            body: [String: String]()
+            body: [String: String](), idempotent: false
         )
     }
 

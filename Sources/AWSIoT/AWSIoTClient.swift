@@ -171,12 +171,12 @@ public struct AWSIoTClient: Sendable {
 
     func call<Output: Decodable, Body: Encodable>(
         _ operation: String, _ method: HTTPMethodName, _ path: String, query: [(String, String)] = [],
-        headers: [(String, String)] = [], body: Body?
+        headers: [(String, String)] = [], body: Body?, idempotent: Bool = true
     ) async throws -> Output {
         let bytes = try body.map { Array(try JSONEncoder().encode($0)) } ?? []
         let response = try await self.client.send(
             operation: operation, endpoint: self.endpoint, method: method.nio, path: path, query: query,
-            headers: headers + (bytes.isEmpty ? [] : [("content-type", "application/json")]), body: bytes
+            headers: headers + (bytes.isEmpty ? [] : [("content-type", "application/json")]), body: bytes, idempotent: idempotent
         )
         if Output.self == Empty.self { return Empty() as! Output }
         return try JSONDecoder().decode(Output.self, from: Data(response.body.isEmpty ? Array("{}".utf8) : response.body))

@@ -215,4 +215,43 @@ struct IntegrationTests {
             #expect(try await iot.listPolicies().isEmpty)
         }
     }
+
+    @Test("another tenant may not use Conduit's own credentials, and its role's ExternalId is its tenant id")
+    func tenantCredentials() async throws {
+        try await APIHarness.run(.sqlite, aws: try MotoPeer.environment()) { api in
+            let account = MotoPeer.Account()
+            let own = try await api.call(
+                .post, "/v1/integrations", token: api.otherTenantAdmin, json: try Self.body(account: account, ["credentials": ["source": "default"]])
+            )
+            #expect(own.status == .forbidden)
+            #expect(own.errorMessage == "credentials.source: Conduit's own AWS credentials are for the installation's default tenant only")
+            let foreign = try await api.call(.post, "/v1/integrations", token: api.otherTenantAdmin, json: try Self.body(account: account))
+            #expect(foreign.status == .badRequest)
+            #expect(foreign.errorMessage?.hasPrefix("credentials.externalId: must be this tenant's id") == true)
+            let role = try await api.call(
+                .post, "/v1/integrations", token: api.otherTenantAdmin,
+                json: try Self.body(account: account, ["credentials": ["roleArn": account.roleARN]])
+            )
+            #expect(role.status == .created, "\(role.text)")
+            let tenant = try await api.hub.access.tenant(named: "other")
+            #expect((role.json?["credentials"] as? [String: String])?["externalId"] == tenant.id)
+        }
+    }
+
+    @Test("an integration that holds devices in AWS cannot move to another region or endpoint")
+    func noMoveWhileInUse() async throws {
+        try await APIHarness.run(.sqlite, aws: try MotoPeer.environment()) { api in
+            let created = try await api.call(.post, "/v1/integrations", token: api.admin, json: try Self.body(account: MotoPeer.Account()))
+            let id = try #require(created.json?["id"] as? String)
+            // Nothing made yet: it may move.
+            #expect(try await api.call(.patch, "/v1/integrations/\(id)", token: api.admin, json: #"{"region": "eu-west-1"}"#).status == .ok)
+            try await api.createDevice("mover-1", labels: ["fleet"])
+            #expect(try await api.call(.post, "/v1/devices/mover-1/accept", token: api.operator).status == .ok)
+            try await Provisioner(hub: api.hub).drain()
+            let moved = try await api.call(.patch, "/v1/integrations/\(id)", token: api.admin, json: #"{"region": "us-east-1"}"#)
+            #expect(moved.status == .conflict)
+            #expect(moved.errorCode == "integration_in_use")
+            #expect(try await api.call(.get, "/v1/integrations/\(id)", token: api.admin).json?["region"] as? String == "eu-west-1")
+        }
+    }
 }

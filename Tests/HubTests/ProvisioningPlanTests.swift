@@ -15,7 +15,7 @@ struct ProvisioningPlanTests {
                 thingAttributes: ["model"], uplinkTopic: "conduit/{deviceId}/up/{subtopic}", payloadFormat: "raw",
                 downlinkPrefix: "conduit/devices", binding: IntegrationBinding(all: true)
             ),
-            credentials: IntegrationCredentials(kind: .default), active: true, status: .active, dataEndpoint: nil, groupCreated: false,
+            credentials: IntegrationCredentials(kind: .default), active: true, status: .active, dataEndpoint: nil, createdGroups: [],
             createdAt: Date(timeIntervalSince1970: 0), updatedAt: Date(timeIntervalSince1970: 0)
         )
     }
@@ -95,7 +95,7 @@ struct ProvisioningPlanTests {
         #expect(absent.nextStep(interrupted) == .resolveCertificateRequest)
     }
 
-    @Test("rejecting deactivates the certificate and nothing else; a pending device wants nothing")
+    @Test("rejecting deactivates the certificate and nothing else; a pending device wants nothing, and nothing left in AWS")
     func disabling() {
         let plan = ProvisioningPlan(integration: Self.integration(), deviceID: "dev:1", device: Self.device, wanted: .inactive)
         var progress = AWSThingProgress()
@@ -104,8 +104,12 @@ struct ProvisioningPlanTests {
         #expect(Self.walk(plan, from: progress) == [.deactivateCertificate])
         #expect(plan.state(of: progress) == .provisioning)
         let pending = plan.with(wanted: .none)
-        #expect(pending.nextStep(progress) == nil)
-        #expect(pending.state(of: progress) == .pending)
+        #expect(pending.nextStep(AWSThingProgress()) == nil)
+        #expect(pending.state(of: AWSThingProgress()) == .pending)
+        // A device deleted and made again under its id before its things were gone: they go.
+        progress.touched = true
+        #expect(Self.walk(pending, from: progress) == [.deleteCertificate, .deleteThing])
+        #expect(pending.state(of: progress) == .deprovisioning)
     }
 
     @Test("changed settings lead to the steps that apply them")

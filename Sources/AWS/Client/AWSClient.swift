@@ -63,9 +63,13 @@ public final class AWSClient: Sendable {
     ///   - operation: the API name, for the rate limiter and the logs (`CreateThing`).
     ///   - path: the path, already percent-encoded as it goes on the wire.
     ///   - query: name/value pairs, not yet encoded.
+    ///   - idempotent: false for a call that makes something anew each time it lands (a
+    ///     certificate): it is then tried again only after an answer that proves it did not land
+    ///     (throttling), never after a lost connection or a server fault, which the caller must
+    ///     resolve by looking.
     public func send(
         operation: String, endpoint: AWSEndpoint, method: HTTPMethod, path: String, query: [(String, String)] = [],
-        headers: [(String, String)] = [], body: [UInt8] = []
+        headers: [(String, String)] = [], body: [UInt8] = [], idempotent: Bool = true
     ) async throws -> AWSResponse {
         var attempt = 0
         var random = SystemRandomNumberGenerator()
@@ -80,7 +84,7 @@ public final class AWSClient: Sendable {
                 return response
             } catch let error as AWSError {
                 if error.isThrottling { await self.rateLimiter.throttled(operation) }
-                guard error.isRetryable, attempt < self.retryPolicy.maximumAttempts else { throw error }
+                guard idempotent ? error.isRetryable : error.isThrottling, attempt < self.retryPolicy.maximumAttempts else { throw error }
                 let delay = self.retryPolicy.delay(afterAttempt: attempt, using: &random)
                 self.logger.debug(
                     "AWS call failed; retrying",
@@ -91,7 +95,7 @@ public final class AWSClient: Sendable {
                 throw CancellationError()
             } catch {
                 // The request may never have reached AWS: connection refused, reset, timed out.
-                guard attempt < self.retryPolicy.maximumAttempts else { throw error }
+                guard idempotent, attempt < self.retryPolicy.maximumAttempts else { throw error }
                 let delay = self.retryPolicy.delay(afterAttempt: attempt, using: &random)
                 self.logger.debug(
                     "AWS connection failed; retrying",

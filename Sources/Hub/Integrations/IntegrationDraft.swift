@@ -60,6 +60,13 @@ public struct IntegrationDraft: Sendable {
     public var bind: Bind?
 
     public init() {}
+
+    /// True when the draft changes the credentials and nothing else.
+    var changesOnlyCredentials: Bool {
+        self.credentials != nil && self.name == nil && self.type == nil && self.region == nil && self.endpointURL == nil
+            && self.policy == nil && self.thingGroup == nil && self.thingAttributes == nil && self.uplinkTopic == nil
+            && self.payloadFormat == nil && self.downlinkPrefix == nil && self.active == nil && self.bind == nil
+    }
 }
 
 /// The rules of an integration's fields, each naming the field and the rule it broke.

@@ -101,6 +101,11 @@ extension Integrations {
             else {
                 throw HubError.notFound("device '\(deviceID)' in integration", integrationID)
             }
+            guard !record.needsWork else {
+                throw HubError.conflict(
+                    "busy", "device '\(deviceID)' is \(record.state.rawValue) in integration '\(integrationID)'; rotate once its job has settled"
+                )
+            }
             guard record.wanted == .active, let id = record.progress.certificateID, let arn = record.progress.certificateArn else {
                 throw HubError.conflict(
                     "not_provisioned", "device '\(deviceID)' has no certificate in integration '\(integrationID)' to rotate (it is \(record.state.rawValue))"

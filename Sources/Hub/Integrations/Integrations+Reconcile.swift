@@ -62,10 +62,7 @@ extension Integrations {
                     repairs.append("thing attributes were changed in AWS: restored")
                 }
             } catch let error as AWSError where error.isNotFound {
-                record.progress.thingArn = nil
-                record.progress.thingID = nil
-                record.progress.principalAttached = false
-                record.progress.groupName = nil
+                ProvisioningJob.forgetThing(&record.progress)
                 repairs.append("thing \(thingName) was deleted in AWS: made again")
             }
         }

@@ -30,11 +30,11 @@ public struct Integrations: Sendable {
         var integration = Integration(
             id: Secrets.identifier(prefix: "int_"), tenantID: principal.tenantID, name: try Validation.displayName(name), type: IntegrationRules.type,
             settings: settings, credentials: IntegrationCredentials(kind: .default), active: true, status: .active, dataEndpoint: nil,
-            groupCreated: false, createdAt: now, updatedAt: now
+            createdGroups: [], createdAt: now, updatedAt: now
         )
         try self.apply(draft, to: &integration, settings: &settings)
         integration.settings = settings
-        integration.credentials = try IntegrationRules.credentials(credentialsInput, secrets: self.hub.secrets)
+        integration.credentials = try await self.credentials(credentialsInput, by: principal)
         integration.dataEndpoint = try await self.check(integration)
         let created = integration
         try await self.save(created, event: EventType.integrationCreated, by: principal, at: now) { session in
@@ -94,6 +94,30 @@ public struct Integrations: Sendable {
             settings.downlinkPrefix = prefix
         }
         if let active = draft.active { integration.active = active }
+    }
+
+    /// The credentials as given, within what the tenant may use: Conduit's own credentials are
+    /// the installation's, for its default tenant (and the CLI) only; another tenant's role must
+    /// expect the tenant's id as its ExternalId, so that no tenant can have Conduit assume a role
+    /// meant for another (the confused deputy AWS warns about).
+    private func credentials(_ input: IntegrationDraft.Credentials, by principal: Principal) async throws -> IntegrationCredentials {
+        var input = input
+        let tenant = try await self.hub.store.session.tenants.get(id: principal.tenantID)
+        let isInstallation = principal.actor == "cli" || tenant?.name == Tenant.defaultName
+        if !isInstallation {
+            if input.source != nil {
+                throw HubError.forbidden("credentials.source: Conduit's own AWS credentials are for the installation's default tenant only")
+            }
+            if input.roleARN != nil {
+                guard input.externalID == nil || input.externalID == principal.tenantID else {
+                    throw HubError.invalidField(
+                        "credentials.externalId", "must be this tenant's id, \(principal.tenantID) (or left out): the role's trust policy should expect it"
+                    )
+                }
+                input.externalID = principal.tenantID
+            }
+        }
+        return try IntegrationRules.credentials(input, secrets: self.hub.secrets)
     }
 
     /// Asks AWS for the account's data endpoint with the integration's credentials: the check
@@ -160,8 +184,11 @@ public struct Integrations: Sendable {
     public func update(_ id: String, with draft: IntegrationDraft, by principal: Principal) async throws -> Integration {
         try principal.require(.admin, to: "changing integrations")
         var integration = try await self.get(id, by: principal)
-        guard integration.status == .active else {
-            throw HubError.conflict("integration_deleting", "integration '\(id)' is being deleted")
+        let original = integration
+        // While it is being deleted, only its credentials may change (so that a removal stuck on
+        // revoked credentials can finish).
+        guard integration.status == .active || draft.changesOnlyCredentials else {
+            throw HubError.conflict("integration_deleting", "integration '\(id)' is being deleted; only its credentials can change")
         }
         var settings = integration.settings
         try self.apply(draft, to: &integration, settings: &settings)
@@ -169,16 +196,31 @@ public struct Integrations: Sendable {
         let reachChanged = settings.region != integration.settings.region || settings.endpointURL != integration.settings.endpointURL
         integration.settings = settings
         if let credentials = draft.credentials {
-            integration.credentials = try IntegrationRules.credentials(credentials, secrets: self.hub.secrets)
+            integration.credentials = try await self.credentials(credentials, by: principal)
         }
         if draft.credentials != nil || reachChanged {
             integration.dataEndpoint = try await self.check(integration)
+        }
+        // Another region, endpoint or account would leave everything made so far where it is,
+        // out of Conduit's reach: only an integration holding nothing in AWS may move.
+        let moved = reachChanged || integration.dataEndpoint != original.dataEndpoint
+        if moved, try await self.hub.store.session.awsThings.countHoldingResources(integrationID: id) > 0 {
+            throw HubError.conflict(
+                "integration_in_use",
+                "region, endpointUrl and the AWS account can change only while the integration holds nothing in AWS; unbind its devices (or create another integration) first"
+            )
         }
         let now = self.hub.now()
         integration.updatedAt = now
         let updated = integration
         let changedSettings = draft.credentials != nil || reachChanged
         try await self.save(updated, event: EventType.integrationUpdated, by: principal, at: now) { session in
+            // Refused if someone changed or deleted it since it was read: their change would be lost.
+            guard let current = try await session.integrations.get(tenantID: principal.tenantID, id: updated.id, forUpdate: true),
+                current.updatedAt == original.updatedAt, current.status == original.status
+            else {
+                throw HubError.conflict("integration_changed", "integration '\(updated.id)' changed meanwhile; read it again and retry")
+            }
             try await session.integrations.update(updated)
             if changedSettings {
                 // Jobs that failed under the old settings may pass now: try them at once.
@@ -226,9 +268,9 @@ public struct Integrations: Sendable {
         self.hub.provisioningDoorbell.ring()
     }
 
-    /// Notes that Conduit is about to create the integration's thing group, so that it deletes it with the integration.
-    func markGroupCreated(_ id: String) async throws {
-        try await self.hub.store.session.sql.raw("UPDATE integrations SET group_created = 1 WHERE id = \(bind: id)").run()
+    /// Notes that Conduit is about to create a thing group for the integration, so that it deletes it with the integration.
+    func noteCreatedGroup(_ group: String, in id: String) async throws {
+        try await self.hub.store.transaction { session in try await session.integrations.noteCreatedGroup(group, in: id) }
     }
 
     static func isIdentifier(_ id: String) -> Bool {

@@ -142,54 +142,73 @@ public final class Provisioner: Sendable {
 
     func runJob(_ claimed: AWSThingRecord) async {
         // The lease is renewed while the job runs, however slow AWS is: only a worker that died
-        // lets it run out, so no two runs of one job ever overlap.
-        await withDiscardingTaskGroup { group in
+        // lets it run out. Should it be lost all the same, the job stops at once, mid-call.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.work(claimed) }
             group.addTask { await self.keepLease(claimed) }
-            await self.work(claimed)
+            await group.next()
             group.cancelAll()
         }
     }
 
+    /// Renews the lease until cancelled; returns when the lease is lost.
     private func keepLease(_ record: AWSThingRecord) async {
         let interval = self.configuration.leaseDuration / 3
         while (try? await Task.sleep(for: .seconds(interval))) != nil {
             do {
                 let until = self.hub.now().addingTimeInterval(self.configuration.leaseDuration)
-                guard try await self.hub.store.session.awsThings.renewLease(record, until: until) else { return }
+                guard try await self.hub.store.session.awsThings.renewLease(record, until: until) else {
+                    self.logger.warning("provisioning lease lost; stopping the job", metadata: [LogKey.deviceID: "\(record.deviceID)"])
+                    return
+                }
             } catch {
                 self.logger.notice("cannot renew a provisioning lease", metadata: [LogKey.deviceID: "\(record.deviceID)", "error": "\(error)"])
             }
         }
     }
 
+    /// The plan for the row as the integration and the device are now, or nil when the
+    /// integration is gone.
+    static func currentPlan(for record: AWSThingRecord, wanted: AWSWantedState, in session: StoreSession) async throws -> (ProvisioningPlan, Integration)? {
+        guard let integration = try await session.integrations.get(id: record.integrationID) else { return nil }
+        let device = try await session.devices.get(tenantID: record.tenantID, id: record.deviceID)
+        return (ProvisioningPlan(integration: integration, deviceID: record.deviceID, device: device, wanted: wanted), integration)
+    }
+
     private func work(_ claimed: AWSThingRecord) async {
         var record = claimed
+        let plan: ProvisioningPlan
         let integration: Integration
-        let device: Device?
         do {
-            guard let found = try await self.hub.store.session.integrations.get(id: record.integrationID) else { return }
-            integration = found
-            device = try await self.hub.store.session.devices.get(tenantID: record.tenantID, id: record.deviceID)
+            guard let current = try await Self.currentPlan(for: record, wanted: record.wanted, in: self.hub.store.session) else { return }
+            (plan, integration) = current
         } catch {
             self.logger.warning("cannot load a provisioning job", metadata: [LogKey.deviceID: "\(record.deviceID)", "error": "\(error)"])
             return
         }
-        let plan = ProvisioningPlan(integration: integration, deviceID: record.deviceID, device: device, wanted: record.wanted)
         let client: AWSIoTClient
         do {
             client = try self.hub.connections.client(for: integration)
         } catch {
-            await self.fail(&record, step: nil, error: error, plan: plan)
+            await self.fail(&record, step: nil, error: error)
             return
         }
-        var job = ProvisioningJob(provisioner: self, client: client, integration: integration, plan: plan.with(wanted: record.wanted))
+        var job = ProvisioningJob(provisioner: self, client: client, integration: integration, plan: plan)
         while let step = job.plan.nextStep(record.progress) {
+            let before = record
             do {
                 try await job.perform(step, on: &record)
+                if record.progress == before.progress && record.sealedPrivateKey == before.sealedPrivateKey {
+                    // A step that changes nothing would be asked for again, forever.
+                    throw HubError.conflict("no_progress", "the step changed nothing; the integration's settings may not fit this device")
+                }
             } catch is LeaseLost {
                 return
+            } catch is CancellationError {
+                return
             } catch {
-                await self.fail(&record, step: step, error: error, plan: job.plan)
+                if Task.isCancelled { return }
+                await self.fail(&record, step: step, error: error)
                 return
             }
             if let afterStep = self.afterStep {
@@ -202,15 +221,15 @@ public final class Provisioner: Sendable {
             }
             Counter(label: "conduit_provisioning_steps_total", dimensions: [("step", step.rawValue)]).increment()
             do {
-                guard let wanted = try await self.commit(&record, plan: job.plan) else { return }
-                job.plan = job.plan.with(wanted: wanted)
+                guard let next = try await self.commit(&record) else { return }
+                job.plan = next
             } catch {
                 self.logger.warning("cannot record a provisioning step", metadata: [LogKey.deviceID: "\(record.deviceID)", "error": "\(error)"])
                 return
             }
         }
         do {
-            _ = try await self.commit(&record, plan: job.plan)
+            _ = try await self.commit(&record)
         } catch {
             self.logger.warning("cannot record a provisioning job", metadata: [LogKey.deviceID: "\(record.deviceID)", "error": "\(error)"])
         }
@@ -225,44 +244,45 @@ public final class Provisioner: Sendable {
             guard let current = try await session.awsThings.get(integrationID: record.integrationID, deviceID: record.deviceID, forUpdate: true) else {
                 return false
             }
-            var updated = record
-            updated.wanted = current.wanted
-            updated.bound = current.bound
+            var updated = current
+            updated.progress = record.progress
+            updated.sealedPrivateKey = record.sealedPrivateKey
             updated.updatedAt = now
             return try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: leaseUntil)
         }
         guard kept else { throw LeaseLost() }
     }
 
-    /// Records a completed step. Returns the wanted state now stored (an operator may have changed
-    /// it meanwhile) when work is left, nil when the job is done (lease released, row removed when
-    /// the device is no longer bound) or was lost.
-    private func commit(_ record: inout AWSThingRecord, plan: ProvisioningPlan) async throws -> AWSWantedState? {
+    /// Records a completed step, against the integration's and the device's settings as they
+    /// are now (an operator may have changed them, or the wanted state, meanwhile). Returns the
+    /// plan for what is left, nil when the job is done (lease released, row removed when the
+    /// device is no longer bound) or was lost.
+    private func commit(_ record: inout AWSThingRecord) async throws -> ProvisioningPlan? {
         let now = self.hub.now()
         let owner = record.leaseOwner ?? ""
         let leaseUntil = now.addingTimeInterval(self.configuration.leaseDuration)
         let snapshot = record
-        let (updated, more) = try await self.hub.store.transaction { session -> (AWSThingRecord?, Bool) in
-            guard let current = try await session.awsThings.get(integrationID: snapshot.integrationID, deviceID: snapshot.deviceID, forUpdate: true)
-            else { return (nil, false) }
+        let (updated, plan) = try await self.hub.store.transaction { session -> (AWSThingRecord?, ProvisioningPlan?) in
+            guard let current = try await session.awsThings.get(integrationID: snapshot.integrationID, deviceID: snapshot.deviceID, forUpdate: true),
+                let (plan, _) = try await Self.currentPlan(for: snapshot, wanted: current.wanted, in: session)
+            else { return (nil, nil) }
             var updated = snapshot
             updated.wanted = current.wanted
             updated.bound = current.bound
             updated.attempts = 0
             updated.lastError = nil
             updated.updatedAt = now
-            let plan = plan.with(wanted: current.wanted)
             let more = plan.nextStep(updated.progress) != nil
             updated.needsWork = more
             updated.state = plan.state(of: updated.progress)
             if more {
-                guard try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: leaseUntil) else { return (nil, false) }
-                return (updated, true)
+                guard try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: leaseUntil) else { return (nil, nil) }
+                return (updated, plan)
             }
             let repairs = updated.progress.repairs
             updated.progress.repairs = []
             if updated.bound {
-                guard try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: nil) else { return (nil, false) }
+                guard try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: nil) else { return (nil, nil) }
             } else {
                 try await session.awsThings.delete(integrationID: updated.integrationID, deviceID: updated.deviceID)
             }
@@ -281,34 +301,33 @@ public final class Provisioner: Sendable {
                     at: now
                 )
             }
-            return (updated, false)
+            return (updated, nil)
         }
         guard let updated else { return nil }
         record = updated
-        if !more {
+        if plan == nil {
             self.logger.info(
                 "device \(updated.state.rawValue) in AWS",
                 metadata: [LogKey.deviceID: "\(updated.deviceID)", LogKey.integrationID: "\(updated.integrationID)"]
             )
         }
-        return more ? updated.wanted : nil
+        return plan
     }
 
     /// Records a failed step: the error, one more attempt, and when to try again.
-    private func fail(_ record: inout AWSThingRecord, step: AWSProvisioningStep?, error: any Error, plan: ProvisioningPlan) async {
+    private func fail(_ record: inout AWSThingRecord, step: AWSProvisioningStep?, error: any Error) async {
         let now = self.hub.now()
         let owner = record.leaseOwner ?? ""
-        let permanent = Self.isPermanent(error)
         let message = (step.map { "\($0.rawValue): " } ?? "") + Self.describe(error)
         let snapshot = record
-        Counter(label: "conduit_provisioning_failures_total", dimensions: [("permanent", String(permanent))]).increment()
         self.logger.notice(
             "provisioning step failed",
             metadata: [LogKey.deviceID: "\(record.deviceID)", LogKey.integrationID: "\(record.integrationID)", "error": "\(message)"]
         )
         do {
             try await self.hub.store.transaction { session in
-                guard let current = try await session.awsThings.get(integrationID: snapshot.integrationID, deviceID: snapshot.deviceID, forUpdate: true)
+                guard let current = try await session.awsThings.get(integrationID: snapshot.integrationID, deviceID: snapshot.deviceID, forUpdate: true),
+                    let (plan, _) = try await Self.currentPlan(for: snapshot, wanted: current.wanted, in: session)
                 else { return }
                 var updated = snapshot
                 updated.wanted = current.wanted
@@ -316,7 +335,9 @@ public final class Provisioner: Sendable {
                 updated.attempts = current.attempts + 1
                 updated.lastError = message
                 updated.updatedAt = now
-                let plan = plan.with(wanted: current.wanted)
+                // What AWS refuses, and what keeps failing however long it is given, waits for an operator.
+                let permanent = Self.isPermanent(error) || updated.attempts >= Self.attemptsBeforeFailed
+                Counter(label: "conduit_provisioning_failures_total", dimensions: [("permanent", String(permanent))]).increment()
                 updated.needsWork = plan.nextStep(updated.progress) != nil
                 updated.state = permanent ? .failed : plan.state(of: updated.progress)
                 updated.nextAttemptAt = now.addingTimeInterval(Self.backoff(attempts: updated.attempts, permanent: permanent))
@@ -332,6 +353,10 @@ public final class Provisioner: Sendable {
             self.logger.warning("cannot record a provisioning failure", metadata: [LogKey.deviceID: "\(snapshot.deviceID)", "error": "\(error)"])
         }
     }
+
+    /// Failed attempts in a row after which a job shows as `failed` even while AWS is only busy
+    /// or away: at the backoff's pace, about half an hour of trying.
+    static let attemptsBeforeFailed = 12
 
     /// Seconds before the next try: doubling from 2 s to 5 min while AWS is busy or away; from
     /// 30 s to an hour after an answer that will not change by itself (access denied, a bad name).
@@ -376,7 +401,7 @@ public final class Provisioner: Sendable {
         do {
             for integration in try await self.hub.store.session.integrations.list(status: .deleting) {
                 guard try await self.hub.store.session.awsThings.count(integrationID: integration.id) == 0 else { continue }
-                if integration.groupCreated, let group = integration.settings.thingGroup {
+                for group in integration.createdGroups {
                     do {
                         try await self.hub.connections.client(for: integration).deleteThingGroup(name: group)
                     } catch let error as AWSError where error.isNotFound {

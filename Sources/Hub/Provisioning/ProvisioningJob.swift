@@ -14,6 +14,71 @@ struct ProvisioningJob {
     var thingName: String { self.plan.thingName }
 
     func perform(_ step: AWSProvisioningStep, on record: inout AWSThingRecord) async throws {
+        do {
+            try await self.performStep(step, on: &record)
+        } catch let error as AWSError where error.isNotFound && Self.stepsNeedingWhatExists.contains(step) {
+            // Something this step builds on was deleted in AWS behind Conduit's back: forget it,
+            // and the plan makes it again.
+            guard try await self.forgetWhatIsMissing(&record) else { throw error }
+        }
+    }
+
+    /// Steps that act on a thing, certificate or policy Conduit recorded as made.
+    static let stepsNeedingWhatExists: Set<AWSProvisioningStep> = [
+        .updateThingAttributes, .updatePolicy, .attachPolicy, .attachPrincipal, .deactivateCertificate,
+    ]
+
+    /// Looks for the thing, the certificate and the thing's own policy in AWS; forgets those
+    /// gone. True when one was.
+    private func forgetWhatIsMissing(_ record: inout AWSThingRecord) async throws -> Bool {
+        var missing = false
+        if record.progress.thingArn != nil, try await self.thingIsMissing() {
+            Self.forgetThing(&record.progress)
+            record.progress.repairs.append("thing \(self.thingName) was missing in AWS: made again")
+            missing = true
+        }
+        if let id = record.progress.certificateID {
+            do {
+                _ = try await self.client.describeCertificate(id: id)
+            } catch let error as AWSError where error.isNotFound {
+                Self.forgetCertificate(&record)
+                record.progress.repairs.append("certificate \(id) was missing in AWS: a new one was made")
+                missing = true
+            }
+        }
+        if let policy = record.progress.createdPolicy {
+            do {
+                _ = try await self.client.getPolicy(name: policy)
+            } catch let error as AWSError where error.isNotFound {
+                record.progress.createdPolicy = nil
+                record.progress.policyDocumentDigest = nil
+                record.progress.attachedPolicy = nil
+                record.progress.repairs.append("policy \(policy) was missing in AWS: made again")
+                missing = true
+            }
+        }
+        return missing
+    }
+
+    private func thingIsMissing() async throws -> Bool {
+        do {
+            _ = try await self.client.describeThing(name: self.thingName)
+            return false
+        } catch let error as AWSError where error.isNotFound {
+            return true
+        }
+    }
+
+    /// Forgets the thing and what hangs on it (it is gone).
+    static func forgetThing(_ progress: inout AWSThingProgress) {
+        progress.thingArn = nil
+        progress.thingID = nil
+        progress.attributesDigest = nil
+        progress.principalAttached = false
+        progress.groupName = nil
+    }
+
+    private func performStep(_ step: AWSProvisioningStep, on record: inout AWSThingRecord) async throws {
         switch step {
         case .begin:
             record.progress.touched = true
@@ -97,6 +162,7 @@ struct ProvisioningJob {
             let issued = record.progress.credentialsIssuedAt
             record.progress = AWSThingProgress()
             record.progress.credentialsIssuedAt = issued
+            record.sealedPrivateKey = nil
         }
     }
 
@@ -138,17 +204,27 @@ struct ProvisioningJob {
         do {
             try await self.client.addThingToThingGroup(thing: self.thingName, group: group)
         } catch let error as AWSError where error.isNotFound {
+            if try await self.thingIsMissing() {
+                Self.forgetThing(&progress)
+                progress.repairs.append("thing \(self.thingName) was missing in AWS: made again")
+                return
+            }
             // The group is missing: Conduit makes it (once for all the jobs that find it so), and
-            // says so first, so that deleting the integration removes it even if this process dies
-            // right after creating it.
+            // notes it first, so that deleting the integration removes it even if this process
+            // dies right after creating it.
             let hub = self.provisioner.hub
             let (client, integrationID) = (self.client, self.integration.id)
             try await hub.connections.once("group|\(integrationID)|\(group)") {
-                try await hub.integrations.markGroupCreated(integrationID)
+                do {
+                    _ = try await client.describeThingGroup(name: group)
+                    return  // made meanwhile, by another job of this integration or by someone else
+                } catch let error as AWSError where error.isNotFound {}
+                try await hub.integrations.noteCreatedGroup(group, in: integrationID)
                 do {
                     _ = try await client.createThingGroup(name: group)
                 } catch let error as AWSError where error.isAlreadyExists {
-                    // Made meanwhile, with other properties: it is there, which is what counts.
+                    // Made between the look and the creation: by another of this integration's
+                    // jobs, almost surely, so it stays noted as Conduit's.
                 }
             }
             try await self.client.addThingToThingGroup(thing: self.thingName, group: group)
@@ -169,8 +245,8 @@ struct ProvisioningJob {
         let certificate: AWSIoTClient.Certificate
         do {
             certificate = try await self.client.createCertificateFromCsr(request.csr, setAsActive: true)
-        } catch let error as AWSError where !error.isRetryable {
-            // AWS answered: it made nothing.
+        } catch let error as AWSError where !error.isRetryable || error.isThrottling {
+            // AWS answered, and its answer says it made nothing.
             record.progress.keyRequest?.uncertain = false
             throw error
         }

@@ -35,8 +35,6 @@ struct ProvisioningPlan: Sendable {
     /// The next step, or nil when AWS is as wanted.
     func nextStep(_ progress: AWSThingProgress) -> AWSProvisioningStep? {
         switch self.wanted {
-        case .none:
-            return nil
         case .active:
             if !progress.touched { return .begin }
             if progress.thingArn == nil { return .createThing }
@@ -58,7 +56,8 @@ struct ProvisioningPlan: Sendable {
             if progress.certificateID != nil && progress.certificateStatus != "INACTIVE" { return .deactivateCertificate }
             if !progress.retiring.isEmpty { return .retireCertificate }
             return nil
-        case .absent:
+        case .absent, .none:
+            // A pending device has nothing in AWS; what a deleted device of the same id left is removed.
             if progress.certificateID == nil, progress.keyRequest?.uncertain == true { return .resolveCertificateRequest }
             if progress.certificateID != nil { return .deleteCertificate }
             if !progress.retiring.isEmpty { return .retireCertificate }
@@ -80,7 +79,7 @@ struct ProvisioningPlan: Sendable {
 
     /// The state to show while steps are left.
     var workingState: AWSProvisioningState {
-        self.wanted == .absent ? .deprovisioning : .provisioning
+        self.wanted == .absent || self.wanted == .none ? .deprovisioning : .provisioning
     }
 
     /// The state for `progress`, with no error pending.

@@ -94,7 +94,7 @@ extension Migration {
                     active INTEGER NOT NULL,
                     status TEXT NOT NULL,
                     data_endpoint TEXT,
-                    group_created INTEGER NOT NULL,
+                    created_groups TEXT NOT NULL,
                     created_at BIGINT NOT NULL,
                     updated_at BIGINT NOT NULL,
                     UNIQUE (tenant_id, name)

@@ -15,15 +15,15 @@ public struct Integration: Sendable, Equatable {
     public var status: IntegrationStatus
     /// The account's `iot:Data-ATS` endpoint, from DescribeEndpoint when the integration was checked.
     public var dataEndpoint: String?
-    /// True once Conduit created the thing group itself (or was about to): only then does it delete it.
-    public var groupCreated: Bool
+    /// The thing groups Conduit created for it (or was about to): only those does it delete.
+    public var createdGroups: [String]
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(
         id: String, tenantID: String, name: String, type: String, settings: IntegrationSettings,
         credentials: IntegrationCredentials, active: Bool, status: IntegrationStatus, dataEndpoint: String?,
-        groupCreated: Bool, createdAt: Date, updatedAt: Date
+        createdGroups: [String], createdAt: Date, updatedAt: Date
     ) {
         self.id = id
         self.tenantID = tenantID
@@ -34,7 +34,7 @@ public struct Integration: Sendable, Equatable {
         self.active = active
         self.status = status
         self.dataEndpoint = dataEndpoint
-        self.groupCreated = groupCreated
+        self.createdGroups = createdGroups
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }

@@ -112,6 +112,17 @@ public struct AWSThingRepository: Sendable {
         ).all().map(Self.record)
     }
 
+    /// How many of the integration's devices may have something in AWS (any state but pending
+    /// and deprovisioned).
+    public func countHoldingResources(integrationID: String) async throws -> Int {
+        try await self.session.sql.raw(
+            """
+            SELECT COUNT(*) AS n FROM aws_things
+            WHERE integration_id = \(bind: integrationID) AND state NOT IN ('pending', 'deprovisioned')
+            """
+        ).first()?.decode(column: "n", as: Int.self) ?? 0
+    }
+
     /// How many rows of the integration are left.
     public func count(integrationID: String) async throws -> Int {
         try await self.session.sql.raw(

@@ -11,12 +11,12 @@ public struct IntegrationRepository: Sendable {
             try await self.session.sql.raw(
                 """
                 INSERT INTO integrations (id, tenant_id, name, type, settings, credentials, active, status, data_endpoint,
-                                          group_created, created_at, updated_at)
+                                          created_groups, created_at, updated_at)
                 VALUES (\(bind: integration.id), \(bind: integration.tenantID), \(bind: integration.name),
                         \(bind: integration.type), \(bind: try DeviceRepository.encode(integration.settings)),
                         \(bind: try DeviceRepository.encode(integration.credentials)), \(bind: integration.active ? 1 : 0),
                         \(bind: integration.status.rawValue), \(bind: integration.dataEndpoint),
-                        \(bind: integration.groupCreated ? 1 : 0), \(bind: integration.createdAt.storeMilliseconds),
+                        \(bind: try DeviceRepository.encode(integration.createdGroups)), \(bind: integration.createdAt.storeMilliseconds),
                         \(bind: integration.updatedAt.storeMilliseconds))
                 """
             ).run()
@@ -36,8 +36,10 @@ public struct IntegrationRepository: Sendable {
     }
 
     /// The integration with this id in any tenant: for the workers.
-    public func get(id: String) async throws -> Integration? {
-        try await self.session.sql.raw("SELECT * FROM integrations WHERE id = \(bind: id)").first().map(Self.integration)
+    public func get(id: String, forUpdate: Bool = false) async throws -> Integration? {
+        try await self.session.sql.raw(
+            "SELECT * FROM integrations WHERE id = \(bind: id)\(unsafeRaw: forUpdate ? self.session.dialect.forUpdate : "")"
+        ).first().map(Self.integration)
     }
 
     /// Every integration of the tenant, by name.
@@ -54,7 +56,9 @@ public struct IntegrationRepository: Sendable {
         ).all().map(Self.integration)
     }
 
-    /// Writes every field but the id and the tenant; a name in use is ``StoreError/conflict(_:)``.
+    /// Writes every field but the id, the tenant and the groups Conduit created (only
+    /// ``noteCreatedGroup(_:in:)`` writes those, so that a change of settings never loses one);
+    /// a name in use is ``StoreError/conflict(_:)``.
     public func update(_ integration: Integration) async throws {
         do {
             try await self.session.sql.raw(
@@ -63,7 +67,7 @@ public struct IntegrationRepository: Sendable {
                     settings = \(bind: try DeviceRepository.encode(integration.settings)),
                     credentials = \(bind: try DeviceRepository.encode(integration.credentials)),
                     active = \(bind: integration.active ? 1 : 0), status = \(bind: integration.status.rawValue),
-                    data_endpoint = \(bind: integration.dataEndpoint), group_created = \(bind: integration.groupCreated ? 1 : 0),
+                    data_endpoint = \(bind: integration.dataEndpoint),
                     updated_at = \(bind: integration.updatedAt.storeMilliseconds)
                 WHERE tenant_id = \(bind: integration.tenantID) AND id = \(bind: integration.id)
                 """
@@ -71,6 +75,19 @@ public struct IntegrationRepository: Sendable {
         } catch where StoreError.isUniqueViolation(error) {
             throw StoreError.conflict("integration name '\(integration.name)' is in use")
         }
+    }
+
+    /// Adds a group to those Conduit created for the integration. Call in a transaction.
+    public func noteCreatedGroup(_ group: String, in id: String) async throws {
+        guard var integration = try await self.get(id: id, forUpdate: true), !integration.createdGroups.contains(group) else { return }
+        integration.createdGroups.append(group)
+        try await self.writeCreatedGroups(integration)
+    }
+
+    private func writeCreatedGroups(_ integration: Integration) async throws {
+        try await self.session.sql.raw(
+            "UPDATE integrations SET created_groups = \(bind: try DeviceRepository.encode(integration.createdGroups)) WHERE id = \(bind: integration.id)"
+        ).run()
     }
 
     /// Removes the integration and, by cascade, its device rows.
@@ -97,7 +114,7 @@ public struct IntegrationRepository: Sendable {
             active: try row.decode(column: "active", as: Int.self) != 0,
             status: parsedStatus,
             dataEndpoint: try row.decode(column: "data_endpoint", as: String?.self),
-            groupCreated: try row.decode(column: "group_created", as: Int.self) != 0,
+            createdGroups: try decoder.decode([String].self, from: Data(try row.decode(column: "created_groups", as: String.self).utf8)),
             createdAt: Date(storeMilliseconds: try row.decode(column: "created_at", as: Int.self)),
             updatedAt: Date(storeMilliseconds: try row.decode(column: "updated_at", as: Int.self))
         )
