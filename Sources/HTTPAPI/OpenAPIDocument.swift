@@ -185,7 +185,7 @@ paths:
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {description: "No such device or integration in the token's tenant, or the integration does not bind the device.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
-        "409": {description: "`not_provisioned`: the device has no certificate in the integration to rotate.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`not_provisioned`: the device has no certificate in the integration to rotate. `busy`: its job has not settled yet.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
   /v1/events:
     get:
       summary: The tenant's event log, newest first (any role)
@@ -268,7 +268,7 @@ paths:
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`integration_exists`: the tenant has another integration of that name. `integration_deleting`: the integration is being deleted.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`integration_exists`: the tenant has another integration of that name. `integration_deleting`: the integration is being deleted (only its credentials may change). `integration_in_use`: region, endpointUrl and the AWS account may change only while it holds nothing in AWS. `integration_changed`: it changed meanwhile; read it again.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "413": {$ref: "#/components/responses/TooLarge"}
     delete:
       summary: Delete an integration (admin); what it made in AWS is removed first
@@ -323,7 +323,7 @@ components:
           type: object
           required: [code, message]
           properties:
-            code: {type: string, examples: [invalid_field, invalid_transition, not_found, forbidden, integration_exists, integration_deleting, not_provisioned, credentials_issued]}
+            code: {type: string, examples: [invalid_field, invalid_transition, not_found, forbidden, integration_exists, integration_deleting, integration_in_use, integration_changed, not_provisioned, credentials_issued, busy]}
             message: {type: string}
     DeviceStatus: {type: string, enum: [pending, accepted, rejected, decommissioned]}
     DeviceCreate:
@@ -448,9 +448,10 @@ components:
           additionalProperties: false
           properties:
             roleArn: {type: string, maxLength: 2048, pattern: "^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", examples: ["arn:aws:iam::123456789012:role/conduit"]}
-            externalId: {type: string, pattern: "^[a-zA-Z0-9+=,.@:/_-]{2,1224}$"}
+            externalId: {type: string, pattern: "^[a-zA-Z0-9+=,.@:/_-]{2,1224}$", description: "Free in the default tenant; in any other, the tenant's id (filled in when left out)."}
         - type: object
           title: Conduit's own credentials
+          description: "The default tenant's only; 403 in any other."
           required: [source]
           additionalProperties: false
           properties:
