@@ -181,7 +181,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ProvisioningTests",
-            dependencies: ["Hub", "Store", "AWS", "AWSIoT", "ConduitTesting", .product(name: "X509", package: "swift-certificates")]
+            dependencies: [
+                "Hub", "Store", "AWS", "AWSIoT", "ConduitTesting", "MQTT", "MQTTBroker",
+                .product(name: "X509", package: "swift-certificates"), .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "ConduitCLITests",

@@ -3,7 +3,7 @@ import Foundation
 
 /// The AWS IoT control plane (`iot`): things, thing groups, and the account's endpoints.
 public struct AWSIoTClient: Sendable {
-    let client: AWSClient
+    public let client: AWSClient
     public let endpoint: AWSEndpoint
 
     /// - Parameter endpointURL: an override (a VPC or FIPS endpoint, moto in tests); else AWS's own.

@@ -25,17 +25,23 @@ public final class Hub: Sendable {
     let connections: AWSConnections
     /// Rung when provisioning work is written, so that workers start at once.
     let provisioningDoorbell = Doorbell()
+    /// Rung when messages are written to the uplink outbox.
+    let uplinkDoorbell = Doorbell()
+    let uplinkBacklog: UplinkBacklog
 
     /// - Parameters:
     ///   - secrets: the master key's box. The default is a key of this process only, which is
     ///     right for tests; `conduit` always passes the configured one, or secrets sealed now
     ///     could not be opened after a restart.
     ///   - aws: how the hub reaches AWS.
+    ///   - uplinkBacklogLimit: messages each integration's outbox holds at most; beyond, QoS 1
+    ///     messages of its devices are refused until it drains.
     public init(
         store: SQLStore, logger: Logger = Logger(label: "conduit.hub"), messageHistoryLimit: Int = 1000,
         secrets: SecretBox = SecretBox(key: SymmetricKey(size: .bits256)), aws: AWSEnvironment = AWSEnvironment(),
-        clock: @escaping @Sendable () -> Date = Date.init
+        uplinkBacklogLimit: Int = 100_000, clock: @escaping @Sendable () -> Date = Date.init
     ) {
+        self.uplinkBacklog = UplinkBacklog(limit: uplinkBacklogLimit)
         self.store = store
         self.logger = logger
         self.messageHistoryLimit = messageHistoryLimit

@@ -30,12 +30,22 @@ public protocol MQTTAuthorizer: Sendable {
     func maySubscribe(principal: String, filter: String) -> Bool
 }
 
+/// What the observer did with a published message.
+public enum MQTTPublishVerdict: Sendable, Equatable {
+    /// Stored: acknowledge it.
+    case accepted
+    /// Not taken, for a reason the client may retry later (`.quotaExceeded` when a backlog is
+    /// full): a 5.0 client gets the reason code in its PUBACK or PUBREC; a 3.1.1 client, which
+    /// has no way to hear a refusal, gets no acknowledgement and sends it again after reconnecting.
+    case refused(MQTTReasonCode)
+}
+
 /// Hears about every message a client publishes, before the broker acknowledges it.
 public protocol MQTTPublishObserver: Sendable {
     /// Called for each accepted PUBLISH; a QoS 1 or 2 message is acknowledged only after this
     /// returns, so that a message the hub stored is never one the client thinks was lost. A
     /// throw closes the client's connection unacknowledged, and the client sends it again.
-    func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws
+    func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws -> MQTTPublishVerdict
 }
 
 /// Lets anyone connect, as its client id, and use any topic: mosquitto's `allow_anonymous true`.

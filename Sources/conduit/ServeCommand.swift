@@ -33,6 +33,7 @@ struct ServeCommand: AsyncParsableCommand {
               --master-key-file CONDUIT_MASTER_KEY_FILE masterKeyFile (default master.key in the data dir)
                                 CONDUIT_MASTER_KEY    masterKey      (base64 of 32 bytes; wins over the file)
               --reconcile-interval CONDUIT_AWS_RECONCILE_INTERVAL aws.reconcileInterval (seconds; default 3600; 0 never)
+              --uplink-backlog-limit CONDUIT_UPLINK_BACKLOG_LIMIT uplink.backlogLimit (messages per integration; default 100000)
               --log-level      CONDUIT_LOG_LEVEL     log.level      (default info)
               --log-format     CONDUIT_LOG_FORMAT    log.format     (default text)
               --config         CONDUIT_CONFIG                       (a JSON file of the keys above)
@@ -89,6 +90,14 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var reconcileInterval: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Messages each integration's uplink outbox holds at most; beyond, devices' QoS 1 messages are refused (5.0: PUBACK 0x97) until it drains. Env: CONDUIT_UPLINK_BACKLOG_LIMIT; key uplink.backlogLimit. Default: 100000",
+            valueName: "count"
+        )
+    )
+    var uplinkBacklogLimit: Int?
+
     @Flag(help: ArgumentHelp("Require a client certificate on the TLS listener (mutual TLS). Env: CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT=true; key mqtt.tls.requireClientCert."))
     var mqttTlsRequireClientCert = false
 
@@ -103,6 +112,7 @@ struct ServeCommand: AsyncParsableCommand {
         let historyLimit = try settings.int(self.messageHistory, key: "messageHistory", range: 1...1_000_000, default: 1000)
         let reconcileInterval = try settings.int(self.reconcileInterval, key: "aws.reconcileInterval", range: 0...604_800, default: 3600)
         let secrets = try settings.secretBox()
+        let backlogLimit = try settings.int(self.uplinkBacklogLimit, key: "uplink.backlogLimit", range: 1...100_000_000, default: 100_000)
         var brokerConfiguration = MQTTBrokerConfiguration(host: mqttHost, port: mqttPort)
         let certificate = settings.string(self.mqttTlsCert, key: "mqtt.tls.cert")
         let key = settings.string(self.mqttTlsKey, key: "mqtt.tls.key")
@@ -131,7 +141,9 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try await SQLStore.open(location, logger: Logger(label: "conduit.store"))
         do {
             try await store.migrate()
-            let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), messageHistoryLimit: historyLimit, secrets: secrets)
+            let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), messageHistoryLimit: historyLimit, secrets: secrets,
+                uplinkBacklogLimit: backlogLimit
+            )
             if let issued = try await hub.access.bootstrap() {
                 // The one token that is ever logged: an empty store has no other way in. Shown once.
                 logger.notice(
@@ -170,7 +182,8 @@ struct ServeCommand: AsyncParsableCommand {
             )
             let services = ServiceGroup(
                 configuration: .init(
-                    services: [app, ProvisionerService(provisioner: provisioner)], gracefulShutdownSignals: [.sigterm, .sigint],
+                    services: [app, WorkerService(provisioner.run), WorkerService(UplinkForwarder(hub: hub).run)],
+                    gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger
                 )
             )
@@ -185,14 +198,18 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// The provisioner as a service of the group: it stops at graceful shutdown; a job cut short
-/// resumes at its recorded step on the next start.
-struct ProvisionerService: Service {
-    let provisioner: Provisioner
+/// A background worker (the provisioner, the uplink forwarder) as a service of the group: it
+/// stops at graceful shutdown; what it had under way is durable and resumes on the next start.
+struct WorkerService: Service {
+    let work: @Sendable () async -> Void
+
+    init(_ work: @escaping @Sendable () async -> Void) {
+        self.work = work
+    }
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
-            await self.provisioner.run()
+            await self.work()
         }
     }
 }

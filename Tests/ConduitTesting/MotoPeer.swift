@@ -55,3 +55,37 @@ public enum MotoPeer {
         }
     }
 }
+
+extension MotoPeer {
+    /// A message published to AWS IoT, as moto's recorder saw the request.
+    public struct RecordedPublish: Sendable, Equatable {
+        public var topic: String
+        public var payload: [UInt8]
+    }
+
+    /// Every iot-data Publish the shared moto received so far, in order (its recorder writes each
+    /// request as a line of JSON; scripts/test turns it on).
+    public static func recordedPublishes() throws -> [RecordedPublish] {
+        guard let path = ProcessInfo.processInfo.environment["CONDUIT_TEST_MOTO_RECORDING"] else {
+            throw TestSetupError("CONDUIT_TEST_MOTO_RECORDING is not set: run the tests with scripts/test")
+        }
+        return try self.recordedPublishes(file: path)
+    }
+
+    /// The publishes recorded in a moto recording file.
+    public static func recordedPublishes(file path: String) throws -> [RecordedPublish] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        var publishes: [RecordedPublish] = []
+        for line in data.split(separator: UInt8(ascii: "\n")) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                object["method"] as? String == "POST", let url = (object["url"] as? String).flatMap(URLComponents.init(string:)),
+                url.percentEncodedPath.hasPrefix("/topics/")
+            else { continue }
+            let topic = String(url.percentEncodedPath.dropFirst("/topics/".count)).removingPercentEncoding ?? ""
+            let body = object["body"] as? String ?? ""
+            let payload = (object["body_encoded"] as? Bool) == true ? Array(Data(base64Encoded: body) ?? Data()) : Array(body.utf8)
+            publishes.append(RecordedPublish(topic: topic, payload: payload))
+        }
+        return publishes
+    }
+}

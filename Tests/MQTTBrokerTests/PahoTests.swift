@@ -15,7 +15,7 @@ struct PahoTests {
         arguments: [
             "persistent_session_v311", "persistent_session_v5", "qos2_exactly_once", "wills", "will_delay", "retained",
             "topic_aliases", "shared_subscriptions", "v5_properties", "message_expiry", "flow_control", "takeover",
-            "keep_alive", "malformed", "garbage", "slow_subscriber", "qos2_store_retry",
+            "keep_alive", "malformed", "garbage", "slow_subscriber", "qos2_store_retry", "quota_refusal",
         ]
     )
     func scenario(name: String) async throws {
@@ -44,19 +44,22 @@ struct PahoTests {
 }
 
 /// An observer that fails the first time it sees a payload starting with "fail-once", as a
-/// store that is briefly down would.
+/// store that is briefly down would, and refuses the first of one starting with "refuse-once",
+/// as a full uplink backlog does.
 final class FailOnceObserver: MQTTPublishObserver {
     private let seen = Mutex<[String: Int]>([:])
 
     struct StoreDown: Error {}
 
-    func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws {
+    func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws -> MQTTPublishVerdict {
         let payload = String(buffer: message.payload)
         let attempt = self.seen.withLock { seen -> Int in
             seen[payload, default: 0] += 1
             return seen[payload]!
         }
         if payload.hasPrefix("fail-once") && attempt == 1 { throw StoreDown() }
+        if payload.hasPrefix("refuse-once") && attempt == 1 { return .refused(.quotaExceeded) }
+        return .accepted
     }
 
     func attempts(for payload: String) -> Int {

@@ -83,9 +83,9 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
         return false
     }
 
-    public func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws {
-        guard message.topic == "devices/\(principal)" || message.topic.hasPrefix("devices/\(principal)/") else { return }
-        try await self.hub.messages.ingest(deviceID: principal, message: message)
+    public func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws -> MQTTPublishVerdict {
+        guard message.topic == "devices/\(principal)" || message.topic.hasPrefix("devices/\(principal)/") else { return .accepted }
+        return try await self.hub.messages.ingest(deviceID: principal, message: message)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MQTT
 import MQTTBroker
 import Metrics
 import Store
@@ -8,16 +9,47 @@ import Store
 public struct MessageHistory: Sendable {
     let hub: Hub
 
-    /// Stores a message a device published; the broker acknowledges it after this returns.
-    public func ingest(deviceID: String, message: MQTTBrokerMessage) async throws {
-        guard let device = try await self.hub.store.session.devices.get(id: deviceID) else { return }
+    /// Stores a message a device published, and appends it in the same transaction to the outbox
+    /// of every integration that forwards the device's messages to AWS; the broker acknowledges
+    /// it after this returns. When an integration's backlog is full, a QoS 1 or 2 message is
+    /// refused (`.quotaExceeded`) rather than taken and dropped; a QoS 0 one is kept in the
+    /// history but not sent to that integration.
+    public func ingest(deviceID: String, message: MQTTBrokerMessage) async throws -> MQTTPublishVerdict {
+        let session = self.hub.store.session
+        guard let device = try await session.devices.get(id: deviceID) else { return .accepted }
+        try await self.hub.uplinkBacklog.load(from: self.hub.store)
+        let integrations = try await session.awsThings.uplinkIntegrations(tenantID: device.tenantID, deviceID: deviceID)
+        let full = integrations.filter { self.hub.uplinkBacklog.isFull($0.id) }
+        if !full.isEmpty && message.qos != .atMostOnce {
+            Counter(label: "conduit_uplink_refused_total").increment()
+            return .refused(.quotaExceeded)
+        }
+        let targets = integrations.filter { !self.hub.uplinkBacklog.isFull($0.id) }
         let record = DeviceMessage(
             tenantID: device.tenantID, deviceID: deviceID, topic: message.topic,
             payload: Data(message.payload.readableBytesView), qos: Int(message.qos.rawValue), retain: message.retain,
             receivedAt: self.hub.now()
         )
-        try await self.hub.store.session.messages.append(record, keep: self.hub.messageHistoryLimit)
+        let keep = self.hub.messageHistoryLimit
+        if targets.isEmpty {
+            try await session.messages.append(record, keep: keep)
+        } else {
+            try await self.hub.store.transaction { session in
+                let sequence = try await session.messages.append(record, keep: keep)
+                for integration in targets {
+                    try await session.outbox.append(
+                        OutboxMessage(
+                            tenantID: record.tenantID, integrationID: integration.id, deviceID: deviceID, messageSequence: sequence,
+                            topic: record.topic, payload: record.payload, qos: record.qos, receivedAt: record.receivedAt
+                        )
+                    )
+                }
+            }
+            for integration in targets { self.hub.uplinkBacklog.added(to: integration.id) }
+            self.hub.uplinkDoorbell.ring()
+        }
         Counter(label: "conduit_messages_ingested_total").increment()
+        return .accepted
     }
 
     /// A page of a device's messages, newest first.

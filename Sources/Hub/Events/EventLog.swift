@@ -19,6 +19,7 @@ public enum EventType {
     public static let awsDriftRepaired = "aws.drift_repaired"
     public static let awsCredentialsIssued = "aws.credentials_issued"
     public static let awsCredentialsRotated = "aws.credentials_rotated"
+    public static let uplinkDropped = "uplink.dropped"
 
     /// The event a device's settling in a provisioning state records, if any.
     static func aws(_ state: AWSProvisioningState) -> String? {
@@ -38,7 +39,7 @@ public enum EventType {
         [
             deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, tokenCreated, tokenRevoked, integrationCreated,
             integrationUpdated, integrationDeleted, awsProvisioned, awsDisabled, awsDeprovisioned, awsFailed, awsDriftRepaired,
-            awsCredentialsIssued, awsCredentialsRotated,
+            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped,
         ] + LifecycleAction.allCases.map(lifecycle)
     }
 }

@@ -40,7 +40,7 @@ final class AWSConnections: Sendable {
     let environment: AWSEnvironment
     let secrets: SecretBox
     let logger: Logger
-    private let clients = Mutex<[String: (version: Date, client: AWSIoTClient)]>([:])
+    private let clients = Mutex<[String: (version: Date, client: AWSIoTClient, data: AWSIoTDataClient?)]>([:])
     private let limiters = Mutex<[String: AWSRateLimiter]>([:])
     private let creations = Mutex<[String: Task<Void, any Error>]>([:])
 
@@ -50,14 +50,30 @@ final class AWSConnections: Sendable {
         self.logger = logger
     }
 
-    /// The client for the integration as it is now.
+    /// The control-plane client for the integration as it is now.
     func client(for integration: Integration) throws -> AWSIoTClient {
+        try self.clients(for: integration).client
+    }
+
+    /// The data-plane client: the account's data endpoint over HTTPS, or the integration's
+    /// `endpointUrl` override.
+    func dataClient(for integration: Integration) throws -> AWSIoTDataClient {
+        guard let data = try self.clients(for: integration).data else {
+            throw HubError.conflict("no_data_endpoint", "integration '\(integration.id)' has no data endpoint; set its credentials again")
+        }
+        return data
+    }
+
+    private func clients(for integration: Integration) throws -> (version: Date, client: AWSIoTClient, data: AWSIoTDataClient?) {
         if let cached = self.clients.withLock({ $0[integration.id] }), cached.version == integration.updatedAt {
-            return cached.client
+            return cached
         }
         let client = try self.makeClient(settings: integration.settings, credentials: integration.credentials)
-        self.clients.withLock { $0[integration.id] = (integration.updatedAt, client) }
-        return client
+        let dataURL = integration.settings.endpointURL.flatMap(URL.init(string:)) ?? integration.dataEndpoint.flatMap { URL(string: "https://\($0)") }
+        let data = dataURL.map { AWSIoTDataClient(client: client.client, region: integration.settings.region, endpointURL: $0) }
+        let entry = (integration.updatedAt, client, data)
+        self.clients.withLock { $0[integration.id] = entry }
+        return entry
     }
 
     /// Runs `create` once for every caller that asks with the same key while it runs: many jobs

@@ -409,22 +409,38 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         }
         let principal = connected.principal
         let clientIdentifier = connected.clientIdentifier
-        let stored = context.eventLoop.makePromise(of: Void.self)
+        let stored = context.eventLoop.makePromise(of: MQTTPublishVerdict.self)
         stored.completeWithTask {
             try await observer.messagePublished(principal: principal, clientIdentifier: clientIdentifier, message: message)
         }
         let previous = self.acknowledgementTail ?? context.eventLoop.makeSucceededVoidFuture()
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let tail = previous.flatMap { stored.futureResult }
+        let verdict = previous.flatMap { stored.futureResult }
+        let tail = verdict.map { _ in }
         self.acknowledgementTail = tail
         self.pendingStores += 1
-        tail.whenComplete { result in
+        verdict.whenComplete { result in
             let handler = loopBound.value
             handler.pendingStores -= 1
             switch result {
-            case .success:
+            case .success(.accepted):
                 markStored()
                 if let ack { handler.acknowledge(ack) }
+                handler.context?.flush()
+            case .success(.refused(let reason)):
+                handler.logger.notice(
+                    "message refused", metadata: ["conduit.principal": "\(principal)", "conduit.reason": "\(reason)"]
+                )
+                if publish.qos == .exactlyOnce {
+                    // The exchange ends with the refusal: the identifier is free again.
+                    _ = handler.broker.releaseQoS2(clientIdentifier: clientIdentifier, connection: handler.identifier, packetIdentifier: identifier)
+                }
+                switch (ack, v5) {
+                case (.puback?, true): handler.acknowledge(.puback(MQTTAckPacket(packetIdentifier: identifier, reasonCode: reason)))
+                case (.pubrec?, true): handler.acknowledge(.pubrec(MQTTAckPacket(packetIdentifier: identifier, reasonCode: reason)))
+                case (_?, false): handler.unacknowledged -= 1
+                default: break
+                }
                 handler.context?.flush()
             case .failure(let error):
                 // Not stored: the client keeps the message and sends it again after reconnecting.

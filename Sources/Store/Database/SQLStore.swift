@@ -183,4 +183,5 @@ public struct StoreSession: Sendable {
     public var messages: DeviceMessageRepository { DeviceMessageRepository(session: self) }
     public var integrations: IntegrationRepository { IntegrationRepository(session: self) }
     public var awsThings: AWSThingRepository { AWSThingRepository(session: self) }
+    public var outbox: OutboxRepository { OutboxRepository(session: self) }
 }

@@ -125,5 +125,24 @@ extension Migration {
                 "CREATE INDEX aws_things_integration_state ON aws_things (integration_id, state)",
             ]
         },
+        Migration(version: 4, name: "uplink outbox") { dialect in
+            [
+                """
+                CREATE TABLE outbox (
+                    seq \(dialect.identityPrimaryKey),
+                    tenant_id TEXT NOT NULL,
+                    integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+                    device_id TEXT NOT NULL,
+                    message_seq BIGINT NOT NULL,
+                    topic TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    qos INTEGER NOT NULL,
+                    received_at BIGINT NOT NULL,
+                    attempts INTEGER NOT NULL
+                )
+                """,
+                "CREATE INDEX outbox_device_seq ON outbox (integration_id, device_id, seq)",
+            ]
+        },
     ]
 }

@@ -123,6 +123,19 @@ public struct AWSThingRepository: Sendable {
         ).first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
+    /// The integrations whose AWS topics the device's messages go to: those that want it active
+    /// (provisioned, or being provisioned) and are themselves active.
+    public func uplinkIntegrations(tenantID: String, deviceID: String) async throws -> [Integration] {
+        try await self.session.sql.raw(
+            """
+            SELECT i.* FROM aws_things t JOIN integrations i ON i.id = t.integration_id
+            WHERE t.tenant_id = \(bind: tenantID) AND t.device_id = \(bind: deviceID) AND t.wanted = 'active'
+              AND i.active = 1 AND i.status = 'active'
+            ORDER BY i.id
+            """
+        ).all().map(IntegrationRepository.integration)
+    }
+
     /// How many rows of the integration are left.
     public func count(integrationID: String) async throws -> Int {
         try await self.session.sql.raw(

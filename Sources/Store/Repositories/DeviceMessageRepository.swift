@@ -6,16 +6,20 @@ import SQLKit
 public struct DeviceMessageRepository: Sendable {
     let session: StoreSession
 
-    /// Appends a message and trims the device's history to its newest `keep` messages.
-    public func append(_ message: DeviceMessage, keep: Int) async throws {
-        try await self.session.sql.raw(
+    /// Appends a message, trims the device's history to its newest `keep` messages, and returns
+    /// the message's sequence number (increasing per device).
+    @discardableResult
+    public func append(_ message: DeviceMessage, keep: Int) async throws -> Int {
+        let row = try await self.session.sql.raw(
             """
             INSERT INTO device_messages (tenant_id, device_id, topic, payload, qos, retain, received_at)
             VALUES (\(bind: message.tenantID), \(bind: message.deviceID), \(bind: message.topic),
                     \(bind: message.payload.base64EncodedString()), \(bind: message.qos), \(bind: message.retain ? 1 : 0),
                     \(bind: message.receivedAt.storeMilliseconds))
+            RETURNING seq
             """
-        ).run()
+        ).first()
+        guard let sequence = try row?.decode(column: "seq", as: Int.self) else { throw StoreError.corrupt("no sequence for a stored message") }
         try await self.session.sql.raw(
             """
             DELETE FROM device_messages
@@ -26,6 +30,7 @@ public struct DeviceMessageRepository: Sendable {
             )
             """
         ).run()
+        return sequence
     }
 
     /// Up to `limit` of the device's messages older than `before`, newest first.

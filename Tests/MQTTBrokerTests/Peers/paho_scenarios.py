@@ -481,8 +481,35 @@ def qos2_store_retry(port):
     sub.stop()
 
 
+def quota_refusal(port):
+    """The broker's store refuses a message once (the test's observer does that for payloads
+    starting with 'refuse-once', as a full uplink backlog does): a 5.0 client hears 0x97 Quota
+    exceeded in its PUBACK and may send it again; a 3.1.1 client, which cannot hear a refusal, gets
+    no PUBACK for it while its later messages are acknowledged."""
+    acks = {}
+    v5 = Client(port, "quota-v5")
+
+    def on_publish(client, userdata, mid, reason_code, properties):
+        with v5.lock:
+            acks[mid] = reason_code.value
+            v5.lock.notify_all()
+    v5.client.on_publish = on_publish
+    first = v5.client.publish("devices/quota/up", "refuse-once:a", qos=1)
+    v5.wait(lambda: first.mid in acks, "a PUBACK for the refused message")
+    assert acks[first.mid] == 0x97, f"PUBACK reason {acks[first.mid]:#x}, not 0x97"
+    again = v5.client.publish("devices/quota/up", "refuse-once:a", qos=1)
+    v5.wait(lambda: again.mid in acks, "a PUBACK for the message sent again")
+    assert acks[again.mid] == 0, f"PUBACK reason {acks[again.mid]:#x} for the second try"
+    v5.stop()
+    old = Client(port, "quota-v311", protocol=V311)
+    refused = old.client.publish("devices/quota/up", "refuse-once:b", qos=1)
+    old.publish("devices/quota/up", "accepted", qos=1)
+    assert not refused.is_published(), "a refused 3.1.1 message was acknowledged"
+    old.stop()
+
+
 SCENARIOS = {f.__name__: f for f in [
-    garbage, slow_subscriber, qos2_store_retry,
+    garbage, slow_subscriber, qos2_store_retry, quota_refusal,
     persistent_session_v311, persistent_session_v5, qos2_exactly_once, wills, will_delay, retained, topic_aliases,
     shared_subscriptions, v5_properties, message_expiry, flow_control, takeover, keep_alive, malformed,
 ]}

@@ -1,0 +1,247 @@
+import AWS
+import AWSIoT
+import Foundation
+import Logging
+import Metrics
+import Store
+import Synchronization
+
+/// Publishes the outbox to AWS IoT (iot-data Publish over HTTPS, QoS 1): in order per device and
+/// integration, many devices at once, each message removed only after AWS accepted it. A device
+/// whose message fails waits, with backoff, before its next try; the others go on.
+public final class UplinkForwarder: Sendable {
+    public struct Configuration: Sendable {
+        /// Devices forwarded at once.
+        public var concurrency: Int
+        /// Messages read from the store at a time, per device.
+        public var batch: Int
+        /// The longest an idle forwarder sleeps before looking again.
+        public var pollInterval: TimeInterval
+
+        public init(concurrency: Int = 64, batch: Int = 100, pollInterval: TimeInterval = 1) {
+            self.concurrency = concurrency
+            self.batch = batch
+            self.pollInterval = pollInterval
+        }
+    }
+
+    /// One device's queue in one integration.
+    struct QueueKey: Hashable, Sendable {
+        var integrationID: String
+        var deviceID: String
+    }
+
+    private struct State {
+        var running: Set<QueueKey> = []
+        /// Queues waiting after a failure, until then.
+        var held: [QueueKey: ContinuousClock.Instant] = [:]
+        var failures: [QueueKey: Int] = [:]
+    }
+
+    let hub: Hub
+    let configuration: Configuration
+    let logger: Logger
+    private let state = Mutex(State())
+
+    public init(hub: Hub, configuration: Configuration = Configuration()) {
+        self.hub = hub
+        self.configuration = configuration
+        self.logger = hub.logger
+    }
+
+    /// Forwards until cancelled.
+    public func run() async {
+        _ = await self.dispatch(stopWhenEmpty: false, deadline: nil)
+    }
+
+    /// Forwards until the outbox is empty (queues held after a failure are waited for) or
+    /// `timeout` passes; true when it emptied. For the CLI, benchmarks and tests.
+    @discardableResult
+    public func drain(timeout: Duration = .seconds(60)) async -> Bool {
+        await self.dispatch(stopWhenEmpty: true, deadline: ContinuousClock.now + timeout)
+    }
+
+    private func dispatch(stopWhenEmpty: Bool, deadline: ContinuousClock.Instant?) async -> Bool {
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled {
+                if let deadline, ContinuousClock.now >= deadline { return false }
+                let generation = self.hub.uplinkDoorbell.generation
+                let queues: [(integrationID: String, deviceID: String, oldest: Int)]
+                do {
+                    queues = try await self.hub.store.session.outbox.queues(limit: self.configuration.concurrency * 4)
+                } catch {
+                    self.logger.warning("cannot read the uplink outbox", metadata: ["error": "\(error)"])
+                    queues = []
+                }
+                let now = ContinuousClock.now
+                let started: [QueueKey] = self.state.withLock { state in
+                    var started: [QueueKey] = []
+                    for queue in queues where state.running.count < self.configuration.concurrency {
+                        let key = QueueKey(integrationID: queue.integrationID, deviceID: queue.deviceID)
+                        guard !state.running.contains(key), (state.held[key].map { $0 <= now } ?? true) else { continue }
+                        state.held[key] = nil
+                        state.running.insert(key)
+                        started.append(key)
+                    }
+                    return started
+                }
+                for key in started {
+                    group.addTask {
+                        await self.forward(key)
+                        self.state.withLock { _ = $0.running.remove(key) }
+                        self.hub.uplinkDoorbell.ring()
+                    }
+                }
+                let running = self.state.withLock { $0.running.count }
+                if stopWhenEmpty && queues.isEmpty && running == 0 { return true }
+                if started.isEmpty {
+                    let nextHeld = self.state.withLock { $0.held.values.min() }
+                    var wait = Duration.seconds(self.configuration.pollInterval)
+                    if let nextHeld { wait = min(wait, max(.milliseconds(10), nextHeld - ContinuousClock.now)) }
+                    await self.hub.uplinkDoorbell.wait(since: generation, timeout: wait)
+                }
+            }
+            return false
+        }
+    }
+
+    /// Publishes one device's queued messages for one integration, oldest first, until the queue
+    /// is empty or a message fails (then the queue is held back for a while).
+    private func forward(_ key: QueueKey) async {
+        let session = self.hub.store.session
+        do {
+            guard let integration = try await session.integrations.get(id: key.integrationID) else { return }
+            guard integration.active, integration.status == .active else {
+                // Paused or being deleted: nothing goes out; look again later.
+                self.hold(key, for: .seconds(self.configuration.pollInterval * 5))
+                return
+            }
+            let client = try self.hub.connections.dataClient(for: integration)
+            var device: Device?
+            var loadedDevice = false
+            while !Task.isCancelled {
+                let messages = try await session.outbox.next(integrationID: key.integrationID, deviceID: key.deviceID, limit: self.configuration.batch)
+                if messages.isEmpty { break }
+                if !loadedDevice {
+                    device = try await session.devices.get(tenantID: messages[0].tenantID, id: key.deviceID)
+                    loadedDevice = true
+                }
+                for message in messages {
+                    let started = ContinuousClock.now
+                    do {
+                        let (topic, body) = try UplinkFormat.render(message, device: device, settings: integration.settings, integrationID: integration.id)
+                        try await client.publish(topic: topic, payload: body, qos: 1)
+                        let took = ContinuousClock.now - started
+                        Timer(label: "conduit_uplink_publish_seconds").recordNanoseconds(
+                            took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000
+                        )
+                        Counter(label: "conduit_uplink_published_total").increment()
+                    } catch let error as AWSIoTValidationError {
+                        // AWS would refuse it however often it is sent (too large, a topic over
+                        // AWS's limits): it is recorded and let go, so the device's queue goes on.
+                        try await self.drop(message, reason: error.description)
+                        continue
+                    }
+                    try await session.outbox.delete(sequence: message.sequence)
+                    self.hub.uplinkBacklog.removed(from: key.integrationID)
+                    self.state.withLock { _ = $0.failures.removeValue(forKey: key) }
+                }
+            }
+        } catch {
+            if Task.isCancelled { return }
+            Counter(label: "conduit_uplink_failed_total").increment()
+            let failures = self.state.withLock { state -> Int in
+                state.failures[key, default: 0] += 1
+                return state.failures[key]!
+            }
+            // 0.5 s, doubling to a minute: an AWS outage delays messages, it loses none.
+            let delay = min(60, 0.5 * pow(2, Double(min(failures - 1, 10))))
+            self.hold(key, for: .milliseconds(Int(delay * 1000)))
+            self.logger.notice(
+                "uplink publish failed; holding the device's queue",
+                metadata: [LogKey.deviceID: "\(key.deviceID)", LogKey.integrationID: "\(key.integrationID)", "error": "\(error)", "conduit.retry_in": "\(delay)"]
+            )
+        }
+    }
+
+    private func hold(_ key: QueueKey, for duration: Duration) {
+        self.state.withLock { $0.held[key] = ContinuousClock.now + duration }
+    }
+
+    private func drop(_ message: OutboxMessage, reason: String) async throws {
+        Counter(label: "conduit_uplink_dropped_total").increment()
+        self.logger.warning(
+            "uplink message AWS cannot take; dropped", metadata: [LogKey.deviceID: "\(message.deviceID)", "error": "\(reason)"]
+        )
+        let now = self.hub.now()
+        try await self.hub.store.transaction { session in
+            try await session.outbox.delete(sequence: message.sequence)
+            try await session.events.append(
+                tenantID: message.tenantID, type: EventType.uplinkDropped, deviceID: message.deviceID, actor: "system",
+                data: EventLog.json(["integrationId": message.integrationID, "reason": reason, "topic": message.topic]), at: now
+            )
+        }
+        self.hub.uplinkBacklog.removed(from: message.integrationID)
+    }
+}
+
+/// How an outbox message goes to AWS: its topic from the integration's template, its body raw or
+/// as Conduit's JSON envelope.
+enum UplinkFormat {
+    /// The AWS topic and body of a message.
+    static func render(_ message: OutboxMessage, device: Device?, settings: IntegrationSettings, integrationID: String) throws -> (String, [UInt8]) {
+        let topic = self.topic(settings.uplinkTopic, deviceID: message.deviceID, deviceName: device?.name ?? message.deviceID, mqttTopic: message.topic)
+        try AWSIoTValidation.publishTopic(topic, field: "uplinkTopic")
+        let body: [UInt8]
+        if settings.payloadFormat == "envelope" {
+            body = try self.envelope(message, device: device, integrationID: integrationID)
+        } else {
+            body = Array(message.payload)
+        }
+        try AWSIoTValidation.payload(body)
+        return (topic, body)
+    }
+
+    /// The template with `{deviceId}`, `{deviceName}` (MQTT's special characters made `_`) and
+    /// `{subtopic}` (what follows `devices/{id}/`) filled in.
+    static func topic(_ template: String, deviceID: String, deviceName: String, mqttTopic: String) -> String {
+        let prefix = "devices/\(deviceID)/"
+        let subtopic = mqttTopic.hasPrefix(prefix) ? String(mqttTopic.dropFirst(prefix.count)) : ""
+        let name = String(deviceName.map { "/+#$".contains($0) || $0.isNewline || $0 == "\0" ? "_" : $0 })
+        return template.replacingOccurrences(of: "{deviceId}", with: deviceID).replacingOccurrences(of: "{deviceName}", with: name)
+            .replacingOccurrences(of: "{subtopic}", with: subtopic)
+    }
+
+    struct Envelope: Encodable {
+        let id: String
+        let name: String
+        let labels: [String]
+        let attributes: [String: String]
+        let topic: String
+        let payload: String
+        let payloadSize: Int
+        let qos: Int
+        let sequence: Int
+        let receivedAt: String
+        let integrationId: String
+    }
+
+    /// `2026-11-25T01:30:00.123Z`.
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    static func envelope(_ message: OutboxMessage, device: Device?, integrationID: String) throws -> [UInt8] {
+        let envelope = Envelope(
+            id: message.deviceID, name: device?.name ?? message.deviceID, labels: device?.labels ?? [], attributes: device?.attributes ?? [:],
+            topic: message.topic, payload: message.payload.base64EncodedString(), payloadSize: message.payload.count, qos: message.qos,
+            sequence: message.messageSequence, receivedAt: self.timestamp(message.receivedAt),
+            integrationId: integrationID
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(envelope))
+    }
+}

@@ -1,0 +1,99 @@
+import AWS
+import ConduitTesting
+import Foundation
+import Hub
+import MQTT
+import MQTTBroker
+import NIOCore
+import Store
+import Testing
+
+@Suite("Uplinks to AWS IoT Core, against moto")
+struct UplinkTests {
+    static func message(_ device: String, _ subtopic: String, _ payload: String, qos: MQTTQoS = .atLeastOnce) -> MQTTBrokerMessage {
+        MQTTBrokerMessage(topic: "devices/\(device)/\(subtopic)", payload: ByteBuffer(string: payload), qos: qos)
+    }
+
+    @Test("raw and envelope uplinks reach AWS on their topics, in each device's order", arguments: TestDatabase.allCases)
+    func rawAndEnvelope(database: TestDatabase) async throws {
+        try await ProvisioningFixture.run(database) { fixture in
+            let run = UUID().uuidString.prefix(6).lowercased()
+            _ = try await fixture.createIntegration(name: "raw") { draft in
+                draft.uplinkTopic = "conduit/{deviceId}/up/{subtopic}"
+                draft.thingGroup = .some(nil)
+            }
+            let envelope = try await fixture.createIntegration(name: "envelope") { draft in
+                draft.uplinkTopic = "fleet/{deviceName}/data"
+                draft.payloadFormat = "envelope"
+                draft.thingGroup = .some(nil)
+            }
+            let ids = ["up-\(run)-a", "up-\(run)-b"]
+            for id in ids {
+                try await fixture.createDevice(id, attributes: ["model": "m-1"])
+                _ = try await fixture.hub.devices.perform(.accept, on: id, by: fixture.admin)
+            }
+            try await Provisioner(hub: fixture.hub).drain()
+            // The devices publish in turns; each one's order is what must hold.
+            for index in 0..<40 {
+                for id in ids {
+                    #expect(try await fixture.hub.messages.ingest(deviceID: id, message: Self.message(id, "telemetry/temp", "\(id)#\(index)")) == .accepted)
+                }
+            }
+            #expect(await UplinkForwarder(hub: fixture.hub).drain())
+            #expect(try await fixture.hub.store.session.outbox.countByIntegration().isEmpty)
+
+            let publishes = try MotoPeer.recordedPublishes()
+            for id in ids {
+                let rawOnes = publishes.filter { $0.topic == "conduit/\(id)/up/telemetry/temp" }
+                #expect(rawOnes.map { String(decoding: $0.payload, as: UTF8.self) } == (0..<40).map { "\(id)#\($0)" })
+                let wrapped = publishes.filter { $0.topic == "fleet/Sensor \(id)/data" }
+                #expect(wrapped.count == 40)
+                var last = 0
+                for (index, publish) in wrapped.enumerated() {
+                    let json = try #require(try JSONSerialization.jsonObject(with: Data(publish.payload)) as? [String: Any])
+                    #expect(json["id"] as? String == id)
+                    #expect(json["name"] as? String == "Sensor \(id)")
+                    #expect(json["labels"] as? [String] == ["fleet"])
+                    #expect(json["attributes"] as? [String: String] == ["model": "m-1"])
+                    #expect(json["topic"] as? String == "devices/\(id)/telemetry/temp")
+                    #expect((json["payload"] as? String).flatMap { Data(base64Encoded: $0) } == Data("\(id)#\(index)".utf8))
+                    #expect(json["payloadSize"] as? Int == "\(id)#\(index)".utf8.count)
+                    #expect(json["qos"] as? Int == 1)
+                    #expect(json["integrationId"] as? String == envelope.id)
+                    let sequence = try #require(json["sequence"] as? Int)
+                    #expect(sequence > last)
+                    last = sequence
+                    #expect((json["receivedAt"] as? String)?.hasSuffix("Z") == true)
+                }
+            }
+        }
+    }
+
+    @Test("a full backlog refuses QoS 1 messages instead of dropping them, and takes them again once drained")
+    func backlogBound() async throws {
+        let account = MotoPeer.Account()
+        try await TestDatabase.sqlite.withStore { store in
+            let hub = Hub(store: store, logger: .quiet, aws: try MotoPeer.environment(), uplinkBacklogLimit: 5)
+            let tenant = try await hub.access.ensureDefaultTenant()
+            let fixture = ProvisioningFixture(
+                hub: hub, admin: Principal(tenantID: tenant.id, role: .admin, actor: "test"), account: account, iot: try account.iot()
+            )
+            _ = try await fixture.createIntegration { $0.thingGroup = .some(nil) }
+            let id = "backlog-\(UUID().uuidString.prefix(6).lowercased())"
+            try await fixture.createDevice(id)
+            _ = try await hub.devices.perform(.accept, on: id, by: fixture.admin)
+            for index in 0..<5 {
+                #expect(try await hub.messages.ingest(deviceID: id, message: Self.message(id, "up", "m\(index)")) == .accepted)
+            }
+            #expect(try await hub.messages.ingest(deviceID: id, message: Self.message(id, "up", "m5")) == .refused(.quotaExceeded))
+            // QoS 0 is at most once: kept in the history, not sent to the full integration.
+            #expect(try await hub.messages.ingest(deviceID: id, message: Self.message(id, "up", "q0", qos: .atMostOnce)) == .accepted)
+            #expect(try await hub.store.session.outbox.countByIntegration().values.reduce(0, +) == 5)
+            #expect(await UplinkForwarder(hub: hub).drain())
+            #expect(try await hub.messages.ingest(deviceID: id, message: Self.message(id, "up", "m5")) == .accepted)
+            #expect(await UplinkForwarder(hub: hub).drain())
+            let sent = try MotoPeer.recordedPublishes().filter { $0.topic == "conduit/\(id)/up" }.map { String(decoding: $0.payload, as: UTF8.self) }
+            #expect(sent == ["m0", "m1", "m2", "m3", "m4", "m5"])
+        }
+    }
+}
