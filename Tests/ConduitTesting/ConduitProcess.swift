@@ -130,16 +130,86 @@ public final class ConduitServer: Sendable {
     @discardableResult
     public func stop() async -> Int32 {
         if self.process.isRunning {
-            kill(self.process.processIdentifier, SIGTERM)
+            Foundation.kill(self.process.processIdentifier, SIGTERM)
         }
         await ConduitExecutable.waitForExit(self.process)
         return self.process.terminationStatus
     }
 
+    /// Kills the process with SIGKILL, as a crash or a power cut would, and waits for it to be gone.
+    public func kill() async {
+        if self.process.isRunning {
+            Foundation.kill(self.process.processIdentifier, SIGKILL)
+        }
+        await ConduitExecutable.waitForExit(self.process)
+    }
+
     deinit {
         if self.process.isRunning {
-            kill(self.process.processIdentifier, SIGKILL)
+            Foundation.kill(self.process.processIdentifier, SIGKILL)
         }
+    }
+}
+
+/// A loopback TCP port nothing listens on now, below the ephemeral range (as scripts/test picks them).
+public func freeLoopbackPort() -> Int {
+    while true {
+        let port = Int.random(in: 20000...31999)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound == 0 { return port }
+    }
+}
+
+/// A moto_server of a test's own, on a port of its own, recording what it gets to a file; for
+/// tests that stop and start it (the shared one must stay up).
+public final class MotoServer: Sendable {
+    public let port: Int
+    public let recording: String
+    private let process: Mutex<Process?>
+
+    public init(recording: String) {
+        self.port = freeLoopbackPort()
+        self.recording = recording
+        self.process = Mutex(nil)
+    }
+
+    public var url: URL { URL(string: "http://127.0.0.1:\(self.port)")! }
+
+    /// Starts it (again) and waits until it answers.
+    public func start() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", "\(self.port)"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["MOTO_ENABLE_RECORDING"] = "true"
+        environment["MOTO_RECORDER_FILEPATH"] = self.recording
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.process.withLock { $0 = process }
+        for _ in 0..<200 {
+            let probe = try await Subprocess.run(["curl", "-sf", "-o", "/dev/null", "\(self.url.absoluteString)/moto-api/"], timeout: 5)
+            if probe.status == 0 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestSetupError("moto_server did not start on port \(self.port)")
+    }
+
+    /// Stops it with SIGKILL (an outage, not a goodbye) and waits for it to be gone.
+    public func stop() async {
+        guard let process = self.process.withLock({ $0 }) else { return }
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        await ConduitExecutable.waitForExit(process)
     }
 }
 

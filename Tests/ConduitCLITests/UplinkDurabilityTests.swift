@@ -1,0 +1,74 @@
+import ConduitTesting
+import Foundation
+import Testing
+
+@Suite("Uplinks survive AWS outages and crashes")
+struct UplinkDurabilityTests {
+    static let publisher = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers/uplink_publisher.py").path
+
+    @Test("10,000 messages, moto stopped for a while and Conduit killed with SIGKILL midway: every one reaches moto")
+    func outageAndCrash() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let moto = MotoServer(recording: directory.appendingPathComponent("moto-recording.jsonl").path)
+        try await moto.start()
+        defer { Task { await moto.stop() } }
+        let account = MotoPeer.Account()
+        let environment = [
+            "AWS_ACCESS_KEY_ID": "AKIACONDUITDURABLE01", "AWS_SECRET_ACCESS_KEY": "moto", "AWS_ENDPOINT_URL_STS": moto.url.absoluteString,
+        ]
+        func conduit(_ arguments: String...) async throws -> ConduitExecutable.Result {
+            try await ConduitExecutable.run(Array(arguments), in: directory, environment: environment)
+        }
+        let mqttPort = freeLoopbackPort()
+        func serve() async throws -> ConduitServer {
+            try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "\(mqttPort)"], in: directory, environment: environment).server
+        }
+
+        let created = try await conduit("devices", "create", "--id", "durable-1", "--name", "Durable", "--label", "fleet")
+        let secret = try #require(created.stdout.split(separator: "\t").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+        #expect(try await conduit("devices", "accept", "durable-1").status == 0)
+        let integration = try await conduit(
+            "integrations", "create", "--name", "durable", "--region", "us-east-1", "--endpoint-url", moto.url.absoluteString,
+            "--role-arn", account.roleARN, "--external-id", "conduit-test", "--label", "fleet", "--wait"
+        )
+        #expect(integration.status == 0, "\(integration.stderr)")
+
+        var server = try await serve()
+        let total = 10_000
+        let progress = directory.appendingPathComponent("progress").path
+        let device = Process()
+        device.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        device.arguments = ["python3", Self.publisher, "\(mqttPort)", "durable-1", secret, "\(total)", progress]
+        let publishing = Task { try await Subprocess.runCapturing(device) }
+        func acknowledged() -> Int { Int((try? String(contentsOfFile: progress, encoding: .utf8)) ?? "") ?? 0 }
+        func arrived() throws -> Set<String> {
+            Set(try MotoPeer.recordedPublishes(file: moto.recording).map { String(decoding: $0.payload, as: UTF8.self) })
+        }
+        func waitUntil(_ what: String, seconds: Double = 120, _ condition: () throws -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(seconds)
+            while try !condition() {
+                guard ContinuousClock.now < deadline else { throw TestSetupError("timed out waiting for \(what)") }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+
+        // AWS goes away a fifth of the way in; Conduit is killed while it is away, with messages
+        // taken from the device but not yet in AWS; both come back.
+        try await waitUntil("2,000 messages in moto") { try arrived().count >= 2_000 }
+        await moto.stop()
+        try await waitUntil("the device to get on while AWS is away") { acknowledged() >= 3_500 }
+        await server.kill()
+        try await Task.sleep(for: .milliseconds(500))
+        server = try await serve()
+        try await waitUntil("more messages taken while AWS is away") { acknowledged() >= 5_000 }
+        try await moto.start()
+
+        let (status, stdout, stderr) = try await publishing.value
+        #expect(status == 0, "the device could not send everything: \(stdout)\(stderr)")
+        try await waitUntil("every message in moto") { try arrived().count >= total }
+        let missing = Set((0..<total).map { "m-\($0)" }).subtracting(try arrived())
+        #expect(missing.isEmpty, "lost: \(missing.sorted().prefix(20))")
+        await server.stop()
+    }
+}
