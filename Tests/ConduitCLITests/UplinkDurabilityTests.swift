@@ -71,4 +71,44 @@ struct UplinkDurabilityTests {
         #expect(missing.isEmpty, "lost: \(missing.sorted().prefix(20))")
         await server.stop()
     }
+
+    @Test("what a device publishes reaches AWS in the order it published, through the broker")
+    func order() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let moto = try MotoPeer.url().absoluteString
+        let account = MotoPeer.Account()
+        let environment = ["AWS_ACCESS_KEY_ID": "AKIACONDUITORDER0001", "AWS_SECRET_ACCESS_KEY": "moto", "AWS_ENDPOINT_URL_STS": moto]
+        func conduit(_ arguments: String...) async throws -> ConduitExecutable.Result {
+            try await ConduitExecutable.run(Array(arguments), in: directory, environment: environment)
+        }
+        let id = "ordered-\(UUID().uuidString.prefix(6).lowercased())"
+        let created = try await conduit("devices", "create", "--id", id, "--name", "Ordered", "--label", "fleet")
+        let secret = try #require(created.stdout.split(separator: "\t").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+        #expect(try await conduit("devices", "accept", id).status == 0)
+        #expect(
+            try await conduit(
+                "integrations", "create", "--name", "ordered", "--region", "us-east-1", "--endpoint-url", moto, "--role-arn", account.roleARN,
+                "--external-id", "conduit-test", "--label", "fleet", "--uplink-topic", "ordered/{deviceId}"
+            ).status == 0
+        )
+        let (server, _) = try await ConduitServer.start(["--http-port", "0"], in: directory, environment: environment)
+        let mqtt = try #require(server.mqttPort)
+        // mosquitto_pub -l: one connection, a message per line, QoS 1, as fast as the broker acknowledges.
+        let lines = (0..<300).map { "n-\($0)" }.joined(separator: "\n") + "\n"
+        let input = directory.appendingPathComponent("lines")
+        try Data(lines.utf8).write(to: input)
+        let published = try await Subprocess.run(
+            ["sh", "-c", "mosquitto_pub -h 127.0.0.1 -p \(mqtt) -i \(id) -u \(id) -P \(secret) -q 1 -t devices/\(id)/up -l < \(input.path)"], timeout: 60
+        )
+        #expect(published.status == 0, "\(published.stderr)")
+        var arrived: [String] = []
+        for _ in 0..<300 {
+            arrived = try MotoPeer.recordedPublishes().filter { $0.topic == "ordered/\(id)" }.map { String(decoding: $0.payload, as: UTF8.self) }
+            if arrived.count >= 300 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(arrived == (0..<300).map { "n-\($0)" })
+        await server.stop()
+    }
 }

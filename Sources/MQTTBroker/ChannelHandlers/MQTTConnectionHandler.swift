@@ -409,13 +409,18 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         }
         let principal = connected.principal
         let clientIdentifier = connected.clientIdentifier
-        let stored = context.eventLoop.makePromise(of: MQTTPublishVerdict.self)
-        stored.completeWithTask {
-            try await observer.messagePublished(principal: principal, clientIdentifier: clientIdentifier, message: message)
-        }
         let previous = self.acknowledgementTail ?? context.eventLoop.makeSucceededVoidFuture()
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let verdict = previous.flatMap { stored.futureResult }
+        let eventLoop = context.eventLoop
+        // One message at a time per connection: the hub stores them (and queues them for AWS) in
+        // the order the client sent them, as MQTT orders a publisher's messages.
+        let verdict = previous.flatMap {
+            let stored = eventLoop.makePromise(of: MQTTPublishVerdict.self)
+            stored.completeWithTask {
+                try await observer.messagePublished(principal: principal, clientIdentifier: clientIdentifier, message: message)
+            }
+            return stored.futureResult
+        }
         let tail = verdict.map { _ in }
         self.acknowledgementTail = tail
         self.pendingStores += 1

@@ -31,9 +31,12 @@ final class MQTTBenchClient: ChannelInboundHandler {
     // mosquitto (and AWS IoT) default to 20 unacknowledged publishes per client: stay within it.
     private let window = 20
     private var payloadTemplate: [UInt8] = []
+    /// The password to connect with (the user name is the client id), for brokers that ask.
+    private let password: String?
 
-    init(role: Role, qos: MQTTQoS, clientIdentifier: String, eventLoop: any EventLoop) {
+    init(role: Role, qos: MQTTQoS, clientIdentifier: String, password: String? = nil, eventLoop: any EventLoop) {
         self.role = role
+        self.password = password
         self.qos = qos
         self.clientIdentifier = clientIdentifier
         self.connected = eventLoop.makePromise()
@@ -45,7 +48,14 @@ final class MQTTBenchClient: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
-        self.write(.connect(MQTTConnectPacket(version: .v3_1_1, clientIdentifier: self.clientIdentifier, cleanStart: true, keepAlive: 120)))
+        self.write(
+            .connect(
+                MQTTConnectPacket(
+                    version: .v3_1_1, clientIdentifier: self.clientIdentifier, cleanStart: true, keepAlive: 120,
+                    username: self.password.map { _ in self.clientIdentifier }, password: self.password.map { ByteBuffer(string: $0) }
+                )
+            )
+        )
         context.flush()
     }
 

@@ -1,0 +1,193 @@
+import AWS
+import ArgumentParser
+import Dispatch
+import Foundation
+import Hub
+import Hummingbird
+import Logging
+import MQTT
+import MQTTBroker
+import NIOCore
+import NIOPosix
+import Store
+import Synchronization
+
+/// `conduit bench uplink`: devices publish through Conduit's broker; Conduit stores each message
+/// with its outbox row and forwards it to a local HTTP sink that answers as iot-data Publish
+/// does. Prints forwarded messages per second and the latency Conduit adds, device to AWS.
+struct UplinkBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "uplink",
+        abstract: "Devices publish through the broker to a local stand-in of iot-data Publish; print msg/s and latency.",
+        discussion: """
+            Everything runs in this process on loopback: a fresh SQLite store in a temporary folder, the broker
+            with device authentication, the forwarder, and the sink. The latency is from the device's write to
+            the sink's read of the same message (both clocks are this process's), so it includes the broker,
+            the store's transaction, the outbox and the HTTPS-less publish to the sink.
+            """
+    )
+
+    @Option(help: "Devices publishing at once.") var devices = 10
+    @Option(help: "Messages each device publishes.") var messages = 1000
+    @Option(help: "Payload size in bytes (at least 8: the timestamp).") var size = 64
+    @Option(help: "raw or envelope.") var payloadFormat = "raw"
+    @Option(help: "Give up after this many seconds.") var timeout = 300.0
+
+    func validate() throws {
+        guard (1...1000).contains(self.devices) else { throw ValidationError("--devices: 1 to 1000") }
+        guard self.messages >= 1 else { throw ValidationError("--messages: at least 1") }
+        guard (8...65536).contains(self.size) else { throw ValidationError("--size: 8 to 65536") }
+        guard ["raw", "envelope"].contains(self.payloadFormat) else { throw ValidationError("--payload-format: raw or envelope") }
+    }
+
+    func run() async throws {
+        LogOutput.bootstrap(level: .warning, format: .text)
+        let total = self.devices * self.messages
+        let sink = PublishSink(expected: total)
+        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let server = Task { try await sink.run { portContinuation.yield($0) } }
+        defer { server.cancel() }
+        var ports = portStream.makeAsyncIterator()
+        guard let sinkPort = await ports.next() else { throw ValidationError("the sink did not start") }
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-bench-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try await SQLStore.open(.sqlite(path: directory.appendingPathComponent("conduit.sqlite").path), logger: Logger(label: "bench.store"))
+        try await store.migrate()
+        let hub = Hub(store: store, logger: Logger(label: "bench.hub"), messageHistoryLimit: 1000, uplinkBacklogLimit: 10_000_000)
+        let tenant = try await hub.access.ensureDefaultTenant()
+        let admin = Principal(tenantID: tenant.id, role: .admin, actor: "bench")
+        var draft = IntegrationDraft()
+        draft.name = "sink"
+        draft.region = "us-east-1"
+        draft.endpointURL = .some("http://127.0.0.1:\(sinkPort)")
+        draft.credentials = .init(accessKeyID: "AKIACONDUITBENCH0001", secretAccessKey: "bench")
+        draft.policy = .init(perThing: true)
+        draft.payloadFormat = self.payloadFormat
+        draft.bind = .init(labels: ["bench"])
+        _ = try await hub.integrations.create(draft, by: admin)
+        var secrets: [String] = []
+        for index in 0..<self.devices {
+            let created = try await hub.devices.create(.init(id: "bench-\(index)", name: "Bench \(index)", labels: ["bench"]), by: admin)
+            _ = try await hub.devices.perform(.accept, on: "bench-\(index)", by: admin)
+            secrets.append(created.secret)
+        }
+
+        let access = DeviceBrokerAccess(hub: hub)
+        let broker = MQTTBroker(
+            configuration: MQTTBrokerConfiguration(host: "127.0.0.1", port: 0), authenticator: access, authorizer: access, observer: access,
+            logger: Logger(label: "bench.mqtt")
+        )
+        let brokerPort = try await broker.start()
+        let forwarder = UplinkForwarder(hub: hub)
+        let forwarding = Task { await forwarder.run() }
+        defer { forwarding.cancel() }
+
+        let group = MultiThreadedEventLoopGroup.singleton
+        var publishers: [(any Channel, MQTTBenchClient)] = []
+        for index in 0..<self.devices {
+            let eventLoop = group.next()
+            let client = MQTTBenchClient(
+                role: .publisher(topic: "devices/bench-\(index)/up", count: self.messages, size: self.size), qos: .atLeastOnce,
+                clientIdentifier: "bench-\(index)", password: secrets[index], eventLoop: eventLoop
+            )
+            let channel = try await ClientBootstrap(group: eventLoop)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(MQTTPacketDecoder(version: .v3_1_1)))
+                        try channel.pipeline.syncOperations.addHandler(client)
+                    }
+                }
+                .connect(host: "127.0.0.1", port: brokerPort).get()
+            try await client.connected.futureResult.get()
+            publishers.append((channel, client))
+        }
+        let started = DispatchTime.now().uptimeNanoseconds
+        for (channel, client) in publishers { channel.eventLoop.execute { client.startPublishing() } }
+        // When the broker acknowledged the last message: every one stored with its outbox row by then.
+        let finished = publishers.map { $0.1.finished.futureResult }
+        let acknowledged = Task {
+            for future in finished { try await future.get() }
+            return DispatchTime.now().uptimeNanoseconds
+        }
+        let arrived = await sink.waitForAll(timeout: self.timeout)
+        let ingestedAt = try? await acknowledged.value
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        for (channel, _) in publishers { try? await channel.close() }
+        await broker.shutdown()
+        await store.shutdown()
+
+        let latencies = sink.latencies.sorted()
+        func percentile(_ p: Double) -> Double {
+            guard !latencies.isEmpty else { return .nan }
+            return Double(latencies[max(0, min(latencies.count - 1, Int((Double(latencies.count) * p).rounded(.up)) - 1))]) / 1e6
+        }
+        print("devices \(self.devices) x \(self.messages) messages of \(self.size) B, QoS 1, \(self.payloadFormat), SQLite")
+        if let ingestedAt {
+            let ingest = Double(ingestedAt - started) / 1e9
+            print(String(format: "taken by the broker (stored with their outbox rows): %d in %.2f s: %.0f msg/s", total, ingest, Double(total) / ingest))
+        }
+        print(String(format: "forwarded to the sink: %d/%d in %.2f s: %.0f msg/s%@", arrived, total, elapsed, Double(arrived) / elapsed, arrived < total ? " (timed out)" : ""))
+        print(String(format: "latency device -> AWS, ms: p50 %.1f  p99 %.1f  max %.1f", percentile(0.5), percentile(0.99), percentile(1)))
+        print("messages out of order per device: \(sink.outOfOrder)")
+    }
+}
+
+/// A local stand-in for iot-data Publish: answers 200 `{}` to `POST /topics/...` (and to the
+/// DescribeEndpoint an integration makes when it is created), and times each message's arrival
+/// against the timestamp the bench client put in its first 8 bytes.
+final class PublishSink: Sendable {
+    private struct State {
+        var latencies: [UInt64] = []
+        var arrived = 0
+        var lastStamp: [String: UInt64] = [:]
+        var outOfOrder = 0
+    }
+    let expected: Int
+    private let state = Mutex(State())
+
+    init(expected: Int) {
+        self.expected = expected
+    }
+
+    var latencies: [UInt64] { self.state.withLock { $0.latencies } }
+    var outOfOrder: Int { self.state.withLock { $0.outOfOrder } }
+
+    func run(onRunning: @escaping @Sendable (Int) async -> Void) async throws {
+        let router = Router()
+        router.get("/endpoint") { _, _ in #"{"endpointAddress": "bench-ats.iot.us-east-1.amazonaws.com"}"# }
+        router.post("/topics/**") { request, context -> HTTPResponse.Status in
+            var request = request
+            let body = try await request.collectBody(upTo: 1 << 20)
+            let now = DispatchTime.now().uptimeNanoseconds
+            let topic = request.uri.path
+            let stamp = body.getInteger(at: body.readerIndex, as: UInt64.self) ?? 0
+            self.state.withLock { state in
+                state.arrived += 1
+                if stamp > 0 && stamp <= now { state.latencies.append(now - stamp) }
+                if let last = state.lastStamp[topic], stamp < last { state.outOfOrder += 1 }
+                state.lastStamp[topic] = stamp
+            }
+            return .ok
+        }
+        var logger = Logger(label: "conduit.bench.sink")
+        logger.logLevel = .critical
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger
+        )
+        try await app.runService()
+    }
+
+    /// Waits until every expected message arrived or `timeout` seconds pass; returns how many did.
+    func waitForAll(timeout: Double) async -> Int {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while ContinuousClock.now < deadline {
+            let arrived = self.state.withLock { $0.arrived }
+            if arrived >= self.expected { return arrived }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return self.state.withLock { $0.arrived }
+    }
+}
