@@ -63,7 +63,12 @@ final class AWSQuotaProxy: Sendable {
             router.on("**", method: method) { request, context in try await proxy.forward(request, context: context) }
         }
         router.on("/", method: .post) { request, context in try await proxy.forward(request, context: context) }
-        var logger = Logger(label: "conduit.bench.proxy")
+        try await Self.serve(router, label: "conduit.bench.proxy", onRunning: onRunning)
+    }
+
+    /// Serves a bench's local endpoint on a free loopback port until cancelled.
+    static func serve(_ router: Router<BasicRequestContext>, label: String, onRunning: @escaping @Sendable (Int) async -> Void) async throws {
+        var logger = Logger(label: label)
         // It stops by cancellation when the bench is done, which the server would report as an error.
         logger.logLevel = .critical
         let app = Application(

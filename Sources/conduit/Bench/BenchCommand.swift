@@ -92,8 +92,17 @@ struct MQTTBench: AsyncParsableCommand {
     }
 
     private func connect(_ group: any EventLoopGroup, role: MQTTBenchClient.Role, qos: MQTTQoS, id: String) async throws -> (any Channel, MQTTBenchClient) {
+        try await MQTTBenchClient.connect(group, host: self.host, port: self.port, role: role, qos: qos, id: id)
+    }
+}
+
+extension MQTTBenchClient {
+    /// A bench client connected to `host:port` (CONNACK received).
+    static func connect(
+        _ group: any EventLoopGroup, host: String, port: Int, role: Role, qos: MQTTQoS, id: String, password: String? = nil
+    ) async throws -> (any Channel, MQTTBenchClient) {
         let eventLoop = group.next()
-        let client = MQTTBenchClient(role: role, qos: qos, clientIdentifier: id, eventLoop: eventLoop)
+        let client = MQTTBenchClient(role: role, qos: qos, clientIdentifier: id, password: password, eventLoop: eventLoop)
         let channel = try await ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -102,7 +111,7 @@ struct MQTTBench: AsyncParsableCommand {
                     try channel.pipeline.syncOperations.addHandler(client)
                 }
             }
-            .connect(host: self.host, port: self.port).get()
+            .connect(host: host, port: port).get()
         try await client.connected.futureResult.get()
         return (channel, client)
     }

@@ -86,22 +86,13 @@ struct UplinkBench: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup.singleton
         var publishers: [(any Channel, MQTTBenchClient)] = []
         for index in 0..<self.devices {
-            let eventLoop = group.next()
-            let client = MQTTBenchClient(
-                role: .publisher(topic: "devices/bench-\(index)/up", count: self.messages, size: self.size), qos: .atLeastOnce,
-                clientIdentifier: "bench-\(index)", password: secrets[index], eventLoop: eventLoop
+            publishers.append(
+                try await MQTTBenchClient.connect(
+                    group, host: "127.0.0.1", port: brokerPort,
+                    role: .publisher(topic: "devices/bench-\(index)/up", count: self.messages, size: self.size), qos: .atLeastOnce,
+                    id: "bench-\(index)", password: secrets[index]
+                )
             )
-            let channel = try await ClientBootstrap(group: eventLoop)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(MQTTPacketDecoder(version: .v3_1_1)))
-                        try channel.pipeline.syncOperations.addHandler(client)
-                    }
-                }
-                .connect(host: "127.0.0.1", port: brokerPort).get()
-            try await client.connected.futureResult.get()
-            publishers.append((channel, client))
         }
         let started = DispatchTime.now().uptimeNanoseconds
         for (channel, client) in publishers { channel.eventLoop.execute { client.startPublishing() } }
@@ -171,13 +162,7 @@ final class PublishSink: Sendable {
             }
             return .ok
         }
-        var logger = Logger(label: "conduit.bench.sink")
-        logger.logLevel = .critical
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger
-        )
-        try await app.runService()
+        try await AWSQuotaProxy.serve(router, label: "conduit.bench.sink", onRunning: onRunning)
     }
 
     /// Waits until every expected message arrived or `timeout` seconds pass; returns how many did.
