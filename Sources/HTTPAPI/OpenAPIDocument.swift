@@ -117,6 +117,44 @@ paths:
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "404": {$ref: "#/components/responses/NotFound"}
+  /v1/devices/{id}/downlinks:
+    parameters:
+      - {$ref: "#/components/parameters/deviceId"}
+    post:
+      summary: Queue a downlink for the device (operator)
+      description: "Delivered on `devices/{id}/down` at QoS 1 at once when the device is subscribed, else when it next subscribes; removed from the queue when the device acknowledges it. MQTT 5.0 devices see `confirmed` and `port` as user properties."
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [payload_raw]
+              additionalProperties: false
+              properties:
+                payload_raw: {type: string, contentEncoding: base64, description: "The bytes the device receives, base64; at most 128 KB decoded."}
+                confirmed: {type: boolean, default: false}
+                port: {type: integer, minimum: 0, maximum: 255}
+      responses:
+        "201": {description: "Queued.", content: {application/json: {schema: {$ref: "#/components/schemas/Downlink"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {description: "`device_not_accepted`: downlinks are for accepted devices.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+    get:
+      summary: The device's downlink queue, oldest first (any role)
+      responses:
+        "200": {description: "The queue.", content: {application/json: {schema: {$ref: "#/components/schemas/DownlinkList"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "404": {$ref: "#/components/responses/NotFound"}
+    delete:
+      summary: Empty the device's downlink queue (operator)
+      responses:
+        "204": {description: "Emptied."}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
   /v1/devices/{id}/accept:
     parameters:
       - {$ref: "#/components/parameters/deviceId"}
@@ -383,6 +421,22 @@ components:
       properties:
         items: {type: array, items: {$ref: "#/components/schemas/Event"}}
         nextCursor: {type: [string, "null"]}
+    Downlink:
+      type: object
+      required: [id, payload_raw, confirmed, source, createdAt]
+      properties:
+        id: {type: string}
+        payload_raw: {type: string, contentEncoding: base64}
+        confirmed: {type: boolean}
+        port: {type: integer}
+        source: {type: string, description: "Who queued it: `token:<id>`, `cli`, or `aws:<integration id>`."}
+        createdAt: {type: string, format: date-time}
+    DownlinkList:
+      type: object
+      required: [items, nextCursor]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/Downlink"}}
+        nextCursor: {type: "null"}
     Message:
       type: object
       required: [topic, payload, qos, retain, receivedAt]

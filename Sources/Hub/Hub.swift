@@ -1,13 +1,19 @@
 import Crypto
 import Foundation
 import Logging
+import MQTTBroker
 import Store
 import Synchronization
 
-/// Closes a device's live connections; the broker, once it runs.
+/// The broker as the hub sees it, once it runs: it closes devices' connections and carries
+/// messages to them.
 public protocol DeviceConnectionControl: Sendable {
     /// Ends the device's connection and session, if it has one.
     func disconnectDevice(_ deviceID: String)
+    /// Sends a message to whoever subscribed to its topic (a downlink to its device).
+    func send(_ message: MQTTBrokerMessage)
+    /// The delivery ids of the messages the device's session holds already.
+    func pendingDeliveryIDs(_ deviceID: String) -> Set<Int>
 }
 
 /// The domain: the registry, access control and the event log over one store.
@@ -60,11 +66,14 @@ public final class Hub: Sendable {
         control?.disconnectDevice(deviceID)
     }
 
+    var broker: (any DeviceConnectionControl)? { self.connectionControl.withLock { $0 } }
+
     public var access: AccessControl { AccessControl(hub: self) }
     public var devices: DeviceRegistry { DeviceRegistry(hub: self) }
     public var events: EventLog { EventLog(hub: self) }
     public var messages: MessageHistory { MessageHistory(hub: self) }
     public var integrations: Integrations { Integrations(hub: self) }
+    public var downlinks: Downlinks { Downlinks(hub: self) }
 
     /// The time now, at the precision the store keeps.
     func now() -> Date { self.clock().truncatedToStorePrecision }

@@ -48,6 +48,15 @@ public protocol MQTTPublishObserver: Sendable {
     func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws -> MQTTPublishVerdict
 }
 
+/// Hears when a client can take messages meant for it, and when it acknowledged one the hub
+/// marked with a delivery id: the two ends of a durable downlink queue.
+public protocol MQTTDeliveryObserver: Sendable {
+    /// The client subscribed to these filters (its SUBACK is on its way).
+    func clientSubscribed(clientIdentifier: String, principal: String, filters: [String])
+    /// The client acknowledged (PUBACK, or PUBCOMP for QoS 2) the message with this delivery id.
+    func messageDelivered(clientIdentifier: String, deliveryID: Int)
+}
+
 /// Lets anyone connect, as its client id, and use any topic: mosquitto's `allow_anonymous true`.
 public struct MQTTAllowAll: MQTTAuthenticator, MQTTAuthorizer {
     public init() {}

@@ -18,6 +18,7 @@ public final class MQTTBroker: @unchecked Sendable {
     let authenticator: any MQTTAuthenticator
     let authorizer: any MQTTAuthorizer
     let observer: (any MQTTPublishObserver)?
+    let deliveryObserver: (any MQTTDeliveryObserver)?
     let logger: Logger
     let eventLoopGroup: any EventLoopGroup
     let metrics: Metrics
@@ -49,12 +50,14 @@ public final class MQTTBroker: @unchecked Sendable {
     public init(
         configuration: MQTTBrokerConfiguration = .init(), authenticator: any MQTTAuthenticator = MQTTAllowAll(),
         authorizer: any MQTTAuthorizer = MQTTAllowAll(), observer: (any MQTTPublishObserver)? = nil,
+        deliveryObserver: (any MQTTDeliveryObserver)? = nil,
         logger: Logger = Logger(label: "conduit.mqtt"), eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.configuration = configuration
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.observer = observer
+        self.deliveryObserver = deliveryObserver
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.metrics = Metrics()
@@ -181,6 +184,15 @@ public final class MQTTBroker: @unchecked Sendable {
     /// Publishes a message from the hub itself (a downlink), as if a client had.
     public func publish(_ message: MQTTBrokerMessage) {
         self.lock.withLock { self.route(message) }
+    }
+
+    /// The delivery ids of the messages the client's session holds (queued or in flight): what
+    /// the hub need not send it again.
+    public func pendingDeliveryIDs(clientIdentifier: String) -> Set<Int> {
+        self.lock.withLock {
+            guard let session = self.sessions[clientIdentifier] else { return [] }
+            return Set(session.inflight.values.compactMap(\.message.deliveryID) + session.queue.compactMap(\.message.deliveryID))
+        }
     }
 
     /// The subject CN of a certificate, DER.
@@ -577,12 +589,13 @@ public final class MQTTBroker: @unchecked Sendable {
 
     /// PUBACK, PUBREC or PUBCOMP from the client for a message the broker sent.
     func acknowledged(_ packet: MQTTPacket, clientIdentifier: String, connection: ObjectIdentifier) -> [MQTTPacket] {
-        self.lock.withLock {
+        var delivered: Int?
+        let replies: [MQTTPacket] = self.lock.withLock {
             guard let session = self.session(clientIdentifier, connection) else { return [] }
             switch packet {
             case .puback(let ack):
                 guard session.inflight[ack.packetIdentifier]?.qos == .atLeastOnce else { return [] }
-                _ = session.removeInflight(ack.packetIdentifier)
+                delivered = session.removeInflight(ack.packetIdentifier)?.message.deliveryID
                 self.drain(session)
                 return []
             case .pubrec(let ack):
@@ -600,13 +613,15 @@ public final class MQTTBroker: @unchecked Sendable {
                 return [.pubrel(MQTTAckPacket(packetIdentifier: ack.packetIdentifier))]
             case .pubcomp(let ack):
                 guard session.inflight[ack.packetIdentifier]?.released == true else { return [] }
-                _ = session.removeInflight(ack.packetIdentifier)
+                delivered = session.removeInflight(ack.packetIdentifier)?.message.deliveryID
                 self.drain(session)
                 return []
             default:
                 return []
             }
         }
+        if let delivered { self.deliveryObserver?.messageDelivered(clientIdentifier: clientIdentifier, deliveryID: delivered) }
+        return replies
     }
 
     // MARK: Subscriptions

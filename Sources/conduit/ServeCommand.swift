@@ -160,7 +160,7 @@ struct ServeCommand: AsyncParsableCommand {
             } else {
                 let access = DeviceBrokerAccess(hub: hub)
                 broker = MQTTBroker(
-                    configuration: brokerConfiguration, authenticator: access, authorizer: access, observer: access,
+                    configuration: brokerConfiguration, authenticator: access, authorizer: access, observer: access, deliveryObserver: access,
                     logger: Logger(label: "conduit.mqtt")
                 )
             }

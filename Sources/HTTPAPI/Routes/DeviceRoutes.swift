@@ -1,3 +1,4 @@
+import Foundation
 import Hub
 import Hummingbird
 import Store
@@ -14,6 +15,9 @@ struct DeviceRoutes {
         group.delete("devices/{id}", use: self.delete)
         group.post("devices/{id}/secret", use: self.rotateSecret)
         group.get("devices/{id}/messages", use: self.messages)
+        group.post("devices/{id}/downlinks", use: self.queueDownlink)
+        group.get("devices/{id}/downlinks", use: self.downlinks)
+        group.delete("devices/{id}/downlinks", use: self.clearDownlinks)
         for action in LifecycleAction.allCases {
             group.post("devices/{id}/\(action.rawValue)") { request, context in
                 try await self.perform(action, request: request, context: context)
@@ -97,6 +101,31 @@ struct DeviceRoutes {
             deviceID: try context.parameters.require("id"), page: try request.pageRequest(), by: principal
         )
         return ListRepresentation(items: page.items.map(MessageRepresentation.init), nextCursor: page.nextCursor)
+    }
+
+    @Sendable func queueDownlink(_ request: Request, context: ConduitRequestContext) async throws -> EditedResponse<DownlinkRepresentation> {
+        let principal = try context.requirePrincipal()
+        try principal.require(.operator, to: "queueing downlinks")
+        let body = try await JSONBody(request: request, context: context, allowed: ["payload_raw", "confirmed", "port"])
+        let encoded = try body.requiredString("payload_raw")
+        guard let payload = Data(base64Encoded: encoded) else { throw HubError.invalidField("payload_raw", "must be base64") }
+        let downlink = try await self.hub.downlinks.queue(
+            .init(payload: payload, confirmed: try body.bool("confirmed") ?? false, port: try body.int("port")),
+            to: try context.parameters.require("id"), by: principal
+        )
+        return EditedResponse(status: .created, response: DownlinkRepresentation(downlink))
+    }
+
+    @Sendable func downlinks(_ request: Request, context: ConduitRequestContext) async throws -> ListRepresentation<DownlinkRepresentation> {
+        let principal = try context.requirePrincipal()
+        let queued = try await self.hub.downlinks.list(deviceID: try context.parameters.require("id"), by: principal)
+        return ListRepresentation(items: queued.map(DownlinkRepresentation.init), nextCursor: nil)
+    }
+
+    @Sendable func clearDownlinks(_ request: Request, context: ConduitRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        _ = try await self.hub.downlinks.clear(deviceID: try context.parameters.require("id"), by: principal)
+        return Response(status: .noContent)
     }
 
     func perform(_ action: LifecycleAction, request: Request, context: ConduitRequestContext) async throws -> DeviceRepresentation {

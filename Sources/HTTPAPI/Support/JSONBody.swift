@@ -53,6 +53,15 @@ struct JSONBody {
         }
     }
 
+    /// A whole number.
+    func int(_ key: String) throws -> Int? {
+        switch self.fields[key] {
+        case nil, .null: return nil
+        case .number(let value) where value.rounded() == value && abs(value) < 1e15: return Int(value)
+        case let other?: throw HubError.invalidField(self.prefix + key, "must be a whole number, not \(other.typeName)")
+        }
+    }
+
     /// Present and null: the caller asks to clear the field.
     func isNull(_ key: String) -> Bool { self.fields[key] == .null }
 

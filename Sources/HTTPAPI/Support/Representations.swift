@@ -98,3 +98,22 @@ struct ListRepresentation<Item: Encodable & Sendable>: ResponseEncodable {
         try container.encode(self.nextCursor, forKey: .nextCursor)
     }
 }
+
+/// A queued downlink, in Helium's words: `payload_raw` is base64.
+struct DownlinkRepresentation: ResponseEncodable {
+    let id: String
+    let payload_raw: String
+    let confirmed: Bool
+    let port: Int?
+    let source: String
+    let createdAt: Date
+
+    init(_ downlink: Downlink) {
+        self.id = String(downlink.sequence)
+        self.payload_raw = downlink.payload.base64EncodedString()
+        self.confirmed = downlink.confirmed
+        self.port = downlink.port
+        self.source = downlink.source
+        self.createdAt = downlink.createdAt
+    }
+}

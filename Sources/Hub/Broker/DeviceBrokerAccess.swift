@@ -8,7 +8,7 @@ import Store
 /// The broker's view of the registry: devices connect with client id = username = device id and
 /// password = device secret, only while accepted, and use only their own topics; what they
 /// publish under `devices/{id}/` is stored in their message history before it is acknowledged.
-public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublishObserver {
+public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublishObserver, MQTTDeliveryObserver {
     let hub: Hub
 
     public init(hub: Hub) {
@@ -89,8 +89,32 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
     }
 }
 
+extension DeviceBrokerAccess {
+    /// A device subscribed to its downlink topic: what waits in its queue goes out now.
+    public func clientSubscribed(clientIdentifier: String, principal: String, filters: [String]) {
+        let topic = Downlinks.topic(principal)
+        guard filters.contains(where: { MQTTTopic.matches(filter: $0, topic: topic) }) else { return }
+        let hub = self.hub
+        Task { await hub.downlinks.sendPending(to: principal) }
+    }
+
+    /// The device acknowledged a downlink: it leaves the queue.
+    public func messageDelivered(clientIdentifier: String, deliveryID: Int) {
+        let hub = self.hub
+        Task { await hub.downlinks.delivered(deviceID: clientIdentifier, sequence: deliveryID) }
+    }
+}
+
 extension MQTTBroker: DeviceConnectionControl {
     public func disconnectDevice(_ deviceID: String) {
         self.disconnect(clientIdentifier: deviceID, reason: .notAuthorized)
+    }
+
+    public func send(_ message: MQTTBrokerMessage) {
+        self.publish(message)
+    }
+
+    public func pendingDeliveryIDs(_ deviceID: String) -> Set<Int> {
+        self.pendingDeliveryIDs(clientIdentifier: deviceID)
     }
 }

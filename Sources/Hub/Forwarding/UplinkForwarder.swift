@@ -119,6 +119,10 @@ public final class UplinkForwarder: Sendable {
             let client = try self.hub.connections.dataClient(for: integration)
             var device: Device?
             var loadedDevice = false
+            // What AWS took is removed a batch at a time (and before any wait): a crash may send
+            // up to a batch again, which at-least-once allows; it never loses one.
+            var taken: [OutboxMessage] = []
+            defer { if !taken.isEmpty { Task { [taken] in try? await self.remove(taken, key: key) } } }
             while !Task.isCancelled {
                 let messages = try await session.outbox.next(integrationID: key.integrationID, deviceID: key.deviceID, limit: self.configuration.batch)
                 if messages.isEmpty { break }
@@ -142,10 +146,11 @@ public final class UplinkForwarder: Sendable {
                         try await self.drop(message, reason: error.description)
                         continue
                     }
-                    try await session.outbox.delete(sequence: message.sequence)
-                    self.hub.uplinkBacklog.removed(from: key.integrationID)
+                    taken.append(message)
                     self.state.withLock { _ = $0.failures.removeValue(forKey: key) }
                 }
+                try await self.remove(taken, key: key)
+                taken = []
             }
         } catch {
             if Task.isCancelled { return }
@@ -162,6 +167,13 @@ public final class UplinkForwarder: Sendable {
                 metadata: [LogKey.deviceID: "\(key.deviceID)", LogKey.integrationID: "\(key.integrationID)", "error": "\(error)", "conduit.retry_in": "\(delay)"]
             )
         }
+    }
+
+    /// Removes messages AWS took, oldest first: the queue's prefix up to the last of them.
+    private func remove(_ messages: [OutboxMessage], key: QueueKey) async throws {
+        guard let last = messages.last else { return }
+        try await self.hub.store.session.outbox.delete(integrationID: key.integrationID, deviceID: key.deviceID, upTo: last.sequence)
+        for _ in messages { self.hub.uplinkBacklog.removed(from: key.integrationID) }
     }
 
     private func hold(_ key: QueueKey, for duration: Duration) {

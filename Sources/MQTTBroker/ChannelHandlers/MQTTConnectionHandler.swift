@@ -516,6 +516,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         // 3.1.1 SUBACK has only 0x80 for a refusal.
         let written = v5 ? final : final.map { $0.isFailure ? .unspecifiedError : $0 }
         self.write([.suback(MQTTSubAckPacket(packetIdentifier: subscribe.packetIdentifier, reasonCodes: written))])
+        let accepted = zip(subscribe.subscriptions, final).filter { !$0.1.isFailure }.map(\.0.topicFilter)
+        if let observer = self.broker.deliveryObserver, !accepted.isEmpty {
+            observer.clientSubscribed(clientIdentifier: connected.clientIdentifier, principal: connected.principal, filters: accepted)
+        }
     }
 
     // MARK: Flow control

@@ -15,11 +15,16 @@ public struct MQTTBrokerMessage: Sendable, Hashable {
     public var expiresAt: NIODeadline?
     /// The client that published it, for No Local; nil when the hub published it.
     public var publisherClientIdentifier: String?
+    /// Set by the hub on a message it must hear was delivered (a downlink): the delivery
+    /// observer is told when a client acknowledges it.
+    public var deliveryID: Int?
 
     public init(
         topic: String, payload: ByteBuffer, qos: MQTTQoS = .atMostOnce, retain: Bool = false,
-        properties: MQTTProperties = .none, expiresAt: NIODeadline? = nil, publisherClientIdentifier: String? = nil
+        properties: MQTTProperties = .none, expiresAt: NIODeadline? = nil, publisherClientIdentifier: String? = nil,
+        deliveryID: Int? = nil
     ) {
+        self.deliveryID = deliveryID
         self.topic = topic
         self.payload = payload
         self.qos = qos

@@ -184,4 +184,5 @@ public struct StoreSession: Sendable {
     public var integrations: IntegrationRepository { IntegrationRepository(session: self) }
     public var awsThings: AWSThingRepository { AWSThingRepository(session: self) }
     public var outbox: OutboxRepository { OutboxRepository(session: self) }
+    public var downlinks: DownlinkRepository { DownlinkRepository(session: self) }
 }

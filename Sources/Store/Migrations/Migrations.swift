@@ -144,5 +144,22 @@ extension Migration {
                 "CREATE INDEX outbox_device_seq ON outbox (integration_id, device_id, seq)",
             ]
         },
+        Migration(version: 5, name: "downlink queue") { dialect in
+            [
+                """
+                CREATE TABLE downlinks (
+                    seq \(dialect.identityPrimaryKey),
+                    tenant_id TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    confirmed INTEGER NOT NULL,
+                    port INTEGER,
+                    source TEXT NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX downlinks_device_seq ON downlinks (device_id, seq)",
+            ]
+        },
     ]
 }

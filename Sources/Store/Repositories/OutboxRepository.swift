@@ -41,6 +41,16 @@ public struct OutboxRepository: Sendable {
         ).all().map(Self.message)
     }
 
+    /// Removes a device's messages for an integration up to and including `sequence`.
+    public func delete(integrationID: String, deviceID: String, upTo sequence: Int) async throws {
+        try await self.session.sql.raw(
+            """
+            DELETE FROM outbox WHERE integration_id = \(bind: integrationID) AND device_id = \(bind: deviceID)
+              AND seq <= \(bind: sequence)
+            """
+        ).run()
+    }
+
     /// Removes a message AWS accepted.
     public func delete(sequence: Int) async throws {
         try await self.session.sql.raw("DELETE FROM outbox WHERE seq = \(bind: sequence)").run()

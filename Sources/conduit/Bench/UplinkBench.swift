@@ -153,7 +153,14 @@ final class PublishSink: Sendable {
             let body = try await request.collectBody(upTo: 1 << 20)
             let now = DispatchTime.now().uptimeNanoseconds
             let topic = request.uri.path
-            let stamp = body.getInteger(at: body.readerIndex, as: UInt64.self) ?? 0
+            var stamp = body.getInteger(at: body.readerIndex, as: UInt64.self) ?? 0
+            // An envelope carries the device's bytes in base64.
+            if body.readableBytes > 0, body.getInteger(at: body.readerIndex, as: UInt8.self) == UInt8(ascii: "{"),
+                let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                let payload = (object["payload"] as? String).flatMap({ Data(base64Encoded: $0) }), payload.count >= 8
+            {
+                stamp = payload.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            }
             self.state.withLock { state in
                 state.arrived += 1
                 if stamp > 0 && stamp <= now { state.latencies.append(now - stamp) }
