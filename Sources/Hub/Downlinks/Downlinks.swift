@@ -63,6 +63,84 @@ public struct Downlinks: Sendable {
         return downlink
     }
 
+    /// What became of a downlink that came from AWS.
+    public enum Outcome: Sendable, Equatable {
+        /// Queued for the device.
+        case queued(Downlink)
+        /// `{"clear_queue": true}`: the device's queue was emptied of this many.
+        case cleared(Int)
+        /// Recorded as an event (`downlink.skipped`) and let go: the subscription goes on.
+        case skipped(reason: String)
+    }
+
+    /// Takes a downlink that arrived from AWS on `{downlinkPrefix}/{deviceId}/down`: a JSON object
+    /// `{"payload_raw": base64, "confirmed"?: bool, "port"?: int}`, or `{"clear_queue": true}`. One
+    /// for an unknown device, a device the integration does not provision, or malformed JSON is
+    /// recorded as an event and skipped; it never throws, so it never breaks the subscription
+    /// (a store that is down does throw: the message is then not acknowledged to AWS, which sends
+    /// it again).
+    public func receive(topic: String, payload: [UInt8], from integration: Integration) async throws -> Outcome {
+        let prefix = integration.settings.downlinkPrefix + "/"
+        guard topic.hasPrefix(prefix), topic.hasSuffix("/down") else {
+            return try await self.skip("topic \(topic) is not \(prefix){deviceId}/down", deviceID: nil, integration: integration)
+        }
+        let deviceID = String(topic.dropFirst(prefix.count).dropLast("/down".count))
+        guard Validation.isDeviceID(deviceID),
+            let device = try await self.hub.store.session.devices.get(tenantID: integration.tenantID, id: deviceID),
+            let record = try await self.hub.store.session.awsThings.get(integrationID: integration.id, deviceID: deviceID),
+            record.wanted == .active
+        else {
+            return try await self.skip(
+                "no device '\(deviceID.prefix(128))' provisioned in this integration", deviceID: nil, integration: integration
+            )
+        }
+        struct Body: Decodable {
+            var payload_raw: String?
+            var confirmed: Bool?
+            var port: Int?
+            var clear_queue: Bool?
+        }
+        let request: Request
+        do {
+            let body: Body
+            do {
+                body = try JSONDecoder().decode(Body.self, from: Data(payload))
+            } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+                throw HubError.invalidField(context.codingPath.map(\.stringValue).joined(separator: "."), "has the wrong type")
+            } catch {
+                throw HubError.invalidField("body", "must be a JSON object")
+            }
+            if let clear = body.clear_queue {
+                guard clear, body.payload_raw == nil else { throw HubError.invalidField("clear_queue", "must be true, and alone") }
+                return .cleared(try await self.hub.store.session.downlinks.deleteAll(deviceID: deviceID))
+            }
+            guard let encoded = body.payload_raw else { throw HubError.invalidField("payload_raw", "is required") }
+            guard let bytes = Data(base64Encoded: encoded) else { throw HubError.invalidField("payload_raw", "must be base64") }
+            request = Request(payload: bytes, confirmed: body.confirmed ?? false, port: body.port)
+            try Self.validate(request)
+        } catch let error as HubError {
+            return try await self.skip(error.message, deviceID: deviceID, integration: integration)
+        }
+        let downlink = try await self.hub.store.session.downlinks.append(
+            Downlink(
+                tenantID: device.tenantID, deviceID: deviceID, payload: request.payload, confirmed: request.confirmed, port: request.port,
+                source: "aws:\(integration.id)", createdAt: self.hub.now()
+            )
+        )
+        Counter(label: "conduit_downlinks_queued_total").increment()
+        await self.sendPending(to: deviceID)
+        return .queued(downlink)
+    }
+
+    private func skip(_ reason: String, deviceID: String?, integration: Integration) async throws -> Outcome {
+        Counter(label: "conduit_downlinks_skipped_total").increment()
+        try await self.hub.store.session.events.append(
+            tenantID: integration.tenantID, type: EventType.downlinkSkipped, deviceID: deviceID, actor: "aws:\(integration.id)",
+            data: EventLog.json(["integrationId": integration.id, "reason": reason]), at: self.hub.now()
+        )
+        return .skipped(reason: reason)
+    }
+
     /// The device's queue, oldest first.
     public func list(deviceID: String, by principal: Principal) async throws -> [Downlink] {
         _ = try await self.hub.devices.get(deviceID, by: principal)

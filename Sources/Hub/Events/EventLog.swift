@@ -20,6 +20,7 @@ public enum EventType {
     public static let awsCredentialsIssued = "aws.credentials_issued"
     public static let awsCredentialsRotated = "aws.credentials_rotated"
     public static let uplinkDropped = "uplink.dropped"
+    public static let downlinkSkipped = "downlink.skipped"
 
     /// The event a device's settling in a provisioning state records, if any.
     static func aws(_ state: AWSProvisioningState) -> String? {
@@ -39,7 +40,7 @@ public enum EventType {
         [
             deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, tokenCreated, tokenRevoked, integrationCreated,
             integrationUpdated, integrationDeleted, awsProvisioned, awsDisabled, awsDeprovisioned, awsFailed, awsDriftRepaired,
-            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped,
+            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped, downlinkSkipped,
         ] + LifecycleAction.allCases.map(lifecycle)
     }
 }
