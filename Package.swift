@@ -52,6 +52,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MQTTClient",
+            dependencies: [
+                "MQTT",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "MQTTBroker",
             dependencies: [
                 "MQTT",
@@ -160,6 +170,10 @@ let package = Package(
             ],
             // The paho-mqtt scenarios are run by python3 from their place in the tree.
             exclude: ["Peers"]
+        ),
+        .testTarget(
+            name: "MQTTClientTests",
+            dependencies: ["MQTTClient", "MQTT", "ConduitTesting", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "HubTests",

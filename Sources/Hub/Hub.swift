@@ -34,6 +34,8 @@ public final class Hub: Sendable {
     /// Rung when messages are written to the uplink outbox.
     let uplinkDoorbell = Doorbell()
     let uplinkBacklog: UplinkBacklog
+    /// Devices whose downlink queue is being handed to the broker, and whether another pass was asked for.
+    let downlinkPasses = Mutex<[String: Bool]>([:])
 
     /// - Parameters:
     ///   - secrets: the master key's box. The default is a key of this process only, which is
@@ -74,6 +76,12 @@ public final class Hub: Sendable {
     public var messages: MessageHistory { MessageHistory(hub: self) }
     public var integrations: Integrations { Integrations(hub: self) }
     public var downlinks: Downlinks { Downlinks(hub: self) }
+
+    /// Counts the uplink outbox, so that backlog bounds hold from the first message: call before
+    /// the broker and the forwarder start.
+    public func prepareUplinks() async throws {
+        try await self.uplinkBacklog.load(from: self.store)
+    }
 
     /// The time now, at the precision the store keeps.
     func now() -> Date { self.clock().truncatedToStorePrecision }

@@ -451,6 +451,11 @@ public final class MQTTBroker: @unchecked Sendable {
             if self.fits(.publish(packet), connection) {
                 self.metrics.delivered.increment()
                 connection.write([.publish(packet)])
+                if let deliveryID = message.deliveryID, let observer = self.deliveryObserver {
+                    // At most once is what the client asked for: written is as delivered as it gets.
+                    let client = session.clientIdentifier
+                    Task { observer.messageDelivered(clientIdentifier: client, deliveryID: deliveryID) }
+                }
             }
             return
         }

@@ -73,6 +73,12 @@ struct DownlinkTests {
             #expect(try await Self.queued(http, token, "d1").count == 3)
             #expect(try await ConduitCLITests.http("DELETE", http, "/v1/devices/d1/downlinks", token: token).status == 204)
             #expect(try await Self.queued(http, token, "d1").isEmpty)
+
+            // A deleted device's queue goes with it: a new device of the same id starts empty.
+            #expect(try await ConduitCLITests.http("POST", http, "/v1/devices/d1/downlinks", token: token, json: #"{"payload_raw": "AA=="}"#).status == 201)
+            #expect(try await ConduitCLITests.http("DELETE", http, "/v1/devices/d1", token: token).status == 204)
+            #expect(try await ConduitCLITests.http("POST", http, "/v1/devices", token: token, json: #"{"id": "d1", "name": "again"}"#).status == 201)
+            #expect(try await Self.queued(http, token, "d1").isEmpty)
         }
     }
 }

@@ -19,12 +19,14 @@ public struct MessageHistory: Sendable {
         guard let device = try await session.devices.get(id: deviceID) else { return .accepted }
         try await self.hub.uplinkBacklog.load(from: self.hub.store)
         let integrations = try await session.awsThings.uplinkIntegrations(tenantID: device.tenantID, deviceID: deviceID)
-        let full = integrations.filter { self.hub.uplinkBacklog.isFull($0.id) }
+        let full = Set(integrations.filter { self.hub.uplinkBacklog.isFull($0.id) }.map(\.id))
         if !full.isEmpty && message.qos != .atMostOnce {
             Counter(label: "conduit_uplink_refused_total").increment()
             return .refused(.quotaExceeded)
         }
-        let targets = integrations.filter { !self.hub.uplinkBacklog.isFull($0.id) }
+        // Decided once: a message let through goes to every integration, even one that filled up
+        // meanwhile (the bound is a guard, not a wall); only QoS 0 skips a full one.
+        let targets = message.qos == .atMostOnce ? integrations.filter { !full.contains($0.id) } : integrations
         let record = DeviceMessage(
             tenantID: device.tenantID, deviceID: deviceID, topic: message.topic,
             payload: Data(message.payload.readableBytesView), qos: Int(message.qos.rawValue), retain: message.retain,

@@ -87,6 +87,7 @@ public struct Downlinks: Sendable {
         let deviceID = String(topic.dropFirst(prefix.count).dropLast("/down".count))
         guard Validation.isDeviceID(deviceID),
             let device = try await self.hub.store.session.devices.get(tenantID: integration.tenantID, id: deviceID),
+            device.status == .accepted,
             let record = try await self.hub.store.session.awsThings.get(integrationID: integration.id, deviceID: deviceID),
             record.wanted == .active
         else {
@@ -112,7 +113,7 @@ public struct Downlinks: Sendable {
             }
             if let clear = body.clear_queue {
                 guard clear, body.payload_raw == nil else { throw HubError.invalidField("clear_queue", "must be true, and alone") }
-                return .cleared(try await self.hub.store.session.downlinks.deleteAll(deviceID: deviceID))
+                return .cleared(try await self.hub.store.session.downlinks.deleteAll(tenantID: integration.tenantID, deviceID: deviceID))
             }
             guard let encoded = body.payload_raw else { throw HubError.invalidField("payload_raw", "is required") }
             guard let bytes = Data(base64Encoded: encoded) else { throw HubError.invalidField("payload_raw", "must be base64") }
@@ -144,28 +145,51 @@ public struct Downlinks: Sendable {
     /// The device's queue, oldest first.
     public func list(deviceID: String, by principal: Principal) async throws -> [Downlink] {
         _ = try await self.hub.devices.get(deviceID, by: principal)
-        return try await self.hub.store.session.downlinks.list(deviceID: deviceID, limit: 1000)
+        return try await self.hub.store.session.downlinks.list(tenantID: principal.tenantID, deviceID: deviceID, limit: 1000)
     }
 
     /// Empties the device's queue (operator); returns how many downlinks went.
     public func clear(deviceID: String, by principal: Principal) async throws -> Int {
         try principal.require(.operator, to: "clearing downlinks")
         _ = try await self.hub.devices.get(deviceID, by: principal)
-        return try await self.hub.store.session.downlinks.deleteAll(deviceID: deviceID)
+        return try await self.hub.store.session.downlinks.deleteAll(tenantID: principal.tenantID, deviceID: deviceID)
     }
 
     /// Hands the broker what waits for the device and its session does not hold already; the
     /// broker delivers it if the device is subscribed.
+    ///
+    /// One pass at a time per device (a call during a pass asks for one more after it), so two
+    /// triggers at once cannot send a downlink twice or out of order.
     func sendPending(to deviceID: String) async {
         guard let broker = self.hub.broker else { return }
-        do {
-            let pending = broker.pendingDeliveryIDs(deviceID)
-            for downlink in try await self.hub.store.session.downlinks.list(deviceID: deviceID, limit: 1000)
-            where !pending.contains(downlink.sequence) {
-                broker.send(Self.message(downlink))
+        let first = self.hub.downlinkPasses.withLock { passes -> Bool in
+            if passes[deviceID] != nil {
+                passes[deviceID] = true
+                return false
             }
-        } catch {
-            self.hub.logger.warning("cannot read a downlink queue", metadata: [LogKey.deviceID: "\(deviceID)", "error": "\(error)"])
+            passes[deviceID] = false
+            return true
+        }
+        guard first else { return }
+        repeat {
+            do {
+                if let device = try await self.hub.store.session.devices.get(id: deviceID) {
+                    let pending = broker.pendingDeliveryIDs(deviceID)
+                    for downlink in try await self.hub.store.session.downlinks.list(tenantID: device.tenantID, deviceID: deviceID, limit: 1000)
+                    where !pending.contains(downlink.sequence) {
+                        broker.send(Self.message(downlink))
+                    }
+                }
+            } catch {
+                self.hub.logger.warning("cannot read a downlink queue", metadata: [LogKey.deviceID: "\(deviceID)", "error": "\(error)"])
+            }
+        } while self.hub.downlinkPasses.withLock { passes -> Bool in
+            if passes[deviceID] == true {
+                passes[deviceID] = false
+                return true
+            }
+            passes[deviceID] = nil
+            return false
         }
     }
 
@@ -175,6 +199,8 @@ public struct Downlinks: Sendable {
             if try await self.hub.store.session.downlinks.delete(deviceID: deviceID, sequence: sequence) {
                 Counter(label: "conduit_downlinks_delivered_total").increment()
             }
+            // A queue longer than one pass, or messages a full session dropped, go next.
+            await self.sendPending(to: deviceID)
         } catch {
             // It stays queued and goes again: at least once.
             self.hub.logger.warning("cannot remove a delivered downlink", metadata: [LogKey.deviceID: "\(deviceID)", "error": "\(error)"])

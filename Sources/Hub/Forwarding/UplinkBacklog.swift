@@ -35,9 +35,19 @@ final class UplinkBacklog: Sendable {
         Self.gauge(integrationID).record(count)
     }
 
-    func removed(from integrationID: String) {
+    /// Recounts from the store (rows other nodes forwarded, or a deleted integration's).
+    func recount(from store: SQLStore) async throws {
+        let counted = try await store.session.outbox.countByIntegration()
+        let previous = self.counts.withLock { counts -> [String: Int] in
+            defer { counts = counted }
+            return counts ?? [:]
+        }
+        for integration in Set(previous.keys).union(counted.keys) { Self.gauge(integration).record(counted[integration] ?? 0) }
+    }
+
+    func removed(_ removed: Int, from integrationID: String) {
         let count = self.counts.withLock { counts -> Int in
-            let remaining = max(0, (counts?[integrationID] ?? 0) - 1)
+            let remaining = max(0, (counts?[integrationID] ?? 0) - removed)
             counts?[integrationID] = remaining
             return remaining
         }

@@ -62,13 +62,28 @@ public final class UplinkForwarder: Sendable {
     }
 
     private func dispatch(stopWhenEmpty: Bool, deadline: ContinuousClock.Instant?) async -> Bool {
-        await withDiscardingTaskGroup { group in
+        try? await self.hub.prepareUplinks()
+        var cursor: (integrationID: String, deviceID: String)?
+        var lastRecount = ContinuousClock.now
+        return await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
                 if let deadline, ContinuousClock.now >= deadline { return false }
                 let generation = self.hub.uplinkDoorbell.generation
-                let queues: [(integrationID: String, deviceID: String, oldest: Int)]
+                if ContinuousClock.now - lastRecount > .seconds(60) {
+                    // Another node's forwarding, a deleted integration's rows: the count follows the store.
+                    lastRecount = ContinuousClock.now
+                    try? await self.hub.uplinkBacklog.recount(from: self.hub.store)
+                }
+                var queues: [(integrationID: String, deviceID: String)]
                 do {
-                    queues = try await self.hub.store.session.outbox.queues(limit: self.configuration.concurrency * 4)
+                    let page = self.configuration.concurrency * 4
+                    queues = try await self.hub.store.session.outbox.queues(after: cursor, limit: page)
+                    cursor = queues.count == page ? queues.last : nil
+                    if queues.count < page, !queues.isEmpty || cursor != nil {
+                        // The end of the round: start it over from the beginning too.
+                        let wrapped = try await self.hub.store.session.outbox.queues(after: nil, limit: page - queues.count)
+                        queues += wrapped.filter { head in !queues.contains { $0 == head } }
+                    }
                 } catch {
                     self.logger.warning("cannot read the uplink outbox", metadata: ["error": "\(error)"])
                     queues = []
@@ -122,7 +137,7 @@ public final class UplinkForwarder: Sendable {
             // What AWS took is removed a batch at a time (and before any wait): a crash may send
             // up to a batch again, which at-least-once allows; it never loses one.
             var taken: [OutboxMessage] = []
-            defer { if !taken.isEmpty { Task { [taken] in try? await self.remove(taken, key: key) } } }
+            defer { if !taken.isEmpty { Task { [taken] in try? await self.remove(taken) } } }
             while !Task.isCancelled {
                 let messages = try await session.outbox.next(integrationID: key.integrationID, deviceID: key.deviceID, limit: self.configuration.batch)
                 if messages.isEmpty { break }
@@ -149,7 +164,7 @@ public final class UplinkForwarder: Sendable {
                     taken.append(message)
                     self.state.withLock { _ = $0.failures.removeValue(forKey: key) }
                 }
-                try await self.remove(taken, key: key)
+                try await self.remove(taken)
                 taken = []
             }
         } catch {
@@ -169,11 +184,12 @@ public final class UplinkForwarder: Sendable {
         }
     }
 
-    /// Removes messages AWS took, oldest first: the queue's prefix up to the last of them.
-    private func remove(_ messages: [OutboxMessage], key: QueueKey) async throws {
-        guard let last = messages.last else { return }
-        try await self.hub.store.session.outbox.delete(integrationID: key.integrationID, deviceID: key.deviceID, upTo: last.sequence)
-        for _ in messages { self.hub.uplinkBacklog.removed(from: key.integrationID) }
+    /// Removes the messages AWS took (exactly those: on PostgreSQL a lower sequence may commit
+    /// after a higher one was read).
+    private func remove(_ messages: [OutboxMessage]) async throws {
+        guard let integrationID = messages.first?.integrationID else { return }
+        let removed = try await self.hub.store.session.outbox.delete(sequences: messages.map(\.sequence))
+        self.hub.uplinkBacklog.removed(removed, from: integrationID)
     }
 
     private func hold(_ key: QueueKey, for duration: Duration) {
@@ -193,7 +209,7 @@ public final class UplinkForwarder: Sendable {
                 data: EventLog.json(["integrationId": message.integrationID, "reason": reason, "topic": message.topic]), at: now
             )
         }
-        self.hub.uplinkBacklog.removed(from: message.integrationID)
+        self.hub.uplinkBacklog.removed(1, from: message.integrationID)
     }
 }
 

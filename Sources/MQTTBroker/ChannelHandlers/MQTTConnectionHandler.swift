@@ -41,6 +41,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var acknowledgementTail: EventLoopFuture<Void>?
     /// Messages handed to the observer whose outcome is not known yet.
     private var pendingStores = 0
+    /// Set when the observer refused a message: the messages behind it on this connection are
+    /// refused too, so that none overtakes it, until the chain has drained.
+    private var refusing = false
     private var disconnectedCleanly = false
     /// This connection as the broker knows it, once connected.
     private var handle: MQTTConnectionHandle?
@@ -415,6 +418,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         // One message at a time per connection: the hub stores them (and queues them for AWS) in
         // the order the client sent them, as MQTT orders a publisher's messages.
         let verdict = previous.flatMap {
+            if loopBound.value.refusing { return eventLoop.makeSucceededFuture(MQTTPublishVerdict.refused(.quotaExceeded)) }
             let stored = eventLoop.makePromise(of: MQTTPublishVerdict.self)
             stored.completeWithTask {
                 try await observer.messagePublished(principal: principal, clientIdentifier: clientIdentifier, message: message)
@@ -429,6 +433,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             handler.pendingStores -= 1
             switch result {
             case .success(.accepted):
+                handler.refusing = false
                 markStored()
                 if let ack { handler.acknowledge(ack) }
                 handler.context?.flush()
@@ -436,6 +441,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
                 handler.logger.notice(
                     "message refused", metadata: ["conduit.principal": "\(principal)", "conduit.reason": "\(reason)"]
                 )
+                handler.refusing = handler.pendingStores > 0
                 if publish.qos == .exactlyOnce {
                     // The exchange ends with the refusal: the identifier is free again.
                     _ = handler.broker.releaseQoS2(clientIdentifier: clientIdentifier, connection: handler.identifier, packetIdentifier: identifier)
@@ -443,7 +449,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
                 switch (ack, v5) {
                 case (.puback?, true): handler.acknowledge(.puback(MQTTAckPacket(packetIdentifier: identifier, reasonCode: reason)))
                 case (.pubrec?, true): handler.acknowledge(.pubrec(MQTTAckPacket(packetIdentifier: identifier, reasonCode: reason)))
-                case (_?, false): handler.unacknowledged -= 1
+                case (_?, false):
+                    // 3.1.1 cannot hear a refusal: the connection ends unacknowledged, and the
+                    // client sends the message again, in order, once it is back.
+                    handler.unacknowledged -= 1
+                    handler.close(reason: reason)
                 default: break
                 }
                 handler.context?.flush()

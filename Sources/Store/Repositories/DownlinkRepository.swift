@@ -22,9 +22,12 @@ public struct DownlinkRepository: Sendable {
     }
 
     /// The device's queue, oldest first, at most `limit`.
-    public func list(deviceID: String, limit: Int) async throws -> [Downlink] {
+    public func list(tenantID: String, deviceID: String, limit: Int) async throws -> [Downlink] {
         try await self.session.sql.raw(
-            "SELECT * FROM downlinks WHERE device_id = \(bind: deviceID) ORDER BY seq LIMIT \(bind: limit)"
+            """
+            SELECT * FROM downlinks WHERE tenant_id = \(bind: tenantID) AND device_id = \(bind: deviceID)
+            ORDER BY seq LIMIT \(bind: limit)
+            """
         ).all().map(Self.downlink)
     }
 
@@ -38,8 +41,10 @@ public struct DownlinkRepository: Sendable {
 
     /// Empties the device's queue; returns how many went.
     @discardableResult
-    public func deleteAll(deviceID: String) async throws -> Int {
-        try await self.session.sql.raw("DELETE FROM downlinks WHERE device_id = \(bind: deviceID) RETURNING seq").all().count
+    public func deleteAll(tenantID: String, deviceID: String) async throws -> Int {
+        try await self.session.sql.raw(
+            "DELETE FROM downlinks WHERE tenant_id = \(bind: tenantID) AND device_id = \(bind: deviceID) RETURNING seq"
+        ).all().count
     }
 
     static func downlink(_ row: any SQLRow) throws -> Downlink {

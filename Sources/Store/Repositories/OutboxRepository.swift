@@ -16,18 +16,29 @@ public struct OutboxRepository: Sendable {
         ).run()
     }
 
-    /// The (integration, device) pairs with messages waiting, each with its oldest, oldest first.
-    public func queues(limit: Int) async throws -> [(integrationID: String, deviceID: String, oldest: Int)] {
-        try await self.session.sql.raw(
+    /// The (integration, device) pairs with messages waiting for an active integration, by
+    /// integration and device, after `after` (a cursor that goes round, so that no queue waits
+    /// behind a page of others that cannot move).
+    public func queues(after: (integrationID: String, deviceID: String)?, limit: Int) async throws -> [(integrationID: String, deviceID: String)] {
+        var query = SQLQueryString(
             """
-            SELECT integration_id, device_id, MIN(seq) AS oldest FROM outbox
-            GROUP BY integration_id, device_id ORDER BY oldest LIMIT \(bind: limit)
+            SELECT o.integration_id, o.device_id FROM outbox o JOIN integrations i ON i.id = o.integration_id
+            WHERE i.active = 1 AND i.status = 'active'
             """
-        ).all().map { row in
-            (
-                try row.decode(column: "integration_id", as: String.self), try row.decode(column: "device_id", as: String.self),
-                try row.decode(column: "oldest", as: Int.self)
-            )
+        )
+        if let after {
+            query.appendLiteral(" AND (o.integration_id > ")
+            query.appendInterpolation(bind: after.integrationID)
+            query.appendLiteral(" OR (o.integration_id = ")
+            query.appendInterpolation(bind: after.integrationID)
+            query.appendLiteral(" AND o.device_id > ")
+            query.appendInterpolation(bind: after.deviceID)
+            query.appendLiteral("))")
+        }
+        query.appendLiteral(" GROUP BY o.integration_id, o.device_id ORDER BY o.integration_id, o.device_id LIMIT ")
+        query.appendInterpolation(bind: limit)
+        return try await self.session.sql.raw(query).all().map { row in
+            (try row.decode(column: "integration_id", as: String.self), try row.decode(column: "device_id", as: String.self))
         }
     }
 
@@ -41,14 +52,17 @@ public struct OutboxRepository: Sendable {
         ).all().map(Self.message)
     }
 
-    /// Removes a device's messages for an integration up to and including `sequence`.
-    public func delete(integrationID: String, deviceID: String, upTo sequence: Int) async throws {
-        try await self.session.sql.raw(
-            """
-            DELETE FROM outbox WHERE integration_id = \(bind: integrationID) AND device_id = \(bind: deviceID)
-              AND seq <= \(bind: sequence)
-            """
-        ).run()
+    /// Removes these messages; returns how many were still there.
+    @discardableResult
+    public func delete(sequences: [Int]) async throws -> Int {
+        guard !sequences.isEmpty else { return 0 }
+        var query = SQLQueryString("DELETE FROM outbox WHERE seq IN (")
+        for (index, sequence) in sequences.enumerated() {
+            if index > 0 { query.appendLiteral(", ") }
+            query.appendInterpolation(bind: sequence)
+        }
+        query.appendLiteral(") RETURNING seq")
+        return try await self.session.sql.raw(query).all().count
     }
 
     /// Removes a message AWS accepted.
