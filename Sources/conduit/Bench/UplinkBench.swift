@@ -159,7 +159,7 @@ final class PublishSink: Sendable {
                 let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
                 let payload = (object["payload"] as? String).flatMap({ Data(base64Encoded: $0) }), payload.count >= 8
             {
-                stamp = payload.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                stamp = UInt64(bigEndian: payload.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
             }
             self.state.withLock { state in
                 state.arrived += 1
