@@ -202,7 +202,13 @@ public final class MotoServer: Sendable {
             if probe.status == 0 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
+        await self.stop()
         throw TestSetupError("moto_server did not start on port \(self.port)")
+    }
+
+    deinit {
+        // A test that failed midway still leaves no moto_server behind.
+        if let process = self.process.withLock({ $0 }), process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
     }
 
     /// Stops it with SIGKILL (an outage, not a goodbye) and waits for it to be gone.

@@ -69,7 +69,13 @@ final class TLSMosquitto: Sendable {
             if (try? await Subprocess.run(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/\(self.port)"], timeout: 2))?.status == 0 { return }
             try await Task.sleep(for: .milliseconds(50))
         }
+        await self.stop()
         throw TestSetupError("mosquitto did not start")
+    }
+
+    deinit {
+        // A test that failed midway still leaves no mosquitto behind.
+        if let process = self.process.withLock({ $0 }), process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
     func stop() async {
