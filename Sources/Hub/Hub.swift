@@ -77,12 +77,6 @@ public final class Hub: Sendable {
     public var integrations: Integrations { Integrations(hub: self) }
     public var downlinks: Downlinks { Downlinks(hub: self) }
 
-    /// Counts the uplink outbox, so that backlog bounds hold from the first message: call before
-    /// the broker and the forwarder start.
-    public func prepareUplinks() async throws {
-        try await self.uplinkBacklog.load(from: self.store)
-    }
-
     /// The time now, at the precision the store keeps.
     func now() -> Date { self.clock().truncatedToStorePrecision }
 }

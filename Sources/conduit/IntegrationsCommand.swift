@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hub
 import Store
+import Synchronization
 
 /// The tenant an admin command acts in, and the store it opens.
 struct TenantOptions: ParsableArguments {
@@ -211,19 +212,18 @@ struct IntegrationsCommand: AsyncParsableCommand {
 }
 
 /// A progress bar several tasks may report to.
-final class ProgressReporter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var bar: ProgressBar
+final class ProgressReporter: Sendable {
+    private let bar: Mutex<ProgressBar>
 
     init(bar: ProgressBar) {
-        self.bar = bar
+        self.bar = Mutex(bar)
     }
 
     func update(done: Int) {
-        self.lock.withLock { self.bar.set(done: done) }
+        self.bar.withLock { $0.set(done: done) }
     }
 
     func finish() {
-        self.lock.withLock { self.bar.finish() }
+        self.bar.withLock { $0.finish() }
     }
 }

@@ -165,8 +165,6 @@ struct ServeCommand: AsyncParsableCommand {
                 )
             }
             hub.attach(broker)
-            // The uplink backlog is counted before the first message can come.
-            try await hub.prepareUplinks()
             let brokerPort = try await broker.start()
             let app = ConduitAPI.application(
                 hub: hub, host: host, port: port, metrics: registry, logger: Logger(label: "conduit.http"),

@@ -7,10 +7,7 @@ import Testing
 /// moto_server, started by scripts/test, standing in for AWS IoT.
 enum Moto {
     static func url() throws -> URL {
-        guard let value = ProcessInfo.processInfo.environment["CONDUIT_TEST_MOTO_URL"], let url = URL(string: value) else {
-            throw TestSetupError("CONDUIT_TEST_MOTO_URL is not set: run the tests with scripts/test, which starts moto_server")
-        }
-        return url
+        try MotoPeer.url()
     }
 
     static func iot(attempts: Int = 3) throws -> AWSIoTClient {

@@ -66,17 +66,17 @@ struct ProvisioningFixture {
 
     /// True when the policy exists in the account.
     func policyExists(_ name: String) async throws -> Bool {
-        do {
-            _ = try await self.iot.getPolicy(name: name)
-            return true
-        } catch let error as AWSError where error.isNotFound {
-            return false
-        }
+        try await Self.exists { _ = try await self.iot.getPolicy(name: name) }
     }
 
     func groupExists(_ name: String) async throws -> Bool {
+        try await Self.exists { _ = try await self.iot.describeThingGroup(name: name) }
+    }
+
+    /// False when `describe` finds nothing (AWS's not-found), true when it finds it.
+    static func exists(_ describe: () async throws -> Void) async throws -> Bool {
         do {
-            _ = try await self.iot.describeThingGroup(name: name)
+            try await describe()
             return true
         } catch let error as AWSError where error.isNotFound {
             return false

@@ -92,7 +92,7 @@ public struct AccessControl: Sendable {
     /// Revokes a token of the principal's tenant (admin only); it stops working at once.
     public func revokeToken(by principal: Principal, id: String) async throws {
         try principal.require(.admin, to: "revoking tokens")
-        guard id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw HubError.notFound("token", id) }
+        guard Validation.isOpaqueIdentifier(id) else { throw HubError.notFound("token", id) }
         let now = self.hub.now()
         try await self.hub.store.transaction { session in
             guard try await session.tokens.delete(tenantID: principal.tenantID, id: id) else {

@@ -62,7 +62,8 @@ public final class UplinkForwarder: Sendable {
     }
 
     private func dispatch(stopWhenEmpty: Bool, deadline: ContinuousClock.Instant?) async -> Bool {
-        try? await self.hub.prepareUplinks()
+        // Counted before the first removal, or the count would miss it (ingest counts before it adds).
+        try? await self.hub.uplinkBacklog.load(from: self.hub.store)
         var cursor: (integrationID: String, deviceID: String)?
         var lastRecount = ContinuousClock.now
         return await withDiscardingTaskGroup { group in
@@ -78,12 +79,11 @@ public final class UplinkForwarder: Sendable {
                 do {
                     let page = self.configuration.concurrency * 4
                     queues = try await self.hub.store.session.outbox.queues(after: cursor, limit: page)
-                    cursor = queues.count == page ? queues.last : nil
-                    if queues.count < page, !queues.isEmpty || cursor != nil {
-                        // The end of the round: start it over from the beginning too.
-                        let wrapped = try await self.hub.store.session.outbox.queues(after: nil, limit: page - queues.count)
-                        queues += wrapped.filter { head in !queues.contains { $0 == head } }
+                    if queues.isEmpty && cursor != nil {
+                        // The end of the round: the next starts from the beginning, now.
+                        queues = try await self.hub.store.session.outbox.queues(after: nil, limit: page)
                     }
+                    cursor = queues.count == page ? queues.last : nil
                 } catch {
                     self.logger.warning("cannot read the uplink outbox", metadata: ["error": "\(error)"])
                     queues = []

@@ -149,7 +149,7 @@ public struct Integrations: Sendable {
 
     /// The tenant's integration, or a 404.
     public func get(_ id: String, by principal: Principal) async throws -> Integration {
-        guard Self.isIdentifier(id), let integration = try await self.hub.store.session.integrations.get(tenantID: principal.tenantID, id: id)
+        guard Validation.isOpaqueIdentifier(id), let integration = try await self.hub.store.session.integrations.get(tenantID: principal.tenantID, id: id)
         else {
             throw HubError.notFound("integration", id)
         }
@@ -271,9 +271,5 @@ public struct Integrations: Sendable {
     /// Notes that Conduit is about to create a thing group for the integration, so that it deletes it with the integration.
     func noteCreatedGroup(_ group: String, in id: String) async throws {
         try await self.hub.store.transaction { session in try await session.integrations.noteCreatedGroup(group, in: id) }
-    }
-
-    static func isIdentifier(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 64 && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 }

@@ -25,7 +25,7 @@ struct ProvisioningJob {
 
     /// Steps that act on a thing, certificate or policy Conduit recorded as made.
     static let stepsNeedingWhatExists: Set<AWSProvisioningStep> = [
-        .updateThingAttributes, .updatePolicy, .attachPolicy, .attachPrincipal, .deactivateCertificate,
+        .updateThingAttributes, .updatePolicy, .attachPolicy, .attachPrincipal, .activateCertificate, .deactivateCertificate,
     ]
 
     /// Looks for the thing, the certificate and the thing's own policy in AWS; forgets those
@@ -132,14 +132,8 @@ struct ProvisioningJob {
         case .activateCertificate, .deactivateCertificate:
             guard let id = record.progress.certificateID else { return }
             let status: AWSIoTClient.CertificateStatus = step == .activateCertificate ? .active : .inactive
-            do {
-                try await self.client.updateCertificate(id: id, status: status)
-                record.progress.certificateStatus = status.rawValue
-            } catch let error as AWSError where error.isNotFound {
-                // Deleted in AWS behind our back: a new certificate is made in its place.
-                Self.forgetCertificate(&record)
-                record.progress.repairs.append("certificate \(id) was missing in AWS: a new one was made")
-            }
+            try await self.client.updateCertificate(id: id, status: status)
+            record.progress.certificateStatus = status.rawValue
         case .retireCertificate:
             guard let retiring = record.progress.retiring.first else { return }
             try await self.deleteCertificate(id: retiring.certificateID, arn: retiring.certificateArn)

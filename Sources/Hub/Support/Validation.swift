@@ -15,6 +15,12 @@ public enum Validation {
         (try? self.deviceID(value)) != nil
     }
 
+    /// True when `value` could be an id Conduit made (a token's, an integration's): printable
+    /// ASCII, at most 64 bytes. Anything else is a 404 without a query.
+    public static func isOpaqueIdentifier(_ value: String) -> Bool {
+        !value.isEmpty && value.utf8.count <= 64 && value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+
     /// Tenant names: `[a-z0-9][a-z0-9-]{0,62}`.
     public static func tenantName(_ value: String, field: String = "name") throws {
         let rule = "must match [a-z0-9][a-z0-9-]{0,62}"

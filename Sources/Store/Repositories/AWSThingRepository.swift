@@ -12,7 +12,7 @@ public struct AWSThingRepository: Sendable {
                                     needs_work, last_error, attempts, next_attempt_at, lease_owner, lease_until, updated_at)
             VALUES (\(bind: record.integrationID), \(bind: record.deviceID), \(bind: record.tenantID),
                     \(bind: record.wanted.rawValue), \(bind: record.bound ? 1 : 0), \(bind: record.state.rawValue),
-                    \(bind: try DeviceRepository.encode(record.progress)), \(bind: record.sealedPrivateKey),
+                    \(bind: try StoreJSON.encode(record.progress)), \(bind: record.sealedPrivateKey),
                     \(bind: record.needsWork ? 1 : 0), \(bind: record.lastError), \(bind: record.attempts),
                     \(bind: record.nextAttemptAt.storeMilliseconds), NULL, 0, \(bind: record.updatedAt.storeMilliseconds))
             """
@@ -26,31 +26,28 @@ public struct AWSThingRepository: Sendable {
         var query = SQLQueryString(
             """
             UPDATE aws_things SET wanted = \(bind: record.wanted.rawValue), bound = \(bind: record.bound ? 1 : 0),
-                state = \(bind: record.state.rawValue), progress = \(bind: try DeviceRepository.encode(record.progress)),
+                state = \(bind: record.state.rawValue), progress = \(bind: try StoreJSON.encode(record.progress)),
                 private_key = \(bind: record.sealedPrivateKey), needs_work = \(bind: record.needsWork ? 1 : 0),
                 last_error = \(bind: record.lastError), attempts = \(bind: record.attempts),
                 next_attempt_at = \(bind: record.nextAttemptAt.storeMilliseconds),
                 updated_at = \(bind: record.updatedAt.storeMilliseconds)
             """
         )
-        if let leaseOwner {
+        if leaseOwner != nil {
             if let leaseUntil {
                 query.appendLiteral(", lease_until = ")
                 query.appendInterpolation(bind: leaseUntil.storeMilliseconds)
             } else {
                 query.appendLiteral(", lease_owner = NULL, lease_until = 0")
             }
-            query.appendLiteral(" WHERE integration_id = ")
-            query.appendInterpolation(bind: record.integrationID)
-            query.appendLiteral(" AND device_id = ")
-            query.appendInterpolation(bind: record.deviceID)
+        }
+        query.appendLiteral(" WHERE integration_id = ")
+        query.appendInterpolation(bind: record.integrationID)
+        query.appendLiteral(" AND device_id = ")
+        query.appendInterpolation(bind: record.deviceID)
+        if let leaseOwner {
             query.appendLiteral(" AND lease_owner = ")
             query.appendInterpolation(bind: leaseOwner)
-        } else {
-            query.appendLiteral(" WHERE integration_id = ")
-            query.appendInterpolation(bind: record.integrationID)
-            query.appendLiteral(" AND device_id = ")
-            query.appendInterpolation(bind: record.deviceID)
         }
         query.appendLiteral(" RETURNING device_id")
         return try await self.session.sql.raw(query).first() != nil
@@ -231,7 +228,6 @@ public struct AWSThingRepository: Sendable {
         guard let parsedWanted = AWSWantedState(rawValue: wanted), let parsedState = AWSProvisioningState(rawValue: state) else {
             throw StoreError.corrupt("aws_things row of device '\(deviceID)' has unknown state '\(wanted)'/'\(state)'")
         }
-        let decoder = JSONDecoder()
         return AWSThingRecord(
             integrationID: try row.decode(column: "integration_id", as: String.self),
             deviceID: deviceID,
@@ -239,7 +235,7 @@ public struct AWSThingRepository: Sendable {
             wanted: parsedWanted,
             bound: try row.decode(column: "bound", as: Int.self) != 0,
             state: parsedState,
-            progress: try decoder.decode(AWSThingProgress.self, from: Data(try row.decode(column: "progress", as: String.self).utf8)),
+            progress: try row.decodeJSON(column: "progress", as: AWSThingProgress.self),
             sealedPrivateKey: try row.decode(column: "private_key", as: String?.self),
             needsWork: try row.decode(column: "needs_work", as: Int.self) != 0,
             lastError: try row.decode(column: "last_error", as: String?.self),

@@ -24,7 +24,7 @@ public struct DeviceRepository: Sendable {
                 INSERT INTO devices (id, tenant_id, name, status, labels, attributes, secret_hash,
                                      created_at, updated_at, status_changed_at)
                 VALUES (\(bind: device.id), \(bind: device.tenantID), \(bind: device.name), \(bind: device.status.rawValue),
-                        \(bind: try Self.encode(device.labels)), \(bind: try Self.encode(device.attributes)),
+                        \(bind: try StoreJSON.encode(device.labels)), \(bind: try StoreJSON.encode(device.attributes)),
                         \(bind: device.secretHash), \(bind: device.createdAt.storeMilliseconds),
                         \(bind: device.updatedAt.storeMilliseconds), \(bind: device.statusChangedAt.storeMilliseconds))
                 """
@@ -80,7 +80,7 @@ public struct DeviceRepository: Sendable {
         try await self.session.sql.raw(
             """
             UPDATE devices SET name = \(bind: device.name), status = \(bind: device.status.rawValue),
-                labels = \(bind: try Self.encode(device.labels)), attributes = \(bind: try Self.encode(device.attributes)),
+                labels = \(bind: try StoreJSON.encode(device.labels)), attributes = \(bind: try StoreJSON.encode(device.attributes)),
                 secret_hash = \(bind: device.secretHash), updated_at = \(bind: device.updatedAt.storeMilliseconds),
                 status_changed_at = \(bind: device.statusChangedAt.storeMilliseconds)
             WHERE tenant_id = \(bind: device.tenantID) AND id = \(bind: device.id)
@@ -124,28 +124,19 @@ public struct DeviceRepository: Sendable {
         }
     }
 
-    static func encode(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
     static func device(_ row: any SQLRow) throws -> Device {
         let id = try row.decode(column: "id", as: String.self)
         let status = try row.decode(column: "status", as: String.self)
         guard let parsedStatus = DeviceStatus(rawValue: status) else {
             throw StoreError.corrupt("device '\(id)' has unknown status '\(status)'")
         }
-        let decoder = JSONDecoder()
         return Device(
             id: id,
             tenantID: try row.decode(column: "tenant_id", as: String.self),
             name: try row.decode(column: "name", as: String.self),
             status: parsedStatus,
-            labels: try decoder.decode([String].self, from: Data(try row.decode(column: "labels", as: String.self).utf8)),
-            attributes: try decoder.decode(
-                [String: String].self, from: Data(try row.decode(column: "attributes", as: String.self).utf8)
-            ),
+            labels: try row.decodeJSON(column: "labels", as: [String].self),
+            attributes: try row.decodeJSON(column: "attributes", as: [String: String].self),
             secretHash: try row.decode(column: "secret_hash", as: String.self),
             createdAt: Date(storeMilliseconds: try row.decode(column: "created_at", as: Int.self)),
             updatedAt: Date(storeMilliseconds: try row.decode(column: "updated_at", as: Int.self)),

@@ -13,10 +13,10 @@ public struct IntegrationRepository: Sendable {
                 INSERT INTO integrations (id, tenant_id, name, type, settings, credentials, active, status, data_endpoint,
                                           created_groups, created_at, updated_at)
                 VALUES (\(bind: integration.id), \(bind: integration.tenantID), \(bind: integration.name),
-                        \(bind: integration.type), \(bind: try DeviceRepository.encode(integration.settings)),
-                        \(bind: try DeviceRepository.encode(integration.credentials)), \(bind: integration.active ? 1 : 0),
+                        \(bind: integration.type), \(bind: try StoreJSON.encode(integration.settings)),
+                        \(bind: try StoreJSON.encode(integration.credentials)), \(bind: integration.active ? 1 : 0),
                         \(bind: integration.status.rawValue), \(bind: integration.dataEndpoint),
-                        \(bind: try DeviceRepository.encode(integration.createdGroups)), \(bind: integration.createdAt.storeMilliseconds),
+                        \(bind: try StoreJSON.encode(integration.createdGroups)), \(bind: integration.createdAt.storeMilliseconds),
                         \(bind: integration.updatedAt.storeMilliseconds))
                 """
             ).run()
@@ -64,8 +64,8 @@ public struct IntegrationRepository: Sendable {
             try await self.session.sql.raw(
                 """
                 UPDATE integrations SET name = \(bind: integration.name), type = \(bind: integration.type),
-                    settings = \(bind: try DeviceRepository.encode(integration.settings)),
-                    credentials = \(bind: try DeviceRepository.encode(integration.credentials)),
+                    settings = \(bind: try StoreJSON.encode(integration.settings)),
+                    credentials = \(bind: try StoreJSON.encode(integration.credentials)),
                     active = \(bind: integration.active ? 1 : 0), status = \(bind: integration.status.rawValue),
                     data_endpoint = \(bind: integration.dataEndpoint),
                     updated_at = \(bind: integration.updatedAt.storeMilliseconds)
@@ -86,7 +86,7 @@ public struct IntegrationRepository: Sendable {
 
     private func writeCreatedGroups(_ integration: Integration) async throws {
         try await self.session.sql.raw(
-            "UPDATE integrations SET created_groups = \(bind: try DeviceRepository.encode(integration.createdGroups)) WHERE id = \(bind: integration.id)"
+            "UPDATE integrations SET created_groups = \(bind: try StoreJSON.encode(integration.createdGroups)) WHERE id = \(bind: integration.id)"
         ).run()
     }
 
@@ -101,20 +101,17 @@ public struct IntegrationRepository: Sendable {
         guard let parsedStatus = IntegrationStatus(rawValue: status) else {
             throw StoreError.corrupt("integration '\(id)' has unknown status '\(status)'")
         }
-        let decoder = JSONDecoder()
         return Integration(
             id: id,
             tenantID: try row.decode(column: "tenant_id", as: String.self),
             name: try row.decode(column: "name", as: String.self),
             type: try row.decode(column: "type", as: String.self),
-            settings: try decoder.decode(IntegrationSettings.self, from: Data(try row.decode(column: "settings", as: String.self).utf8)),
-            credentials: try decoder.decode(
-                IntegrationCredentials.self, from: Data(try row.decode(column: "credentials", as: String.self).utf8)
-            ),
+            settings: try row.decodeJSON(column: "settings", as: IntegrationSettings.self),
+            credentials: try row.decodeJSON(column: "credentials", as: IntegrationCredentials.self),
             active: try row.decode(column: "active", as: Int.self) != 0,
             status: parsedStatus,
             dataEndpoint: try row.decode(column: "data_endpoint", as: String?.self),
-            createdGroups: try decoder.decode([String].self, from: Data(try row.decode(column: "created_groups", as: String.self).utf8)),
+            createdGroups: try row.decodeJSON(column: "created_groups", as: [String].self),
             createdAt: Date(storeMilliseconds: try row.decode(column: "created_at", as: Int.self)),
             updatedAt: Date(storeMilliseconds: try row.decode(column: "updated_at", as: Int.self))
         )
