@@ -95,7 +95,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 "MQTT",
                 "MQTTBroker",
+                "MQTTClient",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]

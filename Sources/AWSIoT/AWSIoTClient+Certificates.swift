@@ -28,6 +28,21 @@ extension AWSIoTClient {
         )
     }
 
+    /// Registers a certificate from a CA AWS does not know (RegisterCertificateWithoutCA): its
+    /// holder connects with SNI to the account's ATS endpoint. Registering the same certificate
+    /// twice answers `ResourceAlreadyExistsException` naming the registered one.
+    public func registerCertificateWithoutCA(_ certificatePEM: String, status: CertificateStatus = .active) async throws -> Certificate {
+        struct Output: Decodable {
+            let certificateArn: String
+            let certificateId: String
+        }
+        let output: Output = try await self.call(
+            "RegisterCertificateWithoutCA", .POST, "/certificate/register-no-ca",
+            body: ["certificatePem": certificatePEM, "status": status.rawValue]
+        )
+        return Certificate(certificateArn: output.certificateArn, certificateId: output.certificateId, certificatePem: certificatePEM, status: status.rawValue)
+    }
+
     /// A key pair and certificate made by AWS, private key included (shown once by AWS).
     public struct KeysAndCertificate: Sendable, Decodable {
         public struct KeyPair: Sendable, Decodable {

@@ -574,6 +574,16 @@ components:
         downlinkPrefix: {type: string, minLength: 1, default: conduit/devices, description: "Devices receive on {downlinkPrefix}/{deviceId}/down. No placeholders or MQTT wildcards, not starting with $ or ending with /, at most 5 slashes."}
         active: {type: boolean, default: true, description: "An inactive integration keeps what it made in AWS but does no new work."}
         bind: {$ref: "#/components/schemas/IntegrationBind"}
+        mqttEndpoint: {type: [string, "null"], examples: ["a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:8883"], description: "host:port of the MQTT data endpoint the downlink gateway connects to; by default the account's iot:Data-ATS endpoint on 8883."}
+        mqttTrustRoots: {type: [string, "null"], maxLength: 262144, description: "CA certificates (PEM) the data endpoint's certificate must chain to; by default the system's trust store, which holds Amazon's roots."}
+        gateway: {oneOf: [{$ref: "#/components/schemas/IntegrationGatewayInput"}, {type: "null"}], description: "The downlink gateway's certificate from your own CA, registered in AWS with RegisterCertificateWithoutCA; null or left out: AWS signs one for a key Conduit makes."}
+    IntegrationGatewayInput:
+      type: object
+      required: [certificatePem, privateKey]
+      additionalProperties: false
+      properties:
+        certificatePem: {type: string, description: "Exactly one X.509 certificate, PEM, valid now."}
+        privateKey: {type: string, description: "Its private key, PEM (PKCS#8, SEC1 or PKCS#1). Stored sealed; never shown again."}
     IntegrationPatch:
       type: object
       additionalProperties: false
@@ -590,9 +600,12 @@ components:
         downlinkPrefix: {type: string, minLength: 1}
         active: {type: boolean}
         bind: {$ref: "#/components/schemas/IntegrationBind"}
+        mqttEndpoint: {type: [string, "null"], description: "null: the account's iot:Data-ATS endpoint."}
+        mqttTrustRoots: {type: [string, "null"], maxLength: 262144, description: "null: the system's trust store."}
+        gateway: {oneOf: [{$ref: "#/components/schemas/IntegrationGatewayInput"}, {type: "null"}], description: "null: back to a certificate AWS signs; the registered one is removed from AWS."}
     Integration:
       type: object
-      required: [id, name, type, region, credentials, policy, thingAttributes, uplinkTopic, payloadFormat, downlinkPrefix, active, bind, status, createdAt, updatedAt]
+      required: [id, name, type, region, credentials, policy, thingAttributes, uplinkTopic, payloadFormat, downlinkPrefix, gateway, active, bind, status, createdAt, updatedAt]
       properties:
         id: {type: string, examples: [int_4f1c9a2e7b3d5a6c8e01]}
         name: {type: string}
@@ -610,8 +623,27 @@ components:
         bind: {$ref: "#/components/schemas/IntegrationBind"}
         status: {type: string, enum: [active, deleting], description: "deleting: its devices are being removed from AWS; the integration goes when they are."}
         dataEndpoint: {type: string, description: "The account's iot:Data-ATS endpoint, where devices connect; from DescribeEndpoint."}
+        mqttEndpoint: {type: string, description: "Only when set."}
+        mqttTrustRoots: {type: string, description: "Only when set."}
+        gateway: {$ref: "#/components/schemas/IntegrationGateway"}
         createdAt: {type: string, format: date-time}
         updatedAt: {type: string, format: date-time}
+    IntegrationGateway:
+      type: object
+      required: [thingName, certificateSource]
+      description: "The integration's downlink gateway: a thing whose policy allows only to connect as itself, subscribe to {downlinkPrefix}/+/down and receive on it. Its state and certificate show on GET /v1/integrations/{id}; its connection, when this node runs one."
+      properties:
+        thingName: {type: string, examples: [conduit-gateway-int_4f1c9a2e7b3d5a6c8e01], description: "Also its MQTT client id and its policy's name."}
+        certificateSource: {type: string, enum: [aws, registered]}
+        privateKey: {type: string, const: "<hidden>", description: "Only for a registered certificate."}
+        state: {$ref: "#/components/schemas/AWSProvisioningState"}
+        thingArn: {type: string}
+        certificateId: {type: string}
+        certificateStatus: {type: string}
+        lastError: {type: string}
+        endpoint: {type: string, description: "host:port it connects to."}
+        connected: {type: boolean}
+        connectionError: {type: string, description: "Why the last connection failed, until it connects again."}
     IntegrationDevice:
       type: object
       required: [deviceId, state, attempts, updatedAt]

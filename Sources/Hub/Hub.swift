@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import MQTTBroker
+import MQTTClient
 import Store
 import Synchronization
 
@@ -36,6 +37,16 @@ public final class Hub: Sendable {
     let uplinkBacklog: UplinkBacklog
     /// Devices whose downlink queue is being handed to the broker, and whether another pass was asked for.
     let downlinkPasses = Mutex<[String: Bool]>([:])
+    /// Rung when an integration or its gateway changed, so that its connection is made again.
+    let gatewayDoorbell = Doorbell()
+    /// The running gateway connections, by integration.
+    let gatewayClients = Mutex<[String: (endpoint: String, client: MQTTClient)]>([:])
+
+    /// The integration's gateway connection in this process, if one runs.
+    public func gatewayStatus(integrationID: String) -> DownlinkGatewayStatus? {
+        guard let entry = self.gatewayClients.withLock({ $0[integrationID] }) else { return nil }
+        return DownlinkGatewayStatus(endpoint: entry.endpoint, connected: entry.client.isConnected, lastError: entry.client.lastError)
+    }
 
     /// - Parameters:
     ///   - secrets: the master key's box. The default is a key of this process only, which is

@@ -33,11 +33,15 @@ public struct MQTTClientConfiguration: Sendable {
     public var keepAlive: UInt16
     /// Seconds between tries after a lost connection: doubling from the first to the second.
     public var reconnectDelay: (first: Double, longest: Double)
+    /// False for a persistent session: the server keeps the subscriptions and the QoS 1 messages
+    /// that arrive while the client is away, and sends again those it did not acknowledge.
+    public var cleanSession: Bool
 
     public init(
         host: String, port: Int = 8883, clientIdentifier: String, tls: TLS?, subscriptions: [String], keepAlive: UInt16 = 30,
-        reconnectDelay: (first: Double, longest: Double) = (0.5, 30)
+        reconnectDelay: (first: Double, longest: Double) = (0.5, 30), cleanSession: Bool = true
     ) {
+        self.cleanSession = cleanSession
         self.host = host
         self.port = port
         self.clientIdentifier = clientIdentifier
@@ -65,6 +69,7 @@ public final class MQTTClient: Sendable {
     let eventLoopGroup: any EventLoopGroup
     private let connectedState = Mutex(false)
     private let connections = Atomic<Int>(0)
+    private let lastFailure = Mutex<String?>(nil)
 
     public init(
         configuration: MQTTClientConfiguration, logger: Logger = Logger(label: "conduit.mqtt.client"),
@@ -81,6 +86,9 @@ public final class MQTTClient: Sendable {
     /// How many times it has connected and subscribed so far.
     public var connectionCount: Int { self.connections.load(ordering: .relaxed) }
 
+    /// Why the last connection failed or ended; nil once connected and subscribed again.
+    public var lastError: String? { self.lastFailure.withLock { $0 } }
+
     /// Stays connected until cancelled, handing each message to `handler`.
     public func run(_ handler: @escaping @Sendable (MQTTClientMessage) async throws -> Void) async {
         var failures = 0
@@ -92,6 +100,7 @@ public final class MQTTClient: Sendable {
                 break
             } catch {
                 if Task.isCancelled { break }
+                self.lastFailure.withLock { $0 = String(describing: error) }
                 self.logger.notice(
                     "MQTT connection lost", metadata: ["conduit.host": "\(self.configuration.host):\(self.configuration.port)", "error": "\(error)"]
                 )
@@ -154,7 +163,12 @@ public final class MQTTClient: Sendable {
                 try await outbound.write(buffer)
             }
             try await send(
-                .connect(MQTTConnectPacket(version: .v3_1_1, clientIdentifier: configuration.clientIdentifier, cleanStart: true, keepAlive: configuration.keepAlive))
+                .connect(
+                    MQTTConnectPacket(
+                        version: .v3_1_1, clientIdentifier: configuration.clientIdentifier, cleanStart: configuration.cleanSession,
+                        keepAlive: configuration.keepAlive
+                    )
+                )
             )
             var packets = inbound.makeAsyncIterator()
             guard case .connack(let connack)? = try await packets.next() else { throw ProtocolFailure(description: "no CONNACK") }
@@ -187,6 +201,7 @@ public final class MQTTClient: Sendable {
                             throw ProtocolFailure(description: "subscription refused: \(suback.reasonCodes)")
                         }
                         self.connectedState.withLock { $0 = true }
+                        self.lastFailure.withLock { $0 = nil }
                         self.connections.add(1, ordering: .relaxed)
                     case .publish(let publish):
                         try await handler(MQTTClientMessage(topic: publish.topic, payload: publish.payload, qos: publish.qos))

@@ -52,6 +52,13 @@ struct IntegrationsCommand: AsyncParsableCommand {
         var uplinkTopic: String?
         @Option(help: "raw or envelope. Default: raw") var payloadFormat: String?
         @Option(help: "Downlink topic prefix. Default: conduit/devices") var downlinkPrefix: String?
+        @Option(help: "host:port of the MQTT data endpoint for downlinks. Default: the account's iot:Data-ATS endpoint on 8883.")
+        var mqttEndpoint: String?
+        @Option(help: "A PEM file of the CA certificates the data endpoint must chain to. Default: the system's trust store.")
+        var mqttTrustRoots: String?
+        @Option(help: "The downlink gateway's certificate (PEM file) from your own CA, registered in AWS without its CA. Default: AWS signs one.")
+        var gatewayCert: String?
+        @Option(help: "The private key (PEM file) of --gateway-cert.") var gatewayKey: String?
         @Flag(help: "Create it inactive: nothing is done in AWS until it is activated.") var inactive = false
         @Option(name: .customLong("device"), help: "Bind this device; repeat for more.") var devices: [String] = []
         @Option(name: .customLong("label"), help: "Bind devices with this label; repeat for more.") var labels: [String] = []
@@ -62,6 +69,15 @@ struct IntegrationsCommand: AsyncParsableCommand {
         func validate() throws {
             let binds = [!self.devices.isEmpty, !self.labels.isEmpty, self.all].filter { $0 }.count
             guard binds == 1 else { throw ValidationError("give --device, --label or --all, one of them") }
+            guard (self.gatewayCert == nil) == (self.gatewayKey == nil) else { throw ValidationError("give --gateway-cert and --gateway-key together") }
+        }
+
+        static func read(_ path: String, option: String) throws -> String {
+            do {
+                return try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw ValidationError("\(option): cannot read \(path): \(error.localizedDescription)")
+            }
         }
 
         func run() async throws {
@@ -84,6 +100,16 @@ struct IntegrationsCommand: AsyncParsableCommand {
             draft.payloadFormat = self.payloadFormat
             draft.downlinkPrefix = self.downlinkPrefix
             draft.active = !self.inactive
+            if let mqttEndpoint { draft.mqttEndpoint = .some(mqttEndpoint) }
+            if let mqttTrustRoots { draft.mqttTrustRoots = .some(try Self.read(mqttTrustRoots, option: "--mqtt-trust-roots")) }
+            if let gatewayCert, let gatewayKey {
+                draft.gateway = .some(
+                    .init(
+                        certificatePEM: try Self.read(gatewayCert, option: "--gateway-cert"),
+                        privateKeyPEM: try Self.read(gatewayKey, option: "--gateway-key")
+                    )
+                )
+            }
             draft.bind = self.all ? .init(all: true) : self.labels.isEmpty ? .init(devices: self.devices) : .init(labels: self.labels)
             try await self.options.run { hub, principal in
                 let integration = try await hub.integrations.create(draft, by: principal)

@@ -182,7 +182,10 @@ struct ServeCommand: AsyncParsableCommand {
             )
             let services = ServiceGroup(
                 configuration: .init(
-                    services: [app, WorkerService(provisioner.run), WorkerService(UplinkForwarder(hub: hub).run)],
+                    services: [
+                        app, WorkerService(provisioner.run), WorkerService(UplinkForwarder(hub: hub).run),
+                        WorkerService(DownlinkGateways(hub: hub).run),
+                    ],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger
                 )
@@ -198,7 +201,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// A background worker (the provisioner, the uplink forwarder) as a service of the group: it
+/// A background worker (the provisioner, the uplink forwarder, the downlink gateways) as a service of the group: it
 /// stops at graceful shutdown; what it had under way is durable and resumes on the next start.
 struct WorkerService: Service {
     let work: @Sendable () async -> Void

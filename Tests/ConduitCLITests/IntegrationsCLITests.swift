@@ -29,7 +29,7 @@ struct IntegrationsCLITests {
         #expect(created.status == 0, "\(created.stderr)")
         let id = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(id.hasPrefix("int_"))
-        #expect(created.stderr.contains("provisioning: 3/3"))
+        #expect(created.stderr.contains("provisioning: 4/4"), "three devices and the downlink gateway")
         let iot = try account.iot()
         #expect(Set(try await iot.listThingsInThingGroup(group: "cli-group")) == ["cli-1", "cli-2", "cli-3"])
 

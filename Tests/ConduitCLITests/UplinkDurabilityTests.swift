@@ -45,28 +45,21 @@ struct UplinkDurabilityTests {
         func arrived() throws -> Set<String> {
             Set(try MotoPeer.recordedPublishes(file: moto.recording).map { String(decoding: $0.payload, as: UTF8.self) })
         }
-        func waitUntil(_ what: String, seconds: Double = 120, _ condition: () throws -> Bool) async throws {
-            let deadline = ContinuousClock.now + .seconds(seconds)
-            while try !condition() {
-                guard ContinuousClock.now < deadline else { throw TestSetupError("timed out waiting for \(what)") }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
 
         // AWS goes away a fifth of the way in; Conduit is killed while it is away, with messages
         // taken from the device but not yet in AWS; both come back.
-        try await waitUntil("2,000 messages in moto") { try arrived().count >= 2_000 }
+        try await waitUntil("2,000 messages in moto", seconds: 120) { try arrived().count >= 2_000 }
         await moto.stop()
-        try await waitUntil("the device to get on while AWS is away") { acknowledged() >= 3_500 }
+        try await waitUntil("the device to get on while AWS is away", seconds: 120) { acknowledged() >= 3_500 }
         await server.kill()
         try await Task.sleep(for: .milliseconds(500))
         server = try await serve()
-        try await waitUntil("more messages taken while AWS is away") { acknowledged() >= 5_000 }
+        try await waitUntil("more messages taken while AWS is away", seconds: 120) { acknowledged() >= 5_000 }
         try await moto.start()
 
         let (status, stdout, stderr) = try await publishing.value
         #expect(status == 0, "the device could not send everything: \(stdout)\(stderr)")
-        try await waitUntil("every message in moto") { try arrived().count >= total }
+        try await waitUntil("every message in moto", seconds: 120) { try arrived().count >= total }
         let missing = Set((0..<total).map { "m-\($0)" }).subtracting(try arrived())
         #expect(missing.isEmpty, "lost: \(missing.sorted().prefix(20))")
         await server.stop()

@@ -63,3 +63,14 @@ public enum Subprocess {
         return (process, out)
     }
 }
+
+/// Returns once `condition` holds, looking every `interval`; throws after `seconds`, naming `what`.
+public func waitUntil(
+    _ what: String, seconds: Double = 60, interval: Duration = .milliseconds(100), _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw TestSetupError("timed out waiting for \(what)") }
+        try await Task.sleep(for: interval)
+    }
+}

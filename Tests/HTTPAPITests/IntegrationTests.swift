@@ -202,17 +202,20 @@ struct IntegrationTests {
             #expect(try await api.call(.post, "/v1/devices/api-dev-2/accept", token: api.operator).status == .ok)
             try await Provisioner(hub: api.hub).drain()
             let iot = try account.iot()
-            #expect(Set(try await iot.listThings().map(\.thingName)) == ["api-dev-1", "api-dev-2"])
+            let gateway = "conduit-gateway-\(integrationID)"
+            func deviceThings() async throws -> [String] { try await iot.listThings().map(\.thingName).filter { $0 != gateway } }
+            #expect(Set(try await deviceThings()) == ["api-dev-1", "api-dev-2"])
             let rebound = try await api.call(.patch, "/v1/integrations/\(integrationID)", token: api.admin, json: #"{"bind": {"devices": ["api-dev-1"]}}"#)
             #expect(rebound.status == .ok, "\(rebound.text)")
             try await Provisioner(hub: api.hub).drain()
-            #expect(try await iot.listThings().map(\.thingName) == ["api-dev-1"])
+            #expect(try await deviceThings() == ["api-dev-1"])
             #expect(try await api.call(.get, "/v1/devices/api-dev-2/aws", token: api.reader).items.isEmpty)
             #expect(try await api.call(.delete, "/v1/devices/api-dev-1", token: api.operator).status == .noContent)
             try await Provisioner(hub: api.hub).drain()
-            #expect(try await iot.listThings().isEmpty)
-            #expect(try await iot.listCertificates().isEmpty)
-            #expect(try await iot.listPolicies().isEmpty)
+            // What is left is the integration's downlink gateway.
+            #expect(try await deviceThings().isEmpty)
+            #expect(try await iot.listCertificates().map(\.certificateArn) == (try await iot.listThingPrincipals(thing: gateway)))
+            #expect(try await iot.listPolicies() == [gateway])
         }
     }
 

@@ -43,8 +43,22 @@ struct ProvisioningPlanTests {
                 progress.certificateID = "c"
                 progress.certificateArn = "arn:c"
                 progress.certificateStatus = "ACTIVE"
+            case .registerCertificate:
+                progress.certificateID = "registered"
+                progress.certificateArn = "arn:registered"
+                progress.certificatePem = plan.registeredCertificate
+                progress.certificateStatus = "ACTIVE"
+                progress.certificateRegistered = true
+            case .replaceCertificate:
+                progress.retiring.append(.init(certificateID: progress.certificateID!, certificateArn: progress.certificateArn!))
+                progress.certificateID = nil
+                progress.certificateArn = nil
+                progress.certificatePem = nil
+                progress.certificateRegistered = nil
+                progress.attachedPolicy = nil
+                progress.principalAttached = false
             case .createPolicy, .updatePolicy:
-                progress.createdPolicy = ProvisioningPlan.thingPolicyName(plan.thingName)
+                progress.createdPolicy = plan.policyName
                 progress.policyDocumentDigest = plan.policyDocument(progress).map(ProvisioningPlan.digest)
             case .attachPolicy: progress.attachedPolicy = plan.policyName
             case .deleteCreatedPolicy, .deletePolicy:
@@ -133,6 +147,53 @@ struct ProvisioningPlanTests {
         progress.attributesDigest = shared.attributes.map(ProvisioningPlan.digest)
         progress.groupName = "fleet"
         #expect(Self.walk(shared, from: progress) == [.attachPolicy, .deleteCreatedPolicy])
+    }
+
+    @Test("the gateway: its own policy that only receives downlinks, no group, and a registered certificate replaced when it changes")
+    func gateway() throws {
+        var integration = Self.integration(perThing: false)
+        let plan = ProvisioningPlan(integration: integration, deviceID: AWSThingRecord.gatewayDeviceID, device: nil, wanted: .active)
+        #expect(plan.thingName == "conduit-gateway-int_1")
+        #expect(Self.walk(plan) == [.begin, .createThing, .createKey, .createCertificate, .createPolicy, .attachPolicy, .attachPrincipal])
+        var progress = AWSThingProgress()
+        progress.thingArn = "arn:aws:iot:eu-west-1:123456789012:thing/conduit-gateway-int_1"
+        let document = try #require(plan.policyDocument(progress))
+        let statements = try #require((try JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])?["Statement"] as? [[String: String]])
+        #expect(
+            statements == [
+                ["Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:eu-west-1:123456789012:client/conduit-gateway-int_1"],
+                ["Effect": "Allow", "Action": "iot:Subscribe", "Resource": "arn:aws:iot:eu-west-1:123456789012:topicfilter/conduit/devices/+/down"],
+                ["Effect": "Allow", "Action": "iot:Receive", "Resource": "arn:aws:iot:eu-west-1:123456789012:topic/conduit/devices/*/down"],
+            ]
+        )
+
+        // The operator brings a certificate: it is registered instead; another one replaces it;
+        // going back to AWS's signs a new one and retires the registered one.
+        integration.settings.gatewayCertificate = "PEM-1"
+        let registered = ProvisioningPlan(integration: integration, deviceID: AWSThingRecord.gatewayDeviceID, device: nil, wanted: .active)
+        #expect(Self.walk(registered) == [.begin, .createThing, .registerCertificate, .createPolicy, .attachPolicy, .attachPrincipal])
+        var made = AWSThingProgress()
+        made.touched = true
+        made.thingArn = progress.thingArn
+        made.attributesDigest = plan.attributes.map(ProvisioningPlan.digest)
+        made.certificateID = "registered"
+        made.certificateArn = "arn:registered"
+        made.certificatePem = "PEM-1"
+        made.certificateRegistered = true
+        made.certificateStatus = "ACTIVE"
+        made.createdPolicy = "conduit-gateway-int_1"
+        made.policyDocumentDigest = plan.policyDocument(made).map(ProvisioningPlan.digest)
+        made.attachedPolicy = "conduit-gateway-int_1"
+        made.principalAttached = true
+        #expect(registered.nextStep(made) == nil)
+        integration.settings.gatewayCertificate = "PEM-2"
+        let replaced = ProvisioningPlan(integration: integration, deviceID: AWSThingRecord.gatewayDeviceID, device: nil, wanted: .active)
+        #expect(Self.walk(replaced, from: made) == [.replaceCertificate, .registerCertificate, .attachPolicy, .attachPrincipal, .retireCertificate])
+        integration.settings.gatewayCertificate = nil
+        let signed = ProvisioningPlan(integration: integration, deviceID: AWSThingRecord.gatewayDeviceID, device: nil, wanted: .active)
+        #expect(
+            Self.walk(signed, from: made) == [.replaceCertificate, .createKey, .createCertificate, .attachPolicy, .attachPrincipal, .retireCertificate]
+        )
     }
 
     @Test("names and attributes follow AWS's rules")

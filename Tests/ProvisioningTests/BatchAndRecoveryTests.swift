@@ -111,7 +111,7 @@ struct BatchAndRecoveryTests {
             let provisioned = Self.provisioningSteps.map { "crash-\($0.rawValue)" }
             #expect(try await fixture.certificates().count == provisioned.count)
             #expect(try await fixture.thingNames() == Set(provisioned))
-            #expect(Set(try await fixture.iot.listPolicies()) == Set(provisioned.map { "conduit-\($0)" }))
+            #expect(try await fixture.devicePolicies() == Set(provisioned.map { "conduit-\($0)" }))
         }
     }
 

@@ -22,6 +22,19 @@ struct LifecycleProvisioningTests {
             #expect(try await fixture.record(id, in: integration)?.state == .pending)
             #expect(try await fixture.thingNames().isEmpty)
 
+            // The integration's downlink gateway: its thing, an active certificate AWS signed for
+            // a key Conduit keeps, and a policy that lets it only receive downlinks.
+            let gatewayRecord = try #require(try await fixture.record(AWSThingRecord.gatewayDeviceID, in: integration))
+            #expect(gatewayRecord.state == .provisioned)
+            #expect(gatewayRecord.sealedPrivateKey != nil)
+            let gateway = try await fixture.gateway(of: integration)
+            #expect(gateway.certificate.status == "ACTIVE")
+            #expect(gateway.certificate.certificateId == gatewayRecord.progress.certificateID)
+            #expect(gateway.policy.contains("topicfilter/conduit/devices/+/down\""))
+            #expect(gateway.policy.contains("topic/conduit/devices/*/down\""))
+            #expect(gateway.policy.contains("client/conduit-gateway-\(integration.id)\""))
+            #expect(!gateway.policy.contains("iot:Publish"))
+
             // Accepted: thing with attributes, one active certificate, its own policy, the group.
             _ = try await fixture.hub.devices.perform(.accept, on: id, by: fixture.admin)
             try await provisioner.drain()
@@ -100,6 +113,9 @@ struct LifecycleProvisioningTests {
             try await provisioner.drain()
             #expect(try await !fixture.groupExists("conduit-fleet"))
             #expect(try await fixture.hub.store.session.integrations.get(id: integration.id) == nil)
+            #expect(try await fixture.iot.listThings().isEmpty, "the gateway's thing went with the integration")
+            #expect(try await fixture.iot.listCertificates().isEmpty)
+            #expect(try await fixture.iot.listPolicies().isEmpty)
 
             let events = try await fixture.hub.events.list(filter: .init(deviceID: id), page: try PageRequest(limit: 100), by: fixture.admin)
             let types = events.items.map(\.type).reversed()

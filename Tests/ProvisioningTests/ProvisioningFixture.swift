@@ -54,14 +54,40 @@ struct ProvisioningFixture {
         try await self.hub.store.session.awsThings.get(integrationID: integration.id, deviceID: deviceID)
     }
 
-    /// Every thing name in the account.
+    /// Every device's thing name in the account: all but the integrations' downlink gateways.
     func thingNames() async throws -> Set<String> {
-        Set(try await self.iot.listThings().map(\.thingName))
+        Set(try await self.iot.listThings().map(\.thingName).filter { !$0.hasPrefix(Self.gatewayPrefix) })
     }
 
-    /// Every certificate in the account.
+    static let gatewayPrefix = "conduit-gateway-"
+
+    /// Every certificate in the account but those the gateway things hold (a gateway's
+    /// certificate left behind by a crash is counted).
     func certificates() async throws -> [AWSIoTClient.CertificateSummary] {
-        try await self.iot.listCertificates()
+        var gatewayCertificates = Set<String>()
+        for thing in try await self.iot.listThings() where thing.thingName.hasPrefix(Self.gatewayPrefix) {
+            gatewayCertificates.formUnion(try await self.iot.listThingPrincipals(thing: thing.thingName))
+        }
+        return try await self.iot.listCertificates().filter { !gatewayCertificates.contains($0.certificateArn) }
+    }
+
+    /// Every policy in the account but the gateways'.
+    func devicePolicies() async throws -> Set<String> {
+        Set(try await self.iot.listPolicies().filter { !$0.hasPrefix(Self.gatewayPrefix) })
+    }
+
+    /// The integration's gateway in AWS: its thing's certificate, as described, and its policy.
+    func gateway(of integration: Integration) async throws -> (certificate: AWSIoTClient.Certificate, policy: String) {
+        let name = "conduit-gateway-\(integration.id)"
+        let principals = try await self.iot.listThingPrincipals(thing: name)
+        guard principals.count == 1, let arn = principals.first, let id = arn.split(separator: "/").last else {
+            throw TestSetupError("the gateway thing \(name) holds \(principals)")
+        }
+        let policies = try await self.iot.listAttachedPolicies(target: arn)
+        guard policies == [name], let document = try await self.iot.getPolicy(name: name).policyDocument else {
+            throw TestSetupError("the gateway's certificate holds the policies \(policies)")
+        }
+        return (try await self.iot.describeCertificate(id: String(id)), document)
     }
 
     /// True when the policy exists in the account.

@@ -8,7 +8,7 @@ struct IntegrationRoutes {
 
     static let fields: Set<String> = [
         "name", "type", "region", "endpointUrl", "credentials", "policy", "thingGroup", "thingAttributes", "uplinkTopic",
-        "payloadFormat", "downlinkPrefix", "active", "bind",
+        "payloadFormat", "downlinkPrefix", "active", "bind", "mqttEndpoint", "mqttTrustRoots", "gateway",
     ]
 
     func register(on group: RouterGroup<ConduitRequestContext>) {
@@ -119,6 +119,15 @@ struct IntegrationRoutes {
         draft.payloadFormat = try body.string("payloadFormat")
         draft.downlinkPrefix = try body.string("downlinkPrefix")
         draft.active = try body.bool("active")
+        if body.has("mqttEndpoint") { draft.mqttEndpoint = .some(try body.string("mqttEndpoint")) }
+        if body.has("mqttTrustRoots") { draft.mqttTrustRoots = .some(try body.string("mqttTrustRoots")) }
+        if body.has("gateway") {
+            draft.gateway = .some(
+                try body.object("gateway", allowed: ["certificatePem", "privateKey"]).map { gateway in
+                    IntegrationDraft.Gateway(certificatePEM: try gateway.string("certificatePem"), privateKeyPEM: try gateway.string("privateKey"))
+                }
+            )
+        }
         if let bind = try body.object("bind", allowed: ["devices", "labels", "all"]) {
             draft.bind = .init(devices: try bind.stringArray("devices"), labels: try bind.stringArray("labels"), all: try bind.bool("all"))
         }

@@ -28,6 +28,21 @@ struct IntegrationRepresentation: ResponseEncodable {
         var attempts: Int
         var updatedAt: Date
     }
+    /// The downlink gateway: its thing and certificate in AWS, and its connection.
+    struct Gateway: Encodable {
+        var thingName: String
+        /// `aws` (signed by AWS for a key Conduit made) or `registered` (the operator's own).
+        var certificateSource: String
+        var privateKey: String?
+        var state: AWSProvisioningState?
+        var thingArn: String?
+        var certificateId: String?
+        var certificateStatus: String?
+        var lastError: String?
+        var endpoint: String?
+        var connected: Bool?
+        var connectionError: String?
+    }
     struct Devices: Encodable {
         var count: Int
         var states: [String: Int]
@@ -48,6 +63,9 @@ struct IntegrationRepresentation: ResponseEncodable {
     let uplinkTopic: String
     let payloadFormat: String
     let downlinkPrefix: String
+    let mqttEndpoint: String?
+    let mqttTrustRoots: String?
+    let gateway: Gateway
     let active: Bool
     let bind: Bind
     let status: IntegrationStatus
@@ -77,6 +95,25 @@ struct IntegrationRepresentation: ResponseEncodable {
         self.uplinkTopic = settings.uplinkTopic
         self.payloadFormat = settings.payloadFormat
         self.downlinkPrefix = settings.downlinkPrefix
+        self.mqttEndpoint = settings.mqttEndpoint
+        self.mqttTrustRoots = settings.mqttTrustRoots
+        var gateway = Gateway(
+            thingName: Integrations.gatewayThingName(integration.id), certificateSource: settings.gatewayCertificate == nil ? "aws" : "registered",
+            privateKey: integration.credentials.sealedGatewayPrivateKey == nil ? nil : "<hidden>"
+        )
+        if let record = overview?.gateway {
+            gateway.state = record.state
+            gateway.thingArn = record.progress.thingArn
+            gateway.certificateId = record.progress.certificateID
+            gateway.certificateStatus = record.progress.certificateStatus
+            gateway.lastError = record.lastError
+        }
+        if let connection = overview?.gatewayConnection {
+            gateway.endpoint = connection.endpoint
+            gateway.connected = connection.connected
+            gateway.connectionError = connection.lastError
+        }
+        self.gateway = gateway
         self.active = integration.active
         let binding = settings.binding
         self.bind = binding.all ? Bind(all: true) : binding.labels.isEmpty ? Bind(devices: binding.devices) : Bind(labels: binding.labels)

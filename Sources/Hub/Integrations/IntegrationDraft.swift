@@ -45,6 +45,17 @@ public struct IntegrationDraft: Sendable {
         }
     }
 
+    /// A gateway certificate from the operator's own CA, and its private key (PEM).
+    public struct Gateway: Sendable {
+        public var certificatePEM: String?
+        public var privateKeyPEM: String?
+
+        public init(certificatePEM: String? = nil, privateKeyPEM: String? = nil) {
+            self.certificatePEM = certificatePEM
+            self.privateKeyPEM = privateKeyPEM
+        }
+    }
+
     public var name: String?
     public var type: String?
     public var region: String?
@@ -58,6 +69,10 @@ public struct IntegrationDraft: Sendable {
     public var downlinkPrefix: String?
     public var active: Bool?
     public var bind: Bind?
+    public var mqttEndpoint: String??
+    public var mqttTrustRoots: String??
+    /// `.some(nil)`: back to a certificate AWS signs.
+    public var gateway: Gateway??
 
     public init() {}
 
@@ -66,6 +81,7 @@ public struct IntegrationDraft: Sendable {
         self.credentials != nil && self.name == nil && self.type == nil && self.region == nil && self.endpointURL == nil
             && self.policy == nil && self.thingGroup == nil && self.thingAttributes == nil && self.uplinkTopic == nil
             && self.payloadFormat == nil && self.downlinkPrefix == nil && self.active == nil && self.bind == nil
+            && self.mqttEndpoint == nil && self.mqttTrustRoots == nil && self.gateway == nil
     }
 }
 
@@ -169,6 +185,49 @@ enum IntegrationRules {
         guard template.filter({ $0 == "/" }).count <= 7 else {
             throw HubError.invalidField(field, "must have at most 7 slashes (AWS IoT allows 8 topic levels)")
         }
+    }
+
+    /// `host:port`: a DNS name or an IPv4 address (or an IPv6 one in brackets), and a port.
+    static func mqttEndpoint(_ value: String) throws {
+        let rule = "must be host:port, such as a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:8883"
+        guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]), (1...65535).contains(port) else {
+            throw HubError.invalidField("mqttEndpoint", rule)
+        }
+        var host = value[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = host.dropFirst().dropLast()
+            guard !host.isEmpty, host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
+                throw HubError.invalidField("mqttEndpoint", rule)
+            }
+            return
+        }
+        guard !host.isEmpty, host.utf8.count <= 253, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }),
+            !host.hasPrefix("."), !host.hasPrefix("-")
+        else {
+            throw HubError.invalidField("mqttEndpoint", rule)
+        }
+    }
+
+    /// One or more CA certificates, PEM.
+    static func mqttTrustRoots(_ value: String) throws {
+        guard value.utf8.count <= 256 * 1024 else { throw HubError.invalidField("mqttTrustRoots", "must be at most 256 KB of PEM") }
+        do {
+            let certificates = try GatewayCertificates.parse(value)
+            guard !certificates.isEmpty else { throw HubError.invalidField("mqttTrustRoots", "must hold at least one certificate (PEM)") }
+        } catch let error as HubError {
+            throw error
+        } catch {
+            throw HubError.invalidField("mqttTrustRoots", "must be CA certificates in PEM (-----BEGIN CERTIFICATE-----): \(error)")
+        }
+    }
+
+    /// The operator's gateway certificate and its key: both given, the key the certificate's,
+    /// and the certificate valid now. Returns the certificate and the sealed key.
+    static func gateway(_ input: IntegrationDraft.Gateway, secrets: SecretBox, now: Date) throws -> (certificate: String, sealedKey: String) {
+        guard let certificatePEM = input.certificatePEM else { throw HubError.invalidField("gateway.certificatePem", "is required") }
+        guard let keyPEM = input.privateKeyPEM else { throw HubError.invalidField("gateway.privateKey", "is required") }
+        try GatewayCertificates.check(certificatePEM: certificatePEM, privateKeyPEM: keyPEM, now: now)
+        return (certificatePEM.trimmingCharacters(in: .whitespacesAndNewlines) + "\n", try secrets.seal(keyPEM))
     }
 
     static func credentials(_ input: IntegrationDraft.Credentials, secrets: SecretBox) throws -> IntegrationCredentials {

@@ -32,9 +32,9 @@ public struct Integrations: Sendable {
             settings: settings, credentials: IntegrationCredentials(kind: .default), active: true, status: .active, dataEndpoint: nil,
             createdGroups: [], createdAt: now, updatedAt: now
         )
+        integration.credentials = try await self.credentials(credentialsInput, by: principal)
         try self.apply(draft, to: &integration, settings: &settings)
         integration.settings = settings
-        integration.credentials = try await self.credentials(credentialsInput, by: principal)
         integration.dataEndpoint = try await self.check(integration)
         let created = integration
         try await self.save(created, event: EventType.integrationCreated, by: principal, at: now) { session in
@@ -93,6 +93,24 @@ public struct Integrations: Sendable {
             try IntegrationRules.downlinkPrefix(prefix)
             settings.downlinkPrefix = prefix
         }
+        if let endpoint = draft.mqttEndpoint {
+            if let endpoint { try IntegrationRules.mqttEndpoint(endpoint) }
+            settings.mqttEndpoint = endpoint
+        }
+        if let roots = draft.mqttTrustRoots {
+            if let roots { try IntegrationRules.mqttTrustRoots(roots) }
+            settings.mqttTrustRoots = roots
+        }
+        if let gateway = draft.gateway {
+            if let gateway {
+                let (certificate, sealedKey) = try IntegrationRules.gateway(gateway, secrets: self.hub.secrets, now: self.hub.now())
+                settings.gatewayCertificate = certificate
+                integration.credentials.sealedGatewayPrivateKey = sealedKey
+            } else {
+                settings.gatewayCertificate = nil
+                integration.credentials.sealedGatewayPrivateKey = nil
+            }
+        }
         if let active = draft.active { integration.active = active }
     }
 
@@ -142,6 +160,11 @@ public struct Integrations: Sendable {
         }
     }
 
+    /// The thing name (and MQTT client id, and policy name) of an integration's downlink gateway.
+    public static func gatewayThingName(_ integrationID: String) -> String {
+        ProvisioningPlan.gatewayThingName(integrationID)
+    }
+
     /// The tenant's integrations, by name.
     public func list(by principal: Principal) async throws -> [Integration] {
         try await self.hub.store.session.integrations.list(tenantID: principal.tenantID)
@@ -164,6 +187,10 @@ public struct Integrations: Sendable {
         /// The first devices by id (at most ``Integrations/overviewDeviceLimit``).
         public var devices: [AWSThingRecord]
         public var latestErrors: [AWSThingRecord]
+        /// The downlink gateway's thing, certificate and policy in AWS.
+        public var gateway: AWSThingRecord?
+        /// Its connection to the data endpoint, when this process runs one.
+        public var gatewayConnection: DownlinkGatewayStatus?
     }
 
     public static let overviewDeviceLimit = 100
@@ -175,7 +202,9 @@ public struct Integrations: Sendable {
         return Overview(
             integration: integration, stateCounts: counts, deviceCount: counts.values.reduce(0, +),
             devices: try await session.awsThings.list(integrationID: id, limit: Self.overviewDeviceLimit),
-            latestErrors: try await session.awsThings.latestErrors(integrationID: id, limit: 10)
+            latestErrors: try await session.awsThings.latestErrors(integrationID: id, limit: 10),
+            gateway: try await session.awsThings.get(integrationID: id, deviceID: AWSThingRecord.gatewayDeviceID),
+            gatewayConnection: self.hub.gatewayStatus(integrationID: id)
         )
     }
 
@@ -196,18 +225,21 @@ public struct Integrations: Sendable {
         let reachChanged = settings.region != integration.settings.region || settings.endpointURL != integration.settings.endpointURL
         integration.settings = settings
         if let credentials = draft.credentials {
+            let gatewayKey = integration.credentials.sealedGatewayPrivateKey
             integration.credentials = try await self.credentials(credentials, by: principal)
+            integration.credentials.sealedGatewayPrivateKey = gatewayKey
         }
         if draft.credentials != nil || reachChanged {
             integration.dataEndpoint = try await self.check(integration)
         }
         // Another region, endpoint or account would leave everything made so far where it is,
-        // out of Conduit's reach: only an integration holding nothing in AWS may move.
+        // out of Conduit's reach: only an integration holding nothing in AWS may move (in
+        // practice, one whose gateway is not made yet).
         let moved = reachChanged || integration.dataEndpoint != original.dataEndpoint
-        if moved, try await self.hub.store.session.awsThings.countHoldingResources(integrationID: id) > 0 {
+        if moved, try await self.hub.store.session.awsThings.holdsResources(integrationID: id) {
             throw HubError.conflict(
                 "integration_in_use",
-                "region, endpointUrl and the AWS account can change only while the integration holds nothing in AWS; unbind its devices (or create another integration) first"
+                "region, endpointUrl and the AWS account can change only while the integration holds nothing in AWS, and its downlink gateway is there from the start: create another integration (and delete this one) instead"
             )
         }
         let now = self.hub.now()
@@ -266,6 +298,30 @@ public struct Integrations: Sendable {
             throw HubError.conflict("integration_exists", "name: the tenant has an integration named '\(integration.name)' already")
         }
         self.hub.provisioningDoorbell.ring()
+        self.hub.gatewayDoorbell.ring()
+    }
+
+    /// Gives every active integration its downlink gateway row, for integrations made before
+    /// gateways were; the provisioner then makes the gateway in AWS.
+    func ensureGateways() async {
+        do {
+            let now = self.hub.now()
+            var work = false
+            for integration in try await self.hub.store.session.integrations.list(status: .active) {
+                guard try await self.hub.store.session.awsThings.get(integrationID: integration.id, deviceID: AWSThingRecord.gatewayDeviceID) == nil
+                else { continue }
+                work =
+                    try await self.hub.store.transaction { session in
+                        try await AWSBindings.sync(
+                            deviceID: AWSThingRecord.gatewayDeviceID, tenantID: integration.tenantID, device: nil, integration: integration,
+                            in: session, now: now
+                        )
+                    } || work
+            }
+            if work { self.hub.provisioningDoorbell.ring() }
+        } catch {
+            self.hub.logger.warning("cannot set up the integrations' downlink gateways", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Notes that Conduit is about to create a thing group for the integration, so that it deletes it with the integration.

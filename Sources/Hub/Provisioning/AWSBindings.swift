@@ -37,8 +37,16 @@ enum AWSBindings {
     static func sync(
         deviceID: String, tenantID: String, device: Device?, integration: Integration, in session: StoreSession, now: Date
     ) async throws -> Bool {
-        let bound = device.map { integration.status == .active && integration.settings.binding.binds($0) } ?? false
-        let wanted = bound ? self.wanted(for: device!.status) : .absent
+        let bound: Bool
+        let wanted: AWSWantedState
+        if deviceID == AWSThingRecord.gatewayDeviceID {
+            // The downlink gateway lives as long as its integration.
+            bound = integration.status == .active
+            wanted = bound ? .active : .absent
+        } else {
+            bound = device.map { integration.status == .active && integration.settings.binding.binds($0) } ?? false
+            wanted = bound ? self.wanted(for: device!.status) : .absent
+        }
         let plan = ProvisioningPlan(integration: integration, deviceID: deviceID, device: device, wanted: wanted)
         guard var record = try await session.awsThings.get(integrationID: integration.id, deviceID: deviceID, forUpdate: true) else {
             guard bound else { return false }
@@ -75,10 +83,13 @@ enum AWSBindings {
     }
 
     /// Brings every device of the integration's tenant in line with it (after it was created,
-    /// rebound, reconfigured or deleted), and the rows of devices that no longer exist.
+    /// rebound, reconfigured or deleted), the rows of devices that no longer exist, and its
+    /// downlink gateway.
     @discardableResult
     static func sync(integration: Integration, in session: StoreSession, now: Date) async throws -> Bool {
-        var work = false
+        var work = try await self.sync(
+            deviceID: AWSThingRecord.gatewayDeviceID, tenantID: integration.tenantID, device: nil, integration: integration, in: session, now: now
+        )
         var after: String?
         var seen = Set<String>()
         while true {

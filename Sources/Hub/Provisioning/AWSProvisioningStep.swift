@@ -11,6 +11,11 @@ public enum AWSProvisioningStep: String, Sendable, CaseIterable {
     case createKey
     /// CreateCertificateFromCsr, after looking for a certificate an interrupted try made.
     case createCertificate
+    /// RegisterCertificateWithoutCA of a certificate the operator brought (the gateway's),
+    /// adopting it when it is registered already.
+    case registerCertificate
+    /// Sets aside a certificate that is no longer the one wanted, for retireCertificate.
+    case replaceCertificate
     /// Looks for a certificate an interrupted request may have made, without asking for one.
     case resolveCertificateRequest
     /// CreatePolicy: the thing's own least-privilege policy.

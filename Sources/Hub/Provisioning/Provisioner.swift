@@ -286,17 +286,23 @@ public final class Provisioner: Sendable {
             } else {
                 try await session.awsThings.delete(integrationID: updated.integrationID, deviceID: updated.deviceID)
             }
+            // The gateway's events belong to its integration, not to a device.
+            let deviceID = updated.isGateway ? nil : updated.deviceID
+            let gateway = updated.isGateway ? true : nil
             if !repairs.isEmpty {
                 try await session.events.append(
-                    tenantID: updated.tenantID, type: EventType.awsDriftRepaired, deviceID: updated.deviceID, actor: "system",
-                    data: EventLog.json(AWSEventData(integrationId: updated.integrationID, repairs: repairs)), at: now
+                    tenantID: updated.tenantID, type: EventType.awsDriftRepaired, deviceID: deviceID, actor: "system",
+                    data: EventLog.json(AWSEventData(integrationId: updated.integrationID, gateway: gateway, repairs: repairs)), at: now
                 )
             }
             if current.state != updated.state, let type = EventType.aws(updated.state) {
                 try await session.events.append(
-                    tenantID: updated.tenantID, type: type, deviceID: updated.deviceID, actor: "system",
+                    tenantID: updated.tenantID, type: type, deviceID: deviceID, actor: "system",
                     data: EventLog.json(
-                        AWSEventData(integrationId: updated.integrationID, thingArn: updated.progress.thingArn, certificateId: updated.progress.certificateID)
+                        AWSEventData(
+                            integrationId: updated.integrationID, gateway: gateway, thingArn: updated.progress.thingArn,
+                            certificateId: updated.progress.certificateID
+                        )
                     ),
                     at: now
                 )
@@ -305,6 +311,7 @@ public final class Provisioner: Sendable {
         }
         guard let updated else { return nil }
         record = updated
+        if plan == nil && updated.isGateway { self.hub.gatewayDoorbell.ring() }
         if plan == nil {
             self.logger.info(
                 "device \(updated.state.rawValue) in AWS",
@@ -344,8 +351,9 @@ public final class Provisioner: Sendable {
                 guard try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: nil) else { return }
                 if updated.state == .failed && current.state != .failed {
                     try await session.events.append(
-                        tenantID: updated.tenantID, type: EventType.awsFailed, deviceID: updated.deviceID, actor: "system",
-                        data: EventLog.json(AWSEventData(integrationId: updated.integrationID, error: message)), at: now
+                        tenantID: updated.tenantID, type: EventType.awsFailed, deviceID: updated.isGateway ? nil : updated.deviceID, actor: "system",
+                        data: EventLog.json(AWSEventData(integrationId: updated.integrationID, gateway: updated.isGateway ? true : nil, error: message)),
+                        at: now
                     )
                 }
             }
@@ -433,13 +441,19 @@ public final class Provisioner: Sendable {
 /// The details of an `aws.*` event.
 struct AWSEventData: Encodable {
     var integrationId: String
+    /// True for the integration's downlink gateway.
+    var gateway: Bool?
     var thingArn: String?
     var certificateId: String?
     var error: String?
     var repairs: [String]?
 
-    init(integrationId: String, thingArn: String? = nil, certificateId: String? = nil, error: String? = nil, repairs: [String]? = nil) {
+    init(
+        integrationId: String, gateway: Bool? = nil, thingArn: String? = nil, certificateId: String? = nil, error: String? = nil,
+        repairs: [String]? = nil
+    ) {
         self.integrationId = integrationId
+        self.gateway = gateway
         self.thingArn = thingArn
         self.certificateId = certificateId
         self.error = error

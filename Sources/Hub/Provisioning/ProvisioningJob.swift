@@ -95,6 +95,13 @@ struct ProvisioningJob {
             record.progress.keyRequest = .init(nonce: requestID, requestedAt: self.provisioner.hub.now(), csr: key.csrPEM, uncertain: false)
         case .createCertificate:
             try await self.createCertificate(&record)
+        case .registerCertificate:
+            try await self.registerCertificate(&record)
+        case .replaceCertificate:
+            if let id = record.progress.certificateID, let arn = record.progress.certificateArn {
+                record.progress.retiring.append(.init(certificateID: id, certificateArn: arn))
+            }
+            Self.forgetCertificate(&record)
         case .resolveCertificateRequest:
             if try await self.adoptInterruptedCertificate(&record) { return }
             if record.wanted == .active {
@@ -166,6 +173,7 @@ struct ProvisioningJob {
         record.progress.certificateArn = nil
         record.progress.certificatePem = nil
         record.progress.certificateStatus = nil
+        record.progress.certificateRegistered = nil
         record.progress.principalAttached = false
         record.progress.attachedPolicy = nil
         record.progress.credentialsIssuedAt = nil
@@ -251,6 +259,24 @@ struct ProvisioningJob {
         record.progress.keyRequest = nil
     }
 
+    /// Registers the certificate the operator brought, or adopts it when AWS has it already (a
+    /// retry after a crash, or the operator registered it themselves).
+    private func registerCertificate(_ record: inout AWSThingRecord) async throws {
+        guard let pem = self.plan.registeredCertificate else { return }
+        var certificate: AWSIoTClient.Certificate
+        do {
+            certificate = try await self.client.registerCertificateWithoutCA(pem, status: .active)
+        } catch let error as AWSError where error.isAlreadyExists {
+            guard let id = error.resourceID else { throw error }
+            certificate = try await self.client.describeCertificate(id: id)
+        }
+        record.progress.certificateID = certificate.certificateId
+        record.progress.certificateArn = certificate.certificateArn
+        record.progress.certificatePem = pem
+        record.progress.certificateStatus = certificate.status ?? "ACTIVE"
+        record.progress.certificateRegistered = true
+    }
+
     /// Looks among the certificates made since the request for one signed for its key; adopts it.
     private func adoptInterruptedCertificate(_ record: inout AWSThingRecord) async throws -> Bool {
         guard let request = record.progress.keyRequest, let sealed = record.sealedPrivateKey else { return false }
@@ -294,7 +320,7 @@ struct ProvisioningJob {
 
     private func createPolicy(_ record: inout AWSThingRecord) async throws {
         guard let document = self.plan.policyDocument(record.progress) else { return }
-        let name = ProvisioningPlan.thingPolicyName(self.thingName)
+        let name = self.plan.policyName
         if record.progress.createdPolicy != name {
             // Named before it is made, so that a removal after a crash deletes it.
             record.progress.createdPolicy = name

@@ -13,16 +13,39 @@ struct ProvisioningPlan: Sendable {
     var policyName: String
     /// The thing attributes to set; nil when the device is gone (nothing to write then).
     var attributes: [String: String]?
+    /// The integration's downlink gateway, not a device: its own policy, no group, and maybe a
+    /// certificate of the operator's instead of one AWS signs.
+    let isGateway: Bool
+    /// The certificate to register instead of having AWS sign one (the gateway's, from the operator's CA).
+    let registeredCertificate: String?
     let settings: IntegrationSettings
 
     init(integration: Integration, deviceID: String, device: Device?, wanted: AWSWantedState) {
         self.wanted = wanted
-        self.thingName = deviceID
         self.settings = integration.settings
-        self.thingGroup = integration.settings.thingGroup
-        self.perThingPolicy = integration.settings.perThingPolicy
-        self.policyName = integration.settings.perThingPolicy ? Self.thingPolicyName(deviceID) : integration.settings.policyName ?? ""
-        self.attributes = device.map { Self.thingAttributes(of: $0, copying: integration.settings.thingAttributes) }
+        if deviceID == AWSThingRecord.gatewayDeviceID {
+            self.isGateway = true
+            self.thingName = Self.gatewayThingName(integration.id)
+            self.thingGroup = nil
+            self.perThingPolicy = true
+            self.policyName = self.thingName
+            self.attributes = ["conduit": "downlink-gateway"]
+            self.registeredCertificate = integration.settings.gatewayCertificate
+        } else {
+            self.isGateway = false
+            self.thingName = deviceID
+            self.thingGroup = integration.settings.thingGroup
+            self.perThingPolicy = integration.settings.perThingPolicy
+            self.policyName = integration.settings.perThingPolicy ? Self.thingPolicyName(deviceID) : integration.settings.policyName ?? ""
+            self.attributes = device.map { Self.thingAttributes(of: $0, copying: integration.settings.thingAttributes) }
+            self.registeredCertificate = nil
+        }
+    }
+
+    /// The gateway's thing name, which is also its MQTT client id and its policy's name. Device
+    /// ids may not start with `conduit-gateway-`, so none collides with it.
+    static func gatewayThingName(_ integrationID: String) -> String {
+        Validation.gatewayThingPrefix + integrationID
     }
 
     /// The same plan toward another wanted state.
@@ -39,7 +62,11 @@ struct ProvisioningPlan: Sendable {
             if !progress.touched { return .begin }
             if progress.thingArn == nil { return .createThing }
             if let attributes, progress.attributesDigest != Self.digest(attributes) { return .updateThingAttributes }
-            if progress.certificateID == nil { return progress.keyRequest == nil ? .createKey : .createCertificate }
+            if progress.certificateID != nil, self.certificateIsReplaced(progress) { return .replaceCertificate }
+            if progress.certificateID == nil {
+                if self.registeredCertificate != nil { return .registerCertificate }
+                return progress.keyRequest == nil ? .createKey : .createCertificate
+            }
             if self.perThingPolicy {
                 if progress.createdPolicy == nil || progress.policyDocumentDigest == nil { return .createPolicy }
                 if progress.policyDocumentDigest != self.policyDocument(progress).map(Self.digest) { return .updatePolicy }
@@ -65,6 +92,13 @@ struct ProvisioningPlan: Sendable {
             if progress.touched { return .deleteThing }
             return nil
         }
+    }
+
+    /// True when the certificate in AWS is not the one wanted: the operator gave the gateway
+    /// another certificate, or went back to one AWS signs.
+    func certificateIsReplaced(_ progress: AWSThingProgress) -> Bool {
+        if let wanted = self.registeredCertificate { return progress.certificatePem != wanted }
+        return progress.certificateRegistered == true
     }
 
     /// The state to show when no step is left.
@@ -111,14 +145,26 @@ struct ProvisioningPlan: Sendable {
     }
 
     /// The thing's least-privilege policy: connect as its own client id; publish on its uplink
-    /// topic and its shadow; subscribe and receive on its downlink topic and its shadow. Needs
-    /// the account, which the thing's ARN tells.
+    /// topic and its shadow; subscribe and receive on its downlink topic and its shadow. The
+    /// gateway's: connect as its own client id, subscribe to `{downlinkPrefix}/+/down` and receive
+    /// what comes on it, nothing else. Needs the account, which the thing's ARN tells.
     func policyDocument(_ progress: AWSThingProgress) -> String? {
         guard let thingArn = progress.thingArn else { return nil }
         let parts = thingArn.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count >= 6 else { return nil }
         let prefix = "arn:\(parts[1]):iot:\(parts[3]):\(parts[4])"
         let id = self.thingName
+        if self.isGateway {
+            let downlinks = self.settings.downlinkPrefix
+            return Self.json([
+                "Version": "2012-10-17",
+                "Statement": [
+                    ["Effect": "Allow", "Action": "iot:Connect", "Resource": "\(prefix):client/\(id)"],
+                    ["Effect": "Allow", "Action": "iot:Subscribe", "Resource": "\(prefix):topicfilter/\(downlinks)/+/down"],
+                    ["Effect": "Allow", "Action": "iot:Receive", "Resource": "\(prefix):topic/\(downlinks)/*/down"],
+                ],
+            ])
+        }
         let uplink = self.settings.uplinkTopic.replacingOccurrences(of: "{deviceId}", with: id)
             .replacingOccurrences(of: "{deviceName}", with: "*").replacingOccurrences(of: "{subtopic}", with: "*")
         let downlink = "\(self.settings.downlinkPrefix)/\(id)/down"
@@ -135,6 +181,10 @@ struct ProvisioningPlan: Sendable {
                 ["Effect": "Allow", "Action": "iot:Receive", "Resource": ["\(prefix):topic/\(downlink)", "\(prefix):topic/\(shadow)"]],
             ],
         ]
+        return Self.json(document)
+    }
+
+    private static func json(_ document: [String: Any]) -> String? {
         guard let data = try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes]) else {
             return nil
         }

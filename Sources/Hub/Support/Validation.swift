@@ -1,13 +1,20 @@
 /// The rules for names and ids, shared by the API and the CLI. Each check throws
 /// ``HubError/invalidField(_:_:)`` naming the field and the rule it broke.
 public enum Validation {
-    /// Device ids are AWS IoT thing names: `[a-zA-Z0-9:_-]{1,128}`.
+    /// Device ids are AWS IoT thing names: `[a-zA-Z0-9:_-]{1,128}`, but for the names of
+    /// Conduit's own downlink gateways.
     public static func deviceID(_ value: String, field: String = "id") throws {
         try self.check(
             value, field: field, maxLength: 128, allowed: { $0.isASCIILetterOrDigit || ":_-".contains($0) },
             rule: "must match [a-zA-Z0-9:_-]{1,128} (it is the device's AWS IoT thing name)"
         )
+        if value.hasPrefix(self.gatewayThingPrefix) {
+            throw HubError.invalidField(field, "must not start with \(self.gatewayThingPrefix) (the things of Conduit's downlink gateways)")
+        }
     }
+
+    /// The start of the thing names of integrations' downlink gateways.
+    static let gatewayThingPrefix = "conduit-gateway-"
 
     /// True when `value` could be a device id; a path or filter that could not is answered
     /// without asking the database (which, on PostgreSQL, refuses a NUL in text outright).

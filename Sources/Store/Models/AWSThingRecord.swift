@@ -3,6 +3,12 @@ import Foundation
 /// One device in one integration: what Conduit wants in AWS for it, what it has made so far, and
 /// the job that closes the gap. The row is the job: durable, leased by one worker at a time.
 public struct AWSThingRecord: Sendable, Equatable {
+    /// The device id of the row that holds an integration's downlink gateway: its thing, its
+    /// certificate and its policy. Not a possible device id (`$`), so no device collides with it.
+    public static let gatewayDeviceID = "$gateway"
+
+    public var isGateway: Bool { self.deviceID == Self.gatewayDeviceID }
+
     public var integrationID: String
     public var deviceID: String
     public var tenantID: String
@@ -103,6 +109,9 @@ public struct AWSThingProgress: Sendable, Equatable, Codable {
     public var certificatePem: String?
     /// `ACTIVE` or `INACTIVE`, as last set or seen.
     public var certificateStatus: String?
+    /// The certificate was registered (RegisterCertificateWithoutCA), not signed by AWS for a
+    /// key Conduit made.
+    public var certificateRegistered: Bool?
     /// The per-thing policy Conduit made, and a digest of the document it holds.
     public var createdPolicy: String?
     public var policyDocumentDigest: String?

@@ -63,12 +63,25 @@ public struct IntegrationSettings: Sendable, Equatable, Codable {
     public var payloadFormat: String
     public var downlinkPrefix: String
     public var binding: IntegrationBinding
+    /// An override of the MQTT data endpoint (`host:port`) the downlink gateway connects to;
+    /// nil for the account's `iot:Data-ATS` endpoint on 8883.
+    public var mqttEndpoint: String?
+    /// The CA certificates (PEM) the data endpoint's certificate must chain to; nil for the
+    /// system's trust store (which holds Amazon's roots).
+    public var mqttTrustRoots: String?
+    /// A gateway certificate (PEM) from the operator's own CA, registered with
+    /// RegisterCertificateWithoutCA; nil to have AWS sign one for a key Conduit makes. Its
+    /// private key is kept sealed in ``IntegrationCredentials/sealedGatewayPrivateKey``.
+    public var gatewayCertificate: String?
 
     public init(
         region: String, endpointURL: String?, policyName: String?, perThingPolicy: Bool, thingGroup: String?,
         thingAttributes: [String], uplinkTopic: String, payloadFormat: String, downlinkPrefix: String,
-        binding: IntegrationBinding
+        binding: IntegrationBinding, mqttEndpoint: String? = nil, mqttTrustRoots: String? = nil, gatewayCertificate: String? = nil
     ) {
+        self.mqttEndpoint = mqttEndpoint
+        self.mqttTrustRoots = mqttTrustRoots
+        self.gatewayCertificate = gatewayCertificate
         self.region = region
         self.endpointURL = endpointURL
         self.policyName = policyName
@@ -117,11 +130,14 @@ public struct IntegrationCredentials: Sendable, Equatable, Codable {
     public var sealedSecretAccessKey: String?
     public var roleARN: String?
     public var externalID: String?
+    /// The private key of ``IntegrationSettings/gatewayCertificate``, sealed.
+    public var sealedGatewayPrivateKey: String?
 
     public init(
         kind: Kind, accessKeyID: String? = nil, sealedSecretAccessKey: String? = nil, roleARN: String? = nil,
-        externalID: String? = nil
+        externalID: String? = nil, sealedGatewayPrivateKey: String? = nil
     ) {
+        self.sealedGatewayPrivateKey = sealedGatewayPrivateKey
         self.kind = kind
         self.accessKeyID = accessKeyID
         self.sealedSecretAccessKey = sealedSecretAccessKey

@@ -75,7 +75,9 @@ public struct AWSThingRepository: Sendable {
 
     /// Up to `limit` rows of the integration with device ids after `after`, by device id.
     public func list(integrationID: String, after: String? = nil, limit: Int) async throws -> [AWSThingRecord] {
-        var query = SQLQueryString("SELECT * FROM aws_things WHERE integration_id = \(bind: integrationID)")
+        var query = SQLQueryString(
+            "SELECT * FROM aws_things WHERE integration_id = \(bind: integrationID) AND device_id <> \(bind: AWSThingRecord.gatewayDeviceID)"
+        )
         if let after {
             query.appendLiteral(" AND device_id > ")
             query.appendInterpolation(bind: after)
@@ -88,7 +90,10 @@ public struct AWSThingRepository: Sendable {
     /// How many of the integration's devices are in each state.
     public func countByState(integrationID: String) async throws -> [AWSProvisioningState: Int] {
         let rows = try await self.session.sql.raw(
-            "SELECT state, COUNT(*) AS n FROM aws_things WHERE integration_id = \(bind: integrationID) GROUP BY state"
+            """
+            SELECT state, COUNT(*) AS n FROM aws_things
+            WHERE integration_id = \(bind: integrationID) AND device_id <> \(bind: AWSThingRecord.gatewayDeviceID) GROUP BY state
+            """
         ).all()
         var counts: [AWSProvisioningState: Int] = [:]
         for row in rows {
@@ -103,21 +108,23 @@ public struct AWSThingRepository: Sendable {
     public func latestErrors(integrationID: String, limit: Int) async throws -> [AWSThingRecord] {
         try await self.session.sql.raw(
             """
-            SELECT * FROM aws_things WHERE integration_id = \(bind: integrationID) AND last_error IS NOT NULL
+            SELECT * FROM aws_things
+            WHERE integration_id = \(bind: integrationID) AND device_id <> \(bind: AWSThingRecord.gatewayDeviceID) AND last_error IS NOT NULL
             ORDER BY updated_at DESC LIMIT \(bind: limit)
             """
         ).all().map(Self.record)
     }
 
-    /// How many of the integration's devices may have something in AWS (any state but pending
-    /// and deprovisioned).
-    public func countHoldingResources(integrationID: String) async throws -> Int {
-        try await self.session.sql.raw(
+    /// True when some job of the integration (its gateway's included) may have made something
+    /// in AWS already: one that has begun, and is not settled as pending or deprovisioned.
+    public func holdsResources(integrationID: String) async throws -> Bool {
+        let rows = try await self.session.sql.raw(
             """
-            SELECT COUNT(*) AS n FROM aws_things
+            SELECT progress FROM aws_things
             WHERE integration_id = \(bind: integrationID) AND state NOT IN ('pending', 'deprovisioned')
             """
-        ).first()?.decode(column: "n", as: Int.self) ?? 0
+        ).all()
+        return try rows.contains { try $0.decodeJSON(column: "progress", as: AWSThingProgress.self).touched }
     }
 
     /// The integrations whose AWS topics the device's messages go to: those that want it active

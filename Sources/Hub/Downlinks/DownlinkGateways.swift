@@ -1,0 +1,175 @@
+import Crypto
+import Foundation
+import Logging
+import Metrics
+import MQTTClient
+import NIOCore
+import Store
+import Synchronization
+
+/// Where an integration's downlink gateway stands, as operators see it.
+public struct DownlinkGatewayStatus: Sendable, Equatable {
+    /// `host:port` it connects to.
+    public var endpoint: String
+    /// Connected and subscribed now.
+    public var connected: Bool
+    /// Why the last connection failed or ended, until it connects again.
+    public var lastError: String?
+}
+
+/// Keeps one MQTT connection per active integration to its AWS IoT data endpoint, as the
+/// integration's gateway thing (mutual TLS with the gateway's certificate, SNI), subscribed to
+/// `{downlinkPrefix}/+/down`. Each downlink is written to its device's queue before AWS gets its
+/// PUBACK, and the session is persistent: what AWS sends while Conduit is away or restarting
+/// waits in AWS (an hour by default) and comes when the gateway is back.
+public final class DownlinkGateways: Sendable {
+    public struct Configuration: Sendable {
+        /// The longest it waits before looking for integrations whose gateway changed.
+        public var pollInterval: Duration
+        /// Seconds between connection tries: doubling from the first to the longest.
+        public var reconnectDelay: (first: Double, longest: Double)
+
+        public init(pollInterval: Duration = .seconds(10), reconnectDelay: (first: Double, longest: Double) = (1, 60)) {
+            self.pollInterval = pollInterval
+            self.reconnectDelay = reconnectDelay
+        }
+    }
+
+    /// What a running connection was made from: when any of it changes, it is made again.
+    struct ConnectionKey: Hashable, Sendable {
+        var host: String
+        var port: Int
+        var clientID: String
+        var certificateID: String
+        var trustRoots: String?
+        var topicFilter: String
+        var tenantID: String
+    }
+
+    let hub: Hub
+    let configuration: Configuration
+    let logger: Logger
+
+    public init(hub: Hub, configuration: Configuration = Configuration()) {
+        self.hub = hub
+        self.configuration = configuration
+        self.logger = hub.logger
+    }
+
+    /// Keeps the connections in step with the integrations until cancelled.
+    public func run() async {
+        await self.hub.integrations.ensureGateways()
+        var running: [String: (key: ConnectionKey, client: MQTTClient, task: Task<Void, Never>)] = [:]
+        while !Task.isCancelled {
+            let generation = self.hub.gatewayDoorbell.generation
+            do {
+                let wanted = try await self.wantedConnections()
+                for (id, entry) in running where wanted[id]?.key != entry.key {
+                    entry.task.cancel()
+                    await entry.task.value
+                    running[id] = nil
+                    self.logger.info("downlink gateway stopped", metadata: [LogKey.integrationID: "\(id)"])
+                }
+                for (id, connection) in wanted where running[id] == nil {
+                    let client = MQTTClient(configuration: connection.configuration, logger: self.logger)
+                    let task = Task { [hub = self.hub, integration = connection.integration] in
+                        await client.run { message in
+                            try await Self.receive(message, from: integration, hub: hub)
+                        }
+                    }
+                    running[id] = (connection.key, client, task)
+                    self.logger.info(
+                        "downlink gateway started",
+                        metadata: [LogKey.integrationID: "\(id)", "conduit.endpoint": "\(connection.key.host):\(connection.key.port)"]
+                    )
+                }
+                let statuses = running.mapValues { entry in
+                    (endpoint: "\(entry.key.host):\(entry.key.port)", client: entry.client)
+                }
+                self.hub.gatewayClients.withLock { $0 = statuses }
+            } catch {
+                self.logger.notice("cannot read the integrations' downlink gateways", metadata: ["error": "\(error)"])
+            }
+            await self.hub.gatewayDoorbell.wait(since: generation, timeout: self.configuration.pollInterval)
+        }
+        for entry in running.values { entry.task.cancel() }
+        for entry in running.values { await entry.task.value }
+        self.hub.gatewayClients.withLock { $0 = [:] }
+    }
+
+    static func receive(_ message: MQTTClientMessage, from integration: Integration, hub: Hub) async throws {
+        let outcome = try await hub.downlinks.receive(topic: message.topic, payload: Array(message.payload.readableBytesView), from: integration)
+        if case .skipped(let reason) = outcome {
+            hub.logger.notice("downlink skipped", metadata: [LogKey.integrationID: "\(integration.id)", "reason": "\(reason)"])
+        }
+    }
+
+    /// The connections that should run: one for each active integration whose gateway is
+    /// provisioned, with the certificate AWS has.
+    private func wantedConnections() async throws -> [String: (key: ConnectionKey, configuration: MQTTClientConfiguration, integration: Integration)] {
+        let session = self.hub.store.session
+        var wanted: [String: (key: ConnectionKey, configuration: MQTTClientConfiguration, integration: Integration)] = [:]
+        for integration in try await session.integrations.list(status: .active) where integration.active {
+            guard let record = try await session.awsThings.get(integrationID: integration.id, deviceID: AWSThingRecord.gatewayDeviceID),
+                record.wanted == .active, record.state == .provisioned
+            else { continue }
+            do {
+                if let connection = try self.connection(for: integration, gateway: record) {
+                    wanted[integration.id] = (connection.key, connection.configuration, integration)
+                }
+            } catch {
+                self.logger.warning(
+                    "cannot set up a downlink gateway", metadata: [LogKey.integrationID: "\(integration.id)", "error": "\(error)"]
+                )
+            }
+        }
+        return wanted
+    }
+
+    /// The gateway's connection settings, or nil when it has no endpoint to go to yet.
+    func connection(for integration: Integration, gateway record: AWSThingRecord) throws -> (key: ConnectionKey, configuration: MQTTClientConfiguration)? {
+        let settings = integration.settings
+        guard let certificateID = record.progress.certificateID, let certificate = record.progress.certificatePem else { return nil }
+        let sealedKey: String?
+        if let registered = settings.gatewayCertificate {
+            // The operator's certificate, once AWS has it; its key is kept with the integration.
+            guard certificate == registered else { return nil }
+            sealedKey = integration.credentials.sealedGatewayPrivateKey
+        } else {
+            sealedKey = record.sealedPrivateKey
+        }
+        guard let sealedKey else {
+            throw HubError.conflict("no_gateway_key", "the gateway's private key is missing; give the gateway certificate and key again")
+        }
+        let privateKey = try self.hub.secrets.open(sealedKey)
+        let host: String
+        let port: Int
+        if let endpoint = settings.mqttEndpoint {
+            (host, port) = Self.split(endpoint)
+        } else if let dataEndpoint = integration.dataEndpoint {
+            (host, port) = (dataEndpoint, 8883)
+        } else {
+            return nil
+        }
+        let clientID = ProvisioningPlan.gatewayThingName(integration.id)
+        let filter = "\(settings.downlinkPrefix)/+/down"
+        let key = ConnectionKey(
+            host: host, port: port, clientID: clientID, certificateID: certificateID, trustRoots: settings.mqttTrustRoots, topicFilter: filter,
+            tenantID: integration.tenantID
+        )
+        let configuration = MQTTClientConfiguration(
+            host: host, port: port, clientIdentifier: clientID,
+            tls: .init(certificateChainPEM: certificate, privateKeyPEM: privateKey, trustRootsPEM: settings.mqttTrustRoots),
+            subscriptions: [filter], reconnectDelay: self.configuration.reconnectDelay, cleanSession: false
+        )
+        return (key, configuration)
+    }
+
+    /// `host:port`, `[v6]:port`.
+    static func split(_ endpoint: String) -> (String, Int) {
+        guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else { return (endpoint, 8883) }
+        var host = endpoint[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        return (String(host), port)
+    }
+}
