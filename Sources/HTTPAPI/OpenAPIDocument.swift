@@ -282,7 +282,7 @@ paths:
         "400": {description: "A field breaks a rule (the message names both), or AWS refused the credentials or cannot be reached (the message carries AWS's reason).", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
-        "409": {description: "`integration_exists`: the tenant has an integration of that name already.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`integration_exists`: the tenant has an integration of that name already. `gateway_certificate_in_use`: another integration's gateway has that certificate.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "413": {$ref: "#/components/responses/TooLarge"}
   /v1/integrations/{id}:
     parameters:
@@ -306,7 +306,7 @@ paths:
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`integration_exists`: the tenant has another integration of that name. `integration_deleting`: the integration is being deleted (only its credentials may change). `integration_in_use`: region, endpointUrl and the AWS account may change only while it holds nothing in AWS. `integration_changed`: it changed meanwhile; read it again.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`integration_exists`: the tenant has another integration of that name. `integration_deleting`: the integration is being deleted (only its credentials may change). `integration_in_use`: region, endpointUrl and the AWS account may change only while it holds nothing in AWS. `integration_changed`: it changed meanwhile; read it again. `gateway_certificate_in_use`: another integration's gateway has that certificate.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "413": {$ref: "#/components/responses/TooLarge"}
     delete:
       summary: Delete an integration (admin); what it made in AWS is removed first
@@ -361,7 +361,7 @@ components:
           type: object
           required: [code, message]
           properties:
-            code: {type: string, examples: [invalid_field, invalid_transition, not_found, forbidden, integration_exists, integration_deleting, integration_in_use, integration_changed, not_provisioned, credentials_issued, busy]}
+            code: {type: string, examples: [invalid_field, invalid_transition, not_found, forbidden, integration_exists, integration_deleting, integration_in_use, integration_changed, gateway_certificate_in_use, not_provisioned, credentials_issued, busy]}
             message: {type: string}
     DeviceStatus: {type: string, enum: [pending, accepted, rejected, decommissioned]}
     DeviceCreate:
@@ -633,7 +633,7 @@ components:
       required: [thingName, certificateSource]
       description: "The integration's downlink gateway: a thing whose policy allows only to connect as itself, subscribe to {downlinkPrefix}/+/down and receive on it. Its state and certificate show on GET /v1/integrations/{id}; its connection, when this node runs one."
       properties:
-        thingName: {type: string, examples: [conduit-gateway-int_4f1c9a2e7b3d5a6c8e01], description: "Also its MQTT client id and its policy's name."}
+        thingName: {type: string, examples: [conduit-gateway-int_4f1c9a2e7b3d5a6c8e01], description: "Also its MQTT client id; its policy is conduit-gateway@{integrationId}."}
         certificateSource: {type: string, enum: [aws, registered]}
         privateKey: {type: string, const: "<hidden>", description: "Only for a registered certificate."}
         state: {$ref: "#/components/schemas/AWSProvisioningState"}

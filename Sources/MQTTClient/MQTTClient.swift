@@ -70,6 +70,8 @@ public final class MQTTClient: Sendable {
     private let connectedState = Mutex(false)
     private let connections = Atomic<Int>(0)
     private let lastFailure = Mutex<String?>(nil)
+    /// When the current connection was subscribed.
+    private let subscribedAt = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(
         configuration: MQTTClientConfiguration, logger: Logger = Logger(label: "conduit.mqtt.client"),
@@ -106,8 +108,11 @@ public final class MQTTClient: Sendable {
                 )
             }
             self.connectedState.withLock { $0 = false }
-            // A connection that got as far as its subscription starts the backoff over.
-            failures = self.connectionCount > before ? 1 : failures + 1
+            // A connection that stayed up a while starts the backoff over; one dropped soon after
+            // its subscription (another client taking the same client id, a policy that refuses
+            // the subscription) backs off further.
+            let stayed = self.subscribedAt.withLock { $0 }.map { ContinuousClock.now - $0 >= .seconds(10) } ?? false
+            failures = self.connectionCount > before && stayed ? 1 : failures + 1
             let (first, longest) = self.configuration.reconnectDelay
             let delay = min(longest, first * Double(1 << min(failures - 1, 16))) * Double.random(in: 0.8...1.2)
             guard (try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))) != nil else { break }
@@ -202,6 +207,7 @@ public final class MQTTClient: Sendable {
                         }
                         self.connectedState.withLock { $0 = true }
                         self.lastFailure.withLock { $0 = nil }
+                        self.subscribedAt.withLock { $0 = ContinuousClock.now }
                         self.connections.add(1, ordering: .relaxed)
                     case .publish(let publish):
                         try await handler(MQTTClientMessage(topic: publish.topic, payload: publish.payload, qos: publish.qos))

@@ -159,6 +159,8 @@ struct IntegrationsCommand: AsyncParsableCommand {
                     ("policy", settings.perThingPolicy ? "one per thing" : settings.policyName ?? ""), ("thing group", settings.thingGroup ?? "none"),
                     ("uplink topic", settings.uplinkTopic), ("payload format", settings.payloadFormat), ("downlink prefix", settings.downlinkPrefix),
                     ("binds", bind), ("devices", IntegrationsCommand.counts(overview)),
+                    ("mqtt endpoint", settings.mqttEndpoint ?? "the data endpoint, port 8883"),
+                    ("gateway", IntegrationsCommand.gateway(overview)),
                 ]
                 for (name, value) in lines { print("\(name.padding(toLength: 16, withPad: " ", startingAt: 0))\(value)") }
                 for record in overview.latestErrors {
@@ -228,6 +230,16 @@ struct IntegrationsCommand: AsyncParsableCommand {
             progress.update(done: max(0, total - left))
         }
         progress.finish()
+    }
+
+    /// The downlink gateway: its thing, its state and where its certificate comes from.
+    static func gateway(_ overview: Integrations.Overview) -> String {
+        let integration = overview.integration
+        var text = Integrations.gatewayThingName(integration.id)
+        text += ", " + (overview.gateway?.state.rawValue ?? "not made yet")
+        text += integration.settings.gatewayCertificate == nil ? ", certificate signed by AWS" : ", certificate of your own CA"
+        if let error = overview.gateway?.lastError { text += ", last error: \(error)" }
+        return text
     }
 
     static func counts(_ overview: Integrations.Overview) -> String {

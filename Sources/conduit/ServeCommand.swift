@@ -184,7 +184,7 @@ struct ServeCommand: AsyncParsableCommand {
                 configuration: .init(
                     services: [
                         app, WorkerService(provisioner.run), WorkerService(UplinkForwarder(hub: hub).run),
-                        WorkerService(DownlinkGateways(hub: hub).run),
+                        WorkerService(DownlinkGateways(hub: hub, configuration: .init(nodeID: try settings.nodeID())).run),
                     ],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger

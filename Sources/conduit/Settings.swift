@@ -126,6 +126,25 @@ struct Settings {
         }
     }
 
+    /// This node's name among those sharing a database: `CONDUIT_NODE_ID` (key `node.id`), else
+    /// the one in `node-id` in the data dir, made on first use, so that a node restarted after a
+    /// crash finds the leases it held still its own.
+    func nodeID() throws -> String {
+        if let id = self.string(nil, key: "node.id"), !id.isEmpty { return id }
+        let path = (self.dataDirectory as NSString).appendingPathComponent("node-id")
+        if let stored = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !stored.isEmpty {
+            return stored
+        }
+        let id = UUID().uuidString.lowercased()
+        do {
+            try FileManager.default.createDirectory(atPath: self.dataDirectory, withIntermediateDirectories: true)
+            try (id + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw ValidationError("node.id: cannot write \(path): \(error.localizedDescription); set CONDUIT_NODE_ID instead")
+        }
+        return id
+    }
+
     /// The master key: `CONDUIT_MASTER_KEY` (or `masterKey` in the file), else the key file,
     /// made on first use.
     func secretBox() throws -> SecretBox {

@@ -73,6 +73,7 @@ struct DownlinkGatewayTests {
             #expect(created.status == 201, "\(created.body)")
             let integrationID = try #require(created.body["id"] as? String)
             let gatewayThing = "conduit-gateway-\(integrationID)"
+            let gatewayPolicy = "conduit-gateway@\(integrationID)"
             #expect((created.body["gateway"] as? [String: Any])?["privateKey"] as? String == "<hidden>")
             #expect((created.body["gateway"] as? [String: Any])?["certificateSource"] as? String == "registered")
 
@@ -91,8 +92,8 @@ struct DownlinkGatewayTests {
             #expect(described.status == "ACTIVE")
             #expect(described.certificatePem?.contains(try pki.read("gateway.pem").split(separator: "\n")[1]) == true, "the test CA's certificate is the one registered")
             #expect(try await iot.listThingPrincipals(thing: gatewayThing) == [described.certificateArn])
-            #expect(try await iot.listAttachedPolicies(target: described.certificateArn) == [gatewayThing])
-            let policy = try #require(try await iot.getPolicy(name: gatewayThing).policyDocument)
+            #expect(try await iot.listAttachedPolicies(target: described.certificateArn) == [gatewayPolicy])
+            let policy = try #require(try await iot.getPolicy(name: gatewayPolicy).policyDocument)
             let statements = try #require(
                 (try JSONSerialization.jsonObject(with: Data(policy.utf8)) as? [String: Any])?["Statement"] as? [[String: Any]]
             )
@@ -139,6 +140,19 @@ struct DownlinkGatewayTests {
             try await Task.sleep(for: .seconds(1))
             try await Self.publishFromAWS(mosquitto, "conduit/devices/near/down", #"{"payload_raw": "\#(Self.base64("still here"))"}"#)
             #expect(try await after.value.stdout == "still here\n")
+
+            // Made inactive, the integration lets go of its connection; active again, it takes
+            // what AWS kept for it meanwhile.
+            func connected() async throws -> Bool? {
+                let body = try await ConduitCLITests.http("GET", http, "/v1/integrations/\(integrationID)", token: token).body
+                return (body["gateway"] as? [String: Any])?["connected"] as? Bool
+            }
+            #expect(try await ConduitCLITests.http("PATCH", http, "/v1/integrations/\(integrationID)", token: token, json: #"{"active": false}"#).status == 200)
+            try await waitUntil("the gateway to let go") { try await connected() == nil }
+            try await Self.publishFromAWS(mosquitto, "conduit/devices/far/down", #"{"payload_raw": "\#(Self.base64("kept for you"))"}"#)
+            #expect(try await ConduitCLITests.http("PATCH", http, "/v1/integrations/\(integrationID)", token: token, json: #"{"active": true}"#).status == 200)
+            let kept = try await Self.receive(mqtt, "far", secrets["far"]!, count: 1).value
+            #expect(kept.stdout == "kept for you\n", "\(kept.stderr)")
 
             // Conduit dies; what AWS sends meanwhile waits in the gateway's persistent session and
             // reaches the device after the restart.

@@ -78,9 +78,31 @@ struct IntegrationTests {
 
     @Test("bad input is refused naming the field and the rule")
     func badInput() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pki = try await TestPKI.make(in: directory)
+        let (certificate, key, otherKey, ca) = (try pki.read("gateway.pem"), try pki.read("gateway.key"), try pki.read("stranger.key"), try pki.read("ca.pem"))
         try await APIHarness.run(.sqlite, aws: try MotoPeer.environment()) { api in
             let account = MotoPeer.Account()
             let cases: [([String: Any], String)] = [
+                (["mqttEndpoint": "localhost"], "mqttEndpoint: must be host:port, such as a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:8883"),
+                (["mqttEndpoint": "localhost:99999"], "mqttEndpoint: must be host:port, such as a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:8883"),
+                (["mqttEndpoint": "bad host:8883"], "mqttEndpoint: must be host:port, such as a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:8883"),
+                (["mqttTrustRoots": "no certificate here"], "mqttTrustRoots: must hold at least one certificate (PEM)"),
+                (["gateway": "x"], "gateway: must be an object, not a string"),
+                (["gateway": ["certificatePem": certificate]], "gateway.privateKey: is required"),
+                (["gateway": ["privateKey": key]], "gateway.certificatePem: is required"),
+                (["gateway": ["certificatePem": certificate, "privateKey": otherKey]], "gateway.privateKey: is not the private key of gateway.certificatePem"),
+                (
+                    ["gateway": ["certificatePem": certificate, "privateKey": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"]],
+                    "gateway.privateKey: must be an EC or RSA private key in PEM (PKCS#8, SEC1 or PKCS#1)"
+                ),
+                (["gateway": ["certificatePem": "x", "privateKey": key]], "gateway.certificatePem: must be an X.509 certificate in PEM (-----BEGIN CERTIFICATE-----)"),
+                (
+                    ["gateway": ["certificatePem": certificate + ca, "privateKey": key]],
+                    "gateway.certificatePem: must hold exactly one certificate (AWS registers the gateway's own, without its CA)"
+                ),
+                (["gateway": ["certificatePem": certificate, "privateKey": key, "chain": ca]], "gateway.chain: unknown field; allowed: certificatePem, privateKey"),
                 (["thingGroup": "my group"], "thingGroup: must match [a-zA-Z0-9_-]{1,128}"),
                 (["thingGroup": String(repeating: "g", count: 129)], "thingGroup: must match [a-zA-Z0-9_-]{1,128}"),
                 (["thingGroup": "a:b"], "thingGroup: must match [a-zA-Z0-9_-]{1,128}"),
@@ -120,6 +142,49 @@ struct IntegrationTests {
                 #expect(reply.errorMessage == message, "\(fields)")
             }
             #expect(try await api.call(.get, "/v1/integrations", token: api.admin).items.isEmpty)
+        }
+    }
+
+    @Test("a gateway certificate of one's own: its key sealed at rest and hidden in answers; null goes back to one AWS signs")
+    func ownGatewayCertificate() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pki = try await TestPKI.make(in: directory)
+        let key = try pki.read("gateway.key")
+        try await APIHarness.run(.sqlite, aws: try MotoPeer.environment()) { api in
+            let created = try await api.call(.post, "/v1/integrations", token: api.admin, json: try Self.body(account: MotoPeer.Account()))
+            let id = try #require(created.json?["id"] as? String)
+            #expect((created.json?["gateway"] as? [String: String]) == ["thingName": "conduit-gateway-\(id)", "certificateSource": "aws"])
+            let own = try await api.call(
+                .patch, "/v1/integrations/\(id)", token: api.admin,
+                json: String(
+                    decoding: try JSONSerialization.data(withJSONObject: [
+                        "gateway": ["certificatePem": try pki.read("gateway.pem"), "privateKey": key], "mqttEndpoint": "localhost:8883",
+                        "mqttTrustRoots": try pki.read("ca.pem"),
+                    ]),
+                    as: UTF8.self
+                )
+            )
+            #expect(own.status == .ok, "\(own.text)")
+            #expect((own.json?["gateway"] as? [String: String])?["certificateSource"] == "registered")
+            #expect((own.json?["gateway"] as? [String: String])?["privateKey"] == "<hidden>")
+            #expect(own.json?["mqttEndpoint"] as? String == "localhost:8883")
+            #expect(!own.text.contains("PRIVATE KEY"))
+            let stored = try await api.hub.store.session.sql.raw("SELECT credentials, settings FROM integrations").all()
+            let raw = try stored.map { try $0.decode(column: "credentials", as: String.self) + $0.decode(column: "settings", as: String.self) }.joined()
+            #expect(!raw.contains("PRIVATE KEY") && raw.contains("v1:"), "the key is sealed")
+            // Another integration may not share it: removing one would take the other's away.
+            let sharing = try await api.call(
+                .post, "/v1/integrations", token: api.admin,
+                json: try Self.body(
+                    account: MotoPeer.Account(), ["name": "second", "gateway": ["certificatePem": try pki.read("gateway.pem"), "privateKey": key]]
+                )
+            )
+            #expect(sharing.status == .conflict)
+            #expect(sharing.errorCode == "gateway_certificate_in_use")
+            let back = try await api.call(.patch, "/v1/integrations/\(id)", token: api.admin, json: #"{"gateway": null, "mqttEndpoint": null}"#)
+            #expect((back.json?["gateway"] as? [String: String]) == ["thingName": "conduit-gateway-\(id)", "certificateSource": "aws"])
+            #expect(back.json?["mqttEndpoint"] == nil)
         }
     }
 
@@ -215,7 +280,7 @@ struct IntegrationTests {
             // What is left is the integration's downlink gateway.
             #expect(try await deviceThings().isEmpty)
             #expect(try await iot.listCertificates().map(\.certificateArn) == (try await iot.listThingPrincipals(thing: gateway)))
-            #expect(try await iot.listPolicies() == [gateway])
+            #expect(try await iot.listPolicies() == ["conduit-gateway@\(integrationID)"])
         }
     }
 

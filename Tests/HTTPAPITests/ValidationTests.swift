@@ -19,6 +19,7 @@ struct ValidationTests {
         Case(body: #"{"name":"x","id":"\#(String(repeating: "a", count: 129))"}"#, message: "id: must match [a-zA-Z0-9:_-]{1,128} (it is the device's AWS IoT thing name)"),
         Case(body: #"{"name":"x","id":"é"}"#, message: "id: must match [a-zA-Z0-9:_-]{1,128} (it is the device's AWS IoT thing name)"),
         Case(body: #"{"name":"x","id":7}"#, message: "id: must be a string, not a number"),
+        Case(body: #"{"name":"x","id":"conduit-gateway-int_1"}"#, message: "id: must not start with conduit-gateway- (the things of Conduit's downlink gateways)"),
         Case(body: #"{"id":"a"}"#, message: "name: is required"),
         Case(body: #"{"name":"   "}"#, message: "name: must not be empty"),
         Case(body: #"{"name":"\#(String(repeating: "n", count: 257))"}"#, message: "name: must be at most 256 characters"),

@@ -154,6 +154,7 @@ struct ProvisioningPlanTests {
         var integration = Self.integration(perThing: false)
         let plan = ProvisioningPlan(integration: integration, deviceID: AWSThingRecord.gatewayDeviceID, device: nil, wanted: .active)
         #expect(plan.thingName == "conduit-gateway-int_1")
+        #expect(plan.policyName == "conduit-gateway@int_1")
         #expect(Self.walk(plan) == [.begin, .createThing, .createKey, .createCertificate, .createPolicy, .attachPolicy, .attachPrincipal])
         var progress = AWSThingProgress()
         progress.thingArn = "arn:aws:iot:eu-west-1:123456789012:thing/conduit-gateway-int_1"
@@ -181,9 +182,9 @@ struct ProvisioningPlanTests {
         made.certificatePem = "PEM-1"
         made.certificateRegistered = true
         made.certificateStatus = "ACTIVE"
-        made.createdPolicy = "conduit-gateway-int_1"
+        made.createdPolicy = "conduit-gateway@int_1"
         made.policyDocumentDigest = plan.policyDocument(made).map(ProvisioningPlan.digest)
-        made.attachedPolicy = "conduit-gateway-int_1"
+        made.attachedPolicy = "conduit-gateway@int_1"
         made.principalAttached = true
         #expect(registered.nextStep(made) == nil)
         integration.settings.gatewayCertificate = "PEM-2"

@@ -136,10 +136,17 @@ struct BatchAndRecoveryTests {
             // drift-c: its certificate deactivated.
             let c = try #require(try await fixture.record("drift-c", in: integration))
             try await iot.updateCertificate(id: try #require(c.progress.certificateID), status: .inactive)
+            // The downlink gateway: its policy changed to allow everything.
+            let gateway = "conduit-gateway-\(integration.id)"
+            try await iot.createPolicyVersion(
+                name: "conduit-gateway@\(integration.id)", document: #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#
+            )
 
             let drift = try await fixture.hub.integrations.reconcile(integration.id, by: fixture.admin)
-            #expect(drift.map(\.deviceID).sorted() == ["drift-a", "drift-b", "drift-c"])
+            #expect(drift.map(\.deviceID).sorted() == [gateway, "drift-a", "drift-b", "drift-c"])
+            #expect(drift.first { $0.deviceID == gateway }?.repairs == ["policy conduit-gateway@\(integration.id) was changed in AWS: restored"])
             try await provisioner.drain()
+            #expect(try await fixture.gateway(of: integration).policy.contains("topicfilter/conduit/devices/+/down"))
 
             #expect(try await fixture.thingNames() == ["drift-a", "drift-b", "drift-c", "steady"])
             #expect(try await iot.listThingPrincipals(thing: "drift-a") == [try #require(a.progress.certificateArn)])

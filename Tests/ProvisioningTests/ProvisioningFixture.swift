@@ -73,7 +73,7 @@ struct ProvisioningFixture {
 
     /// Every policy in the account but the gateways'.
     func devicePolicies() async throws -> Set<String> {
-        Set(try await self.iot.listPolicies().filter { !$0.hasPrefix(Self.gatewayPrefix) })
+        Set(try await self.iot.listPolicies().filter { !$0.hasPrefix("conduit-gateway@") })
     }
 
     /// The integration's gateway in AWS: its thing's certificate, as described, and its policy.
@@ -84,7 +84,8 @@ struct ProvisioningFixture {
             throw TestSetupError("the gateway thing \(name) holds \(principals)")
         }
         let policies = try await self.iot.listAttachedPolicies(target: arn)
-        guard policies == [name], let document = try await self.iot.getPolicy(name: name).policyDocument else {
+        let policy = "conduit-gateway@\(integration.id)"
+        guard policies == [policy], let document = try await self.iot.getPolicy(name: policy).policyDocument else {
             throw TestSetupError("the gateway's certificate holds the policies \(policies)")
         }
         return (try await self.iot.describeCertificate(id: String(id)), document)

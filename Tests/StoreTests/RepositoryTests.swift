@@ -204,3 +204,42 @@ struct MessageHistoryTests {
         }
     }
 }
+
+@Suite("Downlink gateway leases")
+struct GatewayLeaseTests {
+    @Test("one node holds a gateway at a time; it renews its own lease, another takes it only once lapsed or released", arguments: TestDatabase.allCases)
+    func leases(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let now = RepositoryTests.now
+            try await store.session.tenants.insert(Tenant(id: "t", name: "t", createdAt: now))
+            try await store.session.integrations.insert(
+                Integration(
+                    id: "int_1", tenantID: "t", name: "prod", type: "aws-iot-core",
+                    settings: IntegrationSettings(
+                        region: "eu-west-1", endpointURL: nil, policyName: nil, perThingPolicy: true, thingGroup: nil, thingAttributes: [],
+                        uplinkTopic: "up/{deviceId}", payloadFormat: "raw", downlinkPrefix: "down", binding: IntegrationBinding(all: true)
+                    ),
+                    credentials: IntegrationCredentials(kind: .default), active: true, status: .active, dataEndpoint: nil, createdGroups: [],
+                    createdAt: now, updatedAt: now
+                )
+            )
+            let leases = store.session.gatewayLeases
+            let later = now.addingTimeInterval(30)
+            #expect(try await leases.acquire(integrationID: "int_1", owner: "a", now: now, until: later))
+            #expect(try await !leases.acquire(integrationID: "int_1", owner: "b", now: now.addingTimeInterval(10), until: later.addingTimeInterval(10)))
+            #expect(try await leases.acquire(integrationID: "int_1", owner: "a", now: now.addingTimeInterval(10), until: later.addingTimeInterval(10)))
+            #expect(try await leases.holder(integrationID: "int_1")?.owner == "a")
+            // a stops renewing: once the lease lapses, b takes it, and a has lost it.
+            #expect(try await leases.acquire(integrationID: "int_1", owner: "b", now: later.addingTimeInterval(11), until: later.addingTimeInterval(41)))
+            #expect(try await !leases.acquire(integrationID: "int_1", owner: "a", now: later.addingTimeInterval(12), until: later.addingTimeInterval(42)))
+            // Released by its holder (not by another), it is free at once.
+            try await leases.release(integrationID: "int_1", owner: "a")
+            #expect(try await leases.holder(integrationID: "int_1")?.owner == "b")
+            try await leases.release(integrationID: "int_1", owner: "b")
+            #expect(try await leases.acquire(integrationID: "int_1", owner: "a", now: later.addingTimeInterval(13), until: later.addingTimeInterval(43)))
+            // The lease goes with its integration.
+            try await store.session.integrations.delete(id: "int_1")
+            #expect(try await leases.holder(integrationID: "int_1") == nil)
+        }
+    }
+}

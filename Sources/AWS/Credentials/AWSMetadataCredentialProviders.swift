@@ -19,15 +19,21 @@ struct AWSMetadataCredentials: Decodable {
 }
 
 /// Fetches `url` and decodes the credentials JSON; a refused connection or 404 means "not here".
+///
+/// - Parameters:
+///   - timeout, attempts: how long each try may take, and how many are made before the endpoint
+///     counts as unreachable (a busy host can miss one short deadline).
 func fetchMetadataCredentials(
-    _ url: String, headers: [(String, String)], source: String, httpClient: HTTPClient
+    _ url: String, headers: [(String, String)], source: String, httpClient: HTTPClient, timeout: TimeAmount = .seconds(2),
+    attempts: Int = 1
 ) async throws -> AWSResolvedCredentials {
     var request = HTTPClientRequest(url: url)
     for (name, value) in headers { request.headers.add(name: name, value: value) }
-    let response: HTTPClientResponse
-    do {
-        response = try await httpClient.execute(request, timeout: .seconds(2))
-    } catch {
+    var reply: HTTPClientResponse?
+    for _ in 0..<max(1, attempts) where reply == nil {
+        reply = try? await httpClient.execute(request, timeout: timeout)
+    }
+    guard let response = reply else {
         throw AWSCredentialError.notFound("\(source) not reachable at \(url)")
     }
     let body = try await response.body.collect(upTo: 1 << 20)
@@ -65,8 +71,11 @@ public struct AWSContainerCredentialProvider: AWSCredentialProvider {
         if let file = self.environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], !file.isEmpty {
             token = try? String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         }
+        // The endpoint was named, so it is expected to be there: more patience than for the
+        // instance metadata the default chain merely probes.
         return try await fetchMetadataCredentials(
-            url, headers: token.map { [("Authorization", $0)] } ?? [], source: "container credentials", httpClient: self.httpClient
+            url, headers: token.map { [("Authorization", $0)] } ?? [], source: "container credentials", httpClient: self.httpClient,
+            timeout: .seconds(5), attempts: 2
         )
     }
 }

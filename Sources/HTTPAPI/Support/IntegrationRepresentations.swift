@@ -106,6 +106,10 @@ struct IntegrationRepresentation: ResponseEncodable {
             gateway.thingArn = record.progress.thingArn
             gateway.certificateId = record.progress.certificateID
             gateway.certificateStatus = record.progress.certificateStatus
+            // What AWS holds now (while a certificate is being switched, the settings say what comes).
+            if record.progress.certificateID != nil {
+                gateway.certificateSource = record.progress.certificateRegistered == true ? "registered" : "aws"
+            }
             gateway.lastError = record.lastError
         }
         if let connection = overview?.gatewayConnection {

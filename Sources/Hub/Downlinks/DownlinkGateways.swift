@@ -24,13 +24,26 @@ public struct DownlinkGatewayStatus: Sendable, Equatable {
 /// waits in AWS (an hour by default) and comes when the gateway is back.
 public final class DownlinkGateways: Sendable {
     public struct Configuration: Sendable {
-        /// The longest it waits before looking for integrations whose gateway changed.
+        /// The longest it waits before looking for integrations whose gateway changed, and
+        /// renewing its leases.
         public var pollInterval: Duration
+        /// How long a node's hold on a gateway connection lasts without renewal: a node that
+        /// dies gives it up to another after this.
+        public var leaseDuration: Duration
         /// Seconds between connection tries: doubling from the first to the longest.
         public var reconnectDelay: (first: Double, longest: Double)
 
-        public init(pollInterval: Duration = .seconds(10), reconnectDelay: (first: Double, longest: Double) = (1, 60)) {
+        /// This node's name in the leases: the same across its restarts, so that after a crash it
+        /// takes its gateways again at once instead of waiting for its own leases to lapse.
+        public var nodeID: String
+
+        public init(
+            nodeID: String = UUID().uuidString, pollInterval: Duration = .seconds(10), leaseDuration: Duration = .seconds(30),
+            reconnectDelay: (first: Double, longest: Double) = (1, 60)
+        ) {
+            self.nodeID = nodeID
             self.pollInterval = pollInterval
+            self.leaseDuration = leaseDuration
             self.reconnectDelay = reconnectDelay
         }
     }
@@ -56,44 +69,76 @@ public final class DownlinkGateways: Sendable {
         self.logger = hub.logger
     }
 
-    /// Keeps the connections in step with the integrations until cancelled.
+    private struct Running {
+        var key: ConnectionKey
+        var client: MQTTClient
+        var task: Task<Void, Never>
+        /// Until when this node surely holds the lease (renewed every poll).
+        var heldUntil: ContinuousClock.Instant
+    }
+
+    /// Keeps the connections in step with the integrations until cancelled. Several nodes on one
+    /// database each run the gateways they hold the lease of, so that no two connect as the
+    /// same client id (AWS IoT would close one for the other, back and forth).
     public func run() async {
         await self.hub.integrations.ensureGateways()
-        var running: [String: (key: ConnectionKey, client: MQTTClient, task: Task<Void, Never>)] = [:]
+        let owner = self.configuration.nodeID
+        let leases = self.hub.store.session.gatewayLeases
+        var running: [String: Running] = [:]
+        func stop(_ id: String) async {
+            guard let entry = running.removeValue(forKey: id) else { return }
+            entry.task.cancel()
+            await entry.task.value
+            self.logger.info("downlink gateway stopped", metadata: [LogKey.integrationID: "\(id)"])
+        }
         while !Task.isCancelled {
             let generation = self.hub.gatewayDoorbell.generation
             do {
                 let wanted = try await self.wantedConnections()
-                for (id, entry) in running where wanted[id]?.key != entry.key {
-                    entry.task.cancel()
-                    await entry.task.value
-                    running[id] = nil
-                    self.logger.info("downlink gateway stopped", metadata: [LogKey.integrationID: "\(id)"])
+                var held = Set<String>()
+                for id in wanted.keys.sorted() {
+                    let now = self.hub.now()
+                    let until = now.addingTimeInterval(Double(self.configuration.leaseDuration.components.seconds))
+                    if try await leases.acquire(integrationID: id, owner: owner, now: now, until: until) {
+                        held.insert(id)
+                        running[id]?.heldUntil = .now + self.configuration.leaseDuration
+                    }
                 }
-                for (id, connection) in wanted where running[id] == nil {
+                for (id, entry) in running where wanted[id]?.key != entry.key || !held.contains(id) {
+                    await stop(id)
+                    if wanted[id] == nil { try? await leases.release(integrationID: id, owner: owner) }
+                }
+                for (id, connection) in wanted where running[id] == nil && held.contains(id) {
                     let client = MQTTClient(configuration: connection.configuration, logger: self.logger)
                     let task = Task { [hub = self.hub, integration = connection.integration] in
                         await client.run { message in
                             try await Self.receive(message, from: integration, hub: hub)
                         }
                     }
-                    running[id] = (connection.key, client, task)
+                    running[id] = Running(key: connection.key, client: client, task: task, heldUntil: .now + self.configuration.leaseDuration)
                     self.logger.info(
                         "downlink gateway started",
                         metadata: [LogKey.integrationID: "\(id)", "conduit.endpoint": "\(connection.key.host):\(connection.key.port)"]
                     )
                 }
-                let statuses = running.mapValues { entry in
-                    (endpoint: "\(entry.key.host):\(entry.key.port)", client: entry.client)
-                }
-                self.hub.gatewayClients.withLock { $0 = statuses }
             } catch {
                 self.logger.notice("cannot read the integrations' downlink gateways", metadata: ["error": "\(error)"])
+                // Without the store this node cannot renew its leases: a connection whose lease
+                // may have lapsed stops, before another node takes it over.
+                for (id, entry) in running where entry.heldUntil <= .now + self.configuration.pollInterval {
+                    await stop(id)
+                }
+            }
+            self.hub.gatewayClients.withLock { clients in
+                clients = running.mapValues { (endpoint: "\($0.key.host):\($0.key.port)", client: $0.client) }
             }
             await self.hub.gatewayDoorbell.wait(since: generation, timeout: self.configuration.pollInterval)
         }
-        for entry in running.values { entry.task.cancel() }
-        for entry in running.values { await entry.task.value }
+        for id in Array(running.keys) {
+            await stop(id)
+            // Another node may take over at once (from a task of its own: this one is cancelled).
+            await Task { try? await leases.release(integrationID: id, owner: owner) }.value
+        }
         self.hub.gatewayClients.withLock { $0 = [:] }
     }
 
@@ -110,8 +155,12 @@ public final class DownlinkGateways: Sendable {
         let session = self.hub.store.session
         var wanted: [String: (key: ConnectionKey, configuration: MQTTClientConfiguration, integration: Integration)] = [:]
         for integration in try await session.integrations.list(status: .active) where integration.active {
+            // What the connection needs in AWS: an active certificate attached to the thing and
+            // the policy. A repair of anything else (attributes, the policy's text) goes on while
+            // it stays connected.
             guard let record = try await session.awsThings.get(integrationID: integration.id, deviceID: AWSThingRecord.gatewayDeviceID),
-                record.wanted == .active, record.state == .provisioned
+                record.wanted == .active, record.progress.certificateStatus == "ACTIVE", record.progress.principalAttached,
+                record.progress.attachedPolicy != nil
             else { continue }
             do {
                 if let connection = try self.connection(for: integration, gateway: record) {

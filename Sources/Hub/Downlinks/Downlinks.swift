@@ -80,11 +80,15 @@ public struct Downlinks: Sendable {
     /// (a store that is down does throw: the message is then not acknowledged to AWS, which sends
     /// it again).
     public func receive(topic: String, payload: [UInt8], from integration: Integration) async throws -> Outcome {
-        let prefix = integration.settings.downlinkPrefix + "/"
-        guard topic.hasPrefix(prefix), topic.hasSuffix("/down") else {
-            return try await self.skip("topic \(topic) is not \(prefix){deviceId}/down", deviceID: nil, integration: integration)
+        // The gateway receives only what it subscribed to, `{downlinkPrefix}/+/down`, so the
+        // level before `down` is the device id; a message that was waiting in its session under
+        // a prefix the integration had before is delivered too.
+        let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
+        guard levels.count >= 3, levels.last == "down" else {
+            let prefix = integration.settings.downlinkPrefix
+            return try await self.skip("topic \(topic) is not \(prefix)/{deviceId}/down", deviceID: nil, integration: integration)
         }
-        let deviceID = String(topic.dropFirst(prefix.count).dropLast("/down".count))
+        let deviceID = String(levels[levels.count - 2])
         guard Validation.isDeviceID(deviceID),
             let device = try await self.hub.store.session.devices.get(tenantID: integration.tenantID, id: deviceID),
             device.status == .accepted,

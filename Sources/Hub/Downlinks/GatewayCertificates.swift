@@ -23,12 +23,16 @@ enum GatewayCertificates {
         var description: String { "a certificate has no -----END CERTIFICATE-----" }
     }
 
-    /// One certificate, valid at `now`, whose public key is the private key's.
-    static func check(certificatePEM: String, privateKeyPEM: String, now: Date) throws {
+    /// One certificate, valid at `now`, whose public key is the private key's. Returns it as PEM
+    /// in one canonical form, so that the same certificate sent again compares equal.
+    static func check(certificatePEM: String, privateKeyPEM: String, now: Date) throws -> String {
         let certificates: [Certificate]
         do {
             certificates = try self.parse(certificatePEM)
         } catch {
+            throw HubError.invalidField("gateway.certificatePem", "must be an X.509 certificate in PEM (-----BEGIN CERTIFICATE-----)")
+        }
+        guard !certificates.isEmpty else {
             throw HubError.invalidField("gateway.certificatePem", "must be an X.509 certificate in PEM (-----BEGIN CERTIFICATE-----)")
         }
         guard certificates.count == 1, let certificate = certificates.first else {
@@ -50,5 +54,6 @@ enum GatewayCertificates {
                 "is not valid now: it is valid from \(format.string(from: certificate.notValidBefore)) to \(format.string(from: certificate.notValidAfter))"
             )
         }
+        return try certificate.serializeAsPEM().pemString + "\n"
     }
 }

@@ -226,8 +226,8 @@ enum IntegrationRules {
     static func gateway(_ input: IntegrationDraft.Gateway, secrets: SecretBox, now: Date) throws -> (certificate: String, sealedKey: String) {
         guard let certificatePEM = input.certificatePEM else { throw HubError.invalidField("gateway.certificatePem", "is required") }
         guard let keyPEM = input.privateKeyPEM else { throw HubError.invalidField("gateway.privateKey", "is required") }
-        try GatewayCertificates.check(certificatePEM: certificatePEM, privateKeyPEM: keyPEM, now: now)
-        return (certificatePEM.trimmingCharacters(in: .whitespacesAndNewlines) + "\n", try secrets.seal(keyPEM))
+        let certificate = try GatewayCertificates.check(certificatePEM: certificatePEM, privateKeyPEM: keyPEM, now: now)
+        return (certificate, try secrets.seal(keyPEM))
     }
 
     static func credentials(_ input: IntegrationDraft.Credentials, secrets: SecretBox) throws -> IntegrationCredentials {

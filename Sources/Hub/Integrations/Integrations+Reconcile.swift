@@ -24,20 +24,28 @@ extension Integrations {
 
     func reconcile(_ integration: Integration) async throws -> [Drift] {
         let client = try self.hub.connections.client(for: integration)
+        let session = self.hub.store.session
         var drift: [Drift] = []
-        var after: String?
-        while true {
-            let rows = try await self.hub.store.session.awsThings.list(integrationID: integration.id, after: after, limit: 200)
+        func check(_ rows: [AWSThingRecord]) async throws {
             for row in rows where !row.needsWork && (row.wanted == .active || row.wanted == .inactive) {
-                let device = try await self.hub.store.session.devices.get(tenantID: row.tenantID, id: row.deviceID)
+                let device = row.isGateway ? nil : try await session.devices.get(tenantID: row.tenantID, id: row.deviceID)
                 let plan = ProvisioningPlan(integration: integration, deviceID: row.deviceID, device: device, wanted: row.wanted)
                 var record = row
                 let repairs = try await self.compare(&record, with: client, plan: plan)
                 guard !repairs.isEmpty else { continue }
                 if try await self.handOver(record, repairs: repairs, expected: row, plan: plan) {
-                    drift.append(Drift(deviceID: row.deviceID, repairs: repairs))
+                    // The gateway's drift is named by its thing.
+                    drift.append(Drift(deviceID: plan.thingName, repairs: repairs))
                 }
             }
+        }
+        if let gateway = try await session.awsThings.get(integrationID: integration.id, deviceID: AWSThingRecord.gatewayDeviceID) {
+            try await check([gateway])
+        }
+        var after: String?
+        while true {
+            let rows = try await session.awsThings.list(integrationID: integration.id, after: after, limit: 200)
+            try await check(rows)
             guard rows.count == 200, let last = rows.last else { break }
             after = last.deviceID
         }
@@ -49,7 +57,7 @@ extension Integrations {
     /// what is missing, and says what.
     private func compare(_ record: inout AWSThingRecord, with client: AWSIoTClient, plan: ProvisioningPlan) async throws -> [String] {
         var repairs: [String] = []
-        let thingName = record.deviceID
+        let thingName = plan.thingName
         var thingExists = false
         if record.progress.thingArn != nil {
             do {
@@ -76,14 +84,14 @@ extension Integrations {
                     record.progress.retiring.append(.init(certificateID: id, certificateArn: arn))
                     ProvisioningJob.forgetCertificate(&record)
                     certificateExists = false
-                    repairs.append("certificate \(id) was revoked in AWS: a new one was made; fetch the device's new credentials")
+                    repairs.append("certificate \(id) was revoked in AWS: a new one was made" + (plan.isGateway ? "" : "; fetch the device's new credentials"))
                 } else if certificate.status != wantedStatus {
                     record.progress.certificateStatus = certificate.status
                     repairs.append("certificate \(id) was set \(certificate.status ?? "?") in AWS: set \(wantedStatus) again")
                 }
             } catch let error as AWSError where error.isNotFound {
                 ProvisioningJob.forgetCertificate(&record)
-                repairs.append("certificate \(id) was deleted in AWS: a new one was made; fetch the device's new credentials")
+                repairs.append("certificate \(id) was deleted in AWS: a new one was made" + (plan.isGateway ? "" : "; fetch the device's new credentials"))
             }
             if certificateExists && record.wanted == .active {
                 if thingExists, record.progress.principalAttached, !(try await client.listThingPrincipals(thing: thingName)).contains(arn) {

@@ -35,6 +35,7 @@ public struct Integrations: Sendable {
         integration.credentials = try await self.credentials(credentialsInput, by: principal)
         try self.apply(draft, to: &integration, settings: &settings)
         integration.settings = settings
+        try await self.checkGatewayCertificateIsOwn(integration)
         integration.dataEndpoint = try await self.check(integration)
         let created = integration
         try await self.save(created, event: EventType.integrationCreated, by: principal, at: now) { session in
@@ -112,6 +113,21 @@ public struct Integrations: Sendable {
             }
         }
         if let active = draft.active { integration.active = active }
+    }
+
+    /// Each gateway needs a certificate of its own: removing one integration's would detach and
+    /// delete the other's.
+    private func checkGatewayCertificateIsOwn(_ integration: Integration) async throws {
+        guard let certificate = integration.settings.gatewayCertificate else { return }
+        let session = self.hub.store.session
+        for status in [IntegrationStatus.active, .deleting] {
+            for other in try await session.integrations.list(status: status)
+            where other.id != integration.id && other.settings.gatewayCertificate == certificate {
+                throw HubError.conflict(
+                    "gateway_certificate_in_use", "gateway.certificatePem: another integration's gateway uses this certificate; give each its own"
+                )
+            }
+        }
     }
 
     /// The credentials as given, within what the tenant may use: Conduit's own credentials are
@@ -224,6 +240,7 @@ public struct Integrations: Sendable {
         if let bind = draft.bind { settings.binding = try IntegrationRules.binding(bind) }
         let reachChanged = settings.region != integration.settings.region || settings.endpointURL != integration.settings.endpointURL
         integration.settings = settings
+        if draft.gateway != nil { try await self.checkGatewayCertificateIsOwn(integration) }
         if let credentials = draft.credentials {
             let gatewayKey = integration.credentials.sealedGatewayPrivateKey
             integration.credentials = try await self.credentials(credentials, by: principal)

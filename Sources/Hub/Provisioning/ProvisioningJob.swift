@@ -143,7 +143,11 @@ struct ProvisioningJob {
             record.progress.certificateStatus = status.rawValue
         case .retireCertificate:
             guard let retiring = record.progress.retiring.first else { return }
-            try await self.deleteCertificate(id: retiring.certificateID, arn: retiring.certificateArn)
+            // The certificate in use came back (the operator gave the gateway its old one
+            // again): it stays.
+            if retiring.certificateID != record.progress.certificateID {
+                try await self.deleteCertificate(id: retiring.certificateID, arn: retiring.certificateArn)
+            }
             record.progress.retiring.removeFirst()
         case .deleteCertificate:
             if let id = record.progress.certificateID, let arn = record.progress.certificateArn {
@@ -269,7 +273,15 @@ struct ProvisioningJob {
         } catch let error as AWSError where error.isAlreadyExists {
             guard let id = error.resourceID else { throw error }
             certificate = try await self.client.describeCertificate(id: id)
+            if certificate.status == AWSIoTClient.CertificateStatus.revoked.rawValue {
+                throw HubError.conflict(
+                    "gateway_certificate_revoked", "gateway.certificatePem: AWS holds this certificate as REVOKED; give the gateway another"
+                )
+            }
         }
+        // A gateway given its old certificate again: it is no longer on its way out.
+        record.progress.retiring.removeAll { $0.certificateID == certificate.certificateId }
+        record.progress.keyRequest = nil
         record.progress.certificateID = certificate.certificateId
         record.progress.certificateArn = certificate.certificateArn
         record.progress.certificatePem = pem

@@ -28,7 +28,7 @@ struct ProvisioningPlan: Sendable {
             self.thingName = Self.gatewayThingName(integration.id)
             self.thingGroup = nil
             self.perThingPolicy = true
-            self.policyName = self.thingName
+            self.policyName = Self.gatewayPolicyName(integration.id)
             self.attributes = ["conduit": "downlink-gateway"]
             self.registeredCertificate = integration.settings.gatewayCertificate
         } else {
@@ -42,10 +42,16 @@ struct ProvisioningPlan: Sendable {
         }
     }
 
-    /// The gateway's thing name, which is also its MQTT client id and its policy's name. Device
-    /// ids may not start with `conduit-gateway-`, so none collides with it.
+    /// The gateway's thing name, which is also its MQTT client id. Device ids may not start with
+    /// `conduit-gateway-`, so none collides with it.
     static func gatewayThingName(_ integrationID: String) -> String {
         Validation.gatewayThingPrefix + integrationID
+    }
+
+    /// The gateway's policy: `conduit-gateway@` and the integration id. A device's own policy
+    /// (`conduit-` and its id, `:` as `.`) never holds an `@`, so none collides with it.
+    static func gatewayPolicyName(_ integrationID: String) -> String {
+        "conduit-gateway@" + integrationID
     }
 
     /// The same plan toward another wanted state.
@@ -64,7 +70,11 @@ struct ProvisioningPlan: Sendable {
             if let attributes, progress.attributesDigest != Self.digest(attributes) { return .updateThingAttributes }
             if progress.certificateID != nil, self.certificateIsReplaced(progress) { return .replaceCertificate }
             if progress.certificateID == nil {
-                if self.registeredCertificate != nil { return .registerCertificate }
+                if self.registeredCertificate != nil {
+                    // A certificate AWS may have signed before the operator brought their own is
+                    // looked for first, so that it is not left behind.
+                    return progress.keyRequest?.uncertain == true ? .resolveCertificateRequest : .registerCertificate
+                }
                 return progress.keyRequest == nil ? .createKey : .createCertificate
             }
             if self.perThingPolicy {

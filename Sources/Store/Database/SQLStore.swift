@@ -185,4 +185,5 @@ public struct StoreSession: Sendable {
     public var awsThings: AWSThingRepository { AWSThingRepository(session: self) }
     public var outbox: OutboxRepository { OutboxRepository(session: self) }
     public var downlinks: DownlinkRepository { DownlinkRepository(session: self) }
+    public var gatewayLeases: GatewayLeaseRepository { GatewayLeaseRepository(session: self) }
 }

@@ -161,5 +161,16 @@ extension Migration {
                 "CREATE INDEX downlinks_device_seq ON downlinks (device_id, seq)",
             ]
         },
+        Migration(version: 6, name: "downlink gateway leases") { _ in
+            [
+                """
+                CREATE TABLE gateway_leases (
+                    integration_id TEXT PRIMARY KEY REFERENCES integrations(id) ON DELETE CASCADE,
+                    owner TEXT NOT NULL,
+                    lease_until BIGINT NOT NULL
+                )
+                """
+            ]
+        },
     ]
 }

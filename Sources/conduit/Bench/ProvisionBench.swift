@@ -92,7 +92,7 @@ struct ProvisionBench: AsyncParsableCommand {
         let progress = ProgressReporter(bar: ProgressBar(total: self.devices, title: "provisioning"))
         let provisioner = Provisioner(hub: hub, configuration: .init(concurrency: self.concurrency, reconcileInterval: nil))
         let started = ContinuousClock.now
-        try await provisioner.drain(timeout: .seconds(3600)) { left in progress.update(done: self.devices - left) }
+        try await provisioner.drain(timeout: .seconds(3600)) { left in progress.update(done: max(0, self.devices - left)) }
         let elapsed = ContinuousClock.now - started
         progress.finish()
         let after = proxy.counts
@@ -128,7 +128,7 @@ struct ProvisionBench: AsyncParsableCommand {
             let removal = ContinuousClock.now
             _ = try await hub.integrations.delete(integration.id, by: admin)
             let removing = ProgressReporter(bar: ProgressBar(total: self.devices, title: "removing"))
-            try await provisioner.drain(timeout: .seconds(3600)) { left in removing.update(done: self.devices - left) }
+            try await provisioner.drain(timeout: .seconds(3600)) { left in removing.update(done: max(0, self.devices - left)) }
             removing.finish()
             let gone = try await hub.store.session.integrations.get(id: integration.id) == nil
             let took = Self.interval(ContinuousClock.now - removal)
