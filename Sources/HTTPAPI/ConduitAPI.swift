@@ -19,6 +19,8 @@ public enum ConduitAPI {
         EventRoutes(hub: hub).register(on: v1)
         TokenRoutes(hub: hub).register(on: v1)
         IntegrationRoutes(hub: hub).register(on: v1)
+        ShadowRoutes(hub: hub).register(on: v1)
+        ThingRoutes(hub: hub).register(on: v1)
         return router
     }
 

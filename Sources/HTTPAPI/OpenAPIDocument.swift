@@ -328,6 +328,126 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
         "409": {description: "`integration_deleting`: the integration is being deleted.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+  /v1/devices/{id}/shadow:
+    parameters:
+      - {$ref: "#/components/parameters/deviceId"}
+      - {name: integration, in: query, schema: {type: string}, description: "The integration whose thing's shadow is meant; required when the device is in several."}
+      - {name: name, in: query, schema: {type: string, pattern: "^[a-zA-Z0-9:_-]{1,64}$"}, description: "A named shadow; the classic shadow when left out."}
+    get:
+      summary: The device's shadow without AWS's metadata (any role)
+      description: "GetThingShadow, read now. A provisioned device without a shadow reads as {\"desired\": {}, \"reported\": {}}."
+      responses:
+        "200": {description: "The shadow.", content: {application/json: {schema: {$ref: "#/components/schemas/Shadow"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {description: "`not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "502": {$ref: "#/components/responses/AWSError"}
+    patch:
+      summary: Change desired state (admin)
+      description: "UpdateThingShadow with {state: {desired}}: the keys given are set, null removes a key, others stay. `reported` is the device's and is refused. AWS's limits are checked first: 8192 bytes of state, 6 levels of nesting, no null inside an array. With `version`, only if the shadow is at that version."
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [desired]
+              additionalProperties: false
+              properties:
+                desired: {type: object}
+                version: {type: integer, minimum: 0}
+      responses:
+        "200": {description: "The shadow after the change.", content: {application/json: {schema: {$ref: "#/components/schemas/Shadow"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {description: "`version_conflict`: the shadow is at another version, given as `currentVersion` beside the message. `not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "502": {$ref: "#/components/responses/AWSError"}
+    delete:
+      summary: Delete the shadow (admin)
+      responses:
+        "204": {description: "Deleted (or there was none)."}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {description: "`not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "502": {$ref: "#/components/responses/AWSError"}
+  /v1/devices/{id}/shadows:
+    parameters:
+      - {$ref: "#/components/parameters/deviceId"}
+      - {name: integration, in: query, schema: {type: string}, description: "Required when the device is in several integrations."}
+    get:
+      summary: The names of the device's named shadows (any role)
+      responses:
+        "200": {description: "The names.", content: {application/json: {schema: {type: object, required: [items], properties: {items: {type: array, items: {type: string}}}}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {description: "`not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+  /v1/things:
+    post:
+      summary: Create a thing as Para does, provisioned in AWS before the answer (admin)
+      description: "Creates and accepts a device (label para:thing), provisions it in the tenant's AWS integration and answers with its credentials in `deviceDetails`, shown this once. Para's own object fields (appid, tags, ...) are accepted and ignored."
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [name, serviceBroker]
+              properties:
+                name: {type: string, minLength: 1, maxLength: 256}
+                serviceBroker: {type: string, enum: [AWS]}
+                type: {type: string, const: thing}
+                integrationId: {type: string, description: "Required when the tenant has several AWS integrations."}
+                deviceState: {type: object, description: "Initial desired state."}
+      responses:
+        "201": {description: "Created, with deviceDetails.", content: {application/json: {schema: {$ref: "#/components/schemas/Thing"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "409": {description: "`no_integration`: the tenant has no active AWS integration. `integration_inactive`: the one named is not active.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "502": {description: "`aws_error`: created, but AWS does not hold it yet; its credentials can be fetched from /v1/devices/{id}/aws/{integrationId}/credentials once it is provisioned.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+    get:
+      summary: The tenant's things, each with its deviceState read from AWS (any role)
+      parameters:
+        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
+        - {name: lastKey, in: query, schema: {type: string}, description: "The lastKey of the previous page."}
+      responses:
+        "200": {description: "A page.", content: {application/json: {schema: {type: object, required: [items, totalHits], properties: {items: {type: array, items: {$ref: "#/components/schemas/Thing"}}, totalHits: {type: integer}, lastKey: {type: string}}}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+  /v1/things/{id}:
+    parameters:
+      - {$ref: "#/components/parameters/deviceId"}
+    get:
+      summary: The thing, its deviceState the shadow's desired state, read now; never its keys (any role)
+      responses:
+        "200": {description: "The thing.", content: {application/json: {schema: {$ref: "#/components/schemas/Thing"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "502": {$ref: "#/components/responses/AWSError"}
+    patch:
+      summary: Write deviceState as the shadow's desired state (admin)
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, required: [deviceState], properties: {deviceState: {type: object}}}
+      responses:
+        "200": {description: "The thing after the change.", content: {application/json: {schema: {$ref: "#/components/schemas/Thing"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "502": {$ref: "#/components/responses/AWSError"}
+    delete:
+      summary: Delete the thing, with its shadows, certificate, policy and thing in AWS (admin)
+      responses:
+        "200": {description: "Deleted; AWS is clean (or, past a minute, being cleaned)."}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
 components:
   securitySchemes:
     bearer: {type: http, scheme: bearer}
@@ -338,6 +458,7 @@ components:
     integrationPathId: {name: id, in: path, required: true, schema: {type: string, minLength: 1, maxLength: 64}, description: "The integration's id."}
     integrationId: {name: integrationId, in: path, required: true, schema: {type: string, minLength: 1, maxLength: 64}, description: "The integration's id."}
   responses:
+    AWSError: {description: "`aws_error`: AWS failed or could not be reached; try again.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
     BadRequest: {description: "A field breaks a rule; the message names both.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
     Unauthorized: {description: "No token, or an unknown or revoked one.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
     Forbidden: {description: "The token's role may not do this.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
@@ -628,6 +749,41 @@ components:
         gateway: {$ref: "#/components/schemas/IntegrationGateway"}
         createdAt: {type: string, format: date-time}
         updatedAt: {type: string, format: date-time}
+    Shadow:
+      type: object
+      required: [desired, reported]
+      properties:
+        desired: {type: object}
+        reported: {type: object}
+        delta: {type: object, description: "Where desired differs from reported."}
+        version: {type: integer, description: "Absent while the shadow does not exist."}
+        timestamp: {type: integer, description: "When AWS last wrote it, seconds since 1970."}
+    Thing:
+      type: object
+      required: [id, timestamp, type, name, serviceBroker, deviceState]
+      properties:
+        id: {type: string}
+        timestamp: {type: integer, description: "Created, milliseconds since 1970."}
+        type: {type: string, const: thing}
+        name: {type: string}
+        serviceBroker: {type: string, const: AWS}
+        deviceState: {type: object, description: "The shadow's desired state."}
+        deviceDetails:
+          type: object
+          description: "Only in the answer to POST /v1/things."
+          properties:
+            thingId: {type: string}
+            thingName: {type: string}
+            thingARN: {type: string}
+            clientId: {type: string}
+            clientCertId: {type: string}
+            clientCertARN: {type: string}
+            clientCert: {type: string}
+            privateKey: {type: string}
+            publicKey: {type: string}
+            region: {type: string}
+            port: {type: integer, const: 8883}
+            host: {type: string}
     IntegrationGateway:
       type: object
       required: [thingName, certificateSource]

@@ -87,6 +87,8 @@ public final class Hub: Sendable {
     public var messages: MessageHistory { MessageHistory(hub: self) }
     public var integrations: Integrations { Integrations(hub: self) }
     public var downlinks: Downlinks { Downlinks(hub: self) }
+    public var shadows: Shadows { Shadows(hub: self) }
+    public var things: Things { Things(hub: self) }
 
     /// The time now, at the precision the store keeps.
     func now() -> Date { self.clock().truncatedToStorePrecision }

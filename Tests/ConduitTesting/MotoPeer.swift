@@ -42,6 +42,12 @@ public enum MotoPeer {
             self.id = String(format: "%06d%06d", Int.random(in: 100_000...999_999), Int.random(in: 0...999_999))
         }
 
+        /// A client of the AWS IoT data plane in this account: shadows as a device would write them.
+        public func data(region: String = "us-east-1") throws -> AWSIoTDataClient {
+            let iot = try self.iot(region: region)
+            return AWSIoTDataClient(client: iot.client, region: region, endpointURL: try MotoPeer.url())
+        }
+
         /// A client of AWS IoT in this account, for looking at what Conduit made.
         public func iot(region: String = "us-east-1") throws -> AWSIoTClient {
             let url = try MotoPeer.url()

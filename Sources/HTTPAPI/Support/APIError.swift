@@ -10,15 +10,18 @@ public struct APIError: HTTPResponseError, Sendable {
     public let status: HTTPResponse.Status
     public let code: String
     public let message: String
+    /// Numbers beside the code and message (`currentVersion`).
+    public let details: [String: Int]
 
-    public init(status: HTTPResponse.Status, code: String, message: String) {
+    public init(status: HTTPResponse.Status, code: String, message: String, details: [String: Int] = [:]) {
         self.status = status
         self.code = code
         self.message = message
+        self.details = details
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let data = try APIJSON.encoder().encode(ErrorBody(error: .init(code: self.code, message: self.message)))
+        let data = try APIJSON.encoder().encode(ErrorBody(error: .init(code: self.code, message: self.message, details: self.details)))
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
         if self.status == .unauthorized {
@@ -44,8 +47,9 @@ public struct APIError: HTTPResponseError, Sendable {
                 case .forbidden: .forbidden
                 case .notFound: .notFound
                 case .conflict: .conflict
+                case .upstream: .badGateway
                 }
-            return APIError(status: status, code: error.code, message: error.message)
+            return APIError(status: status, code: error.code, message: error.message, details: error.details)
         case is NIOTooManyBytesError:
             return .bodyTooLarge
         case let error as HTTPError:
@@ -73,6 +77,21 @@ private struct ErrorBody: Encodable {
     struct Detail: Encodable {
         let code: String
         let message: String
+        let details: [String: Int]
+
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(self.code, forKey: Key(stringValue: "code"))
+            try container.encode(self.message, forKey: Key(stringValue: "message"))
+            for (name, value) in self.details { try container.encode(value, forKey: Key(stringValue: name)) }
+        }
     }
     let error: Detail
 }

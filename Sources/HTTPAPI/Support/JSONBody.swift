@@ -62,6 +62,15 @@ struct JSONBody {
         }
     }
 
+    /// A JSON object as it was sent, its members of any type (null included).
+    func anyObject(_ key: String) throws -> [String: JSONValue]? {
+        switch self.fields[key] {
+        case nil: return nil
+        case .object(let members): return members
+        case let other?: throw HubError.invalidField(self.prefix + key, "must be an object, not \(other.typeName)")
+        }
+    }
+
     /// Present and null: the caller asks to clear the field.
     func isNull(_ key: String) -> Bool { self.fields[key] == .null }
 

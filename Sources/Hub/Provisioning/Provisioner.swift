@@ -68,6 +68,18 @@ public final class Provisioner: Sendable {
         _ = await self.dispatch(stopWhenIdle: true, deadline: ContinuousClock.now + timeout, progress: progress)
     }
 
+    /// Runs one device's job in one integration here and now (for an API call that answers only
+    /// once AWS holds the thing), if it needs work and no worker holds it; a worker that does
+    /// finishes it instead. Either way the job stays durable: a crash here leaves it to the others.
+    public func runNow(integrationID: String, deviceID: String) async throws {
+        let now = self.hub.now()
+        let leaseUntil = now.addingTimeInterval(self.configuration.leaseDuration)
+        let claimed = try await self.hub.store.transaction { session in
+            try await session.awsThings.claim(integrationID: integrationID, deviceID: deviceID, now: now, owner: self.owner, leaseUntil: leaseUntil)
+        }
+        if let claimed { await self.runJob(claimed) }
+    }
+
     /// Jobs one dispatcher has running.
     private final class Running: Sendable {
         let count = Atomic<Int>(0)

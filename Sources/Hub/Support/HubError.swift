@@ -12,6 +12,8 @@ public struct HubError: Error, Sendable, Equatable, CustomStringConvertible {
         case notFound
         /// 409: the request conflicts with the current state.
         case conflict
+        /// 502: AWS failed or is away; the request may be tried again.
+        case upstream
     }
 
     public let kind: Kind
@@ -19,6 +21,8 @@ public struct HubError: Error, Sendable, Equatable, CustomStringConvertible {
     public let code: String
     /// What went wrong, naming the field and the rule where there is one.
     public let message: String
+    /// Numbers that go with the error (a shadow's current version), for callers to act on.
+    public var details: [String: Int] = [:]
 
     public var description: String { "\(self.code): \(self.message)" }
 
@@ -41,5 +45,9 @@ public struct HubError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public static func forbidden(_ message: String) -> HubError {
         HubError(kind: .forbidden, code: "forbidden", message: message)
+    }
+
+    public static func upstream(_ message: String) -> HubError {
+        HubError(kind: .upstream, code: "aws_error", message: message)
     }
 }

@@ -187,6 +187,19 @@ public struct AWSThingRepository: Sendable {
         return claimed
     }
 
+    /// Leases one job to `owner` if it needs work and no live lease holds it; nil otherwise.
+    public func claim(integrationID: String, deviceID: String, now: Date, owner: String, leaseUntil: Date) async throws -> AWSThingRecord? {
+        let token = owner + "/" + UUID().uuidString.lowercased()
+        return try await self.session.sql.raw(
+            """
+            UPDATE aws_things SET lease_owner = \(bind: token), lease_until = \(bind: leaseUntil.storeMilliseconds)
+            WHERE integration_id = \(bind: integrationID) AND device_id = \(bind: deviceID) AND needs_work = 1
+              AND lease_until <= \(bind: now.storeMilliseconds)
+            RETURNING *
+            """
+        ).first().map(Self.record)
+    }
+
     /// Extends a held lease; false when the job's lease is no longer this token's.
     public func renewLease(_ record: AWSThingRecord, until: Date) async throws -> Bool {
         guard let token = record.leaseOwner else { return false }

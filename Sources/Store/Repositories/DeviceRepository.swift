@@ -100,6 +100,22 @@ public struct DeviceRepository: Sendable {
     }
 
     /// How many devices the tenant has in each status.
+    /// How many of the tenant's devices pass the filter.
+    public func count(tenantID: String, filter: Filter = Filter()) async throws -> Int {
+        var query = SQLQueryString("SELECT COUNT(*) AS n FROM devices d")
+        if let label = filter.label {
+            query.appendInterpolation(unsafeRaw: " JOIN device_labels l ON l.device_id = d.id AND l.tenant_id = d.tenant_id AND l.label = ")
+            query.appendInterpolation(bind: label)
+        }
+        query.appendLiteral(" WHERE d.tenant_id = ")
+        query.appendInterpolation(bind: tenantID)
+        if let status = filter.status {
+            query.appendLiteral(" AND d.status = ")
+            query.appendInterpolation(bind: status.rawValue)
+        }
+        return try await self.session.sql.raw(query).first()?.decode(column: "n", as: Int.self) ?? 0
+    }
+
     public func countByStatus(tenantID: String) async throws -> [DeviceStatus: Int] {
         let rows = try await self.session.sql.raw(
             "SELECT status, COUNT(*) AS n FROM devices WHERE tenant_id = \(bind: tenantID) GROUP BY status"

@@ -1,0 +1,242 @@
+import AWS
+import AWSIoT
+import Foundation
+import Store
+
+/// A device shadow as Conduit shows it: AWS's state without the metadata in the way.
+public struct ShadowDocument: Sendable, Equatable {
+    public var desired: [String: JSONValue]
+    public var reported: [String: JSONValue]
+    /// Where desired differs from reported; nil when they agree.
+    public var delta: [String: JSONValue]?
+    /// nil for a shadow that does not exist yet.
+    public var version: Int?
+    /// When AWS last wrote it, seconds since 1970.
+    public var timestamp: Int?
+
+    public init(desired: [String: JSONValue] = [:], reported: [String: JSONValue] = [:], delta: [String: JSONValue]? = nil, version: Int? = nil, timestamp: Int? = nil) {
+        self.desired = desired
+        self.reported = reported
+        self.delta = delta
+        self.version = version
+        self.timestamp = timestamp
+    }
+
+    /// Reads AWS's GetThingShadow answer: `state.desired`, `state.reported`, `state.delta`,
+    /// `version`, `timestamp`; `metadata` and `clientToken` are left out.
+    init(aws bytes: [UInt8]) throws {
+        guard case .object(let document) = try JSONValue.parse(bytes) else { throw HubError.upstream("AWS answered a shadow that is not a JSON object") }
+        let state = document["state"]?.object ?? [:]
+        self.init(
+            desired: state["desired"]?.object ?? [:], reported: state["reported"]?.object ?? [:], delta: state["delta"]?.object,
+            version: document["version"].flatMap(Self.integer), timestamp: document["timestamp"].flatMap(Self.integer)
+        )
+    }
+
+    static func integer(_ value: JSONValue) -> Int? {
+        if case .number(let number) = value, number.rounded() == number { return Int(number) }
+        return nil
+    }
+}
+
+/// Device shadows in AWS IoT, with AWS's semantics: read by anyone in the tenant, desired state
+/// changed by admins only, reported state never from here (it is the device's).
+public struct Shadows: Sendable {
+    let hub: Hub
+
+    /// AWS's limits, checked before AWS is called.
+    public enum Limits {
+        /// Bytes of the state document sent (desired, as compact JSON) and of the shadow AWS keeps.
+        public static let stateBytes = 8 * 1024
+        /// Levels of nesting in the desired section.
+        public static let depth = 6
+    }
+
+    /// The shadow (classic, or `name`d) of the device in the integration (the device's only one
+    /// when nil); a provisioned device without one reads as empty.
+    public func get(deviceID: String, integrationID: String? = nil, name: String? = nil, by principal: Principal) async throws -> ShadowDocument {
+        let target = try await self.target(deviceID: deviceID, integrationID: integrationID, name: name, by: principal)
+        return try await self.read(target)
+    }
+
+    /// The names of the device's named shadows.
+    public func list(deviceID: String, integrationID: String? = nil, by principal: Principal) async throws -> [String] {
+        let target = try await self.target(deviceID: deviceID, integrationID: integrationID, name: nil, by: principal)
+        return try await Self.calling { try await target.client.listNamedShadows(thing: target.thing) }.sorted()
+    }
+
+    /// Changes desired state as AWS's UpdateThingShadow does: the keys given are set, a `null`
+    /// removes its key, others stay. With `version`, only if the shadow is at that version (else
+    /// 409 with the current one). Returns the shadow as it then is.
+    public func updateDesired(
+        deviceID: String, integrationID: String? = nil, name: String? = nil, desired: [String: JSONValue], version: Int?, by principal: Principal
+    ) async throws -> ShadowDocument {
+        try principal.require(.admin, to: "changing a device's desired state")
+        try Self.validate(desired: desired)
+        if let version, version < 0 { throw HubError.invalidField("version", "must be 0 or more") }
+        let target = try await self.target(deviceID: deviceID, integrationID: integrationID, name: name, by: principal)
+        if let version {
+            // AWS keeps no version for a shadow that does not exist: any version given is stale.
+            let current = try await self.read(target)
+            if current.version == nil { throw Self.versionConflict(expected: version, current: 0) }
+        }
+        var body: [String: JSONValue] = ["state": .object(["desired": .object(desired)])]
+        if let version { body["version"] = .number(Double(version)) }
+        do {
+            _ = try await Self.calling { try await target.client.updateThingShadow(thing: target.thing, name: name, document: JSONValue.object(body).encoded) }
+        } catch let error as HubError where error.code == "version_conflict" {
+            throw Self.versionConflict(expected: version ?? 0, current: try await self.read(target).version ?? 0)
+        }
+        return try await self.read(target)
+    }
+
+    /// Deletes the shadow (classic, or `name`d); one that does not exist is deleted already.
+    public func delete(deviceID: String, integrationID: String? = nil, name: String? = nil, by principal: Principal) async throws {
+        try principal.require(.admin, to: "deleting a device's shadow")
+        let target = try await self.target(deviceID: deviceID, integrationID: integrationID, name: name, by: principal)
+        do {
+            try await target.client.deleteThingShadow(thing: target.thing, name: name)
+        } catch let error as AWSError where error.isNotFound {
+            // None to delete.
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    /// Deletes every shadow of the device's thing in the integration (before the thing goes).
+    func deleteAll(thing: String, in integration: Integration) async throws {
+        let client = try self.hub.connections.dataClient(for: integration)
+        for name in [nil] + (try await Self.calling { try await client.listNamedShadows(thing: thing) }).map(Optional.some) {
+            do {
+                try await client.deleteThingShadow(thing: thing, name: name)
+            } catch let error as AWSError where error.isNotFound {
+                // Gone already.
+            }
+        }
+    }
+
+    // MARK: Rules
+
+    /// AWS's rules for a desired state: at most 8 KB, 6 levels deep, no null inside an array.
+    static func validate(desired: [String: JSONValue]) throws {
+        let value = JSONValue.object(desired)
+        let size = value.encoded.count
+        guard size <= Limits.stateBytes else {
+            throw HubError.invalidField("desired", "is \(size) bytes; AWS IoT keeps at most \(Limits.stateBytes) bytes of shadow state")
+        }
+        guard value.depth <= Limits.depth else {
+            throw HubError.invalidField("desired", "nests \(value.depth) levels; AWS IoT allows at most \(Limits.depth)")
+        }
+        if let path = Self.nullInArray(value, path: "desired") {
+            throw HubError.invalidField(path, "is null inside an array; AWS IoT allows null only as an object's value (to remove its key)")
+        }
+    }
+
+    private static func nullInArray(_ value: JSONValue, path: String) -> String? {
+        switch value {
+        case .object(let members):
+            for key in members.keys.sorted() {
+                if let found = self.nullInArray(members[key]!, path: "\(path).\(key)") { return found }
+            }
+        case .array(let items):
+            for (index, item) in items.enumerated() {
+                if item == .null { return "\(path)[\(index)]" }
+                if let found = self.nullInArray(item, path: "\(path)[\(index)]") { return found }
+            }
+        default:
+            break
+        }
+        return nil
+    }
+
+    static func versionConflict(expected: Int, current: Int) -> HubError {
+        var error = HubError.conflict(
+            "version_conflict", "version: the shadow is at version \(current), not \(expected); read it again and retry with its version"
+        )
+        error.details = ["currentVersion": current]
+        return error
+    }
+
+    // MARK: Plumbing
+
+    struct Target {
+        var client: AWSIoTDataClient
+        var thing: String
+        var name: String?
+    }
+
+    /// The device's thing in the integration: the one named, or its only one.
+    private func target(deviceID: String, integrationID: String?, name: String?, by principal: Principal) async throws -> Target {
+        if let name {
+            do {
+                try AWSIoTValidation.shadowName(name, field: "name")
+            } catch let error as AWSIoTValidationError {
+                throw HubError.invalidField(error.field, error.rule)
+            }
+        }
+        _ = try await self.hub.devices.get(deviceID, by: principal)
+        let session = self.hub.store.session
+        let records = try await session.awsThings.list(tenantID: principal.tenantID, deviceID: deviceID).filter {
+            $0.progress.thingArn != nil && ($0.wanted == .active || $0.wanted == .inactive)
+        }
+        let record: AWSThingRecord
+        if let integrationID {
+            guard let found = records.first(where: { $0.integrationID == integrationID }) else {
+                _ = try await self.hub.integrations.get(integrationID, by: principal)
+                throw HubError.conflict("not_provisioned", "device '\(deviceID)' has no thing in AWS in integration '\(integrationID)'")
+            }
+            record = found
+        } else {
+            guard let only = records.first else {
+                throw HubError.conflict("not_provisioned", "device '\(deviceID)' has no thing in AWS; accept it into an integration first")
+            }
+            guard records.count == 1 else {
+                throw HubError.invalidField(
+                    "integration", "is required: device '\(deviceID)' is in \(records.map(\.integrationID).sorted().joined(separator: ", "))"
+                )
+            }
+            record = only
+        }
+        let integration = try await self.hub.integrations.get(record.integrationID, by: principal)
+        return Target(client: try self.hub.connections.dataClient(for: integration), thing: deviceID, name: name)
+    }
+
+    private func read(_ target: Target) async throws -> ShadowDocument {
+        guard let bytes = try await Self.calling({ try await target.client.getThingShadow(thing: target.thing, name: target.name) }) else {
+            return ShadowDocument()
+        }
+        return try ShadowDocument(aws: bytes)
+    }
+
+    /// Runs an AWS call, its failures as the API's errors.
+    static func calling<T>(_ call: () async throws -> T) async throws -> T {
+        do {
+            return try await call()
+        } catch {
+            throw self.translate(error)
+        }
+    }
+
+    static func translate(_ error: any Error) -> any Error {
+        switch error {
+        case let error as AWSError where error.code == "ConflictException" || error.statusCode == 409:
+            return HubError.conflict("version_conflict", error.message)
+        case let error as AWSError where error.statusCode == 413:
+            return HubError.invalidField("desired", "AWS IoT refused it: the shadow would be over 8 KB (\(error.message))")
+        case let error as AWSError where error.code == "InvalidRequestException" || error.statusCode == 400:
+            return HubError.invalidField("desired", "AWS IoT refused it: \(error.message)")
+        case let error as AWSError where error.isNotFound:
+            return HubError.conflict("not_provisioned", "the device's thing is missing in AWS: \(error.message)")
+        case let error as AWSError:
+            return HubError.upstream("AWS IoT answered \(error.code): \(error.message)")
+        case let error as AWSIoTValidationError:
+            return HubError.invalidField(error.field, error.rule)
+        case let error as AWSCredentialError:
+            return HubError.upstream("the integration's AWS credentials failed: \(error.message)")
+        case is HubError, is CancellationError:
+            return error
+        default:
+            return HubError.upstream("AWS IoT is unreachable: \(error)")
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import AWS
+import AWSIoT
+import Foundation
+import Store
+
+/// Para's IoT things (`/v1/things`, `serviceBroker: "AWS"`), over Conduit's devices: creating
+/// one creates and accepts a device, provisions it in the tenant's AWS integration and hands its
+/// credentials out once; its `deviceState` is the shadow's desired state, fresh from AWS.
+public struct Things: Sendable {
+    let hub: Hub
+
+    /// The label every device made as a thing carries; things are listed by it.
+    public static let label = "para:thing"
+    /// How long a create or a delete waits for AWS before answering.
+    static let wait: Duration = .seconds(60)
+
+    /// A thing: its device, the integration it lives in, and its state.
+    public struct Thing: Sendable {
+        public var device: Device
+        public var integrationID: String?
+        public var deviceState: [String: JSONValue]
+        /// Only in the answer to its creation.
+        public var details: Details?
+    }
+
+    /// What a device needs to connect to AWS IoT itself, in Para's words.
+    public struct Details: Sendable {
+        public var thingID: String
+        public var thingName: String
+        public var thingARN: String?
+        public var clientID: String
+        public var clientCertID: String
+        public var clientCertARN: String
+        public var clientCert: String
+        public var privateKey: String
+        public var publicKey: String?
+        public var region: String
+        public var port: Int
+        public var host: String?
+    }
+
+    /// Creates a thing and provisions it before answering (admins: it hands out a private key).
+    public func create(name: String, serviceBroker: String, integrationID: String?, by principal: Principal) async throws -> Thing {
+        try principal.require(.admin, to: "creating things (their credentials are handed out)")
+        guard serviceBroker.lowercased() == "aws" else {
+            throw HubError.invalidField("serviceBroker", "must be \"AWS\" (Conduit brokers things to AWS IoT Core only)")
+        }
+        let integration = try await self.integration(integrationID, by: principal)
+        // The thing must be one the integration binds.
+        var labels = [Self.label]
+        let binding = integration.settings.binding
+        if !binding.all, let label = binding.labels.first { labels.append(label) }
+        let id = Secrets.identifier(prefix: "thing-")
+        if !binding.all && binding.labels.isEmpty {
+            var draft = IntegrationDraft()
+            draft.bind = .init(devices: binding.devices + [id])
+            _ = try await self.hub.integrations.update(integration.id, with: draft, by: principal)
+        }
+        let created = try await self.hub.devices.create(
+            .init(id: id, name: name, labels: labels, attributes: ["serviceBroker": "AWS"]), by: principal
+        )
+        _ = try await self.hub.devices.perform(.accept, on: id, by: principal)
+        let record = try await self.provision(deviceID: id, integrationID: integration.id)
+        guard record.state == .provisioned else {
+            throw HubError.upstream(
+                "thing '\(id)' was created, but AWS does not hold it yet (\(record.state.rawValue)\(record.lastError.map { ": \($0)" } ?? "")); "
+                    + "its credentials can be fetched from /v1/devices/\(id)/aws/\(integration.id)/credentials once it is provisioned"
+            )
+        }
+        let bundle = try await self.hub.integrations.issueCredentials(deviceID: id, integrationID: integration.id, by: principal)
+        let details = Details(
+            thingID: id, thingName: bundle.thingName, thingARN: bundle.thingArn, clientID: bundle.clientID, clientCertID: bundle.certificateID,
+            clientCertARN: bundle.certificateArn, clientCert: bundle.certificatePem, privateKey: bundle.privateKey, publicKey: bundle.publicKey,
+            region: bundle.region, port: bundle.port, host: bundle.endpoint
+        )
+        return Thing(device: try await self.hub.devices.get(created.device.id, by: principal), integrationID: integration.id, deviceState: [:], details: details)
+    }
+
+    /// The thing, its `deviceState` read from its shadow now.
+    public func get(_ id: String, by principal: Principal) async throws -> Thing {
+        let device = try await self.device(id, by: principal)
+        return try await self.withState(device, by: principal)
+    }
+
+    /// The tenant's things, a page at a time, with the total.
+    public func list(page: PageRequest, by principal: Principal) async throws -> (page: Page<Thing>, total: Int) {
+        let filter = DeviceRepository.Filter(label: Self.label)
+        let devices = try await self.hub.devices.list(filter: filter, page: page, by: principal)
+        let total = try await self.hub.store.session.devices.count(tenantID: principal.tenantID, filter: filter)
+        // Each shadow is read from AWS, the page's at once.
+        let things = try await withThrowingTaskGroup(of: (Int, Thing).self) { group in
+            for (index, device) in devices.items.enumerated() {
+                group.addTask { (index, try await self.withState(device, by: principal)) }
+            }
+            var things: [(Int, Thing)] = []
+            for try await thing in group { things.append(thing) }
+            return things.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        return (Page(items: things, nextCursor: devices.nextCursor), total)
+    }
+
+    /// Writes `deviceState` as the shadow's desired state (keys given are set, a null removes
+    /// its key), and returns the thing as it then is.
+    public func updateState(_ id: String, deviceState: [String: JSONValue], by principal: Principal) async throws -> Thing {
+        let device = try await self.device(id, by: principal)
+        guard let record = try await self.thingRecord(of: device, by: principal) else {
+            throw HubError.conflict("not_provisioned", "thing '\(id)' has no thing in AWS yet; its state can be written once it is provisioned")
+        }
+        let shadow = try await self.hub.shadows.updateDesired(
+            deviceID: device.id, integrationID: record.integrationID, desired: deviceState, version: nil, by: principal
+        )
+        return Thing(device: device, integrationID: record.integrationID, deviceState: shadow.desired, details: nil)
+    }
+
+    /// Deletes the thing: its shadows, then its certificate, policy and thing in AWS, then the
+    /// device; answers once AWS is clean (or the wait ran out, the removal going on).
+    public func delete(_ id: String, by principal: Principal) async throws {
+        try principal.require(.admin, to: "deleting things")
+        let device = try await self.device(id, by: principal)
+        for status in try await self.hub.integrations.awsStatus(of: device.id, by: principal) where status.record.progress.thingArn != nil {
+            try await Shadows.calling { try await self.hub.shadows.deleteAll(thing: device.id, in: status.integration) }
+        }
+        let records = try await self.hub.store.session.awsThings.list(tenantID: principal.tenantID, deviceID: device.id)
+        try await self.hub.devices.delete(device.id, by: principal)
+        for record in records {
+            _ = try await self.provision(deviceID: device.id, integrationID: record.integrationID)
+        }
+    }
+
+    // MARK: Plumbing
+
+    /// The tenant's AWS integration for a new thing: the one named, or its only active one.
+    private func integration(_ id: String?, by principal: Principal) async throws -> Integration {
+        if let id {
+            let integration = try await self.hub.integrations.get(id, by: principal)
+            guard integration.status == .active, integration.active else {
+                throw HubError.conflict("integration_inactive", "integration '\(id)' is not active; things cannot be made in it")
+            }
+            return integration
+        }
+        let usable = try await self.hub.integrations.list(by: principal).filter { $0.status == .active && $0.active }
+        guard let only = usable.first else {
+            throw HubError.conflict("no_integration", "the tenant has no active AWS IoT Core integration to make things in; create one first (POST /v1/integrations)")
+        }
+        guard usable.count == 1 else {
+            throw HubError.invalidField(
+                "integrationId", "is required: the tenant has several AWS integrations (\(usable.map(\.id).sorted().joined(separator: ", ")))"
+            )
+        }
+        return only
+    }
+
+    /// A device made as a thing, or a 404.
+    private func device(_ id: String, by principal: Principal) async throws -> Device {
+        guard Validation.isDeviceID(id), let device = try? await self.hub.devices.get(id, by: principal), device.labels.contains(Self.label) else {
+            throw HubError.notFound("thing", id)
+        }
+        return device
+    }
+
+    /// The thing's row in the integration that holds it in AWS (the first, should several).
+    private func thingRecord(of device: Device, by principal: Principal) async throws -> AWSThingRecord? {
+        try await self.hub.store.session.awsThings.list(tenantID: principal.tenantID, deviceID: device.id)
+            .first { $0.progress.thingArn != nil && $0.wanted == .active }
+    }
+
+    private func withState(_ device: Device, by principal: Principal) async throws -> Thing {
+        guard let record = try await self.thingRecord(of: device, by: principal) else {
+            return Thing(device: device, integrationID: nil, deviceState: [:], details: nil)
+        }
+        let shadow = try await self.hub.shadows.get(deviceID: device.id, integrationID: record.integrationID, by: principal)
+        return Thing(device: device, integrationID: record.integrationID, deviceState: shadow.desired, details: nil)
+    }
+
+    /// Runs the device's job in the integration now and waits for it to settle; the row as it
+    /// then is (a removed one reads as deprovisioned).
+    private func provision(deviceID: String, integrationID: String) async throws -> AWSThingRecord {
+        try await Provisioner(hub: self.hub).runNow(integrationID: integrationID, deviceID: deviceID)
+        do {
+            return try await self.hub.integrations.waitUntilSettled(deviceID: deviceID, integrationID: integrationID, timeout: Self.wait)
+        } catch let error as HubError where error.kind == .notFound {
+            return AWSThingRecord(
+                integrationID: integrationID, deviceID: deviceID, tenantID: "", wanted: .absent, bound: false, state: .deprovisioned, needsWork: false,
+                nextAttemptAt: self.hub.now(), updatedAt: self.hub.now()
+            )
+        }
+    }
+}
