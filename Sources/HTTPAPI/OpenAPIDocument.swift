@@ -356,7 +356,7 @@ paths:
               additionalProperties: false
               properties:
                 desired: {type: object}
-                version: {type: integer, minimum: 0}
+                version: {type: integer, minimum: 0, description: "Change only if the shadow is at this version; 0 for one that does not exist yet."}
       responses:
         "200": {description: "The shadow after the change.", content: {application/json: {schema: {$ref: "#/components/schemas/Shadow"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
@@ -407,8 +407,8 @@ paths:
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
-        "409": {description: "`no_integration`: the tenant has no active AWS integration. `integration_inactive`: the one named is not active.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
-        "502": {description: "`aws_error`: created, but AWS does not hold it yet; its credentials can be fetched from /v1/devices/{id}/aws/{integrationId}/credentials once it is provisioned.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`no_integration`: the tenant has no active AWS integration. `integration_inactive`: the one named is not active. `integration_binds_devices`: it binds a list of devices; things go to integrations that bind all devices or by label.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "502": {description: "`aws_error`: AWS did not take the thing within a minute; nothing was kept.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
     get:
       summary: The tenant's things, each with its deviceState read from AWS (any role)
       parameters:
@@ -443,8 +443,10 @@ paths:
         "502": {$ref: "#/components/responses/AWSError"}
     delete:
       summary: Delete the thing, with its shadows, certificate, policy and thing in AWS (admin)
+      description: "Its certificate is made inactive first, then its shadows are deleted, then the device, whose certificate, policy and thing leave AWS."
       responses:
-        "200": {description: "Deleted; AWS is clean (or, past a minute, being cleaned)."}
+        "200": {description: "Deleted; AWS is clean."}
+        "502": {description: "`aws_error`: AWS is away or not clean yet; the thing stays (inactive) until a DELETE again finishes, or its removal goes on.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}

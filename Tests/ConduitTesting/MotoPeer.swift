@@ -95,3 +95,20 @@ extension MotoPeer {
         return publishes
     }
 }
+
+extension MotoPeer {
+    /// The method and path (query included) of every request the shared moto recorded, in order.
+    public static func recordedRequests() throws -> [(method: String, path: String)] {
+        guard let path = ProcessInfo.processInfo.environment["CONDUIT_TEST_MOTO_RECORDING"],
+            let data = FileManager.default.contents(atPath: path)
+        else {
+            throw TestSetupError("CONDUIT_TEST_MOTO_RECORDING is not set: run the tests with scripts/test")
+        }
+        return data.split(separator: UInt8(ascii: "\n")).compactMap { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let method = object["method"] as? String,
+                let url = (object["url"] as? String).flatMap(URLComponents.init(string:))
+            else { return nil }
+            return (method, url.percentEncodedPath + (url.percentEncodedQuery.map { "?" + $0 } ?? ""))
+        }
+    }
+}

@@ -55,15 +55,22 @@ struct ShadowTests {
             let current = try #require(read.json?["version"] as? Int)
             #expect(current == version + 1)
 
+            // Numbers come back as they went: a 64-bit serial exactly, a fraction as itself.
+            let exact = try await api.call(.patch, "/v1/devices/lamp-1/shadow", token: api.admin, json: #"{"desired": {"serial": 9007199254740993, "ratio": 0.1}}"#)
+            #expect(exact.text.contains(#""serial":9007199254740993"#), "\(exact.text)")
+            #expect(exact.text.contains(#""ratio":0.1"#), "\(exact.text)")
+            _ = try await api.call(.patch, "/v1/devices/lamp-1/shadow", token: api.admin, json: #"{"desired": {"serial": null, "ratio": null}}"#)
+
             // null removes a key; other keys stay.
             let removed = try await api.call(.patch, "/v1/devices/lamp-1/shadow", token: api.admin, json: #"{"desired": {"schedule": null}}"#)
             #expect((removed.json?["desired"] as? [String: Any])?.keys.sorted() == ["level", "power"])
 
             // A stale version is a 409 that says the current one; the current one passes.
+            let latest = try #require(removed.json?["version"] as? Int)
+            #expect(latest > current)
             let stale = try await api.call(.patch, "/v1/devices/lamp-1/shadow", token: api.admin, json: #"{"desired": {"level": 10}, "version": \#(current)}"#)
             #expect(stale.status == .conflict)
             #expect(stale.errorCode == "version_conflict")
-            let latest = current + 1
             #expect((stale.json?["error"] as? [String: Any])?["currentVersion"] as? Int == latest)
             let fresh = try await api.call(.patch, "/v1/devices/lamp-1/shadow", token: api.admin, json: #"{"desired": {"level": 10}, "version": \#(latest)}"#)
             #expect(fresh.status == .ok, "\(fresh.text)")
@@ -77,6 +84,15 @@ struct ShadowTests {
             #expect(try await api.call(.get, "/v1/devices/lamp-1/shadows", token: api.reader).json?["items"] as? [String] == ["config"])
             #expect(try await api.call(.delete, "/v1/devices/lamp-1/shadow?name=config", token: api.admin).status == .noContent)
             #expect((try await api.call(.get, "/v1/devices/lamp-1/shadow?name=config", token: api.reader).json?["desired"] as? [String: Any])?.isEmpty == true)
+
+            // A version for a shadow that does not exist: only 0 (or none) makes it.
+            let absent = try await api.call(.patch, "/v1/devices/lamp-1/shadow?name=fresh", token: api.admin, json: #"{"desired": {"a": 1}, "version": 4}"#)
+            #expect(absent.status == .conflict)
+            #expect((absent.json?["error"] as? [String: Any])?["currentVersion"] as? Int == 0)
+            let made = try await api.call(.patch, "/v1/devices/lamp-1/shadow?name=fresh", token: api.admin, json: #"{"desired": {"a": 1}, "version": 0}"#)
+            #expect(made.status == .ok, "\(made.text)")
+            #expect(made.json?["version"] as? Int == 1)
+            #expect(try await api.call(.delete, "/v1/devices/lamp-1/shadow?name=fresh", token: api.admin).status == .noContent)
 
             // Deleted, it reads as empty again; deleting one that is gone is no error.
             #expect(try await api.call(.delete, "/v1/devices/lamp-1/shadow", token: api.admin).status == .noContent)
@@ -96,6 +112,8 @@ struct ShadowTests {
                 #expect(try await api.call(.delete, "/v1/devices/lamp-1/shadow", token: token).status == .forbidden)
             }
             #expect(try await api.call(.get, "/v1/devices/lamp-1/shadow", token: api.otherTenantAdmin).status == .notFound)
+            #expect(try await api.call(.patch, "/v1/devices/lamp-1/shadow", token: api.otherTenantAdmin, json: #"{"desired": {"a": 1}}"#).status == .notFound)
+            #expect(try await api.call(.delete, "/v1/devices/lamp-1/shadow", token: api.otherTenantAdmin).status == .notFound)
 
             let deep = (0..<7).reduce(#"1"#) { inner, level in #"{"l\#(level)": \#(inner)}"# }
             let big = String(repeating: "x", count: 8200)
@@ -104,7 +122,7 @@ struct ShadowTests {
                 (#"{"desired": {"power": "on"}, "reported": {"power": "on"}}"#, "reported: is the device's to report and cannot be written from the API; change desired"),
                 (#"{"desired": "on"}"#, "desired: must be an object, not a string"),
                 (#"{"desired": {"a": \#(deep)}}"#, "desired: nests 8 levels; AWS IoT allows at most 6"),
-                (#"{"desired": {"big": "\#(big)"}}"#, "desired: is 8210 bytes; AWS IoT keeps at most 8192 bytes of shadow state"),
+                (#"{"desired": {"big": "\#(big)"}}"#, "desired: is 8232 bytes; AWS IoT keeps at most 8192 bytes of shadow state"),
                 (#"{"desired": {"list": [1, null]}}"#, "desired.list[1]: is null inside an array; AWS IoT allows null only as an object's value (to remove its key)"),
                 (#"{"desired": {"a": 1}, "version": -1}"#, "version: must be 0 or more"),
                 (#"{"desired": {"a": 1}, "version": "3"}"#, "version: must be a whole number, not a string"),

@@ -82,8 +82,14 @@ struct ThingTests {
             #expect((listed.json?["items"] as? [[String: Any]])?.first?["id"] as? String == id)
             #expect((listed.json?["items"] as? [[String: Any]])?.first?["deviceDetails"] == nil)
 
-            // Deleted: its shadow, certificate, policy and thing leave AWS before the answer.
+            // Deleted: its shadow, certificate, policy and thing leave AWS before the answer; the
+            // shadow while the thing still exists, its certificate already inactive.
             #expect(try await api.call(.delete, "/v1/things/\(id)", token: api.admin).status == .ok)
+            let requests = try MotoPeer.recordedRequests().map { "\($0.method) \($0.path)" }
+            let shadowDeleted = try #require(requests.lastIndex(of: "DELETE /things/\(id)/shadow"), "no DeleteThingShadow for \(id)")
+            let thingDeleted = try #require(requests.lastIndex(of: "DELETE /things/\(id)"), "no DeleteThing for \(id)")
+            #expect(shadowDeleted < thingDeleted)
+            #expect(try await data.getThingShadow(thing: id) == nil)
             #expect(try await iot.listThings().map(\.thingName).filter { !$0.hasPrefix("conduit-gateway-") }.isEmpty)
             #expect(try await iot.listPolicies().filter { !$0.hasPrefix("conduit-gateway@") }.isEmpty)
             let gatewayCertificates = try await iot.listThingPrincipals(thing: "conduit-gateway-\(integrationID)")
@@ -101,14 +107,16 @@ struct ThingTests {
             #expect(none.errorCode == "no_integration")
             let account = MotoPeer.Account()
             var ids: [String] = []
-            for name in ["one", "two"] {
+            for name in ["one", "two", "listed"] {
+                let bind: [String: Any] = name == "listed" ? ["devices": []] : ["labels": ["fleet-\(name)"]]
                 let created = try await api.call(
                     .post, "/v1/integrations", token: api.admin,
-                    json: try IntegrationTests.body(account: account, ["name": name, "bind": ["devices": []], "thingGroup": NSNull()])
+                    json: try IntegrationTests.body(account: account, ["name": name, "bind": bind, "thingGroup": NSNull()])
                 )
                 ids.append(try #require(created.json?["id"] as? String, "\(created.text)"))
             }
             let ambiguous = try await api.call(.post, "/v1/things", token: api.admin, json: #"{"name": "t", "serviceBroker": "AWS"}"#)
+            // (three integrations now: one, two and listed)
             #expect(ambiguous.status == .badRequest)
             #expect(ambiguous.errorMessage?.hasPrefix("integrationId: is required: the tenant has several AWS integrations") == true)
             let cases: [(String, String)] = [
@@ -122,12 +130,27 @@ struct ThingTests {
                 #expect(reply.status == .badRequest, "\(body)")
                 #expect(reply.errorMessage == message, "\(body)")
             }
+            // A deviceState AWS would refuse is refused before anything is made.
+            let deep = try await api.call(
+                .post, "/v1/things", token: api.admin,
+                json: #"{"name": "t", "serviceBroker": "AWS", "integrationId": "\#(ids[0])", "deviceState": {"list": [1, null]}}"#
+            )
+            #expect(deep.status == .badRequest)
+            #expect(deep.errorMessage == "deviceState.list[1]: is null inside an array; AWS IoT allows null only as an object's value (to remove its key)")
+            #expect(try await api.call(.get, "/v1/devices?label=para:thing", token: api.reader).items.isEmpty)
             let unknown = try await api.call(.post, "/v1/things", token: api.admin, json: #"{"name": "t", "serviceBroker": "AWS", "colour": "red"}"#)
             #expect(unknown.errorMessage?.hasPrefix("colour: unknown field") == true)
             #expect(try await api.call(.post, "/v1/things", token: api.reader, json: #"{"name": "t", "serviceBroker": "AWS"}"#).status == .forbidden)
 
-            // Named, the integration that binds listed devices gets the new thing in its list;
-            // Para's own fields (appid, tags...) are accepted.
+            // An integration that binds a list of devices does not take things.
+            let listed = try await api.call(.post, "/v1/things", token: api.admin, json: #"{"name": "t", "serviceBroker": "AWS", "integrationId": "\#(ids[2])"}"#)
+            #expect(listed.status == .conflict)
+            #expect(listed.errorCode == "integration_binds_devices")
+
+            // Named, the integration binds the new thing by its label, with a background worker
+            // racing the request for the job; Para's own fields (appid, tags...) are accepted.
+            let worker = Task { await Provisioner(hub: api.hub).run() }
+            defer { worker.cancel() }
             let chosen = try await api.call(
                 .post, "/v1/things", token: api.admin,
                 json: #"{"name": "t", "serviceBroker": "AWS", "integrationId": "\#(ids[1])", "appid": "myapp", "tags": [], "deviceState": {"mode": "eco"}}"#
@@ -135,8 +158,9 @@ struct ThingTests {
             #expect(chosen.status == .created, "\(chosen.text)")
             let id = try #require(chosen.json?["id"] as? String)
             #expect((chosen.json?["deviceState"] as? [String: Any])?["mode"] as? String == "eco")
-            let bound = try await api.call(.get, "/v1/integrations/\(ids[1])", token: api.admin)
-            #expect((bound.json?["bind"] as? [String: Any])?["devices"] as? [String] == [id])
+            #expect((chosen.json?["deviceDetails"] as? [String: Any])?["privateKey"] != nil)
+            let device = try await api.call(.get, "/v1/devices/\(id)", token: api.reader)
+            #expect(Set(device.json?["labels"] as? [String] ?? []) == ["para:thing", "fleet-two"])
             #expect(try await api.call(.get, "/v1/devices/\(id)/aws", token: api.reader).items.map { $0["integrationId"] as? String } == [ids[1]])
             #expect(try await api.call(.get, "/v1/things/nope", token: api.reader).status == .notFound)
         }

@@ -30,10 +30,9 @@ struct ThingRoutes {
         let name = try body.requiredString("name")
         guard let broker = try body.string("serviceBroker") else { throw HubError.invalidField("serviceBroker", "is required: \"AWS\"") }
         let state = try body.anyObject("deviceState") ?? [:]
-        var thing = try await self.hub.things.create(name: name, serviceBroker: broker, integrationID: try body.string("integrationId"), by: principal)
-        if !state.isEmpty {
-            thing.deviceState = try await self.hub.things.updateState(thing.device.id, deviceState: state, by: principal).deviceState
-        }
+        let thing = try await self.hub.things.create(
+            name: name, serviceBroker: broker, integrationID: try body.string("integrationId"), deviceState: state, by: principal
+        )
         var response = EditedResponse(status: .created, response: ThingRepresentation(thing))
         response.headers[.location] = "/v1/things/\(thing.device.id)"
         response.headers[.cacheControl] = "no-store"

@@ -57,6 +57,7 @@ struct JSONBody {
     func int(_ key: String) throws -> Int? {
         switch self.fields[key] {
         case nil, .null: return nil
+        case .integer(let value) where abs(value) < 1_000_000_000_000_000: return Int(value)
         case .number(let value) where value.rounded() == value && abs(value) < 1e15: return Int(value)
         case let other?: throw HubError.invalidField(self.prefix + key, "must be a whole number, not \(other.typeName)")
         }

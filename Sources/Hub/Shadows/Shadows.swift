@@ -34,8 +34,11 @@ public struct ShadowDocument: Sendable, Equatable {
     }
 
     static func integer(_ value: JSONValue) -> Int? {
-        if case .number(let number) = value, number.rounded() == number { return Int(number) }
-        return nil
+        switch value {
+        case .integer(let number): return Int(number)
+        case .number(let number) where number.rounded() == number && abs(number) < 9e18: return Int(number)
+        default: return nil
+        }
     }
 }
 
@@ -75,15 +78,19 @@ public struct Shadows: Sendable {
         try Self.validate(desired: desired)
         if let version, version < 0 { throw HubError.invalidField("version", "must be 0 or more") }
         let target = try await self.target(deviceID: deviceID, integrationID: integrationID, name: name, by: principal)
+        var current: ShadowDocument?
         if let version {
-            // AWS keeps no version for a shadow that does not exist: any version given is stale.
-            let current = try await self.read(target)
-            if current.version == nil { throw Self.versionConflict(expected: version, current: 0) }
+            // A shadow that does not exist has no version: 0 (or none) makes it, any other is stale.
+            let read = try await self.read(target)
+            if read.version == nil && version != 0 { throw Self.versionConflict(expected: version, current: 0) }
+            current = read
         }
         var body: [String: JSONValue] = ["state": .object(["desired": .object(desired)])]
-        if let version { body["version"] = .number(Double(version)) }
+        if let version, current?.version != nil { body["version"] = .integer(Int64(version)) }
         do {
-            _ = try await Self.calling { try await target.client.updateThingShadow(thing: target.thing, name: name, document: JSONValue.object(body).encoded) }
+            _ = try await Self.calling(field: "desired") {
+                try await target.client.updateThingShadow(thing: target.thing, name: name, document: JSONValue.object(body).encoded)
+            }
         } catch let error as HubError where error.code == "version_conflict" {
             throw Self.versionConflict(expected: version ?? 0, current: try await self.read(target).version ?? 0)
         }
@@ -117,10 +124,11 @@ public struct Shadows: Sendable {
 
     // MARK: Rules
 
-    /// AWS's rules for a desired state: at most 8 KB, 6 levels deep, no null inside an array.
+    /// AWS's rules for a desired state: at most 8 KB as sent (`{"state":{"desired":…}}`), 6
+    /// levels deep, no null inside an array.
     static func validate(desired: [String: JSONValue]) throws {
         let value = JSONValue.object(desired)
-        let size = value.encoded.count
+        let size = JSONValue.object(["state": .object(["desired": value])]).encoded.count
         guard size <= Limits.stateBytes else {
             throw HubError.invalidField("desired", "is \(size) bytes; AWS IoT keeps at most \(Limits.stateBytes) bytes of shadow state")
         }
@@ -150,9 +158,8 @@ public struct Shadows: Sendable {
     }
 
     static func versionConflict(expected: Int, current: Int) -> HubError {
-        var error = HubError.conflict(
-            "version_conflict", "version: the shadow is at version \(current), not \(expected); read it again and retry with its version"
-        )
+        let advice = current == 0 ? "it does not exist yet: send version 0, or none" : "read it again and retry with its version"
+        var error = HubError.conflict("version_conflict", "version: the shadow is at version \(current), not \(expected); \(advice)")
         error.details = ["currentVersion": current]
         return error
     }
@@ -208,29 +215,31 @@ public struct Shadows: Sendable {
         return try ShadowDocument(aws: bytes)
     }
 
-    /// Runs an AWS call, its failures as the API's errors.
-    static func calling<T>(_ call: () async throws -> T) async throws -> T {
+    /// Runs an AWS call, its failures as the API's errors (AWS's refusals naming `field`).
+    static func calling<T>(field: String = "name", _ call: () async throws -> T) async throws -> T {
         do {
             return try await call()
         } catch {
-            throw self.translate(error)
+            throw self.translate(error, field: field)
         }
     }
 
-    static func translate(_ error: any Error) -> any Error {
+    static func translate(_ error: any Error, field: String = "name") -> any Error {
         switch error {
         case let error as AWSError where error.code == "ConflictException" || error.statusCode == 409:
             return HubError.conflict("version_conflict", error.message)
         case let error as AWSError where error.statusCode == 413:
             return HubError.invalidField("desired", "AWS IoT refused it: the shadow would be over 8 KB (\(error.message))")
         case let error as AWSError where error.code == "InvalidRequestException" || error.statusCode == 400:
-            return HubError.invalidField("desired", "AWS IoT refused it: \(error.message)")
+            return HubError.invalidField(field, "AWS IoT refused it: \(error.message)")
+        case let error as AWSError where error.isThrottling:
+            return HubError.upstream("AWS IoT is throttling these calls; try again shortly (\(error.code))")
         case let error as AWSError where error.isNotFound:
             return HubError.conflict("not_provisioned", "the device's thing is missing in AWS: \(error.message)")
         case let error as AWSError:
             return HubError.upstream("AWS IoT answered \(error.code): \(error.message)")
         case let error as AWSIoTValidationError:
-            return HubError.invalidField(error.field, error.rule)
+            return HubError.invalidField(error.field == "document" ? "desired" : error.field, error.rule)
         case let error as AWSCredentialError:
             return HubError.upstream("the integration's AWS credentials failed: \(error.message)")
         case is HubError, is CancellationError:

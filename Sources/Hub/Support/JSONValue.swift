@@ -5,6 +5,9 @@ import Foundation
 public enum JSONValue: Sendable, Equatable, Codable {
     case null
     case bool(Bool)
+    /// A whole number that fits 64 bits, kept exactly (device serials, counters).
+    case integer(Int64)
+    /// Any other number.
     case number(Double)
     case string(String)
     case array([JSONValue])
@@ -16,6 +19,8 @@ public enum JSONValue: Sendable, Equatable, Codable {
             self = .null
         } else if let value = try? container.decode(Bool.self) {
             self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
         } else if let value = try? container.decode(Double.self) {
             self = .number(value)
         } else if let value = try? container.decode(String.self) {
@@ -32,13 +37,8 @@ public enum JSONValue: Sendable, Equatable, Codable {
         switch self {
         case .null: try container.encodeNil()
         case .bool(let value): try container.encode(value)
-        case .number(let value):
-            // Whole numbers as integers (`70`, not `70.0`), as they came.
-            if value.rounded() == value, abs(value) < 9.007_199_254_740_992e15 {
-                try container.encode(Int64(value))
-            } else {
-                try container.encode(value)
-            }
+        case .integer(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
         case .string(let value): try container.encode(value)
         case .array(let value): try container.encode(value)
         case .object(let value): try container.encode(value)
@@ -50,7 +50,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
-        case .number: "a number"
+        case .integer, .number: "a number"
         case .string: "a string"
         case .array: "an array"
         case .object: "an object"

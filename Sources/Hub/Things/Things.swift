@@ -39,41 +39,65 @@ public struct Things: Sendable {
         public var host: String?
     }
 
-    /// Creates a thing and provisions it before answering (admins: it hands out a private key).
-    public func create(name: String, serviceBroker: String, integrationID: String?, by principal: Principal) async throws -> Thing {
+    /// Creates a thing and provisions it before answering (admins: it hands out a private key),
+    /// with `deviceState` as its first desired state. If AWS does not take it within the wait,
+    /// nothing is kept: the device goes again, and its job removes whatever AWS got.
+    public func create(
+        name: String, serviceBroker: String, integrationID: String?, deviceState: [String: JSONValue] = [:], by principal: Principal
+    ) async throws -> Thing {
         try principal.require(.admin, to: "creating things (their credentials are handed out)")
         guard serviceBroker.lowercased() == "aws" else {
             throw HubError.invalidField("serviceBroker", "must be \"AWS\" (Conduit brokers things to AWS IoT Core only)")
         }
-        let integration = try await self.integration(integrationID, by: principal)
-        // The thing must be one the integration binds.
-        var labels = [Self.label]
-        let binding = integration.settings.binding
-        if !binding.all, let label = binding.labels.first { labels.append(label) }
-        let id = Secrets.identifier(prefix: "thing-")
-        if !binding.all && binding.labels.isEmpty {
-            var draft = IntegrationDraft()
-            draft.bind = .init(devices: binding.devices + [id])
-            _ = try await self.hub.integrations.update(integration.id, with: draft, by: principal)
+        do {
+            try Shadows.validate(desired: deviceState)
+        } catch let error as HubError {
+            // The same rules, in Para's words: the field is deviceState.
+            throw HubError(kind: error.kind, code: error.code, message: "deviceState" + error.message.dropFirst("desired".count))
         }
-        let created = try await self.hub.devices.create(
-            .init(id: id, name: name, labels: labels, attributes: ["serviceBroker": "AWS"]), by: principal
-        )
-        _ = try await self.hub.devices.perform(.accept, on: id, by: principal)
-        let record = try await self.provision(deviceID: id, integrationID: integration.id)
-        guard record.state == .provisioned else {
-            throw HubError.upstream(
-                "thing '\(id)' was created, but AWS does not hold it yet (\(record.state.rawValue)\(record.lastError.map { ": \($0)" } ?? "")); "
-                    + "its credentials can be fetched from /v1/devices/\(id)/aws/\(integration.id)/credentials once it is provisioned"
+        let integration = try await self.integration(integrationID, by: principal)
+        // The thing must be one the integration binds: by all, or by its label.
+        let binding = integration.settings.binding
+        guard binding.all || !binding.labels.isEmpty else {
+            throw HubError.conflict(
+                "integration_binds_devices",
+                "integration '\(integration.id)' binds a list of devices; things are made in an integration that binds all devices or by label"
             )
         }
-        let bundle = try await self.hub.integrations.issueCredentials(deviceID: id, integrationID: integration.id, by: principal)
-        let details = Details(
-            thingID: id, thingName: bundle.thingName, thingARN: bundle.thingArn, clientID: bundle.clientID, clientCertID: bundle.certificateID,
-            clientCertARN: bundle.certificateArn, clientCert: bundle.certificatePem, privateKey: bundle.privateKey, publicKey: bundle.publicKey,
-            region: bundle.region, port: bundle.port, host: bundle.endpoint
+        var labels = [Self.label]
+        if !binding.all, let label = binding.labels.first { labels.append(label) }
+        let created = try await self.hub.devices.create(
+            .init(id: Secrets.identifier(prefix: "thing-"), name: name, labels: labels, attributes: ["serviceBroker": "AWS"]), by: principal
         )
-        return Thing(device: try await self.hub.devices.get(created.device.id, by: principal), integrationID: integration.id, deviceState: [:], details: details)
+        let id = created.device.id
+        do {
+            let device = try await self.hub.devices.perform(.accept, on: id, by: principal)
+            let record = try await self.provision(deviceID: id, integrationID: integration.id)
+            guard record.state == .provisioned else {
+                throw HubError.upstream(
+                    "AWS did not take the thing (\(record.state.rawValue)\(record.lastError.map { ": \($0)" } ?? "")); nothing was kept, try again"
+                )
+            }
+            // Everything that can fail comes before the key is handed out: once it is, it is gone.
+            var state: [String: JSONValue] = [:]
+            if !deviceState.isEmpty {
+                state = try await self.hub.shadows.updateDesired(
+                    deviceID: id, integrationID: integration.id, desired: deviceState, version: nil, by: principal
+                ).desired
+            }
+            let bundle = try await self.hub.integrations.issueCredentials(deviceID: id, integrationID: integration.id, by: principal)
+            let details = Details(
+                thingID: id, thingName: bundle.thingName, thingARN: bundle.thingArn, clientID: bundle.clientID, clientCertID: bundle.certificateID,
+                clientCertARN: bundle.certificateArn, clientCert: bundle.certificatePem, privateKey: bundle.privateKey, publicKey: bundle.publicKey,
+                region: bundle.region, port: bundle.port, host: bundle.endpoint
+            )
+            return Thing(device: device, integrationID: integration.id, deviceState: state, details: details)
+        } catch {
+            // Not half a thing: the device goes, and its job takes out of AWS what AWS got.
+            try? await self.hub.devices.delete(id, by: principal)
+            try? await Provisioner(hub: self.hub).runNow(integrationID: integration.id, deviceID: id)
+            throw error
+        }
     }
 
     /// The thing, its `deviceState` read from its shadow now.
@@ -87,12 +111,13 @@ public struct Things: Sendable {
         let filter = DeviceRepository.Filter(label: Self.label)
         let devices = try await self.hub.devices.list(filter: filter, page: page, by: principal)
         let total = try await self.hub.store.session.devices.count(tenantID: principal.tenantID, filter: filter)
-        // Each shadow is read from AWS, the page's at once.
+        // Each shadow is read from AWS, eight at a time.
         let things = try await withThrowingTaskGroup(of: (Int, Thing).self) { group in
+            var things: [(Int, Thing)] = []
             for (index, device) in devices.items.enumerated() {
+                if index >= 8, let done = try await group.next() { things.append(done) }
                 group.addTask { (index, try await self.withState(device, by: principal)) }
             }
-            var things: [(Int, Thing)] = []
             for try await thing in group { things.append(thing) }
             return things.sorted { $0.0 < $1.0 }.map(\.1)
         }
@@ -112,18 +137,34 @@ public struct Things: Sendable {
         return Thing(device: device, integrationID: record.integrationID, deviceState: shadow.desired, details: nil)
     }
 
-    /// Deletes the thing: its shadows, then its certificate, policy and thing in AWS, then the
-    /// device; answers once AWS is clean (or the wait ran out, the removal going on).
+    /// Deletes the thing, as Para does, and answers once AWS is clean: its certificate is made
+    /// inactive first (so the device can no longer write its shadow), then its shadows are
+    /// deleted, then the device, whose job removes its certificate, policy and thing. If AWS is
+    /// away, a 502 says so and the thing stays (inactive) for a DELETE again.
     public func delete(_ id: String, by principal: Principal) async throws {
         try principal.require(.admin, to: "deleting things")
         let device = try await self.device(id, by: principal)
+        if device.status == .accepted {
+            _ = try await self.hub.devices.perform(.reject, on: device.id, by: principal)
+        }
         for status in try await self.hub.integrations.awsStatus(of: device.id, by: principal) where status.record.progress.thingArn != nil {
+            let record = try await self.provision(deviceID: device.id, integrationID: status.integration.id)
+            guard record.progress.certificateStatus != "ACTIVE" else {
+                throw HubError.upstream(
+                    "AWS did not deactivate thing '\(id)''s certificate yet\(record.lastError.map { " (\($0))" } ?? ""); it stays, inactive: DELETE it again"
+                )
+            }
             try await Shadows.calling { try await self.hub.shadows.deleteAll(thing: device.id, in: status.integration) }
         }
         let records = try await self.hub.store.session.awsThings.list(tenantID: principal.tenantID, deviceID: device.id)
         try await self.hub.devices.delete(device.id, by: principal)
         for record in records {
-            _ = try await self.provision(deviceID: device.id, integrationID: record.integrationID)
+            let settled = try await self.provision(deviceID: device.id, integrationID: record.integrationID)
+            guard settled.state == .deprovisioned else {
+                throw HubError.upstream(
+                    "thing '\(id)' is deleted, but AWS is not clean yet (\(settled.state.rawValue)\(settled.lastError.map { ": \($0)" } ?? "")); its removal goes on"
+                )
+            }
         }
     }
 
@@ -152,9 +193,14 @@ public struct Things: Sendable {
 
     /// A device made as a thing, or a 404.
     private func device(_ id: String, by principal: Principal) async throws -> Device {
-        guard Validation.isDeviceID(id), let device = try? await self.hub.devices.get(id, by: principal), device.labels.contains(Self.label) else {
+        guard Validation.isDeviceID(id) else { throw HubError.notFound("thing", id) }
+        let device: Device
+        do {
+            device = try await self.hub.devices.get(id, by: principal)
+        } catch let error as HubError where error.kind == .notFound {
             throw HubError.notFound("thing", id)
         }
+        guard device.labels.contains(Self.label) else { throw HubError.notFound("thing", id) }
         return device
     }
 
@@ -172,17 +218,29 @@ public struct Things: Sendable {
         return Thing(device: device, integrationID: record.integrationID, deviceState: shadow.desired, details: nil)
     }
 
-    /// Runs the device's job in the integration now and waits for it to settle; the row as it
-    /// then is (a removed one reads as deprovisioned).
+    /// Runs the device's job in the integration now, again after each failure that is worth a
+    /// retry (throttling, AWS away), until it settles, fails for good, or the wait runs out; the
+    /// row as it then is (a removed one reads as deprovisioned).
     private func provision(deviceID: String, integrationID: String) async throws -> AWSThingRecord {
-        try await Provisioner(hub: self.hub).runNow(integrationID: integrationID, deviceID: deviceID)
-        do {
-            return try await self.hub.integrations.waitUntilSettled(deviceID: deviceID, integrationID: integrationID, timeout: Self.wait)
-        } catch let error as HubError where error.kind == .notFound {
-            return AWSThingRecord(
-                integrationID: integrationID, deviceID: deviceID, tenantID: "", wanted: .absent, bound: false, state: .deprovisioned, needsWork: false,
-                nextAttemptAt: self.hub.now(), updatedAt: self.hub.now()
-            )
+        let provisioner = Provisioner(hub: self.hub)
+        let deadline = ContinuousClock.now + Self.wait
+        while true {
+            try await provisioner.runNow(integrationID: integrationID, deviceID: deviceID)
+            let record: AWSThingRecord
+            do {
+                record = try await self.hub.integrations.waitUntilSettled(
+                    deviceID: deviceID, integrationID: integrationID, timeout: deadline - ContinuousClock.now
+                )
+            } catch let error as HubError where error.kind == .notFound {
+                return AWSThingRecord(
+                    integrationID: integrationID, deviceID: deviceID, tenantID: "", wanted: .absent, bound: false, state: .deprovisioned,
+                    needsWork: false, nextAttemptAt: self.hub.now(), updatedAt: self.hub.now()
+                )
+            }
+            guard record.needsWork, record.state != .failed, ContinuousClock.now < deadline else { return record }
+            // Its next try is due at nextAttemptAt (a worker may take it first).
+            let pause = min(max(record.nextAttemptAt.timeIntervalSince(self.hub.now()), 0.05), 5)
+            try await Task.sleep(for: .milliseconds(Int(pause * 1000)))
         }
     }
 }

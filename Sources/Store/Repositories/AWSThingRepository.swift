@@ -187,14 +187,16 @@ public struct AWSThingRepository: Sendable {
         return claimed
     }
 
-    /// Leases one job to `owner` if it needs work and no live lease holds it; nil otherwise.
+    /// Leases one job to `owner` if it needs work, its next attempt is due, no live lease holds
+    /// it and its integration may run (active, or being deleted); nil otherwise.
     public func claim(integrationID: String, deviceID: String, now: Date, owner: String, leaseUntil: Date) async throws -> AWSThingRecord? {
         let token = owner + "/" + UUID().uuidString.lowercased()
         return try await self.session.sql.raw(
             """
             UPDATE aws_things SET lease_owner = \(bind: token), lease_until = \(bind: leaseUntil.storeMilliseconds)
             WHERE integration_id = \(bind: integrationID) AND device_id = \(bind: deviceID) AND needs_work = 1
-              AND lease_until <= \(bind: now.storeMilliseconds)
+              AND next_attempt_at <= \(bind: now.storeMilliseconds) AND lease_until <= \(bind: now.storeMilliseconds)
+              AND EXISTS (SELECT 1 FROM integrations i WHERE i.id = aws_things.integration_id AND (i.active = 1 OR i.status = 'deleting'))
             RETURNING *
             """
         ).first().map(Self.record)
