@@ -443,10 +443,10 @@ paths:
         "502": {$ref: "#/components/responses/AWSError"}
     delete:
       summary: Delete the thing, with its shadows, certificate, policy and thing in AWS (admin)
-      description: "Its certificate is made inactive first, then its shadows are deleted, then the device, whose certificate, policy and thing leave AWS."
+      description: "The device is deleted; its job removes the certificate, the policy, the shadows and the thing from AWS."
       responses:
         "200": {description: "Deleted; AWS is clean."}
-        "502": {description: "`aws_error`: AWS is away or not clean yet; the thing stays (inactive) until a DELETE again finishes, or its removal goes on.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "502": {description: "`aws_error`: AWS is away or not clean yet; the removal goes on.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}

@@ -14,7 +14,8 @@ struct LifecycleProvisioningTests {
             let integration = try await fixture.createIntegration()
             #expect(integration.dataEndpoint?.hasSuffix("-ats.iot.us-east-1.amazonaws.com") == true)
             let provisioner = Provisioner(hub: fixture.hub)
-            let id = "sensor-1"
+            // Its own id: the SQLite and PostgreSQL runs share moto's recorder.
+            let id = "sensor-\(UUID().uuidString.prefix(8).lowercased())"
 
             // Pending: bound, but nothing in AWS yet.
             try await fixture.createDevice(id)
@@ -42,7 +43,7 @@ struct LifecycleProvisioningTests {
             #expect(provisioned.state == .provisioned)
             #expect(provisioned.lastError == nil)
             let thing = try await fixture.iot.describeThing(name: id)
-            #expect(thing.attributes == ["name": "Sensor_sensor-1", "model": "m-1"])
+            #expect(thing.attributes == ["name": "Sensor_\(id)", "model": "m-1"])
             #expect(provisioned.progress.thingArn == thing.thingArn)
             let certificates = try await fixture.certificates()
             #expect(certificates.count == 1)
@@ -50,13 +51,13 @@ struct LifecycleProvisioningTests {
             #expect(certificate.certificateId == provisioned.progress.certificateID)
             #expect(try await fixture.iot.describeCertificate(id: certificate.certificateId).status == "ACTIVE")
             #expect(try await fixture.iot.listThingPrincipals(thing: id) == [certificate.certificateArn])
-            #expect(try await fixture.iot.listAttachedPolicies(target: certificate.certificateArn) == ["conduit-sensor-1"])
-            let policy = try await fixture.iot.getPolicy(name: "conduit-sensor-1")
+            #expect(try await fixture.iot.listAttachedPolicies(target: certificate.certificateArn) == ["conduit-\(id)"])
+            let policy = try await fixture.iot.getPolicy(name: "conduit-\(id)")
             let document = try #require(policy.policyDocument)
-            #expect(document.contains("client/sensor-1\""))
-            #expect(document.contains("topic/conduit/sensor-1/up"))
-            #expect(document.contains("topicfilter/conduit/devices/sensor-1/down"))
-            #expect(document.contains("$aws/things/sensor-1/shadow/*"))
+            #expect(document.contains("client/\(id)\""))
+            #expect(document.contains("topic/conduit/\(id)/up"))
+            #expect(document.contains("topicfilter/conduit/devices/\(id)/down"))
+            #expect(document.contains("$aws/things/\(id)/shadow/*"))
             #expect(!document.contains("client/*"))
             #expect(try await fixture.iot.listThingsInThingGroup(group: "conduit-fleet") == [id])
 
@@ -99,13 +100,22 @@ struct LifecycleProvisioningTests {
             #expect(second.certificateID == newID)
             #expect(second.privateKey != bundle.privateKey)
 
-            // Decommissioned: certificate, policy and thing gone; the group stays with the integration.
+            // Decommissioned: certificate, policy, shadows and thing gone; the group stays with the integration.
+            let data = try fixture.account.data()
+            _ = try await data.updateThingShadow(thing: id, document: Array(#"{"state": {"reported": {"t": 21}}}"#.utf8))
+            _ = try await data.updateThingShadow(thing: id, name: "config", document: Array(#"{"state": {"desired": {"rate": 5}}}"#.utf8))
             _ = try await fixture.hub.devices.perform(.decommission, on: id, by: fixture.admin)
             try await provisioner.drain()
+            let requests = try MotoPeer.recordedRequests().map { "\($0.method) \($0.path)" }
+            let thingDeleted = try #require(requests.lastIndex(of: "DELETE /things/\(id)"))
+            for shadow in ["DELETE /things/\(id)/shadow", "DELETE /things/\(id)/shadow?name=config"] {
+                let deleted = try #require(requests.lastIndex(of: shadow), "no \(shadow)")
+                #expect(deleted < thingDeleted, "\(shadow) before the thing")
+            }
             #expect(try await fixture.record(id, in: integration)?.state == .deprovisioned)
             #expect(try await fixture.thingNames().isEmpty)
             #expect(try await fixture.certificates().isEmpty)
-            #expect(try await !fixture.policyExists("conduit-sensor-1"))
+            #expect(try await !fixture.policyExists("conduit-\(id)"))
             #expect(try await fixture.groupExists("conduit-fleet"))
 
             // The integration deleted: its group goes too, then the integration itself.

@@ -156,6 +156,11 @@ struct ProvisioningJob {
             Self.forgetCertificate(&record)
             record.progress.keyRequest = nil
         case .deleteThing:
+            // AWS keeps a thing's shadows when the thing goes (a thing of the same name made
+            // later would find them): they go first.
+            if !self.plan.isGateway, let data = try? self.provisioner.hub.connections.dataClient(for: self.integration) {
+                try await self.deleteShadows(data)
+            }
             do {
                 for principal in try await self.client.listThingPrincipals(thing: self.thingName) {
                     try await self.ignoringNotFound { try await self.client.detachThingPrincipal(thing: self.thingName, principal: principal) }
@@ -168,6 +173,19 @@ struct ProvisioningJob {
             record.progress = AWSThingProgress()
             record.progress.credentialsIssuedAt = issued
             record.sealedPrivateKey = nil
+        }
+    }
+
+    /// Deletes the thing's classic shadow and its named ones; those that are not there are done.
+    private func deleteShadows(_ data: AWSIoTDataClient) async throws {
+        var names: [String?] = [nil]
+        do {
+            names += try await data.listNamedShadows(thing: self.thingName).map(Optional.some)
+        } catch let error as AWSError where error.isNotFound {
+            // No such thing: no named shadows.
+        }
+        for name in names {
+            try await self.ignoringNotFound { try await data.deleteThingShadow(thing: self.thingName, name: name) }
         }
     }
 

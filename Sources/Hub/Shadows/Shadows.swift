@@ -110,18 +110,6 @@ public struct Shadows: Sendable {
         }
     }
 
-    /// Deletes every shadow of the device's thing in the integration (before the thing goes).
-    func deleteAll(thing: String, in integration: Integration) async throws {
-        let client = try self.hub.connections.dataClient(for: integration)
-        for name in [nil] + (try await Self.calling { try await client.listNamedShadows(thing: thing) }).map(Optional.some) {
-            do {
-                try await client.deleteThingShadow(thing: thing, name: name)
-            } catch let error as AWSError where error.isNotFound {
-                // Gone already.
-            }
-        }
-    }
-
     // MARK: Rules
 
     /// AWS's rules for a desired state: at most 8 KB as sent (`{"state":{"desired":…}}`), 6

@@ -137,25 +137,12 @@ public struct Things: Sendable {
         return Thing(device: device, integrationID: record.integrationID, deviceState: shadow.desired, details: nil)
     }
 
-    /// Deletes the thing, as Para does, and answers once AWS is clean: its certificate is made
-    /// inactive first (so the device can no longer write its shadow), then its shadows are
-    /// deleted, then the device, whose job removes its certificate, policy and thing. If AWS is
-    /// away, a 502 says so and the thing stays (inactive) for a DELETE again.
+    /// Deletes the thing, as Para does, and answers once AWS is clean: the device goes, and its
+    /// job removes the certificate (so the device can write nothing more), the policy, the
+    /// shadows and the thing. If AWS is away, a 502 says so; the removal goes on.
     public func delete(_ id: String, by principal: Principal) async throws {
         try principal.require(.admin, to: "deleting things")
         let device = try await self.device(id, by: principal)
-        if device.status == .accepted {
-            _ = try await self.hub.devices.perform(.reject, on: device.id, by: principal)
-        }
-        for status in try await self.hub.integrations.awsStatus(of: device.id, by: principal) where status.record.progress.thingArn != nil {
-            let record = try await self.provision(deviceID: device.id, integrationID: status.integration.id)
-            guard record.progress.certificateStatus != "ACTIVE" else {
-                throw HubError.upstream(
-                    "AWS did not deactivate thing '\(id)''s certificate yet\(record.lastError.map { " (\($0))" } ?? ""); it stays, inactive: DELETE it again"
-                )
-            }
-            try await Shadows.calling { try await self.hub.shadows.deleteAll(thing: device.id, in: status.integration) }
-        }
         let records = try await self.hub.store.session.awsThings.list(tenantID: principal.tenantID, deviceID: device.id)
         try await self.hub.devices.delete(device.id, by: principal)
         for record in records {
