@@ -19,10 +19,33 @@ struct TenantOptions: ParsableArguments {
     }
 }
 
+/// An integration's AWS credentials on the command line: an access key, a role, or Conduit's own.
+struct CredentialOptions: ParsableArguments {
+    @Option(help: "Access key id.") var accessKeyId: String?
+    @Option(help: "Secret access key; - reads it from standard input.") var secretAccessKey: String?
+    @Option(help: "A role to assume: arn:aws:iam::ACCOUNT:role/NAME.") var roleArn: String?
+    @Option(help: "The ExternalId the role's trust policy asks for.") var externalId: String?
+    @Flag(help: "Use Conduit's own AWS credentials.") var defaultCredentials = false
+
+    var given: Bool {
+        self.accessKeyId != nil || self.secretAccessKey != nil || self.roleArn != nil || self.externalId != nil || self.defaultCredentials
+    }
+
+    /// The credentials as given; a secret of `-` is read from standard input.
+    func draft() -> IntegrationDraft.Credentials {
+        var secret = self.secretAccessKey
+        if secret == "-" { secret = readLine(strippingNewline: true) }
+        return .init(
+            accessKeyID: self.accessKeyId, secretAccessKey: secret, roleARN: self.roleArn, externalID: self.externalId,
+            source: self.defaultCredentials ? "default" : nil
+        )
+    }
+}
+
 struct IntegrationsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "integrations", abstract: "Manage AWS IoT Core integrations from the command line.",
-        subcommands: [Create.self, List.self, Show.self, Delete.self, Reconcile.self]
+        subcommands: [Create.self, List.self, Show.self, Update.self, Delete.self, Reconcile.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -39,11 +62,7 @@ struct IntegrationsCommand: AsyncParsableCommand {
         @Option(help: "A name, unique in the tenant.") var name: String
         @Option(help: "The AWS region, e.g. eu-west-1.") var region: String
         @Option(help: "An endpoint instead of AWS IoT's own (VPC, FIPS, a local stack).") var endpointUrl: String?
-        @Option(help: "Access key id.") var accessKeyId: String?
-        @Option(help: "Secret access key; - reads it from standard input.") var secretAccessKey: String?
-        @Option(help: "A role to assume: arn:aws:iam::ACCOUNT:role/NAME.") var roleArn: String?
-        @Option(help: "The ExternalId the role's trust policy asks for.") var externalId: String?
-        @Flag(help: "Use Conduit's own AWS credentials.") var defaultCredentials = false
+        @OptionGroup var credentials: CredentialOptions
         @Option(help: "Attach this existing AWS IoT policy to every certificate (default: a least-privilege policy per thing).")
         var policy: String?
         @Option(help: "Thing group for every thing; made when missing.") var thingGroup: String?
@@ -72,6 +91,11 @@ struct IntegrationsCommand: AsyncParsableCommand {
             guard (self.gatewayCert == nil) == (self.gatewayKey == nil) else { throw ValidationError("give --gateway-cert and --gateway-key together") }
         }
 
+        /// The gateway certificate and key of the files named.
+        static func gateway(certificate: String, key: String) throws -> IntegrationDraft.Gateway {
+            .init(certificatePEM: try self.read(certificate, option: "--gateway-cert"), privateKeyPEM: try self.read(key, option: "--gateway-key"))
+        }
+
         static func read(_ path: String, option: String) throws -> String {
             do {
                 return try String(contentsOfFile: path, encoding: .utf8)
@@ -85,14 +109,7 @@ struct IntegrationsCommand: AsyncParsableCommand {
             draft.name = self.name
             draft.region = self.region
             if let endpointUrl { draft.endpointURL = .some(endpointUrl) }
-            var secret = self.secretAccessKey
-            if secret == "-" {
-                secret = readLine(strippingNewline: true)
-            }
-            draft.credentials = .init(
-                accessKeyID: self.accessKeyId, secretAccessKey: secret, roleARN: self.roleArn, externalID: self.externalId,
-                source: self.defaultCredentials ? "default" : nil
-            )
+            draft.credentials = self.credentials.draft()
             draft.policy = self.policy.map { .init(name: $0) } ?? .init(perThing: true)
             if let thingGroup { draft.thingGroup = .some(thingGroup) }
             draft.thingAttributes = self.thingAttributes
@@ -102,19 +119,84 @@ struct IntegrationsCommand: AsyncParsableCommand {
             draft.active = !self.inactive
             if let mqttEndpoint { draft.mqttEndpoint = .some(mqttEndpoint) }
             if let mqttTrustRoots { draft.mqttTrustRoots = .some(try Self.read(mqttTrustRoots, option: "--mqtt-trust-roots")) }
-            if let gatewayCert, let gatewayKey {
-                draft.gateway = .some(
-                    .init(
-                        certificatePEM: try Self.read(gatewayCert, option: "--gateway-cert"),
-                        privateKeyPEM: try Self.read(gatewayKey, option: "--gateway-key")
-                    )
-                )
-            }
+            if let gatewayCert, let gatewayKey { draft.gateway = .some(try Self.gateway(certificate: gatewayCert, key: gatewayKey)) }
             draft.bind = self.all ? .init(all: true) : self.labels.isEmpty ? .init(devices: self.devices) : .init(labels: self.labels)
             try await self.options.run { hub, principal in
                 let integration = try await hub.integrations.create(draft, by: principal)
                 print(integration.id)
                 if self.wait { try await IntegrationsCommand.provision(hub, title: "provisioning") }
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change an integration: only the options given change. New credentials are checked against AWS first.",
+            discussion: """
+                Credentials are replaced as a whole: --access-key-id with --secret-access-key (- reads it from standard
+                input), --role-arn with --external-id, or --default-credentials. A binding is replaced as a whole too:
+                --device ID (repeat), --label L (repeat), or --all. --aws-gateway-cert goes back to a gateway certificate
+                AWS signs; --no-mqtt-endpoint and --no-mqtt-trust-roots go back to the data endpoint and the system's trust.
+                """
+        )
+        @Argument(help: "The integration id.") var id: String
+        @Option(help: "A new name.") var name: String?
+        @OptionGroup var credentials: CredentialOptions
+        @Option(help: "Uplink topic template; placeholders {deviceId}, {deviceName}, {subtopic}.") var uplinkTopic: String?
+        @Option(help: "raw or envelope.") var payloadFormat: String?
+        @Option(help: "Downlink topic prefix.") var downlinkPrefix: String?
+        @Option(help: "host:port of the MQTT data endpoint for downlinks.") var mqttEndpoint: String?
+        @Flag(help: "Back to the account's iot:Data-ATS endpoint on 8883.") var noMqttEndpoint = false
+        @Option(help: "A PEM file of the CA certificates the data endpoint must chain to.") var mqttTrustRoots: String?
+        @Flag(help: "Back to the system's trust store.") var noMqttTrustRoots = false
+        @Option(help: "The downlink gateway's certificate (PEM file) from your own CA.") var gatewayCert: String?
+        @Option(help: "The private key (PEM file) of --gateway-cert.") var gatewayKey: String?
+        @Flag(help: "Back to a gateway certificate AWS signs.") var awsGatewayCert = false
+        @Flag(help: "Activate it.") var activate = false
+        @Flag(help: "Deactivate it: it keeps what it made in AWS but does no new work.") var deactivate = false
+        @Option(name: .customLong("device"), help: "Bind this device; repeat for more.") var devices: [String] = []
+        @Option(name: .customLong("label"), help: "Bind devices with this label; repeat for more.") var labels: [String] = []
+        @Flag(help: "Bind every device of the tenant.") var all = false
+        @OptionGroup var options: TenantOptions
+
+        func validate() throws {
+            guard [!self.devices.isEmpty, !self.labels.isEmpty, self.all].filter({ $0 }).count <= 1 else {
+                throw ValidationError("give at most one of --device, --label and --all")
+            }
+            guard (self.gatewayCert == nil) == (self.gatewayKey == nil) else { throw ValidationError("give --gateway-cert and --gateway-key together") }
+            guard !(self.gatewayCert != nil && self.awsGatewayCert) else { throw ValidationError("give --gateway-cert or --aws-gateway-cert, not both") }
+            guard !(self.mqttEndpoint != nil && self.noMqttEndpoint) else { throw ValidationError("give --mqtt-endpoint or --no-mqtt-endpoint, not both") }
+            guard !(self.mqttTrustRoots != nil && self.noMqttTrustRoots) else {
+                throw ValidationError("give --mqtt-trust-roots or --no-mqtt-trust-roots, not both")
+            }
+            guard !(self.activate && self.deactivate) else { throw ValidationError("give --activate or --deactivate, not both") }
+        }
+
+        func run() async throws {
+            var draft = IntegrationDraft()
+            draft.name = self.name
+            if self.credentials.given { draft.credentials = self.credentials.draft() }
+            draft.uplinkTopic = self.uplinkTopic
+            draft.payloadFormat = self.payloadFormat
+            draft.downlinkPrefix = self.downlinkPrefix
+            if let mqttEndpoint { draft.mqttEndpoint = .some(mqttEndpoint) } else if self.noMqttEndpoint { draft.mqttEndpoint = .some(nil) }
+            if let mqttTrustRoots {
+                draft.mqttTrustRoots = .some(try Create.read(mqttTrustRoots, option: "--mqtt-trust-roots"))
+            } else if self.noMqttTrustRoots {
+                draft.mqttTrustRoots = .some(nil)
+            }
+            if let gatewayCert, let gatewayKey {
+                draft.gateway = .some(try Create.gateway(certificate: gatewayCert, key: gatewayKey))
+            } else if self.awsGatewayCert {
+                draft.gateway = .some(nil)
+            }
+            if self.activate { draft.active = true } else if self.deactivate { draft.active = false }
+            if self.all { draft.bind = .init(all: true) } else if !self.labels.isEmpty { draft.bind = .init(labels: self.labels) } else if !self.devices.isEmpty {
+                draft.bind = .init(devices: self.devices)
+            }
+            try await self.options.run { hub, principal in
+                let integration = try await hub.integrations.update(self.id, with: draft, by: principal)
+                print("updated \(integration.id)")
             }
         }
     }

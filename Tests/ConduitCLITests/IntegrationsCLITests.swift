@@ -55,6 +55,20 @@ struct IntegrationsCLITests {
         #expect(try await iot.listThingPrincipals(thing: "cli-2") == principals)
         #expect(try await conduit("integrations", "reconcile", id).stdout == "no drift: AWS holds what Conduit made\n")
 
+        // Changed from the CLI: only what is given changes.
+        let updated = try await conduit("integrations", "update", id, "--payload-format", "envelope", "--mqtt-endpoint", "mqtt.example:8883")
+        #expect(updated.status == 0, "\(updated.stderr)")
+        #expect(updated.stdout == "updated \(id)\n")
+        let changed = try await conduit("integrations", "show", id)
+        #expect(changed.stdout.contains("payload format  envelope"))
+        #expect(changed.stdout.contains("mqtt endpoint   mqtt.example:8883"))
+        #expect(changed.stdout.contains("thing group     cli-group"), "the rest stays")
+        let refused = try await conduit("integrations", "update", id, "--mqtt-endpoint", "no-port")
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("mqttEndpoint: must be host:port"))
+        #expect(try await conduit("integrations", "update", id, "--no-mqtt-endpoint").status == 0)
+        #expect(try await conduit("integrations", "show", id).stdout.contains("mqtt endpoint   the data endpoint, port 8883"))
+
         let deleted = try await conduit("integrations", "delete", id)
         #expect(deleted.status == 0, "\(deleted.stderr)")
         #expect(deleted.stdout == "deleted \(id)\n")
