@@ -67,11 +67,13 @@ public final class MQTTClient: Sendable {
     public let configuration: MQTTClientConfiguration
     let logger: Logger
     let eventLoopGroup: any EventLoopGroup
-    private let connectedState = Mutex(false)
-    private let connections = Atomic<Int>(0)
-    private let lastFailure = Mutex<String?>(nil)
-    /// When the current connection was subscribed.
-    private let subscribedAt = Mutex<ContinuousClock.Instant?>(nil)
+    private struct State {
+        /// When the current connection was subscribed; nil while there is none.
+        var subscribedAt: ContinuousClock.Instant?
+        var connections = 0
+        var lastError: String?
+    }
+    private let state = Mutex(State())
 
     public init(
         configuration: MQTTClientConfiguration, logger: Logger = Logger(label: "conduit.mqtt.client"),
@@ -83,13 +85,13 @@ public final class MQTTClient: Sendable {
     }
 
     /// True while connected and subscribed.
-    public var isConnected: Bool { self.connectedState.withLock { $0 } }
+    public var isConnected: Bool { self.state.withLock { $0.subscribedAt != nil } }
 
     /// How many times it has connected and subscribed so far.
-    public var connectionCount: Int { self.connections.load(ordering: .relaxed) }
+    public var connectionCount: Int { self.state.withLock { $0.connections } }
 
     /// Why the last connection failed or ended; nil once connected and subscribed again.
-    public var lastError: String? { self.lastFailure.withLock { $0 } }
+    public var lastError: String? { self.state.withLock { $0.lastError } }
 
     /// Stays connected until cancelled, handing each message to `handler`.
     public func run(_ handler: @escaping @Sendable (MQTTClientMessage) async throws -> Void) async {
@@ -102,22 +104,25 @@ public final class MQTTClient: Sendable {
                 break
             } catch {
                 if Task.isCancelled { break }
-                self.lastFailure.withLock { $0 = String(describing: error) }
+                self.state.withLock { $0.lastError = String(describing: error) }
                 self.logger.notice(
                     "MQTT connection lost", metadata: ["conduit.host": "\(self.configuration.host):\(self.configuration.port)", "error": "\(error)"]
                 )
             }
-            self.connectedState.withLock { $0 = false }
             // A connection that stayed up a while starts the backoff over; one dropped soon after
             // its subscription (another client taking the same client id, a policy that refuses
             // the subscription) backs off further.
-            let stayed = self.subscribedAt.withLock { $0 }.map { ContinuousClock.now - $0 >= .seconds(10) } ?? false
+            let subscribedAt = self.state.withLock { state in
+                defer { state.subscribedAt = nil }
+                return state.subscribedAt
+            }
+            let stayed = subscribedAt.map { ContinuousClock.now - $0 >= .seconds(10) } ?? false
             failures = self.connectionCount > before && stayed ? 1 : failures + 1
             let (first, longest) = self.configuration.reconnectDelay
             let delay = min(longest, first * Double(1 << min(failures - 1, 16))) * Double.random(in: 0.8...1.2)
             guard (try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))) != nil else { break }
         }
-        self.connectedState.withLock { $0 = false }
+        self.state.withLock { $0.subscribedAt = nil }
     }
 
     struct ProtocolFailure: Error, CustomStringConvertible {
@@ -157,15 +162,13 @@ public final class MQTTClient: Sendable {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: name))
                     }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(MQTTPacketDecoder(version: .v3_1_1)))
-                    return try NIOAsyncChannel<MQTTPacket, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(MQTTPacketEncoder(version: .v3_1_1)))
+                    return try NIOAsyncChannel<MQTTPacket, MQTTPacket>(wrappingChannelSynchronously: channel)
                 }
             }
         try await channel.executeThenClose { inbound, outbound in
-            let allocator = channel.channel.allocator
             @Sendable func send(_ packet: MQTTPacket) async throws {
-                var buffer = allocator.buffer(capacity: 64)
-                packet.write(to: &buffer, version: .v3_1_1)
-                try await outbound.write(buffer)
+                try await outbound.write(packet)
             }
             try await send(
                 .connect(
@@ -205,10 +208,11 @@ public final class MQTTClient: Sendable {
                         guard !suback.reasonCodes.contains(where: \.isFailure) else {
                             throw ProtocolFailure(description: "subscription refused: \(suback.reasonCodes)")
                         }
-                        self.connectedState.withLock { $0 = true }
-                        self.lastFailure.withLock { $0 = nil }
-                        self.subscribedAt.withLock { $0 = ContinuousClock.now }
-                        self.connections.add(1, ordering: .relaxed)
+                        self.state.withLock { state in
+                            state.subscribedAt = ContinuousClock.now
+                            state.lastError = nil
+                            state.connections += 1
+                        }
                     case .publish(let publish):
                         try await handler(MQTTClientMessage(topic: publish.topic, payload: publish.payload, qos: publish.qos))
                         if let identifier = publish.packetIdentifier {

@@ -19,10 +19,6 @@ struct ShadowTests {
         return (account, integrationID)
     }
 
-    static func json(_ object: Any) throws -> String {
-        String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
-    }
-
     @Test("read, update, null removal, delta against what the device reports, version conflicts, named shadows, delete", arguments: TestDatabase.allCases)
     func lifecycle(database: TestDatabase) async throws {
         try await APIHarness.run(database, aws: try MotoPeer.environment()) { api in

@@ -10,15 +10,13 @@ public struct AWSError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The resource the error is about, where the service says (AWS IoT's
     /// `ResourceAlreadyExistsException` names the one that exists).
     public let resourceID: String?
-    public let resourceARN: String?
 
-    public init(code: String, message: String, statusCode: Int, requestID: String? = nil, resourceID: String? = nil, resourceARN: String? = nil) {
+    public init(code: String, message: String, statusCode: Int, requestID: String? = nil, resourceID: String? = nil) {
         self.code = code
         self.message = message
         self.statusCode = statusCode
         self.requestID = requestID
         self.resourceID = resourceID
-        self.resourceARN = resourceARN
     }
 
     public var description: String { "\(self.code) (HTTP \(self.statusCode)): \(self.message)" }
@@ -57,21 +55,19 @@ public struct AWSError: Error, Sendable, Equatable, CustomStringConvertible {
         var message = header("x-amzn-errormessage")
         let requestID = header("x-amzn-requestid") ?? header("x-amz-request-id")
         var resourceID: String?
-        var resourceARN: String?
         if let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] {
             if code == nil {
                 code = ((object["__type"] ?? object["code"] ?? object["Code"]) as? String).map(Self.stripNamespace)
             }
             message = message ?? (object["message"] ?? object["Message"] ?? object["errorMessage"]) as? String
             resourceID = object["resourceId"] as? String
-            resourceARN = object["resourceArn"] as? String
         } else if let text = String(bytes: body, encoding: .utf8), text.contains("<Code>") {
             code = code ?? Self.xmlElement("Code", in: text)
             message = message ?? Self.xmlElement("Message", in: text)
         }
         return AWSError(
             code: code ?? "HTTP\(statusCode)", message: message ?? HTTPStatusText.text(statusCode), statusCode: statusCode,
-            requestID: requestID, resourceID: resourceID, resourceARN: resourceARN
+            requestID: requestID, resourceID: resourceID
         )
     }
 

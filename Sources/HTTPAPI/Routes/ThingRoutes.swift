@@ -96,11 +96,12 @@ struct ThingRepresentation: ResponseEncodable {
         self.timestamp = Int((thing.device.createdAt.timeIntervalSince1970 * 1000).rounded(.down))
         self.name = thing.device.name
         self.deviceState = thing.deviceState
-        self.deviceDetails = thing.details.map { details in
+        // Para's names for the device's credentials.
+        self.deviceDetails = thing.details.map { bundle in
             Details(
-                thingId: details.thingID, thingName: details.thingName, thingARN: details.thingARN, clientId: details.clientID,
-                clientCertId: details.clientCertID, clientCertARN: details.clientCertARN, clientCert: details.clientCert,
-                privateKey: details.privateKey, publicKey: details.publicKey, region: details.region, port: details.port, host: details.host
+                thingId: bundle.deviceID, thingName: bundle.thingName, thingARN: bundle.thingArn, clientId: bundle.clientID,
+                clientCertId: bundle.certificateID, clientCertARN: bundle.certificateArn, clientCert: bundle.certificatePem,
+                privateKey: bundle.privateKey, publicKey: bundle.publicKey, region: bundle.region, port: bundle.port, host: bundle.endpoint
             )
         }
     }

@@ -18,15 +18,15 @@ public struct MessageHistory: Sendable {
         let session = self.hub.store.session
         guard let device = try await session.devices.get(id: deviceID) else { return .accepted }
         try await self.hub.uplinkBacklog.load(from: self.hub.store)
-        let integrations = try await session.awsThings.uplinkIntegrations(tenantID: device.tenantID, deviceID: deviceID)
-        let full = Set(integrations.filter { self.hub.uplinkBacklog.isFull($0.id) }.map(\.id))
+        let integrations = try await session.awsThings.uplinkIntegrationIDs(tenantID: device.tenantID, deviceID: deviceID)
+        let full = Set(integrations.filter { self.hub.uplinkBacklog.isFull($0) })
         if !full.isEmpty && message.qos != .atMostOnce {
             Counter(label: "conduit_uplink_refused_total").increment()
             return .refused(.quotaExceeded)
         }
         // Decided once: a message let through goes to every integration, even one that filled up
         // meanwhile (the bound is a guard, not a wall); only QoS 0 skips a full one.
-        let targets = message.qos == .atMostOnce ? integrations.filter { !full.contains($0.id) } : integrations
+        let targets = message.qos == .atMostOnce ? integrations.filter { !full.contains($0) } : integrations
         let record = DeviceMessage(
             tenantID: device.tenantID, deviceID: deviceID, topic: message.topic,
             payload: Data(message.payload.readableBytesView), qos: Int(message.qos.rawValue), retain: message.retain,
@@ -38,16 +38,16 @@ public struct MessageHistory: Sendable {
         } else {
             try await self.hub.store.transaction { session in
                 let sequence = try await session.messages.append(record, keep: keep)
-                for integration in targets {
+                for integrationID in targets {
                     try await session.outbox.append(
                         OutboxMessage(
-                            tenantID: record.tenantID, integrationID: integration.id, deviceID: deviceID, messageSequence: sequence,
+                            tenantID: record.tenantID, integrationID: integrationID, deviceID: deviceID, messageSequence: sequence,
                             topic: record.topic, payload: record.payload, qos: record.qos, receivedAt: record.receivedAt
                         )
                     )
                 }
             }
-            for integration in targets { self.hub.uplinkBacklog.added(to: integration.id) }
+            for integrationID in targets { self.hub.uplinkBacklog.added(to: integrationID) }
             self.hub.uplinkDoorbell.ring()
         }
         Counter(label: "conduit_messages_ingested_total").increment()

@@ -194,7 +194,8 @@ public final class DownlinkGateways: Sendable {
         let host: String
         let port: Int
         if let endpoint = settings.mqttEndpoint {
-            (host, port) = Self.split(endpoint)
+            guard let parsed = IntegrationRules.hostAndPort(endpoint) else { return nil }
+            (host, port) = parsed
         } else if let dataEndpoint = integration.dataEndpoint {
             (host, port) = (dataEndpoint, 8883)
         } else {
@@ -212,13 +213,5 @@ public final class DownlinkGateways: Sendable {
             subscriptions: [filter], reconnectDelay: self.configuration.reconnectDelay, cleanSession: false
         )
         return (key, configuration)
-    }
-
-    /// `host:port`, `[v6]:port`.
-    static func split(_ endpoint: String) -> (String, Int) {
-        guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else { return (endpoint, 8883) }
-        var host = endpoint[..<colon]
-        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        return (String(host), port)
     }
 }

@@ -52,14 +52,19 @@ public struct Downlinks: Sendable {
                 "device_not_accepted", "device '\(deviceID)' is \(device.status.rawValue); downlinks are for accepted devices"
             )
         }
+        return try await self.enqueue(request, for: device, source: principal.actor)
+    }
+
+    /// Writes the downlink to the device's queue and hands the queue to the broker.
+    private func enqueue(_ request: Request, for device: Device, source: String) async throws -> Downlink {
         let downlink = try await self.hub.store.session.downlinks.append(
             Downlink(
-                tenantID: device.tenantID, deviceID: deviceID, payload: request.payload, confirmed: request.confirmed, port: request.port,
-                source: principal.actor, createdAt: self.hub.now()
+                tenantID: device.tenantID, deviceID: device.id, payload: request.payload, confirmed: request.confirmed, port: request.port,
+                source: source, createdAt: self.hub.now()
             )
         )
         Counter(label: "conduit_downlinks_queued_total").increment()
-        await self.sendPending(to: deviceID)
+        await self.sendPending(to: device.id)
         return downlink
     }
 
@@ -126,15 +131,7 @@ public struct Downlinks: Sendable {
         } catch let error as HubError {
             return try await self.skip(error.message, deviceID: deviceID, integration: integration)
         }
-        let downlink = try await self.hub.store.session.downlinks.append(
-            Downlink(
-                tenantID: device.tenantID, deviceID: deviceID, payload: request.payload, confirmed: request.confirmed, port: request.port,
-                source: "aws:\(integration.id)", createdAt: self.hub.now()
-            )
-        )
-        Counter(label: "conduit_downlinks_queued_total").increment()
-        await self.sendPending(to: deviceID)
-        return .queued(downlink)
+        return .queued(try await self.enqueue(request, for: device, source: "aws:\(integration.id)"))
     }
 
     private func skip(_ reason: String, deviceID: String?, integration: Integration) async throws -> Outcome {

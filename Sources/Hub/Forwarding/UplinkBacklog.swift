@@ -54,10 +54,6 @@ final class UplinkBacklog: Sendable {
         Self.gauge(integrationID).record(count)
     }
 
-    func count(_ integrationID: String) -> Int {
-        self.counts.withLock { $0?[integrationID] ?? 0 }
-    }
-
     static func gauge(_ integrationID: String) -> Gauge {
         Gauge(label: "conduit_uplink_backlog_messages", dimensions: [("integration", integrationID)])
     }

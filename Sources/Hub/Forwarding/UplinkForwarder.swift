@@ -90,11 +90,13 @@ public final class UplinkForwarder: Sendable {
                 }
                 let now = ContinuousClock.now
                 let started: [QueueKey] = self.state.withLock { state in
+                    // A hold that is over is no hold (and a queue that is gone, paused or drained
+                    // elsewhere, must not keep its past hold as the next wake-up).
+                    state.held = state.held.filter { $0.value > now }
                     var started: [QueueKey] = []
                     for queue in queues where state.running.count < self.configuration.concurrency {
                         let key = QueueKey(integrationID: queue.integrationID, deviceID: queue.deviceID)
-                        guard !state.running.contains(key), (state.held[key].map { $0 <= now } ?? true) else { continue }
-                        state.held[key] = nil
+                        guard !state.running.contains(key), state.held[key] == nil else { continue }
                         state.running.insert(key)
                         started.append(key)
                     }
@@ -137,6 +139,7 @@ public final class UplinkForwarder: Sendable {
             // What AWS took is removed a batch at a time (and before any wait): a crash may send
             // up to a batch again, which at-least-once allows; it never loses one.
             var taken: [OutboxMessage] = []
+            var succeeded = false
             defer { if !taken.isEmpty { Task { [taken] in try? await self.remove(taken) } } }
             while !Task.isCancelled {
                 let messages = try await session.outbox.next(integrationID: key.integrationID, deviceID: key.deviceID, limit: self.configuration.batch)
@@ -162,7 +165,11 @@ public final class UplinkForwarder: Sendable {
                         continue
                     }
                     taken.append(message)
-                    self.state.withLock { _ = $0.failures.removeValue(forKey: key) }
+                    if !succeeded {
+                        // One that went through ends the run of failures (once, not per message).
+                        succeeded = true
+                        self.state.withLock { _ = $0.failures.removeValue(forKey: key) }
+                    }
                 }
                 try await self.remove(taken)
                 taken = []
@@ -203,7 +210,7 @@ public final class UplinkForwarder: Sendable {
         )
         let now = self.hub.now()
         try await self.hub.store.transaction { session in
-            try await session.outbox.delete(sequence: message.sequence)
+            _ = try await session.outbox.delete(sequences: [message.sequence])
             try await session.events.append(
                 tenantID: message.tenantID, type: EventType.uplinkDropped, deviceID: message.deviceID, actor: "system",
                 data: EventLog.json(["integrationId": message.integrationID, "reason": reason, "topic": message.topic]), at: now
@@ -256,9 +263,7 @@ enum UplinkFormat {
 
     /// `2026-11-25T01:30:00.123Z`.
     static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 
     static func envelope(_ message: OutboxMessage, device: Device?, integrationID: String) throws -> [UInt8] {

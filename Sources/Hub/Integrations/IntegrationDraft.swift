@@ -189,23 +189,26 @@ enum IntegrationRules {
 
     /// `host:port`: a DNS name or an IPv4 address (or an IPv6 one in brackets), and a port.
     static func mqttEndpoint(_ value: String) throws {
-        let rule = "must be host:port, such as a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:8883"
-        guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]), (1...65535).contains(port) else {
-            throw HubError.invalidField("mqttEndpoint", rule)
+        guard self.hostAndPort(value) != nil else {
+            throw HubError.invalidField("mqttEndpoint", "must be host:port, such as a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:8883")
         }
-        var host = value[..<colon]
+    }
+
+    /// The host (an IPv6 one without its brackets) and port of `host:port`; nil when it is not one.
+    static func hostAndPort(_ value: String) -> (host: String, port: Int)? {
+        guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]), (1...65535).contains(port) else {
+            return nil
+        }
+        let host = value[..<colon]
         if host.hasPrefix("[") && host.hasSuffix("]") {
-            host = host.dropFirst().dropLast()
-            guard !host.isEmpty, host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
-                throw HubError.invalidField("mqttEndpoint", rule)
-            }
-            return
+            let address = host.dropFirst().dropLast()
+            guard !address.isEmpty, address.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
+            return (String(address), port)
         }
         guard !host.isEmpty, host.utf8.count <= 253, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }),
             !host.hasPrefix("."), !host.hasPrefix("-")
-        else {
-            throw HubError.invalidField("mqttEndpoint", rule)
-        }
+        else { return nil }
+        return (String(host), port)
     }
 
     /// One or more CA certificates, PEM.

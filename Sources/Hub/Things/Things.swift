@@ -19,24 +19,8 @@ public struct Things: Sendable {
         public var device: Device
         public var integrationID: String?
         public var deviceState: [String: JSONValue]
-        /// Only in the answer to its creation.
-        public var details: Details?
-    }
-
-    /// What a device needs to connect to AWS IoT itself, in Para's words.
-    public struct Details: Sendable {
-        public var thingID: String
-        public var thingName: String
-        public var thingARN: String?
-        public var clientID: String
-        public var clientCertID: String
-        public var clientCertARN: String
-        public var clientCert: String
-        public var privateKey: String
-        public var publicKey: String?
-        public var region: String
-        public var port: Int
-        public var host: String?
+        /// Its credentials (Para's `deviceDetails`), only in the answer to its creation.
+        public var details: Integrations.CredentialsBundle?
     }
 
     /// Creates a thing and provisions it before answering (admins: it hands out a private key),
@@ -85,13 +69,8 @@ public struct Things: Sendable {
                     deviceID: id, integrationID: integration.id, desired: deviceState, version: nil, by: principal
                 ).desired
             }
-            let bundle = try await self.hub.integrations.issueCredentials(deviceID: id, integrationID: integration.id, by: principal)
-            let details = Details(
-                thingID: id, thingName: bundle.thingName, thingARN: bundle.thingArn, clientID: bundle.clientID, clientCertID: bundle.certificateID,
-                clientCertARN: bundle.certificateArn, clientCert: bundle.certificatePem, privateKey: bundle.privateKey, publicKey: bundle.publicKey,
-                region: bundle.region, port: bundle.port, host: bundle.endpoint
-            )
-            return Thing(device: device, integrationID: integration.id, deviceState: state, details: details)
+            let credentials = try await self.hub.integrations.issueCredentials(deviceID: id, integrationID: integration.id, by: principal)
+            return Thing(device: device, integrationID: integration.id, deviceState: state, details: credentials)
         } catch {
             // Not half a thing: the device goes, and its job takes out of AWS what AWS got.
             try? await self.hub.devices.delete(id, by: principal)

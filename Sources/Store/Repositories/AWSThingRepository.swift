@@ -127,17 +127,18 @@ public struct AWSThingRepository: Sendable {
         return try rows.contains { try $0.decodeJSON(column: "progress", as: AWSThingProgress.self).touched }
     }
 
-    /// The integrations whose AWS topics the device's messages go to: those that want it active
-    /// (provisioned, or being provisioned) and are themselves active.
-    public func uplinkIntegrations(tenantID: String, deviceID: String) async throws -> [Integration] {
+    /// The ids of the integrations whose AWS topics the device's messages go to: those that want
+    /// it active (provisioned, or being provisioned) and are themselves active. Ids only: this
+    /// runs for every message a device publishes.
+    public func uplinkIntegrationIDs(tenantID: String, deviceID: String) async throws -> [String] {
         try await self.session.sql.raw(
             """
-            SELECT i.* FROM aws_things t JOIN integrations i ON i.id = t.integration_id
+            SELECT i.id FROM aws_things t JOIN integrations i ON i.id = t.integration_id
             WHERE t.tenant_id = \(bind: tenantID) AND t.device_id = \(bind: deviceID) AND t.wanted = 'active'
               AND i.active = 1 AND i.status = 'active'
             ORDER BY i.id
             """
-        ).all().map(IntegrationRepository.integration)
+        ).all().map { try $0.decode(column: "id", as: String.self) }
     }
 
     /// How many rows of the integration are left.

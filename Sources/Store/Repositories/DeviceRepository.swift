@@ -50,9 +50,9 @@ public struct DeviceRepository: Sendable {
         try await self.session.sql.raw("SELECT * FROM devices WHERE id = \(bind: id)").first().map(Self.device)
     }
 
-    /// Up to `limit` devices of the tenant with ids after `after`, by id.
-    public func list(tenantID: String, filter: Filter = Filter(), after: String? = nil, limit: Int) async throws -> [Device] {
-        var query = SQLQueryString("SELECT d.* FROM devices d")
+    /// `SELECT <columns> FROM devices d` for the tenant's devices that pass the filter.
+    private func filtered(_ columns: String, tenantID: String, filter: Filter) -> SQLQueryString {
+        var query = SQLQueryString("SELECT \(unsafeRaw: columns) FROM devices d")
         if let label = filter.label {
             query.appendInterpolation(
                 unsafeRaw: " JOIN device_labels l ON l.device_id = d.id AND l.tenant_id = d.tenant_id"
@@ -66,6 +66,12 @@ public struct DeviceRepository: Sendable {
             query.appendLiteral(" AND d.status = ")
             query.appendInterpolation(bind: status.rawValue)
         }
+        return query
+    }
+
+    /// Up to `limit` devices of the tenant with ids after `after`, by id.
+    public func list(tenantID: String, filter: Filter = Filter(), after: String? = nil, limit: Int) async throws -> [Device] {
+        var query = self.filtered("d.*", tenantID: tenantID, filter: filter)
         if let after {
             query.appendLiteral(" AND d.id > ")
             query.appendInterpolation(bind: after)
@@ -102,18 +108,7 @@ public struct DeviceRepository: Sendable {
     /// How many devices the tenant has in each status.
     /// How many of the tenant's devices pass the filter.
     public func count(tenantID: String, filter: Filter = Filter()) async throws -> Int {
-        var query = SQLQueryString("SELECT COUNT(*) AS n FROM devices d")
-        if let label = filter.label {
-            query.appendInterpolation(unsafeRaw: " JOIN device_labels l ON l.device_id = d.id AND l.tenant_id = d.tenant_id AND l.label = ")
-            query.appendInterpolation(bind: label)
-        }
-        query.appendLiteral(" WHERE d.tenant_id = ")
-        query.appendInterpolation(bind: tenantID)
-        if let status = filter.status {
-            query.appendLiteral(" AND d.status = ")
-            query.appendInterpolation(bind: status.rawValue)
-        }
-        return try await self.session.sql.raw(query).first()?.decode(column: "n", as: Int.self) ?? 0
+        try await self.session.sql.raw(self.filtered("COUNT(*) AS n", tenantID: tenantID, filter: filter)).first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
     public func countByStatus(tenantID: String) async throws -> [DeviceStatus: Int] {

@@ -65,16 +65,6 @@ public struct OutboxRepository: Sendable {
         return try await self.session.sql.raw(query).all().count
     }
 
-    /// Removes a message AWS accepted.
-    public func delete(sequence: Int) async throws {
-        try await self.session.sql.raw("DELETE FROM outbox WHERE seq = \(bind: sequence)").run()
-    }
-
-    /// Counts one more failed try of a message.
-    public func recordFailure(sequence: Int) async throws {
-        try await self.session.sql.raw("UPDATE outbox SET attempts = attempts + 1 WHERE seq = \(bind: sequence)").run()
-    }
-
     /// Messages waiting, per integration.
     public func countByIntegration() async throws -> [String: Int] {
         var counts: [String: Int] = [:]
