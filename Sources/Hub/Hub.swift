@@ -37,6 +37,9 @@ public final class Hub: Sendable {
     let uplinkBacklog: UplinkBacklog
     /// Devices whose downlink queue is being handed to the broker, and whether another pass was asked for.
     let downlinkPasses = Mutex<[String: Bool]>([:])
+    /// Downlinks their device acknowledged whose removal from the queue is under way: the
+    /// broker no longer holds them, and no pass may send them again.
+    let acknowledgedDownlinks = Mutex<Set<Int>>([])
     /// Rung when an integration or its gateway changed, so that its connection is made again.
     let gatewayDoorbell = Doorbell()
     /// The running gateway connections, by integration.

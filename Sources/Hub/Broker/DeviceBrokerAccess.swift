@@ -101,6 +101,9 @@ extension DeviceBrokerAccess {
     /// The device acknowledged a downlink: it leaves the queue.
     public func messageDelivered(clientIdentifier: String, deliveryID: Int) {
         let hub = self.hub
+        // Noted now, as the broker lets go of it, so that a pass running before the removal
+        // below does not send it again.
+        hub.acknowledgedDownlinks.withLock { _ = $0.insert(deliveryID) }
         Task { await hub.downlinks.delivered(deviceID: clientIdentifier, sequence: deliveryID) }
     }
 }

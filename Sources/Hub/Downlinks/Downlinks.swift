@@ -175,9 +175,11 @@ public struct Downlinks: Sendable {
         repeat {
             do {
                 if let device = try await self.hub.store.session.devices.get(id: deviceID) {
-                    let pending = broker.pendingDeliveryIDs(deviceID)
-                    for downlink in try await self.hub.store.session.downlinks.list(tenantID: device.tenantID, deviceID: deviceID, limit: 1000)
-                    where !pending.contains(downlink.sequence) {
+                    // The queue first, then what is on its way or acknowledged: a downlink acked
+                    // between the two reads is in the second, never sent twice.
+                    let queued = try await self.hub.store.session.downlinks.list(tenantID: device.tenantID, deviceID: deviceID, limit: 1000)
+                    let inFlight = broker.pendingDeliveryIDs(deviceID).union(self.hub.acknowledgedDownlinks.withLock { $0 })
+                    for downlink in queued where !inFlight.contains(downlink.sequence) {
                         broker.send(Self.message(downlink))
                     }
                 }
@@ -196,6 +198,8 @@ public struct Downlinks: Sendable {
 
     /// The device acknowledged a downlink: it leaves the queue.
     func delivered(deviceID: String, sequence: Int) async {
+        // Removed or not, it is no longer under way: a failed removal leaves it to be sent again.
+        defer { self.hub.acknowledgedDownlinks.withLock { _ = $0.remove(sequence) } }
         do {
             if try await self.hub.store.session.downlinks.delete(deviceID: deviceID, sequence: sequence) {
                 Counter(label: "conduit_downlinks_delivered_total").increment()
