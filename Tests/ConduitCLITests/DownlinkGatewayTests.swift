@@ -156,6 +156,9 @@ struct DownlinkGatewayTests {
 
             // Conduit dies; what AWS sends meanwhile waits in the gateway's persistent session and
             // reaches the device after the restart.
+            // The device's acknowledgement has reached the queue (else the restart sends it again,
+            // as at least once allows, ahead of the one below).
+            try await waitUntil("far's queue to empty") { try await DownlinkTests.queued(http, token, "far").isEmpty }
             await server.kill()
             try await Self.publishFromAWS(mosquitto, "conduit/devices/far/down", #"{"payload_raw": "\#(Self.base64("while you were away"))"}"#)
             (server, http) = try await serve()
