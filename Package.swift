@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         .target(
@@ -100,6 +102,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             ]
         ),
         .target(
@@ -112,10 +115,25 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        .target(
+            name: "Console",
+            dependencies: [
+                "HTTPAPI",
+                "Hub",
+                "Store",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            // Templates and assets, loaded once at start-up.
+            resources: [.copy("Templates"), .copy("Assets")]
+        ),
         .executableTarget(
             name: "conduit",
             dependencies: [
                 "HTTPAPI",
+                "Console",
                 "AWS",
                 "AWSIoT",
                 "MQTT",
@@ -206,6 +224,16 @@ let package = Package(
             name: "ConduitCLITests",
             dependencies: ["ConduitTesting", "Store", "AWS", "AWSIoT"],
             // The paho-mqtt device is run by python3 from its place in the tree.
+            exclude: ["Peers"]
+        ),
+        .testTarget(
+            name: "ConsoleTests",
+            dependencies: [
+                "Console", "HTTPAPI", "Hub", "Store", "ConduitTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            // The browser walk is run by python3 from its place in the tree.
             exclude: ["Peers"]
         ),
     ]

@@ -24,13 +24,13 @@ public enum ConduitAPI {
         return router
     }
 
-    /// The application serving ``router(hub:metrics:)`` on `host:port`.
+    /// The application serving `router` (``router(hub:metrics:)``, with whatever else was added to it) on `host:port`.
     public static func application(
-        hub: Hub, host: String, port: Int, metrics: PrometheusCollectorRegistry? = nil, logger: Logger,
+        router: Router<ConduitRequestContext>, host: String, port: Int, logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
-            router: self.router(hub: hub, metrics: metrics),
+            router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "conduit"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
             logger: logger

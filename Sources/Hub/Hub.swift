@@ -42,6 +42,10 @@ public final class Hub: Sendable {
     let acknowledgedDownlinks = Mutex<Set<Int>>([])
     /// Rung when an integration or its gateway changed, so that its connection is made again.
     let gatewayDoorbell = Doorbell()
+    /// Rung when a device's message is stored, so that live views show it at once.
+    let messageDoorbell = Doorbell()
+    /// Failed console sign-ins, per address and email.
+    let signInThrottle = SignInThrottle()
     /// The running gateway connections, by integration.
     let gatewayClients = Mutex<[String: (endpoint: String, client: MQTTClient)]>([:])
 
@@ -92,6 +96,7 @@ public final class Hub: Sendable {
     public var downlinks: Downlinks { Downlinks(hub: self) }
     public var shadows: Shadows { Shadows(hub: self) }
     public var things: Things { Things(hub: self) }
+    public var consoleAccounts: ConsoleAccounts { ConsoleAccounts(hub: self) }
 
     /// The time now, at the precision the store keeps.
     func now() -> Date { self.clock().truncatedToStorePrecision }

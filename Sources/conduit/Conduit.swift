@@ -11,6 +11,6 @@ struct Conduit: AsyncParsableCommand {
             the file. With none of them, Conduit keeps a SQLite database under ./data and serves HTTP
             on 127.0.0.1:8080.
             """,
-        subcommands: [ServeCommand.self, MigrateCommand.self, TenantsCommand.self, TokensCommand.self, DevicesCommand.self, IntegrationsCommand.self, AWSCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, MigrateCommand.self, TenantsCommand.self, TokensCommand.self, UsersCommand.self, DevicesCommand.self, IntegrationsCommand.self, AWSCommand.self, BenchCommand.self]
     )
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Console
 import HTTPAPI
 import Hub
 import Hummingbird
@@ -14,7 +15,7 @@ import Store
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the hub: the HTTP API (and, as they arrive, the broker and the AWS workers).",
+        abstract: "Run the hub: the HTTP API and web console, the MQTT broker, and the AWS workers.",
         discussion: """
             Settings, each as flag / environment variable / config file key:
               --data-dir       CONDUIT_DATA_DIR      data.dir       (default ./data)
@@ -166,8 +167,11 @@ struct ServeCommand: AsyncParsableCommand {
             }
             hub.attach(broker)
             let brokerPort = try await broker.start()
+            let router = ConduitAPI.router(hub: hub, metrics: registry)
+            try await Console(hub: hub).register(on: router)
+            let setupToken = try await hub.consoleAccounts.issueSetupLink()
             let app = ConduitAPI.application(
-                hub: hub, host: host, port: port, metrics: registry, logger: Logger(label: "conduit.http"),
+                router: router, host: host, port: port, logger: Logger(label: "conduit.http"),
                 onServerRunning: { port in
                     var metadata: Logger.Metadata = [
                         "conduit.http": "http://\(host):\(port)", "conduit.mqtt": "mqtt://\(mqttHost):\(brokerPort)",
@@ -175,6 +179,13 @@ struct ServeCommand: AsyncParsableCommand {
                     ]
                     if let tlsPort = broker.tlsPort { metadata["conduit.mqtts"] = "mqtts://\(mqttHost):\(tlsPort)" }
                     logger.info("conduit is serving", metadata: metadata)
+                    if let setupToken {
+                        // The console has no user yet: this link makes the first admin, once.
+                        logger.notice(
+                            "no console user yet: open this link to create the first admin (valid for a day, once; or use `conduit users create`)",
+                            metadata: ["conduit.setup": "http://\(host):\(port)\(Console.setupPath(token: setupToken))"]
+                        )
+                    }
                 }
             )
             let provisioner = Provisioner(

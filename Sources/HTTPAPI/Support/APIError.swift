@@ -48,6 +48,7 @@ public struct APIError: HTTPResponseError, Sendable {
                 case .notFound: .notFound
                 case .conflict: .conflict
                 case .upstream: .badGateway
+                case .tooManyRequests: .tooManyRequests
                 }
             return APIError(status: status, code: error.code, message: error.message, details: error.details)
         case is NIOTooManyBytesError:

@@ -16,7 +16,8 @@ public struct Principal: Sendable, Equatable {
     /// Throws 403 unless this principal's role includes `role`.
     public func require(_ role: Role, to action: String) throws {
         guard self.role.includes(role) else {
-            throw HubError.forbidden("\(action) needs the \(role.rawValue) role; this token is \(self.role.rawValue)")
+            let who = self.actor.hasPrefix("user:") ? "your role is" : "this token is"
+            throw HubError.forbidden("\(action) needs the \(role.rawValue) role; \(who) \(self.role.rawValue)")
         }
     }
 }

@@ -96,6 +96,24 @@ public struct DeviceRegistry: Sendable {
         return PageRequest.page(fetched, limit: page.limit, key: \.id)
     }
 
+    /// What a list of devices shows beside each: its state in each integration, and when it last sent a message.
+    public struct Summary: Sendable {
+        public var awsStates: [AWSProvisioningState] = []
+        public var lastMessageAt: Date?
+    }
+
+    /// The summaries of the principal's tenant's devices given (a page of a list), in two queries.
+    public func summaries(of ids: [String], by principal: Principal) async throws -> [String: Summary] {
+        let session = self.hub.store.session
+        let states = try await session.awsThings.states(tenantID: principal.tenantID, deviceIDs: ids)
+        let last = try await session.messages.lastReceived(tenantID: principal.tenantID, deviceIDs: ids)
+        var result: [String: Summary] = [:]
+        for id in ids {
+            result[id] = Summary(awsStates: states[id] ?? [], lastMessageAt: last[id])
+        }
+        return result
+    }
+
     /// Applies a patch; fields not in it keep their values.
     public func update(_ id: String, with patch: Patch, by principal: Principal) async throws -> Device {
         try principal.require(.operator, to: "changing devices")

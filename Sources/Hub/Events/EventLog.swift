@@ -21,6 +21,8 @@ public enum EventType {
     public static let awsCredentialsRotated = "aws.credentials_rotated"
     public static let uplinkDropped = "uplink.dropped"
     public static let downlinkSkipped = "downlink.skipped"
+    public static let userCreated = "user.created"
+    public static let userDeleted = "user.deleted"
 
     /// The event a device's settling in a provisioning state records, if any.
     static func aws(_ state: AWSProvisioningState) -> String? {
@@ -40,7 +42,7 @@ public enum EventType {
         [
             deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, tokenCreated, tokenRevoked, integrationCreated,
             integrationUpdated, integrationDeleted, awsProvisioned, awsDisabled, awsDeprovisioned, awsFailed, awsDriftRepaired,
-            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped, downlinkSkipped,
+            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped, downlinkSkipped, userCreated, userDeleted,
         ] + LifecycleAction.allCases.map(lifecycle)
     }
 }

@@ -14,6 +14,23 @@ public struct Integrations: Sendable {
     /// Creates an integration after AWS accepted its credentials (DescribeEndpoint), and binds the
     /// tenant's devices to it; the provisioner then makes their things.
     public func create(_ draft: IntegrationDraft, by principal: Principal) async throws -> Integration {
+        let created = try await self.prepare(draft, by: principal)
+        let now = created.createdAt
+        try await self.save(created, event: EventType.integrationCreated, by: principal, at: now) { session in
+            try await session.integrations.insert(created)
+        }
+        self.hub.logger.info("integration created", metadata: [LogKey.integrationID: "\(created.id)", LogKey.tenantID: "\(principal.tenantID)"])
+        return created
+    }
+
+    /// Checks a new integration's fields and asks AWS whether its credentials work, as
+    /// ``create(_:by:)`` does, and saves nothing: the account's data endpoint when they do.
+    public func verify(_ draft: IntegrationDraft, by principal: Principal) async throws -> String {
+        try await self.prepare(draft, by: principal).dataEndpoint ?? ""
+    }
+
+    /// A new integration from a draft, its fields checked and its credentials accepted by AWS; not saved.
+    private func prepare(_ draft: IntegrationDraft, by principal: Principal) async throws -> Integration {
         try principal.require(.admin, to: "creating integrations")
         guard let name = draft.name else { throw HubError.invalidField("name", "is required") }
         guard draft.region != nil else { throw HubError.invalidField("region", "is required") }
@@ -37,12 +54,7 @@ public struct Integrations: Sendable {
         integration.settings = settings
         try await self.checkGatewayCertificateIsOwn(integration)
         integration.dataEndpoint = try await self.check(integration)
-        let created = integration
-        try await self.save(created, event: EventType.integrationCreated, by: principal, at: now) { session in
-            try await session.integrations.insert(created)
-        }
-        self.hub.logger.info("integration created", metadata: [LogKey.integrationID: "\(created.id)", LogKey.tenantID: "\(principal.tenantID)"])
-        return created
+        return integration
     }
 
     /// Applies the draft's fields but credentials and bind (checked by the caller).
@@ -176,6 +188,11 @@ public struct Integrations: Sendable {
         }
     }
 
+    /// The AWS topic a device's message on `devices/{id}/{subtopic}` goes to under this template.
+    public static func uplinkTopic(_ template: String, deviceID: String, deviceName: String, subtopic: String) -> String {
+        UplinkFormat.topic(template, deviceID: deviceID, deviceName: deviceName, mqttTopic: "devices/\(deviceID)/\(subtopic)")
+    }
+
     /// The thing name (and MQTT client id, and policy name) of an integration's downlink gateway.
     public static func gatewayThingName(_ integrationID: String) -> String {
         ProvisioningPlan.gatewayThingName(integrationID)
@@ -184,6 +201,15 @@ public struct Integrations: Sendable {
     /// The tenant's integrations, by name.
     public func list(by principal: Principal) async throws -> [Integration] {
         try await self.hub.store.session.integrations.list(tenantID: principal.tenantID)
+    }
+
+    /// The tenant's integrations, each with how many devices it holds in each state.
+    public func summaries(by principal: Principal) async throws -> [(integration: Integration, stateCounts: [AWSProvisioningState: Int])] {
+        var result: [(Integration, [AWSProvisioningState: Int])] = []
+        for integration in try await self.list(by: principal) {
+            result.append((integration, try await self.hub.store.session.awsThings.countByState(integrationID: integration.id)))
+        }
+        return result
     }
 
     /// The tenant's integration, or a 404.

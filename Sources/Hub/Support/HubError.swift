@@ -14,6 +14,8 @@ public struct HubError: Error, Sendable, Equatable, CustomStringConvertible {
         case conflict
         /// 502: AWS failed or is away; the request may be tried again.
         case upstream
+        /// 429: too many attempts; try again later.
+        case tooManyRequests
     }
 
     public let kind: Kind
@@ -49,5 +51,9 @@ public struct HubError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public static func upstream(_ message: String) -> HubError {
         HubError(kind: .upstream, code: "aws_error", message: message)
+    }
+
+    public static func tooManyRequests(_ message: String) -> HubError {
+        HubError(kind: .tooManyRequests, code: "too_many_requests", message: message)
     }
 }

@@ -12,3 +12,13 @@ extension SQLQueryString {
         self.appendInterpolation(bind: limit)
     }
 }
+
+extension SQLQueryString {
+    /// Appends `?, ?, ...` binding each value: the inside of an `IN (...)`.
+    mutating func appendBindList(_ values: [String]) {
+        for (index, value) in values.enumerated() {
+            if index > 0 { self.appendLiteral(", ") }
+            self.appendInterpolation(bind: value)
+        }
+    }
+}

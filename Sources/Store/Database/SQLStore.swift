@@ -186,4 +186,6 @@ public struct StoreSession: Sendable {
     public var outbox: OutboxRepository { OutboxRepository(session: self) }
     public var downlinks: DownlinkRepository { DownlinkRepository(session: self) }
     public var gatewayLeases: GatewayLeaseRepository { GatewayLeaseRepository(session: self) }
+    public var users: UserRepository { UserRepository(session: self) }
+    public var consoleSessions: ConsoleSessionRepository { ConsoleSessionRepository(session: self) }
 }

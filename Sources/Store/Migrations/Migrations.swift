@@ -172,5 +172,38 @@ extension Migration {
                 """
             ]
         },
+        Migration(version: 7, name: "console users, sessions and setup links") { _ in
+            [
+                """
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    email TEXT NOT NULL UNIQUE,
+                    password_hash TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    last_sign_in_at BIGINT
+                )
+                """,
+                "CREATE INDEX users_tenant ON users (tenant_id, email)",
+                """
+                CREATE TABLE console_sessions (
+                    id_hash TEXT PRIMARY KEY,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    created_at BIGINT NOT NULL,
+                    last_seen_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX console_sessions_user ON console_sessions (user_id)",
+                """
+                CREATE TABLE console_setup_links (
+                    token_hash TEXT PRIMARY KEY,
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL
+                )
+                """,
+            ]
+        },
     ]
 }

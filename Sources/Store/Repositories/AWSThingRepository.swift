@@ -73,6 +73,23 @@ public struct AWSThingRepository: Sendable {
         ).all().map(Self.record)
     }
 
+    /// The provisioning state of each of the tenant's devices given, in every integration, by device id.
+    public func states(tenantID: String, deviceIDs: [String]) async throws -> [String: [AWSProvisioningState]] {
+        guard !deviceIDs.isEmpty else { return [:] }
+        var query = SQLQueryString("SELECT device_id, state FROM aws_things WHERE tenant_id = ")
+        query.appendInterpolation(bind: tenantID)
+        query.appendLiteral(" AND device_id IN (")
+        query.appendBindList(deviceIDs)
+        query.appendLiteral(") ORDER BY device_id, integration_id")
+        var result: [String: [AWSProvisioningState]] = [:]
+        for row in try await self.session.sql.raw(query).all() {
+            if let state = AWSProvisioningState(rawValue: try row.decode(column: "state", as: String.self)) {
+                result[try row.decode(column: "device_id", as: String.self), default: []].append(state)
+            }
+        }
+        return result
+    }
+
     /// Up to `limit` rows of the integration with device ids after `after`, by device id.
     public func list(integrationID: String, after: String? = nil, limit: Int) async throws -> [AWSThingRecord] {
         var query = SQLQueryString(

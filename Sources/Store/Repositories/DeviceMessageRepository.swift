@@ -43,6 +43,39 @@ public struct DeviceMessageRepository: Sendable {
         return try await self.session.sql.raw(query).all().map(Self.message)
     }
 
+    /// Up to `limit` of the device's messages newer than `after`, oldest first: what a live view has not shown yet.
+    public func list(tenantID: String, deviceID: String, after: Int, limit: Int) async throws -> [DeviceMessage] {
+        try await self.session.sql.raw(
+            """
+            SELECT * FROM device_messages
+            WHERE tenant_id = \(bind: tenantID) AND device_id = \(bind: deviceID) AND seq > \(bind: after)
+            ORDER BY seq LIMIT \(bind: limit)
+            """
+        ).all().map(Self.message)
+    }
+
+    /// When each of the tenant's devices (of those given) last sent a message; devices without one are absent.
+    public func lastReceived(tenantID: String, deviceIDs: [String]) async throws -> [String: Date] {
+        guard !deviceIDs.isEmpty else { return [:] }
+        // One index seek per device (tenant, device, seq), not a scan of their histories.
+        var query = SQLQueryString(
+            """
+            SELECT d.id AS device_id, (SELECT m.received_at FROM device_messages m
+                WHERE m.tenant_id = d.tenant_id AND m.device_id = d.id ORDER BY m.seq DESC LIMIT 1) AS last_at
+            FROM devices d WHERE d.tenant_id = \(bind: tenantID) AND d.id IN (
+            """
+        )
+        query.appendBindList(deviceIDs)
+        query.appendLiteral(")")
+        var result: [String: Date] = [:]
+        for row in try await self.session.sql.raw(query).all() {
+            if let last = try row.decode(column: "last_at", as: Int?.self) {
+                result[try row.decode(column: "device_id", as: String.self)] = Date(storeMilliseconds: last)
+            }
+        }
+        return result
+    }
+
     /// Removes a device's history.
     public func deleteAll(tenantID: String, deviceID: String) async throws {
         try await self.session.sql.raw(

@@ -9,10 +9,13 @@ public struct DeviceRepository: Sendable {
     public struct Filter: Sendable, Equatable {
         public var status: DeviceStatus?
         public var label: String?
+        /// Devices whose id starts with it, or whose name contains it (either case).
+        public var search: String?
 
-        public init(status: DeviceStatus? = nil, label: String? = nil) {
+        public init(status: DeviceStatus? = nil, label: String? = nil, search: String? = nil) {
             self.status = status
             self.label = label
+            self.search = search
         }
     }
 
@@ -65,6 +68,16 @@ public struct DeviceRepository: Sendable {
         if let status = filter.status {
             query.appendLiteral(" AND d.status = ")
             query.appendInterpolation(bind: status.rawValue)
+        }
+        if let search = filter.search {
+            // LIKE's wildcards in what was typed match themselves.
+            let escaped = search.replacingOccurrences(of: "\\", with: "\\\\")
+                .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+            query.appendLiteral(" AND (d.id LIKE ")
+            query.appendInterpolation(bind: escaped + "%")
+            query.appendLiteral(" ESCAPE '\\' OR LOWER(d.name) LIKE ")
+            query.appendInterpolation(bind: "%" + escaped.lowercased() + "%")
+            query.appendLiteral(" ESCAPE '\\')")
         }
         return query
     }

@@ -1,0 +1,254 @@
+import Foundation
+import Hub
+import Hummingbird
+import HTTPAPI
+import Store
+
+/// The page of one device: what it is, its lifecycle, its AWS state per integration, its
+/// messages (live), its downlink queue, its shadow and its events. Built here, so that a form
+/// that failed re-renders the same page with its error beside it.
+struct DeviceView: Sendable {
+    var chrome: Chrome
+    var id: String
+    var name: String
+    var status: String
+    var labels: [String]
+    var editName: String
+    var labelsText: String
+    var attributes: [Attribute]
+    var attributesText: String
+    var created: String
+    var actions: [Action]
+    var canDelete: Bool
+    var aws: [AWSRow]
+    var hasAWS: Bool
+    var payloadViews: [PayloadLink]
+    var payloadView: String
+    var messages: [MessageRow]
+    var lastSequence: Int
+    var moreMessages: String?
+    var downlinks: [DownlinkRow]
+    var canSendDownlinks: Bool
+    var shadow: ShadowView?
+    var shadowUnavailable: String?
+    var events: [EventPages.Row]
+    var forms: Forms
+
+    struct Attribute: Sendable {
+        var key: String
+        var value: String
+    }
+
+    struct Action: Sendable {
+        var name: String
+        var label: String
+        var destructive: Bool
+        var confirm: String?
+    }
+
+    struct AWSRow: Sendable {
+        var integrationID: String
+        var integrationName: String
+        var state: String
+        var failing: Bool
+        var thingArn: String
+        var certificateID: String
+        var endpoint: String
+        var lastError: String
+        var attempts: Int
+        var canIssue: Bool
+        var issued: String?
+    }
+
+    struct PayloadLink: Sendable {
+        var name: String
+        var href: String
+        var current: Bool
+    }
+
+    struct MessageRow: Sendable {
+        var sequence: Int
+        var topic: String
+        var time: String
+        var timeISO: String
+        var payload: String
+        var shownAs: String
+        var qos: Int
+    }
+
+    struct DownlinkRow: Sendable {
+        var sequence: Int
+        var payload: String
+        var port: String
+        var confirmed: Bool
+        var source: String
+        var queued: String
+    }
+
+    struct ShadowView: Sendable {
+        var integrationID: String
+        var shadowName: String?
+        var names: [NamedShadow]
+        var desired: String
+        var reported: String
+        var delta: String?
+        var version: Int
+        var time: String?
+        var exists: Bool
+        var desiredInput: String
+        var conflict: String?
+        var error: String?
+    }
+
+    struct NamedShadow: Sendable {
+        var name: String
+        var href: String
+        var current: Bool
+    }
+
+    /// What the page's forms hold when one is shown again after an error.
+    struct Forms: Sendable {
+        var editError: String?
+        var edit: (name: String, labels: String, attributes: String)?
+        var downlinkError: String?
+        var downlink = DownlinkForm()
+        var shadowInput: String?
+        var shadowVersion: Int?
+        var shadowConflict: String?
+        var shadowError: String?
+    }
+
+    struct DownlinkForm: Sendable {
+        var payload = ""
+        var isText = true
+        var isBase64 = false
+        var isHex = false
+        var port = ""
+        var confirmed = false
+    }
+
+    static func render(
+        hub: Hub, renderer: ConsoleRenderer, request: Request, context: ConduitRequestContext, id: String, forms: Forms, flash: Flash?,
+        status: HTTPResponse.Status
+    ) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let device = try await hub.devices.get(id, by: principal)
+        let query = request.uri.queryParameters
+        let payloadView = query["payload"].flatMap { Formatting.PayloadView(rawValue: String($0)) } ?? .json
+        let statuses = try await hub.integrations.awsStatus(of: id, by: principal)
+        let messages = try await hub.messages.list(deviceID: id, page: try PageRequest(limit: 20, cursor: query["before"].map(String.init)), by: principal)
+        let downlinks = try await hub.downlinks.list(deviceID: id, by: principal)
+        let events = try await hub.events.list(filter: .init(deviceID: id), page: try PageRequest(limit: 10), by: principal)
+        let isAdmin = principal.role.includes(.admin)
+        let canOperate = principal.role.includes(.operator)
+
+        var view = DeviceView(
+            chrome: Chrome(title: device.name, section: .devices, signedIn: context.signedIn, flash: flash),
+            id: device.id, name: device.name, status: device.status.rawValue, labels: device.labels,
+            editName: forms.edit?.name ?? device.name,
+            labelsText: forms.edit?.labels ?? device.labels.joined(separator: ", "),
+            attributes: device.attributes.sorted { $0.key < $1.key }.map { Attribute(key: $0.key, value: $0.value) },
+            attributesText: forms.edit?.attributes ?? device.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n"),
+            created: Formatting.time(device.createdAt),
+            actions: canOperate ? Self.actions(for: device.status) : [], canDelete: canOperate,
+            aws: statuses.map { status in
+                let record = status.record
+                return AWSRow(
+                    integrationID: record.integrationID, integrationName: status.integration.name, state: record.state.rawValue,
+                    failing: record.state == .failed || record.lastError != nil,
+                    thingArn: record.progress.thingArn ?? "", certificateID: record.progress.certificateID ?? "",
+                    endpoint: status.integration.dataEndpoint ?? "", lastError: record.lastError ?? "", attempts: record.attempts,
+                    canIssue: isAdmin && record.state == .provisioned && record.progress.credentialsIssuedAt == nil && record.bound,
+                    issued: record.progress.credentialsIssuedAt.map { Formatting.time($0) }
+                )
+            },
+            hasAWS: !statuses.isEmpty,
+            payloadViews: Formatting.PayloadView.allCases.map {
+                PayloadLink(name: $0.rawValue, href: "/devices/\(Self.pathComponent(id))?payload=\($0.rawValue)#messages", current: $0 == payloadView)
+            },
+            payloadView: payloadView.rawValue,
+            messages: messages.items.map { Self.messageRow($0, view: payloadView) },
+            lastSequence: messages.items.first?.sequence ?? 0,
+            moreMessages: messages.nextCursor.map { "/devices/\(Self.pathComponent(id))?payload=\(payloadView.rawValue)&before=\($0)#messages" },
+            downlinks: downlinks.map { downlink in
+                DownlinkRow(
+                    sequence: downlink.sequence, payload: Formatting.payload(downlink.payload, as: .text).text,
+                    port: downlink.port.map(String.init) ?? "", confirmed: downlink.confirmed, source: downlink.source,
+                    queued: Formatting.time(downlink.createdAt)
+                )
+            },
+            canSendDownlinks: canOperate && device.status == .accepted,
+            shadow: nil, shadowUnavailable: nil,
+            events: events.items.map(EventPages.row),
+            forms: forms
+        )
+        // The shadow lives in AWS: read it now, for the integration asked for or the first that has the thing.
+        let withThing = statuses.filter { $0.record.progress.thingArn != nil && ($0.record.wanted == .active || $0.record.wanted == .inactive) }
+        let chosen = query["integration"].flatMap { wanted in withThing.first { $0.record.integrationID == String(wanted) } } ?? withThing.first
+        if let chosen {
+            let name = query["shadow"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+            view.shadow = await Self.shadow(
+                hub: hub, deviceID: id, integrationID: chosen.record.integrationID, name: name, principal: principal, forms: forms
+            )
+        } else {
+            view.shadowUnavailable = statuses.isEmpty
+                ? "No integration holds this device, so it has no shadow in AWS."
+                : "The device's thing is not in AWS yet, so it has no shadow."
+        }
+        return try renderer.page("device", view, status: status)
+    }
+
+    static func shadow(
+        hub: Hub, deviceID: String, integrationID: String, name: String?, principal: Principal, forms: Forms
+    ) async -> ShadowView {
+        var view = ShadowView(
+            integrationID: integrationID, shadowName: name, names: [], desired: "{}", reported: "{}", delta: nil, version: 0, time: nil,
+            exists: false, desiredInput: forms.shadowInput ?? "{}", conflict: forms.shadowConflict, error: forms.shadowError
+        )
+        do {
+            let document = try await hub.shadows.get(deviceID: deviceID, integrationID: integrationID, name: name, by: principal)
+            view.desired = Formatting.json(document.desired)
+            view.reported = Formatting.json(document.reported)
+            view.delta = document.delta.map(Formatting.json)
+            view.version = document.version ?? 0
+            view.exists = document.version != nil
+            view.time = document.timestamp.map { Formatting.time(Date(timeIntervalSince1970: TimeInterval($0))) }
+            if forms.shadowInput == nil { view.desiredInput = view.desired }
+            let names = (try? await hub.shadows.list(deviceID: deviceID, integrationID: integrationID, by: principal)) ?? []
+            let base = "/devices/\(Self.pathComponent(deviceID))?integration=\(integrationID)"
+            view.names = [NamedShadow(name: "classic", href: base + "#shadow", current: name == nil)]
+                + names.map { NamedShadow(name: $0, href: base + "&shadow=\(Self.pathComponent($0))#shadow", current: $0 == name) }
+        } catch {
+            view.error = (error as? HubError)?.message ?? "AWS did not answer: \(error)"
+        }
+        return view
+    }
+
+    static func messageRow(_ message: DeviceMessage, view: Formatting.PayloadView) -> MessageRow {
+        let payload = Formatting.payload(message.payload, as: view)
+        return MessageRow(
+            sequence: message.sequence, topic: message.topic, time: Formatting.time(message.receivedAt),
+            timeISO: Formatting.isoTime(message.receivedAt), payload: payload.text, shownAs: payload.shownAs.rawValue, qos: message.qos
+        )
+    }
+
+    /// The lifecycle buttons a device in `status` offers: only the transitions allowed from it.
+    static func actions(for status: DeviceStatus) -> [Action] {
+        LifecycleAction.allCases.filter { $0.allowedFrom.contains(status) }.map { action in
+            switch action {
+            case .accept: Action(name: "accept", label: "Accept", destructive: false, confirm: nil)
+            case .reject: Action(name: "reject", label: "Reject", destructive: false, confirm: nil)
+            case .decommission:
+                Action(
+                    name: "decommission", label: "Decommission", destructive: true,
+                    confirm: "Decommission this device for good? It is disconnected and removed from AWS (thing, certificate, policy), and cannot come back."
+                )
+            }
+        }
+    }
+
+    /// An id as one path segment (ids may hold `:`; nothing else needs escaping, but be safe).
+    static func pathComponent(_ value: String) -> String {
+        value.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?#&="))) ?? value
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Hub
+import Hummingbird
+import HTTPAPI
+import NIOCore
+
+/// `/devices/{id}/live`: a device's new messages as server-sent events, for its page to show
+/// without a reload. Each event is `message` with JSON data (sequence, topic, time, payload as
+/// the page shows it); the browser's `EventSource` reconnects by itself with `Last-Event-ID`.
+struct LiveMessages {
+    let hub: Hub
+
+    /// A comment this often keeps proxies from closing an idle stream.
+    static let heartbeat: Duration = .seconds(15)
+
+    func register(on group: RouterGroup<ConduitRequestContext>) {
+        group.get("devices/{id}/live", use: self.stream)
+    }
+
+    struct Event: Encodable {
+        var sequence: Int
+        var topic: String
+        var time: String
+        var timeISO: String
+        var payload: String
+        var shownAs: String
+        var qos: Int
+    }
+
+    @Sendable func stream(_ request: Request, context: ConduitRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let principal = try context.requirePrincipal()
+        _ = try await self.hub.devices.get(id, by: principal)
+        let view = request.uri.queryParameters["payload"].flatMap { Formatting.PayloadView(rawValue: String($0)) } ?? .json
+        let start = request.headers[.init("Last-Event-ID")!].flatMap { Int($0) }
+            ?? request.uri.queryParameters["after"].flatMap { Int(String($0)) } ?? 0
+        let hub = self.hub
+        let body = ResponseBody { writer in
+            var after = start
+            // retry: how long the browser waits before it reconnects after a drop.
+            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+            while !Task.isCancelled {
+                let messages = try await hub.messages.next(deviceID: id, after: after, timeout: Self.heartbeat, by: principal)
+                if messages.isEmpty {
+                    try await writer.write(ByteBuffer(string: ": still here\n\n"))
+                    continue
+                }
+                var chunk = ""
+                for message in messages {
+                    let row = DeviceView.messageRow(message, view: view)
+                    let event = Event(
+                        sequence: row.sequence, topic: row.topic, time: row.time, timeISO: row.timeISO, payload: row.payload,
+                        shownAs: row.shownAs, qos: row.qos
+                    )
+                    let data = String(decoding: try JSONEncoder().encode(event), as: UTF8.self)
+                    chunk += "id: \(message.sequence)\nevent: message\ndata: \(data)\n\n"
+                    after = message.sequence
+                }
+                try await writer.write(ByteBuffer(string: chunk))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"],
+            body: body
+        )
+    }
+}
