@@ -150,8 +150,15 @@ class Walk:
         self.driver.get(self.base + path)
 
     def shot(self, name):
+        """Saves the whole page, not just the window: the window grows to the page's height for it."""
         self.shots += 1
+        width, height = self.driver.get_window_size()["width"], self.driver.get_window_size()["height"]
+        full = self.driver.execute_script("return document.documentElement.scrollHeight")
+        if full > height:
+            self.driver.set_window_size(width, min(full + 120, 6000))
         self.driver.save_screenshot(os.path.join(self.screens, f"{self.shots:02d}-{name}.png"))
+        if full > height:
+            self.driver.set_window_size(width, height)
 
     def where(self):
         try:
