@@ -134,6 +134,7 @@ let package = Package(
             dependencies: [
                 "HTTPAPI",
                 "Console",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "AWS",
                 "AWSIoT",
                 "MQTT",

@@ -82,6 +82,8 @@ struct ConsoleHarness {
     func get(_ path: String, as browser: Browser, headers extra: HTTPFields = [:]) async throws -> Reply {
         var headers = extra
         if let cookie = browser.header { headers[.cookie] = cookie }
+        // As a browser does, the fragment stays on this side.
+        let path = path.split(separator: "#", maxSplits: 1).first.map(String.init) ?? path
         let reply = try await self.client.execute(uri: path, method: .get, headers: headers, body: nil) { response in
             Reply(status: response.status, headers: response.headers, body: String(buffer: response.body))
         }

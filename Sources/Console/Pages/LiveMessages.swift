@@ -12,6 +12,8 @@ struct LiveMessages {
 
     /// A comment this often keeps proxies from closing an idle stream.
     static let heartbeat: Duration = .seconds(15)
+    /// A stream ends after this long; the browser reconnects (and is signed in again) by itself.
+    static let lifetime: Duration = .seconds(30 * 60)
 
     func register(on group: RouterGroup<ConduitRequestContext>) {
         group.get("devices/{id}/live", use: self.stream)
@@ -35,11 +37,14 @@ struct LiveMessages {
         let start = request.headers[.init("Last-Event-ID")!].flatMap { Int($0) }
             ?? request.uri.queryParameters["after"].flatMap { Int(String($0)) } ?? 0
         let hub = self.hub
+        let session = context.signedIn?.sessionToken ?? ""
         let body = ResponseBody { writer in
             var after = start
+            let ends = ContinuousClock.now + Self.lifetime
             // retry: how long the browser waits before it reconnects after a drop.
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-            while !Task.isCancelled {
+            // A session signed out or ended elsewhere stops receiving within a heartbeat.
+            while !Task.isCancelled, ContinuousClock.now < ends, try await hub.consoleAccounts.authenticate(sessionToken: session, recordingUse: false) != nil {
                 let messages = try await hub.messages.next(deviceID: id, after: after, timeout: Self.heartbeat, by: principal)
                 if messages.isEmpty {
                     try await writer.write(ByteBuffer(string: ": still here\n\n"))

@@ -163,7 +163,9 @@ public struct ConsoleAccounts: Sendable {
     }
 
     /// The signed-in user of a session cookie, or nil when it is unknown, idle too long or past its end.
-    public func authenticate(sessionToken token: String) async throws -> SignedIn? {
+    /// - Parameter recordingUse: false for a check that is not the person's doing (a live view's
+    ///   stream asking again), which must not keep an idle session alive.
+    public func authenticate(sessionToken token: String, recordingUse: Bool = true) async throws -> SignedIn? {
         guard !token.isEmpty, token.utf8.count <= 128 else { return nil }
         let hash = Secrets.tokenHash(token)
         guard let (record, user) = try await self.hub.store.session.consoleSessions.get(idHash: hash) else { return nil }
@@ -173,7 +175,7 @@ public struct ConsoleAccounts: Sendable {
             return nil
         }
         do {
-            try await self.hub.store.session.consoleSessions.touch(idHash: hash, at: now)
+            if recordingUse { try await self.hub.store.session.consoleSessions.touch(idHash: hash, at: now) }
         } catch {
             self.hub.logger.debug("could not record session use", metadata: ["error": "\(error)"])
         }
