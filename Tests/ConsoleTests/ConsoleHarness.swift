@@ -55,13 +55,15 @@ struct ConsoleHarness {
         }
     }
 
-    static func run(_ database: TestDatabase, _ body: @escaping @Sendable (ConsoleHarness) async throws -> Void) async throws {
+    static func run(
+        _ database: TestDatabase, aws: AWSEnvironment = AWSEnvironment(), _ body: @escaping @Sendable (ConsoleHarness) async throws -> Void
+    ) async throws {
         let (location, cleanup) = try await database.makeLocation()
         let store = try await SQLStore.open(location, logger: .quiet)
         do {
             try await store.migrate()
             let clock = TestClock()
-            let hub = Hub(store: store, logger: .quiet, clock: { clock.now() })
+            let hub = Hub(store: store, logger: .quiet, aws: aws, clock: { clock.now() })
             try await hub.access.ensureDefaultTenant()
             let router = ConduitAPI.router(hub: hub)
             try await Console(hub: hub).register(on: router)
