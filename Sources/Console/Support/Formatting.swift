@@ -44,6 +44,7 @@ enum Formatting {
 
     /// A JSON value written for reading: sorted keys, indented.
     static func json(_ value: [String: JSONValue]) -> String {
+        if value.isEmpty { return "{}" }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(JSONValue.object(value)) else { return "{}" }
