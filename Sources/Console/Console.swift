@@ -21,7 +21,9 @@ public struct Console: Sendable {
         AssetRoutes(renderer: self.renderer).register(on: open)
         SignInPages(hub: self.hub, renderer: self.renderer).register(open: open)
 
+        // Errors inside are rendered again within the session, so that an error page keeps the navigation.
         let signed = open.group().add(middleware: ConsoleSessionMiddleware(hub: self.hub))
+            .add(middleware: ConsoleErrorMiddleware(renderer: self.renderer))
         SignInPages(hub: self.hub, renderer: self.renderer).register(signed: signed)
         DevicePages(hub: self.hub, renderer: self.renderer).register(on: signed)
         DeviceActions(hub: self.hub, renderer: self.renderer).register(on: signed)

@@ -42,10 +42,12 @@ public final class Hub: Sendable {
     let acknowledgedDownlinks = Mutex<Set<Int>>([])
     /// Rung when an integration or its gateway changed, so that its connection is made again.
     let gatewayDoorbell = Doorbell()
-    /// Rung when a device's message is stored, so that live views show it at once.
-    let messageDoorbell = Doorbell()
+    /// Rung per device when one of its messages is stored, so that its live views show it at once.
+    let messageBells = Doorbells()
     /// Failed console sign-ins, per address and email.
     let signInThrottle = SignInThrottle()
+    /// bcrypt for console passwords, a few at a time off the cooperative threads.
+    let passwordHasher = PasswordHasher()
     /// The running gateway connections, by integration.
     let gatewayClients = Mutex<[String: (endpoint: String, client: MQTTClient)]>([:])
 

@@ -9,7 +9,7 @@ import Glibc
 
 struct UsersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "users", abstract: "Manage the web console's users.", subcommands: [Create.self, List.self]
+        commandName: "users", abstract: "Manage the web console's users.", subcommands: [Create.self, List.self, SetPassword.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -60,6 +60,24 @@ struct UsersCommand: AsyncParsableCommand {
             }
             guard let line = readLine(strippingNewline: true) else { throw ValidationError("password: no input") }
             return line
+        }
+    }
+
+    struct SetPassword: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-password",
+            abstract: "Give a console user a new password, read from standard input as with create; their sessions end."
+        )
+
+        @Option(help: "The user's email.") var email: String
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() async throws {
+            let password = try Create.readPassword()
+            try await reportingErrors {
+                let user = try await withAdminHub(self.storeOptions) { try await $0.consoleAccounts.setPassword(email: self.email, password: password) }
+                print("\(user.email)\tpassword changed")
+            }
         }
     }
 

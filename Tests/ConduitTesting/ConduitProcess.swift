@@ -22,18 +22,24 @@ public enum ConduitExecutable {
         public let status: Int32
         public let stdout: String
         public let stderr: String
+
+        public init(status: Int32, stdout: String, stderr: String) {
+            self.status = status
+            self.stdout = stdout
+            self.stderr = stderr
+        }
     }
 
-    /// Runs `conduit` with `arguments` in `directory` to completion.
+    /// Runs `conduit` with `arguments` in `directory` to completion, with `input` on its standard input.
     public static func run(
-        _ arguments: [String], in directory: URL, environment: [String: String] = [:]
+        _ arguments: [String], in directory: URL, environment: [String: String] = [:], input: String? = nil
     ) async throws -> Result {
         let process = Process()
         process.executableURL = try self.url()
         process.arguments = arguments
         process.currentDirectoryURL = directory
         process.environment = self.environment(environment)
-        let (status, stdout, stderr) = try await Subprocess.runCapturing(process)
+        let (status, stdout, stderr) = try await Subprocess.runCapturing(process, input: input)
         return Result(status: status, stdout: stdout, stderr: stderr)
     }
 

@@ -24,24 +24,34 @@ public enum Subprocess {
     /// Runs a configured process with its output going to temporary files, not pipes: a pipe's
     /// end of file waits for every process that inherited its write end, and tests start many
     /// processes at once.
-    public static func runCapturing(_ process: Process) async throws -> (Int32, String, String) {
+    /// - Parameter input: what the process reads on standard input (nothing when nil); it comes
+    ///   from a file too, so a process that exits without reading it cannot kill the test with SIGPIPE.
+    public static func runCapturing(_ process: Process, input: String? = nil) async throws -> (Int32, String, String) {
         let directory = FileManager.default.temporaryDirectory
         let outURL = directory.appendingPathComponent("conduit-out-\(UUID().uuidString)")
         let errURL = directory.appendingPathComponent("conduit-err-\(UUID().uuidString)")
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let inURL = directory.appendingPathComponent("conduit-in-\(UUID().uuidString)")
         defer {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)
+            try? FileManager.default.removeItem(at: inURL)
         }
         let out = try FileHandle(forWritingTo: outURL)
         let err = try FileHandle(forWritingTo: errURL)
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        var stdin: FileHandle?
+        if let input {
+            FileManager.default.createFile(atPath: inURL.path, contents: Data(input.utf8), attributes: [.posixPermissions: 0o600])
+            stdin = try FileHandle(forReadingFrom: inURL)
+        }
+        process.standardInput = stdin ?? FileHandle.nullDevice
         try process.run()
         try? out.close()
         try? err.close()
+        try? stdin?.close()
         await ConduitExecutable.waitForExit(process)
         return (
             process.terminationStatus,

@@ -34,7 +34,7 @@ struct ConsoleBrowserTests {
         try FileManager.default.createDirectory(at: screenshots, withIntermediateDirectories: true)
 
         let (server, http) = try await ConduitServer.start(["--http-port", "0"], in: directory)
-        let walk: Finished
+        let walk: ConduitExecutable.Result
         do {
             let mqtt = try #require(server.mqttPort, "no MQTT port in the server's log:\n\(server.output)")
             walk = try await Self.python([
@@ -60,65 +60,18 @@ struct ConsoleBrowserTests {
         )
     }
 
-    /// What a finished command did.
-    typealias Finished = (status: Int32, stdout: String, stderr: String)
-
-    /// Runs `conduit` in `directory` with `input` on its standard input (ConduitExecutable.run
-    /// gives it none). The input comes from a file rather than a pipe: a command that exits
-    /// without reading it cannot then kill the test with SIGPIPE.
-    static func conduit(_ arguments: [String], input: String, in directory: URL) async throws -> Finished {
-        let inputURL = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-in-\(UUID().uuidString)")
-        guard FileManager.default.createFile(atPath: inputURL.path, contents: Data(input.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw TestSetupError("could not write \(inputURL.path)")
-        }
-        defer { try? FileManager.default.removeItem(at: inputURL) }
-        let stdin = try FileHandle(forReadingFrom: inputURL)
-        defer { try? stdin.close() }
-
-        let process = Process()
-        process.executableURL = try ConduitExecutable.url()
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        // As ConduitExecutable.run: none of the test process's own CONDUIT_ settings.
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CONDUIT_") }
-        return try await Self.capturing(process, stdin: stdin)
+    /// Runs `conduit` in `directory` with `input` on its standard input.
+    static func conduit(_ arguments: [String], input: String, in directory: URL) async throws -> ConduitExecutable.Result {
+        try await ConduitExecutable.run(arguments, in: directory, input: input)
     }
 
     /// Runs a Python script to completion. A walk that hangs is stopped after 15 minutes, with
     /// SIGTERM first (the script then quits Chromium) and SIGKILL 30 s later.
-    static func python(_ arguments: [String]) async throws -> Finished {
+    static func python(_ arguments: [String]) async throws -> ConduitExecutable.Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
         process.arguments = ["--kill-after=30", "900", "python3"] + arguments
-        return try await Self.capturing(process, stdin: FileHandle.nullDevice)
-    }
-
-    /// Runs a configured process to completion with `stdin` as its standard input. Its output
-    /// goes to files, not pipes, as in Subprocess.runCapturing (which has no standard input to
-    /// give): a pipe's end of file waits for every process that inherited its write end.
-    static func capturing(_ process: Process, stdin: FileHandle) async throws -> Finished {
-        let scratch = FileManager.default.temporaryDirectory
-        let outURL = scratch.appendingPathComponent("conduit-out-\(UUID().uuidString)")
-        let errURL = scratch.appendingPathComponent("conduit-err-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
-        }
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        process.standardInput = stdin
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        try? out.close()
-        try? err.close()
-        await ConduitExecutable.waitForExit(process)
-        return (
-            process.terminationStatus,
-            String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self),
-            String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self)
-        )
+        let (status, stdout, stderr) = try await Subprocess.runCapturing(process)
+        return ConduitExecutable.Result(status: status, stdout: stdout, stderr: stderr)
     }
 }

@@ -9,6 +9,7 @@ struct ConsoleProcessTests {
     struct Curl {
         let jar: URL
         let base: String
+        var headers: [String] = []
 
         func get(_ path: String) async throws -> (status: Int, body: String) {
             try await self.run(["-b", self.jar.path, "-c", self.jar.path, self.base + path])
@@ -21,7 +22,7 @@ struct ConsoleProcessTests {
         }
 
         private func run(_ arguments: [String]) async throws -> (status: Int, body: String) {
-            let result = try await Subprocess.run(["curl", "-s", "-w", "\n%{http_code}"] + arguments, timeout: 20)
+            let result = try await Subprocess.run(["curl", "-s", "-w", "\n%{http_code}"] + self.headers.flatMap { ["-H", $0] } + arguments, timeout: 20)
             let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
             return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
         }
@@ -59,7 +60,21 @@ struct ConsoleProcessTests {
         let listed = try await ConduitExecutable.run(["users", "list"], in: directory)
         #expect(listed.stdout.hasPrefix("ops@example.com\toperator\tdefault\t"))
 
-        #expect(try await curl.signIn("ops@example.com", password) == 303)
+        // A forgotten password is set again from the shell; the old one stops working.
+        let reset = try await ConduitExecutable.run(["users", "set-password", "--email", "ops@example.com"], in: directory, input: "another long password\n")
+        #expect(reset.status == 0, "\(reset.stderr)")
+        #expect(try await curl.signIn("ops@example.com", password) == 401)
+        let newPassword = "another long password"
+
+        // Behind a proxy on this machine, each person is counted by the address the proxy forwards
+        // for: ten failures from one do not lock out another.
+        for _ in 0..<10 {
+            #expect(try await Curl(jar: directory.appendingPathComponent("attacker.txt"), base: curl.base, headers: ["X-Forwarded-For: 198.51.100.9"])
+                .signIn("ops@example.com", "wrong password!") == 401)
+        }
+        #expect(try await Curl(jar: directory.appendingPathComponent("attacker.txt"), base: curl.base, headers: ["X-Forwarded-For: 198.51.100.9"])
+            .signIn("ops@example.com", newPassword) == 429)
+        #expect(try await curl.signIn("ops@example.com", newPassword) == 303)
         let before = try await curl.get("/devices")
         #expect(before.status == 200)
         #expect(before.body.contains("ops@example.com"))

@@ -32,19 +32,7 @@ struct ConsoleErrorMiddleware: RouterMiddleware {
     }
 
     static func describe(_ error: any Error) -> (HTTPResponse.Status, String) {
-        if let error = error as? HubError {
-            let status: HTTPResponse.Status =
-                switch error.kind {
-                case .invalid: .badRequest
-                case .unauthenticated: .unauthorized
-                case .forbidden: .forbidden
-                case .notFound: .notFound
-                case .conflict: .conflict
-                case .upstream: .badGateway
-                case .tooManyRequests: .tooManyRequests
-                }
-            return (status, error.message)
-        }
+        if let error = error as? HubError { return (error.httpStatus, error.message) }
         if let error = error as? ConsoleFieldError { return (.badRequest, error.message) }
         if let error = error as? HTTPError {
             return (error.status, error.body ?? error.status.reasonPhrase)

@@ -12,8 +12,10 @@ struct ConsoleSessionMiddleware: RouterMiddleware {
     ) async throws -> Response {
         var request = request
         var context = context
+        // A live view's stream reconnecting by itself is not the person at work: it must not keep an idle session alive.
+        let isLiveStream = request.uri.path.hasSuffix("/live")
         guard let token = request.cookies[ConsoleCookies.session]?.value,
-            let signedIn = try await self.hub.consoleAccounts.authenticate(sessionToken: token)
+            let signedIn = try await self.hub.consoleAccounts.authenticate(sessionToken: token, recordingUse: !isLiveStream)
         else {
             // Back here after signing in, for a page; a form posted from an ended session is not replayed.
             var target = "/login"

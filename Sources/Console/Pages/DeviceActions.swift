@@ -28,21 +28,11 @@ struct DeviceActions {
 
     static func devicePath(_ id: String) -> String { "/devices/\(DeviceView.pathComponent(id))" }
 
-    /// Runs `body`, then redirects to `back` with its message, or with the hub's refusal.
-    func act(_ request: Request, back: String, _ body: () async throws -> String) async throws -> Response {
-        do {
-            return redirect(to: back, flash: .ok(try await body()), request: request)
-        } catch let error as HubError where error.kind != .unauthenticated {
-            if error.kind == .forbidden { throw error }
-            return redirect(to: back, flash: .error(error.message), request: request)
-        }
-    }
-
     func lifecycle(_ action: LifecycleAction, request: Request, context: ConduitRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
         let principal = try context.requirePrincipal()
         try principal.require(.operator, to: "\(action.rawValue)ing devices")
-        return try await self.act(request, back: Self.devicePath(id)) {
+        return try await act(request, back: Self.devicePath(id)) {
             let device = try await self.hub.devices.perform(action, on: id, by: principal)
             return "Device \(id) is \(device.status.rawValue)."
         }
@@ -178,7 +168,7 @@ struct DeviceActions {
         let id = try context.parameters.require("id")
         let principal = try context.requirePrincipal()
         try principal.require(.operator, to: "clearing downlinks")
-        return try await self.act(request, back: Self.devicePath(id) + "#downlinks") {
+        return try await act(request, back: Self.devicePath(id) + "#downlinks") {
             let removed = try await self.hub.downlinks.clear(deviceID: id, by: principal)
             return "\(removed) downlink\(removed == 1 ? "" : "s") removed from the queue."
         }
@@ -219,13 +209,17 @@ struct DeviceActions {
             )
             return redirect(to: back, flash: .ok("Desired state saved: the shadow is at version \(updated.version ?? 0)."), request: request)
         } catch let error as ShadowChanged {
-            return try await self.shadowChanged(request, context: context, id: id, input: input, now: error.version)
+            return try await self.shadowChanged(request, context: context, id: id, input: input, target: (integrationID, name), now: error.version)
         } catch let error as HubError where error.code == "version_conflict" {
-            return try await self.shadowChanged(request, context: context, id: id, input: input, now: error.details["currentVersion"] ?? 0)
+            return try await self.shadowChanged(
+                request, context: context, id: id, input: input, target: (integrationID, name), now: error.details["currentVersion"] ?? 0
+            )
         } catch let error as HubError where error.kind == .invalid || error.kind == .conflict || error.kind == .upstream {
             return try await self.again(request, context: context, id: id, message: error.message) { forms in
                 forms.shadowInput = input
                 forms.shadowError = error.message
+                forms.shadowIntegration = integrationID
+                forms.shadowName = name
             }
         }
     }
@@ -234,11 +228,15 @@ struct DeviceActions {
         var version: Int
     }
 
-    private func shadowChanged(_ request: Request, context: ConduitRequestContext, id: String, input: String, now: Int) async throws -> Response {
-            let message = "The shadow changed since you opened it: it is now at version \(now). Your edit was not saved; it is below, beside the current state."
+    private func shadowChanged(
+        _ request: Request, context: ConduitRequestContext, id: String, input: String, target: (integration: String?, name: String?), now: Int
+    ) async throws -> Response {
+        let message = "The shadow changed since you opened it: it is now at version \(now). Your edit was not saved; it is below, beside the current state."
         return try await self.again(request, context: context, id: id, message: message, status: .conflict) { forms in
             forms.shadowInput = input
             forms.shadowConflict = message
+            forms.shadowIntegration = target.integration
+            forms.shadowName = target.name
         }
     }
 
@@ -263,7 +261,6 @@ struct DeviceActions {
     struct CredentialsPage: Sendable {
         var chrome: Chrome
         var deviceID: String
-        var integrationID: String
         var certificate: String
         var privateKey: String
         var rootCA: String
@@ -288,7 +285,7 @@ struct DeviceActions {
                 .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
             let view = CredentialsPage(
                 chrome: Chrome(title: "Credentials for \(id)", section: .devices, signedIn: context.signedIn, flash: nil),
-                deviceID: id, integrationID: integrationID, certificate: bundle.certificatePem, privateKey: bundle.privateKey,
+                deviceID: id, certificate: bundle.certificatePem, privateKey: bundle.privateKey,
                 rootCA: bundle.rootCA ?? "", endpoint: bundle.endpoint ?? "", clientID: bundle.clientID, port: bundle.port, connection: json
             )
             return try self.renderer.page("credentials", view, noStore: true)
@@ -302,7 +299,7 @@ struct DeviceActions {
         let integrationID = try context.parameters.require("integrationId")
         let principal = try context.requirePrincipal()
         try principal.require(.admin, to: "rotating device credentials")
-        return try await self.act(request, back: Self.devicePath(id)) {
+        return try await act(request, back: Self.devicePath(id)) {
             _ = try await self.hub.integrations.rotateCredentials(deviceID: id, integrationID: integrationID, by: principal)
             return "A new key and certificate are being made; the old certificate is retired once they are in place. Fetch the new credentials when the state is provisioned."
         }

@@ -45,6 +45,8 @@ struct DevicePages {
         var empty: Bool
         var nextPage: String?
         var firstPage: String?
+        /// This page, for the bulk form to come back to.
+        var here: String
         var create: CreateForm
     }
 
@@ -99,7 +101,7 @@ struct DevicePages {
             statuses: [Option(value: "", label: "any status", selected: statusFilter == nil)]
                 + DeviceStatus.allCases.map { Option(value: $0.rawValue, label: $0.rawValue, selected: $0 == statusFilter) },
             rows: rows, empty: rows.isEmpty, nextPage: page.nextCursor.map { link(cursor: $0) },
-            firstPage: cursor == nil ? nil : link(cursor: nil), create: create
+            firstPage: cursor == nil ? nil : link(cursor: nil), here: link(cursor: cursor), create: create
         )
         return try self.renderer.page("devices", view, status: status)
     }

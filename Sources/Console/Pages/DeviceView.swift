@@ -19,13 +19,13 @@ struct DeviceView: Sendable {
     var attributesText: String
     var created: String
     var actions: [Action]
-    var canDelete: Bool
     var aws: [AWSRow]
     var hasAWS: Bool
     var payloadViews: [PayloadLink]
     var payloadView: String
     var messages: [MessageRow]
-    var lastSequence: Int
+    /// The live stream's address, on the newest page of messages only.
+    var liveURL: String?
     var moreMessages: String?
     var downlinks: [DownlinkRow]
     var canSendDownlinks: Bool
@@ -66,7 +66,8 @@ struct DeviceView: Sendable {
         var current: Bool
     }
 
-    struct MessageRow: Sendable {
+    /// A message as the page shows it, and as the live stream sends it (JSON).
+    struct MessageRow: Sendable, Encodable {
         var sequence: Int
         var topic: String
         var time: String
@@ -113,7 +114,9 @@ struct DeviceView: Sendable {
         var downlinkError: String?
         var downlink = DownlinkForm()
         var shadowInput: String?
-        var shadowVersion: Int?
+        /// The shadow the failed form wrote to: shown again, so that a second try goes to the same one.
+        var shadowIntegration: String?
+        var shadowName: String?
         var shadowConflict: String?
         var shadowError: String?
     }
@@ -150,7 +153,7 @@ struct DeviceView: Sendable {
             attributes: device.attributes.sorted { $0.key < $1.key }.map { Attribute(key: $0.key, value: $0.value) },
             attributesText: forms.edit?.attributes ?? device.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n"),
             created: Formatting.time(device.createdAt),
-            actions: canOperate ? Self.actions(for: device.status) : [], canDelete: canOperate,
+            actions: canOperate ? Self.actions(for: device.status) : [],
             aws: statuses.map { status in
                 let record = status.record
                 return AWSRow(
@@ -168,7 +171,8 @@ struct DeviceView: Sendable {
             },
             payloadView: payloadView.rawValue,
             messages: messages.items.map { Self.messageRow($0, view: payloadView) },
-            lastSequence: messages.items.first?.sequence ?? 0,
+            liveURL: query["before"] == nil
+                ? "/devices/\(Self.pathComponent(id))/live?payload=\(payloadView.rawValue)&after=\(messages.items.first?.sequence ?? 0)" : nil,
             moreMessages: messages.nextCursor.map { "/devices/\(Self.pathComponent(id))?payload=\(payloadView.rawValue)&before=\($0)#messages" },
             downlinks: downlinks.map { downlink in
                 DownlinkRow(
@@ -184,9 +188,10 @@ struct DeviceView: Sendable {
         )
         // The shadow lives in AWS: read it now, for the integration asked for or the first that has the thing.
         let withThing = statuses.filter { $0.record.progress.thingArn != nil && ($0.record.wanted == .active || $0.record.wanted == .inactive) }
-        let chosen = query["integration"].flatMap { wanted in withThing.first { $0.record.integrationID == String(wanted) } } ?? withThing.first
+        let wantedIntegration = forms.shadowIntegration ?? query["integration"].map(String.init)
+        let chosen = wantedIntegration.flatMap { wanted in withThing.first { $0.record.integrationID == wanted } } ?? withThing.first
         if let chosen {
-            let name = query["shadow"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+            let name = (forms.shadowName ?? query["shadow"].map(String.init)).flatMap { $0.isEmpty ? nil : $0 }
             view.shadow = await Self.shadow(
                 hub: hub, deviceID: id, integrationID: chosen.record.integrationID, name: name, principal: principal, forms: forms
             )

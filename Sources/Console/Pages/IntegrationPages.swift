@@ -217,8 +217,7 @@ struct IntegrationPages {
 
     /// Puts the hub's refusal beside the field it names (`credentials.accessKeyId` beside the credentials).
     static func place(_ error: HubError, in view: inout FormView) {
-        let field = error.message.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
-        let key = field.split(separator: ".").first.map(String.init) ?? field
+        let key = error.field?.split(separator: ".").first.map(String.init) ?? ""
         switch key {
         case "region": view.regionError = error.message
         case "credentials": view.credentialsError = error.message
@@ -316,6 +315,15 @@ struct IntegrationPages {
         // The same credentials kind with blank secrets keeps the stored credentials.
         if form.string("credentials") == "conduit" && integration.credentials.kind == .default { draft.credentials = nil }
         do {
+            // A blank secret keeps the stored one only for the same access key: anything else would be dropped unsaid.
+            if (form.string("credentials") ?? "keys") == "keys", form.string("secretAccessKey") == nil,
+                integration.credentials.kind != .accessKey || form.string("accessKeyId") != integration.credentials.accessKeyID
+            {
+                throw HubError.invalidField("credentials.secretAccessKey", "is required with a new access key id")
+            }
+            if form.string("credentials") == "role", form.string("roleArn") == nil {
+                throw HubError.invalidField("credentials.roleArn", "is required")
+            }
             _ = try await self.hub.integrations.update(id, with: draft, by: principal)
             return redirect(to: Self.path(id), flash: .ok("Saved."), request: request)
         } catch let error as HubError where error.kind == .invalid || error.kind == .conflict || error.kind == .forbidden || error.kind == .upstream {
@@ -353,9 +361,9 @@ struct IntegrationPages {
         var state: String
         var certificateID: String
         var source: String
-        var endpoint: String
+        var endpoint: String?
         var connected: String
-        var connectionError: String
+        var connectionError: String?
     }
 
     struct ShowPage: Sendable {
@@ -412,9 +420,9 @@ struct IntegrationPages {
             GatewayView(
                 thingName: Integrations.gatewayThingName(integration.id), state: record.state.rawValue,
                 certificateID: record.progress.certificateID ?? "", source: settings.gatewayCertificate == nil ? "aws" : "registered",
-                endpoint: overview.gatewayConnection?.endpoint ?? "",
+                endpoint: overview.gatewayConnection?.endpoint,
                 connected: overview.gatewayConnection.map { $0.connected ? "connected" : "not connected" } ?? "not run by this node",
-                connectionError: overview.gatewayConnection?.lastError ?? ""
+                connectionError: overview.gatewayConnection?.lastError.flatMap { $0.isEmpty ? nil : $0 }
             )
         }
         let provisioned = overview.deviceCount
@@ -439,7 +447,7 @@ struct IntegrationPages {
     @Sendable func reconcile(_ request: Request, context: ConduitRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let id = try context.parameters.require("id")
-        return try await DeviceActions(hub: self.hub, renderer: self.renderer).act(request, back: Self.path(id)) {
+        return try await act(request, back: Self.path(id)) {
             let drift = try await self.hub.integrations.reconcile(id, by: principal)
             if drift.isEmpty { return "Reconciled: AWS matches Conduit; nothing to repair." }
             return "Reconciled: repaired " + drift.map { "\($0.deviceID) (\($0.repairs.joined(separator: ", ")))" }.joined(separator: "; ") + "."
@@ -449,7 +457,7 @@ struct IntegrationPages {
     func setActive(_ active: Bool, request: Request, context: ConduitRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let id = try context.parameters.require("id")
-        return try await DeviceActions(hub: self.hub, renderer: self.renderer).act(request, back: Self.path(id)) {
+        return try await act(request, back: Self.path(id)) {
             var draft = IntegrationDraft()
             draft.active = active
             _ = try await self.hub.integrations.update(id, with: draft, by: principal)

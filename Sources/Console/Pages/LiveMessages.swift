@@ -6,7 +6,7 @@ import NIOCore
 
 /// `/devices/{id}/live`: a device's new messages as server-sent events, for its page to show
 /// without a reload. Each event is `message` with JSON data (sequence, topic, time, payload as
-/// the page shows it); the browser's `EventSource` reconnects by itself with `Last-Event-ID`.
+/// the page shows it, as ``DeviceView/MessageRow``); the browser's `EventSource` reconnects by itself with `Last-Event-ID`.
 struct LiveMessages {
     let hub: Hub
 
@@ -17,16 +17,6 @@ struct LiveMessages {
 
     func register(on group: RouterGroup<ConduitRequestContext>) {
         group.get("devices/{id}/live", use: self.stream)
-    }
-
-    struct Event: Encodable {
-        var sequence: Int
-        var topic: String
-        var time: String
-        var timeISO: String
-        var payload: String
-        var shownAs: String
-        var qos: Int
     }
 
     @Sendable func stream(_ request: Request, context: ConduitRequestContext) async throws -> Response {
@@ -43,8 +33,13 @@ struct LiveMessages {
             let ends = ContinuousClock.now + Self.lifetime
             // retry: how long the browser waits before it reconnects after a drop.
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-            // A session signed out or ended elsewhere stops receiving within a heartbeat.
-            while !Task.isCancelled, ContinuousClock.now < ends, try await hub.consoleAccounts.authenticate(sessionToken: session, recordingUse: false) != nil {
+            var checked = ContinuousClock.now
+            while !Task.isCancelled, ContinuousClock.now < ends {
+                // A session signed out or ended elsewhere stops receiving within a heartbeat.
+                if ContinuousClock.now - checked >= Self.heartbeat {
+                    guard try await hub.consoleAccounts.authenticate(sessionToken: session, recordingUse: false) != nil else { break }
+                    checked = ContinuousClock.now
+                }
                 let messages = try await hub.messages.next(deviceID: id, after: after, timeout: Self.heartbeat, by: principal)
                 if messages.isEmpty {
                     try await writer.write(ByteBuffer(string: ": still here\n\n"))
@@ -52,12 +47,7 @@ struct LiveMessages {
                 }
                 var chunk = ""
                 for message in messages {
-                    let row = DeviceView.messageRow(message, view: view)
-                    let event = Event(
-                        sequence: row.sequence, topic: row.topic, time: row.time, timeISO: row.timeISO, payload: row.payload,
-                        shownAs: row.shownAs, qos: row.qos
-                    )
-                    let data = String(decoding: try JSONEncoder().encode(event), as: UTF8.self)
+                    let data = String(decoding: try JSONEncoder().encode(DeviceView.messageRow(message, view: view)), as: UTF8.self)
                     chunk += "id: \(message.sequence)\nevent: message\ndata: \(data)\n\n"
                     after = message.sequence
                 }

@@ -13,6 +13,7 @@ struct SettingsPages {
         group.get("settings/users", use: self.users)
         group.post("settings/users", use: self.createUser)
         group.post("settings/users/{id}/delete", use: self.deleteUser)
+        group.post("settings/users/{id}/role", use: self.setRole)
         group.get("settings/tokens", use: self.tokens)
         group.post("settings/tokens", use: self.createToken)
         group.post("settings/tokens/{id}/revoke", use: self.revokeToken)
@@ -33,6 +34,7 @@ struct SettingsPages {
         var id: String
         var email: String
         var role: String
+        var roles: [RoleOption]
         var created: String
         var lastSignIn: String
         var isYou: Bool
@@ -55,12 +57,12 @@ struct SettingsPages {
     func renderUsers(_ context: ConduitRequestContext, flash: Flash?, email: String, role: Role, error: HubError?, status: HTTPResponse.Status) async throws -> Response {
         let principal = try context.requirePrincipal()
         let users = try await self.hub.consoleAccounts.users(by: principal)
-        let field = error.flatMap { $0.message.split(separator: ":").first.map(String.init) }
+        let field = error?.field
         let view = UsersPage(
             chrome: Chrome(title: "Users", section: .users, signedIn: context.signedIn, flash: flash),
             rows: users.map {
                 UserRow(
-                    id: $0.id, email: $0.email, role: $0.role.rawValue, created: Formatting.time($0.createdAt),
+                    id: $0.id, email: $0.email, role: $0.role.rawValue, roles: Self.roles(selected: $0.role), created: Formatting.time($0.createdAt),
                     lastSignIn: Formatting.time($0.lastSignInAt), isYou: $0.id == context.signedIn?.user.id
                 )
             },
@@ -88,9 +90,23 @@ struct SettingsPages {
     @Sendable func deleteUser(_ request: Request, context: ConduitRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let id = try context.parameters.require("id")
-        return try await DeviceActions(hub: self.hub, renderer: self.renderer).act(request, back: "/settings/users") {
+        return try await act(request, back: "/settings/users") {
             try await self.hub.consoleAccounts.deleteUser(id: id, by: principal)
             return "User removed; their sessions have ended."
+        }
+    }
+
+    @Sendable func setRole(_ request: Request, context: ConduitRequestContext) async throws -> Response {
+        var request = request
+        let principal = try context.requirePrincipal()
+        let id = try context.parameters.require("id")
+        let form = try await ConsoleForm(request: &request, context: context)
+        guard let role = form.string("role").flatMap(Role.init(rawValue:)) else {
+            return redirect(to: "/settings/users", flash: .error("role: must be admin, operator or reader"), request: request)
+        }
+        return try await act(request, back: "/settings/users") {
+            let user = try await self.hub.consoleAccounts.setRole(of: id, to: role, by: principal)
+            return "\(user.email) is now \(user.role.rawValue)."
         }
     }
 
@@ -159,7 +175,7 @@ struct SettingsPages {
     @Sendable func revokeToken(_ request: Request, context: ConduitRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let id = try context.parameters.require("id")
-        return try await DeviceActions(hub: self.hub, renderer: self.renderer).act(request, back: "/settings/tokens") {
+        return try await act(request, back: "/settings/tokens") {
             try await self.hub.access.revokeToken(by: principal, id: id)
             return "Token revoked: it stops working at once."
         }

@@ -65,11 +65,15 @@ struct SignInPages {
         let email = form.string("email") ?? ""
         do {
             let signedIn = try await self.hub.consoleAccounts.signIn(
-                email: email, password: form.raw("password") ?? "", address: context.remoteAddress
+                email: email, password: form.raw("password") ?? "", address: clientAddress(request, context)
             )
+            // A session this browser had before is ended, not left behind.
+            if let previous = request.cookies[ConsoleCookies.session]?.value {
+                try? await self.hub.consoleAccounts.signOut(sessionToken: previous)
+            }
             let target = Self.safeNext(form.string("next")) ?? "/devices"
             var response = redirect(to: target, request: request)
-            // No Max-Age: the store decides when it ends (idle and absolute expiry).
+            // Max-Age is the absolute end; the store ends it sooner when it is idle.
             response.setCookie(ConsoleCookies.make(ConsoleCookies.session, value: signedIn.sessionToken, maxAge: Int(ConsoleAccounts.absoluteTimeout), request: request))
             response.setCookie(ConsoleCookies.clear(ConsoleCookies.preSession, request: request))
             return response
@@ -79,9 +83,13 @@ struct SignInPages {
         }
     }
 
-    /// Only a path of this site: never another origin (`//evil`, `https://…`).
+    /// Only a path of this site: never another origin (`//evil`, `/\\evil`, `https://…`), nor
+    /// anything a browser would clean into one (a tab or other control character, a backslash).
     static func safeNext(_ next: String?) -> String? {
-        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.hasPrefix("/\\"), !next.contains("\r"), !next.contains("\n") else { return nil }
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), next.utf8.count <= 2048,
+            !next.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0 == "\\" || $0.properties.isWhitespace }),
+            let components = URLComponents(string: next), components.scheme == nil, components.host == nil, components.path.hasPrefix("/")
+        else { return nil }
         return next
     }
 
@@ -93,7 +101,7 @@ struct SignInPages {
 
     func renderSetup(_ request: Request, token: String, email: String, valid: Bool, error: HubError?, status: HTTPResponse.Status) throws -> Response {
         let csrf = ConsoleCSRF.random()
-        let field = error.flatMap { $0.message.split(separator: ":").first.map(String.init) }
+        let field = error?.field
         let page = SetupPage(
             chrome: Chrome(title: "Set up Conduit", section: .none, signedIn: nil, flash: error.map { .error($0.message) }),
             csrf: csrf, token: token, email: email, valid: valid,

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Hub
 
 /// CSRF tokens. A signed-in form carries an HMAC of the session's secret, which only a page of
 /// that session can know and nothing needs to store; the sign-in and setup forms, before any
@@ -13,19 +14,11 @@ enum ConsoleCSRF {
     }
 
     /// A fresh random value for a pre-session cookie.
-    static func random() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<24).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
+    static func random() -> String { Secrets.generate(prefix: "", bytes: 24) }
 
     /// Compares in constant time.
     static func matches(_ presented: String?, _ expected: String) -> Bool {
         guard let presented, !expected.isEmpty else { return false }
-        let a = Array(presented.utf8)
-        let b = Array(expected.utf8)
-        guard a.count == b.count else { return false }
-        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+        return Secrets.constantTimeEqual(presented, expected)
     }
 }

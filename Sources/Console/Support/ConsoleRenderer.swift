@@ -1,4 +1,5 @@
 import Foundation
+import Hub
 import Hummingbird
 import Mustache
 
@@ -45,6 +46,16 @@ struct ConsoleRenderer: Sendable {
 struct ConsoleSetupError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Runs a button's action, then redirects to `back` with its message, or with the hub's refusal
+/// (a 403 stays an error page: the button should not have been there).
+func act(_ request: Request, back: String, _ body: () async throws -> String) async throws -> Response {
+    do {
+        return redirect(to: back, flash: .ok(try await body()), request: request)
+    } catch let error as HubError where error.kind != .unauthenticated && error.kind != .forbidden {
+        return redirect(to: back, flash: .error(error.message), request: request)
+    }
 }
 
 /// A 303 to `location` (POST → redirect → GET), with a message for the next page.

@@ -40,17 +40,7 @@ public struct APIError: HTTPResponseError, Sendable {
         case let error as APIError:
             return error
         case let error as HubError:
-            let status: HTTPResponse.Status =
-                switch error.kind {
-                case .invalid: .badRequest
-                case .unauthenticated: .unauthorized
-                case .forbidden: .forbidden
-                case .notFound: .notFound
-                case .conflict: .conflict
-                case .upstream: .badGateway
-                case .tooManyRequests: .tooManyRequests
-                }
-            return APIError(status: status, code: error.code, message: error.message, details: error.details)
+            return APIError(status: error.httpStatus, code: error.code, message: error.message, details: error.details)
         case is NIOTooManyBytesError:
             return .bodyTooLarge
         case let error as HTTPError:
@@ -95,4 +85,19 @@ private struct ErrorBody: Encodable {
         }
     }
     let error: Detail
+}
+
+extension HubError {
+    /// The HTTP status of each kind of domain error, for the API and the console alike.
+    public var httpStatus: HTTPResponse.Status {
+        switch self.kind {
+        case .invalid: .badRequest
+        case .unauthenticated: .unauthorized
+        case .forbidden: .forbidden
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .upstream: .badGateway
+        case .tooManyRequests: .tooManyRequests
+        }
+    }
 }

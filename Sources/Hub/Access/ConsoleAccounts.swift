@@ -18,9 +18,8 @@ public struct ConsoleAccounts: Sendable {
     public static let setupLinkLifetime: TimeInterval = 24 * 3600
     /// Every failed sign-in takes at least this long, known email or not.
     static let failedSignInDuration: Duration = .seconds(1)
-    static let bcryptCost: UInt8 = 11
     /// A hash to check unknown emails against, so that they cost what a wrong password costs.
-    private static let decoyHash = Bcrypt.hash("conduit-decoy-password", cost: bcryptCost)
+    private static let decoyHash = Bcrypt.hash("conduit-decoy-password", cost: PasswordHasher.cost)
 
     /// Someone signed in: the user, and the principal their requests act as.
     public struct SignedIn: Sendable {
@@ -67,31 +66,81 @@ public struct ConsoleAccounts: Sendable {
             guard let user = try await session.users.get(id: id), user.tenantID == principal.tenantID else {
                 throw HubError.notFound("user", id)
             }
-            if user.role == .admin, try await session.users.countAdmins(tenantID: principal.tenantID) <= 1 {
+            if user.role == .admin, try await session.users.countAdmins(tenantID: principal.tenantID, lockingThem: true) <= 1 {
                 throw HubError.conflict("last_admin", "\(user.email) is the tenant's last admin: make another admin first")
             }
             _ = try await session.users.delete(tenantID: principal.tenantID, id: id)
             try await session.events.append(
                 tenantID: principal.tenantID, type: EventType.userDeleted, deviceID: nil, actor: principal.actor,
-                data: EventLog.json(["userId": id, "email": user.email]), at: now
+                data: EventLog.json(["userId": id]), at: now
             )
         }
     }
 
-    private func insertUser(email: String, password: String, role: Role, tenantID: String, actor: String) async throws -> ConsoleUser {
+    /// Gives a user of the principal's tenant another role (admins only); the tenant keeps at
+    /// least one admin. It applies from the user's next page on.
+    public func setRole(of id: String, to role: Role, by principal: Principal) async throws -> ConsoleUser {
+        try principal.require(.admin, to: "changing users' roles")
+        guard Validation.isOpaqueIdentifier(id) else { throw HubError.notFound("user", id) }
+        let now = self.hub.now()
+        return try await self.hub.store.transaction { session in
+            guard var user = try await session.users.get(id: id), user.tenantID == principal.tenantID else {
+                throw HubError.notFound("user", id)
+            }
+            guard user.role != role else { return user }
+            if user.role == .admin, try await session.users.countAdmins(tenantID: principal.tenantID, lockingThem: true) <= 1 {
+                throw HubError.conflict("last_admin", "\(user.email) is the tenant's last admin: make another admin first")
+            }
+            _ = try await session.users.setRole(tenantID: principal.tenantID, id: id, role: role)
+            try await session.events.append(
+                tenantID: principal.tenantID, type: EventType.userRoleChanged, deviceID: nil, actor: principal.actor,
+                data: EventLog.json(["userId": id, "from": user.role.rawValue, "to": role.rawValue]), at: now
+            )
+            user.role = role
+            return user
+        }
+    }
+
+    /// Sets a user's password, by email (the installation's CLI: the way back for someone who
+    /// forgot theirs); every session of theirs ends.
+    public func setPassword(email rawEmail: String, password: String) async throws -> ConsoleUser {
+        let email = try Self.email(rawEmail)
+        try Self.password(password)
+        let hash = try await self.hub.passwordHasher.hash(password)
+        return try await self.hub.store.transaction { session in
+            guard let user = try await session.users.withEmail(email) else { throw HubError.notFound("user", email) }
+            try await session.users.setPasswordHash(id: user.id, hash: hash)
+            try await session.consoleSessions.deleteAll(userID: user.id)
+            return user
+        }
+    }
+
+    /// - Parameter setupLink: the hash of the setup link this user is made with: it is used up in
+    ///   the same transaction, and only while the store has no user, so one link makes one admin.
+    private func insertUser(
+        email: String, password: String, role: Role, tenantID: String, actor: String, setupLink: String? = nil
+    ) async throws -> ConsoleUser {
         let email = try Self.email(email)
         try Self.password(password)
         let now = self.hub.now()
         let user = ConsoleUser(
             id: Secrets.identifier(prefix: "usr_"), tenantID: tenantID, email: email,
-            passwordHash: Bcrypt.hash(password, cost: Self.bcryptCost), role: role, createdAt: now
+            passwordHash: try await self.hub.passwordHasher.hash(password), role: role, createdAt: now
         )
         do {
             try await self.hub.store.transaction { session in
+                if let setupLink {
+                    guard try await session.consoleSessions.useSetupLink(tokenHash: setupLink, now: now),
+                        try await session.users.count() == 0
+                    else {
+                        throw HubError.forbidden("this setup link has been used or has expired; ask whoever runs Conduit for `conduit users create`")
+                    }
+                }
                 try await session.users.insert(user)
+                // Emails stay with the admins' users page: readers read the event log.
                 try await session.events.append(
                     tenantID: tenantID, type: EventType.userCreated, deviceID: nil, actor: actor,
-                    data: EventLog.json(["userId": user.id, "email": email, "role": role.rawValue]), at: now
+                    data: EventLog.json(["userId": user.id, "role": role.rawValue]), at: now
                 )
                 // The first admin exists: no setup link may make another.
                 try await session.consoleSessions.deleteSetupLinks()
@@ -130,20 +179,21 @@ public struct ConsoleAccounts: Sendable {
         let started = ContinuousClock.now
         let email = rawEmail.trimmingCharacters(in: .whitespaces).lowercased()
         let now = self.hub.now()
-        if let until = self.hub.signInThrottle.retryAfter(address: address, email: email, now: now) {
+        // The attempt is counted before the password is checked: attempts sent at once cannot all pass.
+        if let until = self.hub.signInThrottle.reserve(address: address, email: email, now: now) {
             let minutes = max(1, Int((until.timeIntervalSince(now) / 60).rounded(.up)))
             throw HubError.tooManyRequests("too many failed sign-ins: try again in \(minutes) minute\(minutes == 1 ? "" : "s")")
         }
         let user = email.isEmpty || email.utf8.count > 254 ? nil : try await self.hub.store.session.users.withEmail(email)
-        let valid = password.utf8.count <= 72 && Bcrypt.verify(password, hash: user?.passwordHash ?? Self.decoyHash)
-        guard let user, valid else {
-            self.hub.signInThrottle.failed(address: address, email: email, at: now)
+        // A password bcrypt would cut is still checked (against the decoy), so it costs the same.
+        let checked = try await self.hub.passwordHasher.verify(password, hash: password.utf8.count <= 72 ? (user?.passwordHash ?? Self.decoyHash) : Self.decoyHash)
+        guard let user, checked, password.utf8.count <= 72 else {
             Counter(label: "conduit_console_sign_ins_total", dimensions: [("outcome", "failed")]).increment()
             self.hub.logger.notice("console sign-in failed", metadata: ["conduit.address": "\(address)"])
             try? await Task.sleep(until: started + Self.failedSignInDuration, clock: .continuous)
             throw HubError.unauthenticated("wrong email or password")
         }
-        self.hub.signInThrottle.succeeded(email: email)
+        self.hub.signInThrottle.succeeded(address: address, email: email, at: now)
         Counter(label: "conduit_console_sign_ins_total", dimensions: [("outcome", "ok")]).increment()
         return try await self.openSession(for: user, at: now)
     }
@@ -193,15 +243,18 @@ public struct ConsoleAccounts: Sendable {
 
     // MARK: The first admin
 
-    /// On a store without any user, makes a one-time setup link's secret (each start makes a new
-    /// one, valid for a day); nil once a user exists.
+    /// On a store without any user, makes a one-time setup link's secret (valid for a day; it
+    /// replaces any link made before); nil once a user exists.
     public func issueSetupLink() async throws -> String? {
         guard try await self.hub.store.session.users.count() == 0 else { return nil }
         let token = Secrets.generate(prefix: "cds_", bytes: 32)
         let now = self.hub.now()
-        try await self.hub.store.session.consoleSessions.insertSetupLink(
-            tokenHash: Secrets.tokenHash(token), createdAt: now, expiresAt: now.addingTimeInterval(Self.setupLinkLifetime)
-        )
+        try await self.hub.store.transaction { session in
+            try await session.consoleSessions.deleteSetupLinks()
+            try await session.consoleSessions.insertSetupLink(
+                tokenHash: Secrets.tokenHash(token), createdAt: now, expiresAt: now.addingTimeInterval(Self.setupLinkLifetime)
+            )
+        }
         return token
     }
 
@@ -214,11 +267,13 @@ public struct ConsoleAccounts: Sendable {
     /// Makes the first admin of the default tenant with a setup link, which then stops working,
     /// and signs them in.
     public func completeSetup(token: String, email: String, password: String) async throws -> SignedIn {
-        guard try await self.setupLinkIsValid(token), try await self.hub.store.session.users.count() == 0 else {
+        guard try await self.setupLinkIsValid(token) else {
             throw HubError.forbidden("this setup link has been used or has expired; ask whoever runs Conduit for `conduit users create`")
         }
-        // Creating the user removes every setup link in the same transaction: a second use fails on the email or the link.
-        let user = try await self.createUser(email: email, password: password, role: .admin, tenantName: Tenant.defaultName)
+        let tenant = try await self.hub.access.ensureDefaultTenant()
+        let user = try await self.insertUser(
+            email: email, password: password, role: .admin, tenantID: tenant.id, actor: "setup", setupLink: Secrets.tokenHash(token)
+        )
         return try await self.openSession(for: user, at: self.hub.now())
     }
 }

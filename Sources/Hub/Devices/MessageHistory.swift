@@ -50,7 +50,7 @@ public struct MessageHistory: Sendable {
             for integrationID in targets { self.hub.uplinkBacklog.added(to: integrationID) }
             self.hub.uplinkDoorbell.ring()
         }
-        self.hub.messageDoorbell.ring()
+        self.hub.messageBells.ring(device.tenantID + "/" + deviceID)
         Counter(label: "conduit_messages_ingested_total").increment()
         return .accepted
     }
@@ -59,11 +59,12 @@ public struct MessageHistory: Sendable {
     /// to `timeout` for one stored by this process (messages stored by another node on the same
     /// database show at the next call).
     public func next(deviceID: String, after: Int, timeout: Duration, by principal: Principal) async throws -> [DeviceMessage] {
-        _ = try await self.hub.devices.get(deviceID, by: principal)
-        let generation = self.hub.messageDoorbell.generation
+        guard Validation.isDeviceID(deviceID) else { throw HubError.notFound("device", deviceID) }
+        let bell = self.hub.messageBells.bell(principal.tenantID + "/" + deviceID)
+        let generation = bell.generation
         let found = try await self.hub.store.session.messages.list(tenantID: principal.tenantID, deviceID: deviceID, after: after, limit: 100)
         guard found.isEmpty else { return found }
-        await self.hub.messageDoorbell.wait(since: generation, timeout: timeout)
+        await bell.wait(since: generation, timeout: timeout)
         return try await self.hub.store.session.messages.list(tenantID: principal.tenantID, deviceID: deviceID, after: after, limit: 100)
     }
 

@@ -23,6 +23,7 @@ public enum EventType {
     public static let downlinkSkipped = "downlink.skipped"
     public static let userCreated = "user.created"
     public static let userDeleted = "user.deleted"
+    public static let userRoleChanged = "user.role_changed"
 
     /// The event a device's settling in a provisioning state records, if any.
     static func aws(_ state: AWSProvisioningState) -> String? {
@@ -42,7 +43,7 @@ public enum EventType {
         [
             deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, tokenCreated, tokenRevoked, integrationCreated,
             integrationUpdated, integrationDeleted, awsProvisioned, awsDisabled, awsDeprovisioned, awsFailed, awsDriftRepaired,
-            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped, downlinkSkipped, userCreated, userDeleted,
+            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped, downlinkSkipped, userCreated, userDeleted, userRoleChanged,
         ] + LifecycleAction.allCases.map(lifecycle)
     }
 }

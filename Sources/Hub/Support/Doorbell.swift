@@ -61,3 +61,24 @@ final class Doorbell: Sendable {
         waiter?.resume()
     }
 }
+
+/// A doorbell per key (a device), made when someone first waits on it: a ring wakes only those
+/// waiting for that key.
+final class Doorbells: Sendable {
+    private let bells = Mutex<[String: Doorbell]>([:])
+
+    /// The key's bell, to note its generation and wait on.
+    func bell(_ key: String) -> Doorbell {
+        self.bells.withLock { bells in
+            if let bell = bells[key] { return bell }
+            let bell = Doorbell()
+            bells[key] = bell
+            return bell
+        }
+    }
+
+    /// Rings the key's bell, if anyone ever waited on it.
+    func ring(_ key: String) {
+        self.bells.withLock { $0[key] }?.ring()
+    }
+}

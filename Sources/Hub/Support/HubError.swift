@@ -25,12 +25,14 @@ public struct HubError: Error, Sendable, Equatable, CustomStringConvertible {
     public let message: String
     /// Numbers that go with the error (a shadow's current version), for callers to act on.
     public var details: [String: Int] = [:]
+    /// The field that broke a rule, for forms that show the message beside it (`credentials.roleArn`).
+    public var field: String?
 
     public var description: String { "\(self.code): \(self.message)" }
 
     /// A field broke a rule: the message reads "`field`: `rule`".
     public static func invalidField(_ field: String, _ rule: String) -> HubError {
-        HubError(kind: .invalid, code: "invalid_field", message: "\(field): \(rule)")
+        HubError(kind: .invalid, code: "invalid_field", message: "\(field): \(rule)", field: field)
     }
 
     public static func notFound(_ what: String, _ id: String) -> HubError {

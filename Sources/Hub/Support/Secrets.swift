@@ -29,10 +29,15 @@ public enum Secrets {
     public static func verify(secret: String, against stored: String) -> Bool {
         let parts = stored.split(separator: "$", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "sha256" else { return false }
-        let expected = Array(parts[2].utf8)
-        let actual = Array(saltedDigest(salt: String(parts[1]), secret: secret).utf8)
-        guard expected.count == actual.count else { return false }
-        return zip(expected, actual).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+        return self.constantTimeEqual(String(parts[2]), saltedDigest(salt: String(parts[1]), secret: secret))
+    }
+
+    /// True when the two are equal, in a time that does not depend on where they differ.
+    public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let a = Array(a.utf8)
+        let b = Array(b.utf8)
+        guard a.count == b.count else { return false }
+        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     private static func saltedDigest(salt: String, secret: String) -> String {

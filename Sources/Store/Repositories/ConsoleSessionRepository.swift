@@ -81,6 +81,16 @@ public struct ConsoleSessionRepository: Sendable {
         ).first() != nil
     }
 
+    /// Uses up a valid setup link: true when this call removed it (so two uses at once make one admin).
+    public func useSetupLink(tokenHash: String, now: Date) async throws -> Bool {
+        try await self.session.sql.raw(
+            """
+            DELETE FROM console_setup_links WHERE token_hash = \(bind: tokenHash) AND expires_at > \(bind: now.storeMilliseconds)
+            RETURNING token_hash
+            """
+        ).first() != nil
+    }
+
     /// Removes every setup link: one has been used, and the first admin exists.
     public func deleteSetupLinks() async throws {
         try await self.session.sql.raw("DELETE FROM console_setup_links").run()

@@ -44,11 +44,15 @@ public struct UserRepository: Sendable {
         try await self.session.sql.raw("SELECT COUNT(*) AS n FROM users").first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
-    /// How many admins the tenant has.
-    public func countAdmins(tenantID: String) async throws -> Int {
+    /// How many admins the tenant has; with `lockingThem`, their rows stay locked until the
+    /// transaction ends, so that two admins removing each other at once cannot both pass.
+    public func countAdmins(tenantID: String, lockingThem: Bool = false) async throws -> Int {
         try await self.session.sql.raw(
-            "SELECT COUNT(*) AS n FROM users WHERE tenant_id = \(bind: tenantID) AND role = \(bind: Role.admin.rawValue)"
-        ).first()?.decode(column: "n", as: Int.self) ?? 0
+            """
+            SELECT id FROM users WHERE tenant_id = \(bind: tenantID) AND role = \(bind: Role.admin.rawValue)\
+            \(unsafeRaw: lockingThem ? self.session.dialect.forUpdate : "")
+            """
+        ).all().count
     }
 
     public func setRole(tenantID: String, id: String, role: Role) async throws -> Bool {

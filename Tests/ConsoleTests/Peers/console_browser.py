@@ -565,8 +565,9 @@ class Walk:
 
         self.go("/settings/users")
         for email, role in ((self.args.admin_email, "admin"), (self.args.reader_email, "reader")):
-            shown = self.text(f'#users tr[data-user-email="{email}"] .user-role')
-            if role not in shown:
+            # The role is the selected option of the row's role form.
+            shown = self.find(f'#users tr[data-user-email="{email}"] .user-role select').get_attribute("value")
+            if shown != role:
                 raise AssertionError(f"expected /settings/users to list {email} as {role}, it shows {shown!r}")
         self.shot("users")
 
