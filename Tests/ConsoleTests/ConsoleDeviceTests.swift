@@ -1,5 +1,4 @@
 import ConduitTesting
-@testable import Console
 import Foundation
 import Hub
 import Hummingbird
@@ -38,6 +37,7 @@ struct ConsoleDeviceTests {
             #expect(byName.body.contains(#"data-device-id="dev-042""#))
             #expect(try await console.get("/devices?q=_", as: browser).body.components(separatedBy: "<tr data-device-id=").count - 1 == 1)
             #expect(try await console.get("/devices?q=dev-01", as: browser).body.components(separatedBy: "<tr data-device-id=").count - 1 == 10)
+            #expect(try await console.get("/devices?q=DEV-01", as: browser).body.components(separatedBy: "<tr data-device-id=").count - 1 == 10)
             let accepted = try await console.get("/devices?status=accepted", as: browser)
             #expect(accepted.body.components(separatedBy: "<tr data-device-id=").count - 1 == 1)
             let even = try await console.get("/devices?label=even&q=dev-00", as: browser)
@@ -158,10 +158,10 @@ struct ConsoleDeviceTests {
         let old: [String: JSONValue] = ["led": .string("on"), "rate": .integer(5), "net": .object(["ssid": .string("a"), "dhcp": .bool(true)])]
         let new: [String: JSONValue] = ["led": .string("on"), "rate": .integer(6), "net": .object(["ssid": .string("a")]), "mode": .string("eco")]
         #expect(
-            DeviceActions.desiredPatch(from: old, to: new)
+            Shadows.desiredPatch(from: old, to: new)
                 == ["rate": .integer(6), "net": .object(["dhcp": .null]), "mode": .string("eco")]
         )
-        #expect(DeviceActions.desiredPatch(from: old, to: old).isEmpty)
-        #expect(DeviceActions.desiredPatch(from: old, to: [:]) == ["led": .null, "rate": .null, "net": .null])
+        #expect(Shadows.desiredPatch(from: old, to: old).isEmpty)
+        #expect(Shadows.desiredPatch(from: old, to: [:]) == ["led": .null, "rate": .null, "net": .null])
     }
 }

@@ -198,18 +198,12 @@ struct DeviceActions {
             guard let versionText = form.string("version"), let version = Int(versionText) else {
                 throw HubError.invalidField("version", "is missing: reload the page")
             }
-            let current = try await self.hub.shadows.get(deviceID: id, integrationID: integrationID, name: name, by: principal)
-            guard (current.version ?? 0) == version else {
-                throw ShadowChanged(version: current.version ?? 0)
+            guard let updated = try await self.hub.shadows.replaceDesired(
+                deviceID: id, integrationID: integrationID, name: name, desired: wanted, version: version, by: principal
+            ) else {
+                return redirect(to: back, flash: .ok("Nothing to change."), request: request)
             }
-            let patch = Self.desiredPatch(from: current.desired, to: wanted)
-            if patch.isEmpty { return redirect(to: back, flash: .ok("Nothing to change."), request: request) }
-            let updated = try await self.hub.shadows.updateDesired(
-                deviceID: id, integrationID: integrationID, name: name, desired: patch, version: version, by: principal
-            )
             return redirect(to: back, flash: .ok("Desired state saved: the shadow is at version \(updated.version ?? 0)."), request: request)
-        } catch let error as ShadowChanged {
-            return try await self.shadowChanged(request, context: context, id: id, input: input, target: (integrationID, name), now: error.version)
         } catch let error as HubError where error.code == "version_conflict" {
             return try await self.shadowChanged(
                 request, context: context, id: id, input: input, target: (integrationID, name), now: error.details["currentVersion"] ?? 0
@@ -224,10 +218,6 @@ struct DeviceActions {
         }
     }
 
-    private struct ShadowChanged: Error {
-        var version: Int
-    }
-
     private func shadowChanged(
         _ request: Request, context: ConduitRequestContext, id: String, input: String, target: (integration: String?, name: String?), now: Int
     ) async throws -> Response {
@@ -238,22 +228,6 @@ struct DeviceActions {
             forms.shadowIntegration = target.integration
             forms.shadowName = target.name
         }
-    }
-
-    /// What UpdateThingShadow needs to turn `old` into `new`: changed keys set, removed keys null,
-    /// nested objects compared key by key (AWS merges them).
-    static func desiredPatch(from old: [String: JSONValue], to new: [String: JSONValue]) -> [String: JSONValue] {
-        var patch: [String: JSONValue] = [:]
-        for (key, value) in new {
-            if case .object(let newObject) = value, case .object(let oldObject)? = old[key] {
-                let inner = Self.desiredPatch(from: oldObject, to: newObject)
-                if !inner.isEmpty { patch[key] = .object(inner) }
-            } else if old[key] != value {
-                patch[key] = value
-            }
-        }
-        for key in old.keys where new[key] == nil { patch[key] = .null }
-        return patch
     }
 
     // MARK: AWS credentials

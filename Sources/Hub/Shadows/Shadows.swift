@@ -97,6 +97,37 @@ public struct Shadows: Sendable {
         return try await self.read(target)
     }
 
+    /// Makes desired state what `desired` says, as an editor showing the whole of it means: keys
+    /// given are set, keys left out are removed (nested objects compared key by key), and only
+    /// while the shadow is at `version` (else 409 `version_conflict` with the current one).
+    /// Returns the shadow as it then is, or nil when there was nothing to change.
+    public func replaceDesired(
+        deviceID: String, integrationID: String? = nil, name: String? = nil, desired: [String: JSONValue], version: Int, by principal: Principal
+    ) async throws -> ShadowDocument? {
+        try principal.require(.admin, to: "changing a device's desired state")
+        let current = try await self.get(deviceID: deviceID, integrationID: integrationID, name: name, by: principal)
+        guard (current.version ?? 0) == version else { throw Self.versionConflict(expected: version, current: current.version ?? 0) }
+        let patch = Self.desiredPatch(from: current.desired, to: desired)
+        guard !patch.isEmpty else { return nil }
+        return try await self.updateDesired(deviceID: deviceID, integrationID: integrationID, name: name, desired: patch, version: version, by: principal)
+    }
+
+    /// What UpdateThingShadow needs to turn `old` into `new`: changed keys set, removed keys null,
+    /// nested objects compared key by key (AWS merges them); arrays are replaced whole.
+    public static func desiredPatch(from old: [String: JSONValue], to new: [String: JSONValue]) -> [String: JSONValue] {
+        var patch: [String: JSONValue] = [:]
+        for (key, value) in new {
+            if case .object(let newObject) = value, case .object(let oldObject)? = old[key] {
+                let inner = Self.desiredPatch(from: oldObject, to: newObject)
+                if !inner.isEmpty { patch[key] = .object(inner) }
+            } else if old[key] != value {
+                patch[key] = value
+            }
+        }
+        for key in old.keys where new[key] == nil { patch[key] = .null }
+        return patch
+    }
+
     /// Deletes the shadow (classic, or `name`d); one that does not exist is deleted already.
     public func delete(deviceID: String, integrationID: String? = nil, name: String? = nil, by principal: Principal) async throws {
         try principal.require(.admin, to: "deleting a device's shadow")

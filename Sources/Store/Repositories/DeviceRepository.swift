@@ -73,8 +73,9 @@ public struct DeviceRepository: Sendable {
             // LIKE's wildcards in what was typed match themselves.
             let escaped = search.replacingOccurrences(of: "\\", with: "\\\\")
                 .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
-            query.appendLiteral(" AND (d.id LIKE ")
-            query.appendInterpolation(bind: escaped + "%")
+            // Either case, on both engines (SQLite's LIKE ignores case, PostgreSQL's does not).
+            query.appendLiteral(" AND (LOWER(d.id) LIKE ")
+            query.appendInterpolation(bind: escaped.lowercased() + "%")
             query.appendLiteral(" ESCAPE '\\' OR LOWER(d.name) LIKE ")
             query.appendInterpolation(bind: "%" + escaped.lowercased() + "%")
             query.appendLiteral(" ESCAPE '\\')")
