@@ -583,7 +583,18 @@ class Walk:
             self.shot("device-narrow")
         finally:
             self.driver.set_window_size(1280, 900)
-        print("ok: /integrations, the integration, /events, /settings/users and /settings/tokens render for the admin", flush=True)
+
+        # The same page with the system set to dark: the stylesheet follows prefers-color-scheme.
+        self.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        try:
+            self.go(f"/devices/{DEVICE}")
+            background = self.driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+            if background in ("rgb(246, 247, 249)", "rgb(255, 255, 255)"):
+                raise AssertionError(f"expected a dark background with prefers-color-scheme: dark, the body is {background}")
+            self.shot("device-dark")
+        finally:
+            self.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
+        print("ok: /integrations, the integration, /events, /settings/users and /settings/tokens render for the admin; the device page on a phone and in dark mode", flush=True)
 
     def reader_step(self):
         self.submit_with("#sign-out")
