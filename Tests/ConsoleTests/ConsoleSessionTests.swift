@@ -191,6 +191,9 @@ struct ConsoleSessionTests {
             #expect(forged.body.contains("needs the operator role; your role is reader"))
             let bulk = try await console.post("/devices/bulk", [("csrf", token), ("action", "decommission"), ("ids", "d1")], as: reader)
             #expect(bulk.status == .forbidden)
+            let create = try await console.post("/devices", [("csrf", token), ("id", "d2"), ("name", "D2")], as: reader)
+            #expect(create.status == .forbidden)
+            await #expect(throws: HubError.self) { _ = try await console.hub.devices.get("d2", by: cli) }
             #expect(try await console.hub.devices.get("d1", by: cli).status == .accepted)
 
             // An operator sees the device controls but not the admin's.

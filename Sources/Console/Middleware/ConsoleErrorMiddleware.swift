@@ -33,7 +33,6 @@ struct ConsoleErrorMiddleware: RouterMiddleware {
 
     static func describe(_ error: any Error) -> (HTTPResponse.Status, String) {
         if let error = error as? HubError { return (error.httpStatus, error.message) }
-        if let error = error as? ConsoleFieldError { return (.badRequest, error.message) }
         if let error = error as? HTTPError {
             return (error.status, error.body ?? error.status.reasonPhrase)
         }

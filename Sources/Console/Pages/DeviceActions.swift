@@ -59,11 +59,6 @@ struct DeviceActions {
                 forms.editError = error.message
                 forms.edit = (form.raw("name") ?? "", form.raw("labels") ?? "", form.raw("attributes") ?? "")
             }
-        } catch let error as ConsoleFieldError {
-            return try await self.again(request, context: context, id: id, message: error.message) { forms in
-                forms.editError = error.message
-                forms.edit = (form.raw("name") ?? "", form.raw("labels") ?? "", form.raw("attributes") ?? "")
-            }
         }
     }
 

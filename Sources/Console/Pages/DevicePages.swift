@@ -129,6 +129,7 @@ struct DevicePages {
     @Sendable func create(_ request: Request, context: ConduitRequestContext) async throws -> Response {
         var request = request
         let principal = try context.requirePrincipal()
+        try principal.require(.operator, to: "creating devices")
         let form = try await ConsoleForm(request: &request, context: context)
         var create = CreateForm(
             id: form.string("id") ?? "", name: form.string("name") ?? "", labels: form.raw("labels") ?? "",
@@ -146,10 +147,7 @@ struct DevicePages {
                 explanation: "This is the device's MQTT password. It is shown only this once: copy it now and give it to the device."
             )
             return try self.renderer.page("device-secret", view, noStore: true)
-        } catch let error as HubError where error.kind == .invalid || error.kind == .conflict || error.kind == .forbidden {
-            create.error = error.message
-            return try await self.renderList(request, context: context, create: create, flash: .error(error.message), status: .badRequest)
-        } catch let error as ConsoleFieldError {
+        } catch let error as HubError where error.kind == .invalid || error.kind == .conflict {
             create.error = error.message
             return try await self.renderList(request, context: context, create: create, flash: .error(error.message), status: .badRequest)
         }

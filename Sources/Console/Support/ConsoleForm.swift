@@ -1,4 +1,5 @@
 import Foundation
+import Hub
 import Hummingbird
 
 /// A submitted `application/x-www-form-urlencoded` form: every value of every field, in order,
@@ -55,7 +56,7 @@ struct ConsoleForm: Sendable {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
             guard let equals = trimmed.firstIndex(of: "=") else {
-                throw ConsoleFieldError(field: field, message: "\(field): line \(index + 1) must be key=value")
+                throw HubError.invalidField(field, "line \(index + 1) must be key=value")
             }
             result[String(trimmed[..<equals]).trimmingCharacters(in: .whitespaces)] =
                 String(trimmed[trimmed.index(after: equals)...]).trimmingCharacters(in: .whitespaces)
@@ -66,10 +67,4 @@ struct ConsoleForm: Sendable {
     private static func decode(_ part: Substring) -> String {
         String(part).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(part)
     }
-}
-
-/// A form field the console itself found wrong before asking the hub.
-struct ConsoleFieldError: Error {
-    var field: String
-    var message: String
 }
