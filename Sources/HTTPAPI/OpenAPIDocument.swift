@@ -566,6 +566,8 @@ components:
       properties:
         topic: {type: string}
         payload: {type: string, contentEncoding: base64}
+        payloadText: {type: string, description: "The payload as text; present when it is valid UTF-8."}
+        payloadJson: {description: "The payload as JSON; present when it parses as JSON."}
         qos: {type: integer, enum: [0, 1, 2]}
         retain: {type: boolean}
         receivedAt: {type: string, format: date-time}

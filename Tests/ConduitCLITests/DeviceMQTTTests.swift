@@ -59,6 +59,30 @@ struct DeviceMQTTTests {
             #expect(items.first?["qos"] as? Int == 1)
             #expect(items.first?["retain"] as? Bool == false)
             #expect(items.first?["receivedAt"] is String)
+            // Readable payloads come readable too: text when UTF-8, JSON when it parses (a 64-bit serial kept exactly).
+            #expect(items.first?["payloadText"] as? String == "t=21")
+            #expect(items.first?["payloadJson"] == nil)
+
+            let json = #"{"temp": 21.5, "serial": 9007199254740993, "ok": true}"#
+            #expect(try await Self.publish(mqtt, id: "d1", secret: secrets["d1"]!, topic: "devices/d1/up", message: json).status == 0)
+            let binary = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-binary-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: binary) }
+            try Data([0xff, 0x00, 0xfe]).write(to: binary)
+            let sent = try await Subprocess.run(
+                ["mosquitto_pub", "-h", "127.0.0.1", "-p", "\(mqtt)", "-i", "d1", "-u", "d1", "-P", secrets["d1"]!, "-q", "1",
+                 "-t", "devices/d1/up", "-f", binary.path], timeout: 10
+            )
+            #expect(sent.status == 0, "\(sent.stderr)")
+            let raw = try await ConduitCLITests.http("GET", http, "/v1/devices/d1/messages?limit=2", token: token)
+            let newest = (raw.body["items"] as? [[String: Any]]) ?? []
+            #expect(newest.count == 2)
+            #expect(newest.first?["payload"] as? String == Data([0xff, 0x00, 0xfe]).base64EncodedString())
+            #expect(newest.first?["payloadText"] == nil && newest.first?["payloadJson"] == nil, "bytes that are not UTF-8 are base64 only")
+            #expect(newest.last?["payloadText"] as? String == json)
+            let parsed = newest.last?["payloadJson"] as? [String: Any]
+            #expect(parsed?["temp"] as? Double == 21.5)
+            #expect(parsed?["ok"] as? Bool == true)
+            #expect((parsed?["serial"] as? NSNumber)?.int64Value == 9_007_199_254_740_993)
         }
     }
 

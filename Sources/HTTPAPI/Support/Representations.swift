@@ -51,6 +51,10 @@ struct EventRepresentation: Encodable {
 struct MessageRepresentation: Encodable {
     let topic: String
     let payload: String
+    /// The payload as text, when it is valid UTF-8.
+    let payloadText: String?
+    /// The payload as JSON, when it parses as JSON (integers kept exactly).
+    let payloadJson: JSONValue?
     let qos: Int
     let retain: Bool
     let receivedAt: Date
@@ -58,6 +62,8 @@ struct MessageRepresentation: Encodable {
     init(_ message: DeviceMessage) {
         self.topic = message.topic
         self.payload = message.payload.base64EncodedString()
+        self.payloadText = String(data: message.payload, encoding: .utf8)
+        self.payloadJson = self.payloadText == nil ? nil : try? JSONDecoder().decode(JSONValue.self, from: message.payload)
         self.qos = message.qos
         self.retain = message.retain
         self.receivedAt = message.receivedAt
