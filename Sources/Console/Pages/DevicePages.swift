@@ -85,15 +85,7 @@ struct DevicePages {
             )
         }
         func link(cursor: String?) -> String {
-            var items: [URLQueryItem] = []
-            if !q.isEmpty { items.append(URLQueryItem(name: "q", value: q)) }
-            if let statusFilter { items.append(URLQueryItem(name: "status", value: statusFilter.rawValue)) }
-            if !label.isEmpty { items.append(URLQueryItem(name: "label", value: label)) }
-            if let cursor { items.append(URLQueryItem(name: "cursor", value: cursor)) }
-            var components = URLComponents()
-            components.path = "/devices"
-            components.queryItems = items.isEmpty ? nil : items
-            return components.string ?? "/devices"
+            pageLink("/devices", [("q", q.isEmpty ? nil : q), ("status", statusFilter?.rawValue), ("label", label.isEmpty ? nil : label), ("cursor", cursor)])
         }
         let view = ListPage(
             chrome: Chrome(title: "Devices", section: .devices, signedIn: context.signedIn, flash: flash),

@@ -65,14 +65,7 @@ struct EventPages {
             flash = .error(error.message)
         }
         func link(_ cursor: String?) -> String {
-            var components = URLComponents()
-            components.path = "/events"
-            var items: [URLQueryItem] = []
-            if let type { items.append(URLQueryItem(name: "type", value: type)) }
-            if let deviceID { items.append(URLQueryItem(name: "deviceId", value: deviceID)) }
-            if let cursor { items.append(URLQueryItem(name: "cursor", value: cursor)) }
-            components.queryItems = items.isEmpty ? nil : items
-            return components.string ?? "/events"
+            pageLink("/events", [("type", type), ("deviceId", deviceID), ("cursor", cursor)])
         }
         let view = ListPage(
             chrome: Chrome(title: "Events", section: .events, signedIn: context.signedIn, flash: flash),

@@ -58,6 +58,16 @@ func act(_ request: Request, back: String, _ body: () async throws -> String) as
     }
 }
 
+/// A link to `path` with the query parameters that have a value, in order: a list page's
+/// filters and cursor, kept across its pages.
+func pageLink(_ path: String, _ parameters: [(String, String?)]) -> String {
+    var components = URLComponents()
+    components.path = path
+    let items = parameters.compactMap { name, value in value.map { URLQueryItem(name: name, value: $0) } }
+    components.queryItems = items.isEmpty ? nil : items
+    return components.string ?? path
+}
+
 /// A 303 to `location` (POST → redirect → GET), with a message for the next page.
 func redirect(to location: String, flash: Flash? = nil, request: Request) -> Response {
     var response = Response(status: .seeOther, headers: [.location: location, .cacheControl: "no-store"])

@@ -225,7 +225,10 @@ public struct ConsoleAccounts: Sendable {
             return nil
         }
         do {
-            if recordingUse { try await self.hub.store.session.consoleSessions.touch(idHash: hash, at: now) }
+            // Written at most once a minute, and only then asked of the store: most pages read only.
+            if recordingUse, now.timeIntervalSince(record.lastSeenAt) >= 60 {
+                try await self.hub.store.session.consoleSessions.touch(idHash: hash, at: now)
+            }
         } catch {
             self.hub.logger.debug("could not record session use", metadata: ["error": "\(error)"])
         }
