@@ -6,9 +6,11 @@ import Hub
 import Hummingbird
 import Logging
 import MQTTBroker
+import NIOCore
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 import Store
 
 /// `conduit serve`: migrates the store, then serves the API until SIGINT or SIGTERM.
@@ -17,75 +19,77 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the hub: the HTTP API and web console, the MQTT broker, and the AWS workers.",
         discussion: """
-            Settings, each as flag / environment variable / config file key:
-              --data-dir       CONDUIT_DATA_DIR      data.dir       (default ./data)
-              --database-url   CONDUIT_DATABASE_URL  database.url   (default SQLite in the data dir)
-              --http-host      CONDUIT_HTTP_HOST     http.host      (default 127.0.0.1)
-              --http-port      CONDUIT_HTTP_PORT     http.port      (default 8080; 0 picks a free port)
-              --mqtt-host      CONDUIT_MQTT_HOST     mqtt.host      (default 127.0.0.1)
-              --mqtt-port      CONDUIT_MQTT_PORT     mqtt.port      (default 1883; 0 picks a free port)
-              --mqtt-anonymous CONDUIT_MQTT_ANONYMOUS mqtt.anonymous (default false)
-              --mqtt-tls-port  CONDUIT_MQTT_TLS_PORT mqtt.tls.port  (default 8883, when cert and key are set)
-              --mqtt-tls-cert  CONDUIT_MQTT_TLS_CERT mqtt.tls.cert
-              --mqtt-tls-key   CONDUIT_MQTT_TLS_KEY  mqtt.tls.key
-              --mqtt-tls-ca    CONDUIT_MQTT_TLS_CA   mqtt.tls.ca    (CA of device certificates: CN = device id)
-              --mqtt-tls-require-client-cert  CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT  mqtt.tls.requireClientCert
-              --message-history CONDUIT_MESSAGE_HISTORY messageHistory (default 1000 per device)
-              --master-key-file CONDUIT_MASTER_KEY_FILE masterKeyFile (default master.key in the data dir)
-                                CONDUIT_MASTER_KEY    masterKey      (base64 of 32 bytes; wins over the file)
-              --reconcile-interval CONDUIT_AWS_RECONCILE_INTERVAL aws.reconcileInterval (seconds; default 3600; 0 never)
-              --uplink-backlog-limit CONDUIT_UPLINK_BACKLOG_LIMIT uplink.backlogLimit (messages per integration; default 100000)
-              --log-level      CONDUIT_LOG_LEVEL     log.level      (default info)
-              --log-format     CONDUIT_LOG_FORMAT    log.format     (default text)
-              --config         CONDUIT_CONFIG                       (a JSON file of the keys above)
-            On a store without any API token, the first start logs one bootstrap admin token.
+            Each setting below is read from its flag, else its environment variable, else its key in the config file (--config), else its default. A config file with an unknown key, or a value of the wrong type, stops serve with the key's name; an unknown CONDUIT_ variable is warned about, with the nearest known name.
+
+            The HTTP and MQTT listeners are bound before the store is opened, so a start that fails on a port in use leaves nothing behind. On a store without any API token, the first start logs one bootstrap admin token; make others with `conduit tokens create --role admin`.
             """
     )
 
     @OptionGroup var storeOptions: StoreOptions
 
-    @Option(help: ArgumentHelp("Address the HTTP API listens on. Env: CONDUIT_HTTP_HOST; key http.host. Default: 127.0.0.1", valueName: "host"))
+    @Option(help: ArgumentHelp(SettingsCatalog.help("Address the HTTP API and the console listen on", key: "http.host", default: "127.0.0.1"), valueName: "host"))
     var httpHost: String?
 
-    @Option(help: ArgumentHelp("Port of the HTTP API; 0 picks a free one. Env: CONDUIT_HTTP_PORT; key http.port. Default: 8080", valueName: "port"))
+    @Option(help: ArgumentHelp(SettingsCatalog.help("Port of the HTTP API and the console; 0 picks a free one", key: "http.port", default: "8080"), valueName: "port"))
     var httpPort: Int?
 
-    @Option(help: ArgumentHelp("Address the MQTT broker listens on. Env: CONDUIT_MQTT_HOST; key mqtt.host. Default: 127.0.0.1", valueName: "host"))
+    @Option(help: ArgumentHelp(SettingsCatalog.help("Address the MQTT broker listens on", key: "mqtt.host", default: "127.0.0.1"), valueName: "host"))
     var mqttHost: String?
 
-    @Option(help: ArgumentHelp("Port of the MQTT broker; 0 picks a free one. Env: CONDUIT_MQTT_PORT; key mqtt.port. Default: 1883", valueName: "port"))
+    @Option(help: ArgumentHelp(SettingsCatalog.help("Port of the MQTT broker; 0 picks a free one", key: "mqtt.port", default: "1883"), valueName: "port"))
     var mqttPort: Int?
 
     @Flag(
         help: ArgumentHelp(
-            "Let any MQTT client connect without credentials and use any topic (development and conformance suites only). Env: CONDUIT_MQTT_ANONYMOUS=true; key mqtt.anonymous."
+            SettingsCatalog.help(
+                "Let any MQTT client connect without credentials and use any topic, for development and conformance suites only",
+                key: "mqtt.anonymous", default: "false"
+            )
         )
     )
     var mqttAnonymous = false
 
-    @Option(help: ArgumentHelp("Port of the MQTT TLS listener, started when a certificate and key are set. Env: CONDUIT_MQTT_TLS_PORT; key mqtt.tls.port. Default: 8883", valueName: "port"))
+    @Option(
+        help: ArgumentHelp(
+            SettingsCatalog.help("Port of the MQTT TLS listener, started when a certificate and key are set", key: "mqtt.tls.port", default: "8883"),
+            valueName: "port"
+        )
+    )
     var mqttTlsPort: Int?
 
-    @Option(help: ArgumentHelp("The broker's TLS certificate chain (PEM). Env: CONDUIT_MQTT_TLS_CERT; key mqtt.tls.cert.", valueName: "file"))
+    @Option(help: ArgumentHelp(SettingsCatalog.help("The broker's TLS certificate chain (PEM)", key: "mqtt.tls.cert"), valueName: "file"))
     var mqttTlsCert: String?
 
-    @Option(help: ArgumentHelp("The broker's TLS private key (PEM). Env: CONDUIT_MQTT_TLS_KEY; key mqtt.tls.key.", valueName: "file"))
+    @Option(help: ArgumentHelp(SettingsCatalog.help("The broker's TLS private key (PEM)", key: "mqtt.tls.key"), valueName: "file"))
     var mqttTlsKey: String?
 
     @Option(
         help: ArgumentHelp(
-            "CA certificates (PEM) that sign device certificates; a device may then authenticate with a certificate whose CN is its id. Env: CONDUIT_MQTT_TLS_CA; key mqtt.tls.ca.",
+            SettingsCatalog.help(
+                "CA certificates (PEM) that sign device certificates; a device may then log in with a certificate whose CN is its id",
+                key: "mqtt.tls.ca"
+            ),
             valueName: "file"
         )
     )
     var mqttTlsCa: String?
 
-    @Option(help: ArgumentHelp("How many messages each device's history keeps. Env: CONDUIT_MESSAGE_HISTORY; key messageHistory. Default: 1000", valueName: "count"))
+    @Flag(
+        help: ArgumentHelp(
+            SettingsCatalog.help("Require a client certificate on the TLS listener (mutual TLS); needs --mqtt-tls-ca", key: "mqtt.tls.requireClientCert", default: "false")
+        )
+    )
+    var mqttTlsRequireClientCert = false
+
+    @Option(help: ArgumentHelp(SettingsCatalog.help("How many messages each device's history keeps", key: "messageHistory", default: "1000"), valueName: "count"))
     var messageHistory: Int?
 
     @Option(
         help: ArgumentHelp(
-            "Seconds between passes that compare every provisioned device with AWS and repair drift; 0 never. Env: CONDUIT_AWS_RECONCILE_INTERVAL; key aws.reconcileInterval. Default: 3600",
+            SettingsCatalog.help(
+                "Seconds between passes that compare every provisioned device with AWS and repair drift; 0 never", key: "aws.reconcileInterval",
+                default: "3600"
+            ),
             valueName: "seconds"
         )
     )
@@ -93,17 +97,28 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Messages each integration's uplink outbox holds at most; beyond, devices' QoS 1 messages are refused (5.0: PUBACK 0x97) until it drains. Env: CONDUIT_UPLINK_BACKLOG_LIMIT; key uplink.backlogLimit. Default: 100000",
+            SettingsCatalog.help(
+                "Messages each integration's uplink outbox holds at most; beyond, devices' QoS 1 messages are refused (5.0: PUBACK 0x97) until it drains",
+                key: "uplink.backlogLimit", default: "100000"
+            ),
             valueName: "count"
         )
     )
     var uplinkBacklogLimit: Int?
 
-    @Flag(help: ArgumentHelp("Require a client certificate on the TLS listener (mutual TLS). Env: CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT=true; key mqtt.tls.requireClientCert."))
-    var mqttTlsRequireClientCert = false
+    @Option(
+        help: ArgumentHelp(
+            SettingsCatalog.help(
+                "This node's name among the nodes that share a database; it holds leases under it", key: "node.id",
+                default: "the one in node-id in the data dir, made on the first start"
+            ),
+            valueName: "name"
+        )
+    )
+    var nodeId: String?
 
     func run() async throws {
-        let settings = try await Settings.load(self.storeOptions)
+        let settings = try await Settings.load(self.storeOptions, reportWarnings: false)
         let location = try settings.databaseLocation()
         let host = settings.string(self.httpHost, key: "http.host") ?? "127.0.0.1"
         let port = try settings.int(self.httpPort, key: "http.port", range: 0...65535, default: 8080)
@@ -112,7 +127,6 @@ struct ServeCommand: AsyncParsableCommand {
         let anonymous = try settings.bool(self.mqttAnonymous ? true : nil, key: "mqtt.anonymous", default: false)
         let historyLimit = try settings.int(self.messageHistory, key: "messageHistory", range: 1...1_000_000, default: 1000)
         let reconcileInterval = try settings.int(self.reconcileInterval, key: "aws.reconcileInterval", range: 0...604_800, default: 3600)
-        let secrets = try settings.secretBox()
         let backlogLimit = try settings.int(self.uplinkBacklogLimit, key: "uplink.backlogLimit", range: 1...100_000_000, default: 100_000)
         var brokerConfiguration = MQTTBrokerConfiguration(host: mqttHost, port: mqttPort)
         let certificate = settings.string(self.mqttTlsCert, key: "mqtt.tls.cert")
@@ -134,10 +148,21 @@ struct ServeCommand: AsyncParsableCommand {
         default:
             throw ValidationError("mqtt.tls.cert and mqtt.tls.key: set both, or neither")
         }
+        let httpListener = ListenerAddress(name: "HTTP", host: host, port: port, hostFlag: "--http-host", portFlag: "--http-port")
+        let mqttListener = ListenerAddress(name: "MQTT", host: mqttHost, port: mqttPort, hostFlag: "--mqtt-host", portFlag: "--mqtt-port")
+        var listeners = [httpListener, mqttListener]
+        if let tls = brokerConfiguration.tls {
+            listeners.append(ListenerAddress(name: "MQTT TLS", host: tls.host, port: tls.port, hostFlag: "--mqtt-host", portFlag: "--mqtt-tls-port"))
+        }
         LogOutput.bootstrap(level: try settings.logLevel(default: .info), format: try settings.logFormat())
+        let logger = Logger(label: "conduit")
+        for warning in settings.warnings { logger.warning("\(warning)") }
+        // Before the store is opened: a port in use must leave no database and no token behind.
+        try await Listeners.check(listeners)
+        let secrets = try settings.secretBox()
+        let nodeID = try settings.nodeID(self.nodeId)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let logger = Logger(label: "conduit")
 
         let store = try await SQLStore.open(location, logger: Logger(label: "conduit.store"))
         do {
@@ -145,13 +170,6 @@ struct ServeCommand: AsyncParsableCommand {
             let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), messageHistoryLimit: historyLimit, secrets: secrets,
                 uplinkBacklogLimit: backlogLimit
             )
-            if let issued = try await hub.access.bootstrap() {
-                // The one token that is ever logged: an empty store has no other way in. Shown once.
-                logger.notice(
-                    "bootstrap admin token for tenant 'default' (shown only this once; keep it, or make others with `conduit tokens create`)",
-                    metadata: ["conduit.token": "\(issued.token)", LogKey.tokenID: "\(issued.record.id)"]
-                )
-            }
             let broker: MQTTBroker
             if anonymous {
                 logger.warning(
@@ -166,26 +184,27 @@ struct ServeCommand: AsyncParsableCommand {
                 )
             }
             hub.attach(broker)
-            let brokerPort = try await broker.start()
+            let brokerPort: Int
+            do {
+                brokerPort = try await broker.start()
+            } catch let error as IOError {
+                throw StartupError(listener: mqttListener, error: error)
+            }
             let router = ConduitAPI.router(hub: hub, metrics: registry)
             try await Console(hub: hub).register(on: router)
-            let setupToken = try await hub.consoleAccounts.issueSetupLink()
+            let httpServing = ServingFlag()
             let app = ConduitAPI.application(
                 router: router, host: host, port: port, logger: Logger(label: "conduit.http"),
                 onServerRunning: { port in
+                    httpServing.set()
+                    // Only now that every listener is bound: a start that fails never uses up the token.
+                    await Self.greet(hub: hub, logger: logger, url: "http://\(host):\(port)")
                     var metadata: Logger.Metadata = [
                         "conduit.http": "http://\(host):\(port)", "conduit.mqtt": "mqtt://\(mqttHost):\(brokerPort)",
                         "conduit.database": "\(location)",
                     ]
                     if let tlsPort = broker.tlsPort { metadata["conduit.mqtts"] = "mqtts://\(mqttHost):\(tlsPort)" }
                     logger.info("conduit is serving", metadata: metadata)
-                    if let setupToken {
-                        // The console has no user yet: this link makes the first admin, once.
-                        logger.notice(
-                            "no console user yet: open this link to create the first admin (valid for a day, once; or use `conduit users create`)",
-                            metadata: ["conduit.setup": "http://\(host):\(port)\(Console.setupPath(token: setupToken))"]
-                        )
-                    }
                 }
             )
             let provisioner = Provisioner(
@@ -195,13 +214,18 @@ struct ServeCommand: AsyncParsableCommand {
                 configuration: .init(
                     services: [
                         app, WorkerService(provisioner.run), WorkerService(UplinkForwarder(hub: hub).run),
-                        WorkerService(DownlinkGateways(hub: hub, configuration: .init(nodeID: try settings.nodeID())).run),
+                        WorkerService(DownlinkGateways(hub: hub, configuration: .init(nodeID: nodeID)).run),
                     ],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger
                 )
             )
-            try await services.run()
+            do {
+                try await services.run()
+            } catch let error as IOError where !httpServing.isSet {
+                await broker.shutdown()
+                throw StartupError(listener: httpListener, error: error)
+            }
             await broker.shutdown()
             logger.info("conduit stopped")
         } catch {
@@ -210,6 +234,42 @@ struct ServeCommand: AsyncParsableCommand {
         }
         await store.shutdown()
     }
+
+    /// What an operator needs to get in: the bootstrap admin token on a store without any token
+    /// (logged this once), a reminder when it was never used, and the console's setup link while
+    /// there is no console user.
+    static func greet(hub: Hub, logger: Logger, url: String) async {
+        do {
+            if let issued = try await hub.access.bootstrap() {
+                // The one token that is ever logged: an empty store has no other way in. Shown once.
+                logger.notice(
+                    "bootstrap admin token for tenant 'default' (shown only this once; keep it, or make others with `conduit tokens create --role admin`)",
+                    metadata: ["conduit.token": "\(issued.token)", LogKey.tokenID: "\(issued.record.id)"]
+                )
+            } else if let unused = try await hub.access.unusedBootstrapToken() {
+                logger.notice(
+                    "the bootstrap admin token logged on the first start has never been used; if it is lost, make another with `conduit tokens create --role admin` (and revoke this one)",
+                    metadata: [LogKey.tokenID: "\(unused.id)"]
+                )
+            }
+            if let setupToken = try await hub.consoleAccounts.issueSetupLink() {
+                // The console has no user yet: this link makes the first admin, once.
+                logger.notice(
+                    "no console user yet: open this link to create the first admin (valid for a day, once; or use `conduit users create`)",
+                    metadata: ["conduit.setup": "\(url)\(Console.setupPath(token: setupToken))"]
+                )
+            }
+        } catch {
+            logger.error("cannot prepare the first sign-in: \(error)")
+        }
+    }
+}
+
+/// Whether the HTTP server came up: a bind error before it did is the listener's, told as such.
+final class ServingFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { self.value.withLock { $0 = true } }
+    var isSet: Bool { self.value.withLock { $0 } }
 }
 
 /// A background worker (the provisioner, the uplink forwarder, the downlink gateways) as a service of the group: it

@@ -10,16 +10,22 @@ import SystemPackage
 struct StoreOptions: ParsableArguments {
     @Option(
         name: .customLong("config"),
-        help: ArgumentHelp("A JSON config file, e.g. {\"http\": {\"port\": 8080}}. Env: CONDUIT_CONFIG.", valueName: "file")
+        help: ArgumentHelp(
+            "A JSON file of settings by key, nested or dotted, e.g. {\"http\": {\"port\": 8080}}. An unknown key or a value of the wrong type stops the command. Env: CONDUIT_CONFIG.",
+            valueName: "file"
+        )
     )
     var configFile: String?
 
-    @Option(help: ArgumentHelp("Folder for the SQLite database. Env: CONDUIT_DATA_DIR; key data.dir. Default: ./data", valueName: "dir"))
+    @Option(help: ArgumentHelp(SettingsCatalog.help("Folder of the SQLite database, the master key and node-id", key: "data.dir", default: "./data"), valueName: "dir"))
     var dataDir: String?
 
     @Option(
         help: ArgumentHelp(
-            "postgres://user:pass@host:port/db selects PostgreSQL; sqlite:PATH a SQLite file. Env: CONDUIT_DATABASE_URL; key database.url. Default: SQLite in the data dir.",
+            SettingsCatalog.help(
+                "postgres://user:pass@host:port/db selects PostgreSQL; sqlite:PATH a SQLite file", key: "database.url",
+                default: "SQLite in the data dir"
+            ),
             valueName: "url"
         )
     )
@@ -27,16 +33,23 @@ struct StoreOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "File of the master key that seals AWS secrets and device keys; made (mode 0600) when missing. Env: CONDUIT_MASTER_KEY_FILE; key masterKeyFile. Default: master.key in the data dir. CONDUIT_MASTER_KEY (base64 of 32 bytes) gives the key itself, as every node of a cluster needs.",
+            SettingsCatalog.help(
+                "File of the master key that seals AWS secrets and device keys; made (mode 0600) when missing. CONDUIT_MASTER_KEY (key: masterKey; base64 of 32 bytes) gives the key itself instead, as every node of a cluster needs",
+                key: "masterKeyFile", default: "master.key in the data dir"
+            ),
             valueName: "file"
         )
     )
     var masterKeyFile: String?
 
-    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error. Env: CONDUIT_LOG_LEVEL; key log.level.", valueName: "level"))
+    @Option(
+        help: ArgumentHelp(
+            SettingsCatalog.help("trace, debug, info, notice, warning or error", key: "log.level", default: "info for serve, warning for the other commands"), valueName: "level"
+        )
+    )
     var logLevel: String?
 
-    @Option(help: ArgumentHelp("text or json (one object per line). Env: CONDUIT_LOG_FORMAT; key log.format. Default: text", valueName: "format"))
+    @Option(help: ArgumentHelp(SettingsCatalog.help("text, or json (one object per line)", key: "log.format", default: "text"), valueName: "format"))
     var logFormat: String?
 }
 
@@ -44,19 +57,36 @@ struct StoreOptions: ParsableArguments {
 struct Settings {
     let reader: ConfigReader
     let options: StoreOptions
+    /// `CONDUIT_*` variables that name no setting, each with the nearest known one.
+    let warnings: [String]
 
-    static func load(_ options: StoreOptions) async throws -> Settings {
+    /// Reads the settings, and refuses a config file with an unknown key or a value of the
+    /// wrong type. Warnings are written to standard error unless `reportWarnings` is false
+    /// (`serve` logs them instead).
+    static func load(_ options: StoreOptions, reportWarnings: Bool = true) async throws -> Settings {
+        let warnings = SettingsCatalog.unknownVariables(in: ProcessInfo.processInfo.environment)
+        if reportWarnings {
+            for warning in warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        }
         let environment = EnvironmentVariablesProvider().prefixKeys(with: "conduit")
-        let configPath = options.configFile ?? ProcessInfo.processInfo.environment["CONDUIT_CONFIG"]
+        let configPath = options.configFile ?? ProcessInfo.processInfo.environment[SettingsCatalog.configVariable]
         guard let configPath, !configPath.isEmpty else {
-            return Settings(reader: ConfigReader(provider: environment), options: options)
+            return Settings(reader: ConfigReader(provider: environment), options: options, warnings: warnings)
         }
-        guard FileManager.default.fileExists(atPath: configPath) else {
-            throw ValidationError("config: file '\(configPath)' does not exist")
+        guard let contents = FileManager.default.contents(atPath: configPath) else {
+            throw ValidationError("config: file '\(configPath)' does not exist or cannot be read")
         }
+        let document: JSONValue
+        do {
+            document = try JSONDecoder().decode(JSONValue.self, from: contents)
+        } catch {
+            throw ValidationError("config: '\(configPath)' is not valid JSON (\(error))")
+        }
+        let problems = SettingsCatalog.problems(inConfig: document, file: configPath)
+        guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "\n")) }
         do {
             let file = try await FileProvider<JSONSnapshot>(filePath: FilePath(configPath))
-            return Settings(reader: ConfigReader(providers: [environment, file]), options: options)
+            return Settings(reader: ConfigReader(providers: [environment, file]), options: options, warnings: warnings)
         } catch {
             throw ValidationError("config: '\(configPath)' is not a JSON object of settings (\(error))")
         }
@@ -79,7 +109,7 @@ struct Settings {
             return value
         }
         guard let number = Int(raw.trimmingCharacters(in: .whitespaces)) else {
-            throw ValidationError("\(key) (\(Self.environmentName(key))): must be an integer, got '\(raw)'")
+            throw ValidationError("\(key) (\(SettingsCatalog.environmentName(key))): must be an integer, got '\(raw)'")
         }
         return try self.int(number, key: key, range: range, default: value)
     }
@@ -93,25 +123,8 @@ struct Settings {
         switch raw.lowercased() {
         case "true", "1", "yes", "on": return true
         case "false", "0", "no", "off": return false
-        default: throw ValidationError("\(key) (\(Self.environmentName(key))): must be true or false, got '\(raw)'")
+        default: throw ValidationError("\(key) (\(SettingsCatalog.environmentName(key))): must be true or false, got '\(raw)'")
         }
-    }
-
-    /// `mqtt.tls.requireClientCert` -> `CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT`, as swift-configuration reads it.
-    static func environmentName(_ key: String) -> String {
-        var name = "CONDUIT_"
-        var previousWasLower = false
-        for character in key {
-            if character == "." {
-                name.append("_")
-                previousWasLower = false
-            } else {
-                if character.isUppercase && previousWasLower { name.append("_") }
-                name.append(contentsOf: character.uppercased())
-                previousWasLower = character.isLowercase
-            }
-        }
-        return name
     }
 
     var dataDirectory: String { self.string(self.options.dataDir, key: "data.dir") ?? "./data" }
@@ -129,8 +142,8 @@ struct Settings {
     /// This node's name among those sharing a database: `CONDUIT_NODE_ID` (key `node.id`), else
     /// the one in `node-id` in the data dir, made on first use, so that a node restarted after a
     /// crash finds the leases it held still its own.
-    func nodeID() throws -> String {
-        if let id = self.string(nil, key: "node.id"), !id.isEmpty { return id }
+    func nodeID(_ flag: String? = nil) throws -> String {
+        if let id = self.string(flag, key: "node.id"), !id.isEmpty { return id }
         let path = (self.dataDirectory as NSString).appendingPathComponent("node-id")
         if let stored = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !stored.isEmpty {
             return stored

@@ -146,6 +146,85 @@ struct CLITests {
         #expect(missing.stderr.contains("config: file 'nope.json' does not exist"))
     }
 
+    @Test("a start with a port taken fails naming the listener, the address and the flag, and leaves nothing behind")
+    func portTaken() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let held = holdLoopbackPort()
+        let http = try await ConduitExecutable.run(["serve", "--http-port", "\(held.port)", "--mqtt-port", "0"], in: directory)
+        #expect(http.status != 0)
+        #expect(http.stderr.contains("HTTP 127.0.0.1:\(held.port) is in use: pass --http-port"), "\(http.stderr)")
+        #expect(!http.stderr.contains("conduit.token"))
+        #expect(!http.stderr.contains("Usage:"), "a port in use is not a usage error")
+        let mqtt = try await ConduitExecutable.run(["serve", "--http-port", "0", "--mqtt-port", "\(held.port)"], in: directory)
+        #expect(mqtt.status != 0)
+        #expect(mqtt.stderr.contains("MQTT 127.0.0.1:\(held.port) is in use: pass --mqtt-port"), "\(mqtt.stderr)")
+        close(held.socket)
+        // No store, no master key, no token: the data folder was never made.
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("data").path))
+
+        // The next start, on that port now free, is a first start: it logs the bootstrap token.
+        let (server, port) = try await ConduitServer.start(["--http-port", "\(held.port)"], in: directory)
+        #expect(port == held.port)
+        let token = try #require(server.bootstrapToken, "no bootstrap token in:\n\(server.output)")
+        #expect(await server.stop() == 0)
+
+        // A start on a store whose bootstrap token was never used says how to make another; once
+        // it is used, no more.
+        let hint = "make another with `conduit tokens create --role admin`"
+        let (again, againPort) = try await ConduitServer.start(["--http-port", "0"], in: directory)
+        #expect(again.bootstrapToken == nil)
+        #expect(again.output.contains(hint), "\(again.output)")
+        #expect(try await CLITests.httpStatus(againPort, token: token) == 200)
+        #expect(await again.stop() == 0)
+        let (used, _) = try await ConduitServer.start(["--http-port", "0"], in: directory)
+        #expect(!used.output.contains(hint), "\(used.output)")
+        #expect(await used.stop() == 0)
+    }
+
+    static func httpStatus(_ port: Int, token: String) async throws -> Int {
+        try await ConduitCLITests.http("GET", port, "/v1/devices", token: token).status
+    }
+
+    @Test("a config file with an unknown key or a value of the wrong type is refused, naming the key and the nearest known one")
+    func configChecked() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let cases: [(json: String, error: String)] = [
+            (#"{"http": {"prot": 9000}}"#, "config: unknown key 'http.prot' in 'conduit.json' (did you mean 'http.port'?)"),
+            (#"{"prot": 9000}"#, "config: unknown key 'prot' in 'conduit.json' (did you mean 'http.port'?)"),
+            (#"{"mqtt": {"tls": {"requireClientCrt": true}}}"#,
+             "config: unknown key 'mqtt.tls.requireClientCrt' in 'conduit.json' (did you mean 'mqtt.tls.requireClientCert'?)"),
+            (#"{"http": {"port": "eighty"}}"#, #"config: http.port in 'conduit.json' must be an integer, got "eighty""#),
+            (#"{"mqtt": {"anonymous": "maybe"}}"#, #"config: mqtt.anonymous in 'conduit.json' must be true or false, got "maybe""#),
+            (#"{"http": 8080}"#, "config: unknown key 'http' in 'conduit.json'"),
+            (#"[1, 2]"#, "config: 'conduit.json' must hold a JSON object of settings"),
+        ]
+        for (json, error) in cases {
+            try Data(json.utf8).write(to: directory.appendingPathComponent("conduit.json"))
+            let result = try await ConduitExecutable.run(["serve", "--config", "conduit.json"], in: directory)
+            #expect(result.status != 0, "\(json)")
+            #expect(result.stderr.contains(error), "\(json): \(result.stderr)")
+            // Refused before anything was made.
+            #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("data").path))
+        }
+        // The other commands read the same file, and refuse it alike.
+        try Data(#"{"data": {"dri": "x"}}"#.utf8).write(to: directory.appendingPathComponent("conduit.json"))
+        let tokens = try await ConduitExecutable.run(["tokens", "list", "--config", "conduit.json"], in: directory)
+        #expect(tokens.status != 0)
+        #expect(tokens.stderr.contains("unknown key 'data.dri' in 'conduit.json' (did you mean 'data.dir'?)"), "\(tokens.stderr)")
+
+        // An unknown CONDUIT_ variable is warned about, with the nearest known name; serve still starts.
+        let (server, _) = try await ConduitServer.start(
+            ["--http-port", "0"], in: directory, environment: ["CONDUIT_HTTP_PROT": "9000", "CONDUIT_CONFIG": ""]
+        )
+        #expect(
+            server.output.contains("CONDUIT_HTTP_PROT is not a Conduit setting and is ignored (did you mean 'CONDUIT_HTTP_PORT'?)"),
+            "\(server.output)"
+        )
+        #expect(await server.stop() == 0)
+    }
+
     @Test("serve --help documents every setting")
     func serveHelp() async throws {
         let help = try await ConduitExecutable.run(["serve", "--help"], in: makeTemporaryDirectory())
@@ -160,7 +239,9 @@ struct CLITests {
             ("--mqtt-tls-port", "CONDUIT_MQTT_TLS_PORT"), ("--mqtt-tls-cert", "CONDUIT_MQTT_TLS_CERT"),
             ("--mqtt-tls-key", "CONDUIT_MQTT_TLS_KEY"), ("--mqtt-tls-ca", "CONDUIT_MQTT_TLS_CA"),
             ("--mqtt-tls-require-client-cert", "CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT"),
-            ("--message-history", "CONDUIT_MESSAGE_HISTORY"),
+            ("--message-history", "CONDUIT_MESSAGE_HISTORY"), ("--reconcile-interval", "CONDUIT_AWS_RECONCILE_INTERVAL"),
+            ("--uplink-backlog-limit", "CONDUIT_UPLINK_BACKLOG_LIMIT"), ("--node-id", "CONDUIT_NODE_ID"),
+            ("--master-key-file", "CONDUIT_MASTER_KEY_FILE"),
         ]
         for (flag, variable) in settings {
             let entry = try #require(
@@ -169,7 +250,27 @@ struct CLITests {
                 },
                 "\(flag) missing from the options of serve --help"
             )
-            #expect(entry.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "  ", with: "").contains(variable), "\(flag)")
+            let flat = entry.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(flat.contains("Env: \(variable)"), "\(flag): \(flat)")
+            // Once, in its own entry: no hand-made table repeats it.
+            let mentions = try NSRegularExpression(pattern: variable + "(?![A-Z_])")
+                .numberOfMatches(in: help.stdout, range: NSRange(help.stdout.startIndex..., in: help.stdout))
+            #expect(mentions == 1, "\(variable) is listed \(mentions) times")
+        }
+        let port = try #require(options.components(separatedBy: "\n  --").first { $0.hasPrefix("http-port") })
+        #expect(port.split(whereSeparator: \.isWhitespace).joined(separator: " ").contains("Default: 8080. Env: CONDUIT_HTTP_PORT; key: http.port."))
+        // Wrapped by argument-parser at 80 columns, never by hand beyond them.
+        for line in help.stdout.split(separator: "\n") {
+            #expect(line.count <= 80, "over 80 columns: \(line)")
+        }
+
+        let top = try await ConduitExecutable.run(["--help"], in: makeTemporaryDirectory())
+        for command in ["serve", "migrate", "tenants", "tokens", "users", "devices", "integrations", "aws", "bench"] {
+            #expect(top.stdout.contains("\n  \(command) "), "conduit --help does not list \(command)")
+        }
+        #expect(!top.stdout.contains("as they arrive"))
+        for line in top.stdout.split(separator: "\n") {
+            #expect(line.count <= 80, "over 80 columns: \(line)")
         }
     }
 

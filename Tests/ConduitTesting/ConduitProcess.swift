@@ -161,17 +161,39 @@ public final class ConduitServer: Sendable {
 public func freeLoopbackPort() -> Int {
     while true {
         let port = Int.random(in: 20000...31999)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        if let fd = bindLoopback(port: port) {
+            close(fd)
+            return port
         }
-        if bound == 0 { return port }
     }
+}
+
+/// A loopback port held by a listening socket of the test's own, as another program would hold
+/// it; close the socket to let it go.
+public func holdLoopbackPort() -> (socket: Int32, port: Int) {
+    while true {
+        let port = freeLoopbackPort()
+        guard let fd = bindLoopback(port: port) else { continue }
+        if listen(fd, 8) == 0 { return (fd, port) }
+        close(fd)
+    }
+}
+
+/// A TCP socket bound to 127.0.0.1:`port`, or nil when the port is taken.
+private func bindLoopback(port: Int) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else {
+        close(fd)
+        return nil
+    }
+    return fd
 }
 
 /// A moto_server of a test's own, on a port of its own, recording what it gets to a file; for

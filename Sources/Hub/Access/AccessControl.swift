@@ -42,6 +42,16 @@ public struct AccessControl: Sendable {
         }
     }
 
+    /// The bootstrap admin token, when no token of the default tenant was ever used and no console
+    /// user exists: `serve` then reminds the operator how to make another, in case its log line is lost.
+    public func unusedBootstrapToken() async throws -> APIToken? {
+        let session = self.hub.store.session
+        guard try await session.users.count() == 0, let tenant = try await session.tenants.named(Tenant.defaultName) else { return nil }
+        let tokens = try await session.tokens.list(tenantID: tenant.id)
+        guard tokens.allSatisfy({ $0.lastUsedAt == nil }) else { return nil }
+        return tokens.first { $0.name == "bootstrap" }
+    }
+
     /// Adds a tenant; a taken name is a 409.
     public func createTenant(name: String) async throws -> Tenant {
         try Validation.tenantName(name)
