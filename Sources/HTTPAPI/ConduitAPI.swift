@@ -24,12 +24,21 @@ public enum ConduitAPI {
         return router
     }
 
+    /// Makes a known path with a wrong method a 405 with `Allow`, rather than a 404. Call it once,
+    /// after the last route (the console's too): the middleware it adds sees only requests that
+    /// matched no route.
+    public static func completeRouting(_ router: Router<ConduitRequestContext>) {
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes.map { ($0.path, $0.method) }))
+    }
+
     /// The application serving `router` (``router(hub:metrics:)``, with whatever else was added to it) on `host:port`.
+    /// Add no route to the router after this.
     public static func application(
         router: Router<ConduitRequestContext>, host: String, port: Int, logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        Application(
+        self.completeRouting(router)
+        return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "conduit"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },

@@ -45,7 +45,9 @@ struct APIHarness {
             let op = try await hub.access.createToken(by: cli, role: .operator, name: nil).token
             let reader = try await hub.access.createToken(by: cli, role: .reader, name: nil).token
             let otherAdmin = try await hub.access.createToken(by: otherCLI, role: .admin, name: nil).token
-            let app = Application(router: ConduitAPI.router(hub: hub), logger: .quiet)
+            let router = ConduitAPI.router(hub: hub)
+            ConduitAPI.completeRouting(router)
+            let app = Application(router: router, logger: .quiet)
             try await app.test(.router) { client in
                 try await body(
                     APIHarness(

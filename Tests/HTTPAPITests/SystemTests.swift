@@ -43,6 +43,27 @@ struct SystemTests {
         }
     }
 
+    @Test("a known path with a wrong method is a 405 that says which methods it takes", arguments: [TestDatabase.sqlite])
+    func wrongMethod(database: TestDatabase) async throws {
+        try await APIHarness.run(database) { api in
+            try await api.call(.post, "/v1/devices", token: api.admin, json: #"{"id": "m1", "name": "Meter"}"#)
+            let put = try await api.call(.put, "/v1/devices/m1", token: api.admin, json: #"{"name": "x"}"#)
+            #expect(put.status == .methodNotAllowed)
+            #expect(put.headers[.allow] == "DELETE, GET, HEAD, PATCH")
+            #expect(put.errorCode == "method_not_allowed")
+            #expect(put.errorMessage == "PUT is not allowed on /v1/devices/m1: use DELETE, GET, HEAD, PATCH")
+            // The device is as it was.
+            #expect(try await api.call(.get, "/v1/devices/m1", token: api.admin).json?["name"] as? String == "Meter")
+
+            let accept = try await api.call(.get, "/v1/devices/m1/accept", token: api.admin)
+            #expect(accept.status == .methodNotAllowed)
+            #expect(accept.headers[.allow] == "POST")
+            // A path that no route has stays a 404, and so does a route's method on a longer path.
+            #expect(try await api.call(.put, "/v1/devices/m1/nothing", token: api.admin).status == .notFound)
+            #expect(try await api.call(.get, "/v1/devices/m1/accept/again", token: api.admin).status == .notFound)
+        }
+    }
+
     @Test("the OpenAPI document lists exactly the routes the router serves")
     func openAPIMatchesRouter() async throws {
         try await TestDatabase.sqlite.withHub { hub in

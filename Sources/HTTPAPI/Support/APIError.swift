@@ -12,12 +12,15 @@ public struct APIError: HTTPResponseError, Sendable {
     public let message: String
     /// Numbers beside the code and message (`currentVersion`).
     public let details: [String: Int]
+    /// The methods a 405's route takes, for its `Allow` header.
+    public let allow: [String]
 
-    public init(status: HTTPResponse.Status, code: String, message: String, details: [String: Int] = [:]) {
+    public init(status: HTTPResponse.Status, code: String, message: String, details: [String: Int] = [:], allow: [String] = []) {
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.allow = allow
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
@@ -26,6 +29,9 @@ public struct APIError: HTTPResponseError, Sendable {
         headers[.contentType] = "application/json; charset=utf-8"
         if self.status == .unauthorized {
             headers[.wwwAuthenticate] = "Bearer realm=\"conduit\""
+        }
+        if !self.allow.isEmpty {
+            headers[.allow] = self.allow.joined(separator: ", ")
         }
         return Response(status: self.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
