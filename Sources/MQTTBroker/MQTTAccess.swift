@@ -15,8 +15,10 @@ public struct MQTTConnectRequest: Sendable {
 public enum MQTTAuthenticationResult: Sendable, Equatable {
     /// Let the client in as `principal` (a device id, or the client id when anonymous).
     case accept(principal: String)
-    /// Refuse it with this reason (`.badUserNameOrPassword`, `.notAuthorized`, ...).
-    case reject(MQTTReasonCode)
+    /// Refuse it with this reason (`.badUserNameOrPassword`, `.notAuthorized`, ...); a 5.0
+    /// client also reads `explanation`, the CONNACK's reason string. It must tell a client
+    /// nothing its credentials do not entitle it to know.
+    case reject(MQTTReasonCode, explanation: String? = nil)
 }
 
 /// Decides who may connect.

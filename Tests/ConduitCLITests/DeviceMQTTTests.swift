@@ -130,6 +130,73 @@ struct DeviceMQTTTests {
         }
     }
 
+    /// The CONNACKs paho-mqtt 5.0 clients get, one connection per login (client id, user name,
+    /// password), in order: each one's reason code and reason string.
+    static func connacks(_ mqtt: Int, _ logins: [(id: String, username: String?, password: String?)]) async throws -> [(code: Int, reason: String?)] {
+        let script = """
+            import json, sys, time
+            import paho.mqtt.client as mqtt
+            port, logins = int(sys.argv[1]), json.loads(sys.argv[2])
+            results = []
+            for cid, user, password in logins:
+                result = {}
+                def on_connect(client, userdata, flags, reason, properties, result=result):
+                    result["code"] = reason.value
+                    result["reason"] = getattr(properties, "ReasonString", None)
+                client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
+                if user is not None:
+                    client.username_pw_set(user, password)
+                client.on_connect = on_connect
+                client.connect("127.0.0.1", port)
+                client.loop_start()
+                deadline = time.time() + 10
+                while "code" not in result and time.time() < deadline:
+                    time.sleep(0.01)
+                client.loop_stop()
+                results.append(result)
+            print(json.dumps(results))
+            """
+        let arguments = try JSONSerialization.data(withJSONObject: logins.map { [$0.id, $0.username as Any? ?? NSNull(), $0.password as Any? ?? NSNull()] })
+        let result = try await Subprocess.run(["python3", "-c", script, "\(mqtt)", String(decoding: arguments, as: UTF8.self)], timeout: 60)
+        let objects = try #require(
+            try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]], "\(result.stdout)\(result.stderr)"
+        )
+        return try objects.map { (try #require($0["code"] as? Int, "no CONNACK: \(result.stderr)"), $0["reason"] as? String) }
+    }
+
+    @Test("MQTT 5 refusals say why in the CONNACK, and an unknown device reads as a wrong secret")
+    func refusalReasons() async throws {
+        try await Self.withServer { http, mqtt, token, secrets, _ in
+            let answers = try await Self.connacks(
+                mqtt,
+                [
+                    ("d1", "d1", "not-the-secret"), ("ghost", "ghost", "whatever"), ("d1", "someone-else", secrets["d1"]!), ("d1", nil, nil),
+                    ("no spaces", "no spaces", "x"), ("d2", "d2", secrets["d2"]!),
+                ]
+            )
+            let (wrong, unknown, name, none, badID, pending) = (answers[0], answers[1], answers[2], answers[3], answers[4], answers[5])
+            #expect(wrong.code == 0x86)
+            #expect(wrong.reason == "unknown device or wrong secret")
+            // A client without a valid secret learns nothing about which ids exist.
+            #expect(unknown.code == wrong.code && unknown.reason == wrong.reason)
+            #expect(name.code == 0x86)
+            #expect(name.reason == "the user name must be the client id (the device's id)")
+            #expect(none.reason?.contains("user name = client id = its id and password = its secret") == true, "\(none)")
+            #expect(badID.reason == "the client id must be a device id: [a-zA-Z0-9:_-]{1,128}")
+            // With its secret, a device hears how it stands.
+            #expect(pending.code == 0x87)
+            #expect(pending.reason == "the device is pending: it may connect once it is accepted")
+
+            #expect(try await ConduitCLITests.http("POST", http, "/v1/devices/d1/reject", token: token).status == 200)
+            let rejected = try #require(try await Self.connacks(mqtt, [("d1", "d1", secrets["d1"]!)]).first)
+            #expect(rejected.code == 0x87)
+            #expect(rejected.reason == "the device is rejected: it may connect if it is accepted again")
+            #expect(try await ConduitCLITests.http("POST", http, "/v1/devices/d1/accept", token: token).status == 200)
+            let accepted = try #require(try await Self.connacks(mqtt, [("d1", "d1", secrets["d1"]!)]).first)
+            #expect(accepted.code == 0 && accepted.reason == nil)
+        }
+    }
+
     @Test("rejecting a connected device disconnects it")
     func rejectDisconnects() async throws {
         try await Self.withServer { http, mqtt, token, secrets, _ in

@@ -15,53 +15,82 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
         self.hub = hub
     }
 
+    /// The refusals say why (in 5.0's reason string, and in the log), but a client that has not
+    /// shown a valid secret or certificate learns nothing about which device ids exist: an
+    /// unknown device and a wrong secret read alike.
     public func authenticate(_ request: MQTTConnectRequest) async -> MQTTAuthenticationResult {
         let deviceID = request.clientIdentifier
-        guard Validation.isDeviceID(deviceID) else { return .reject(.badUserNameOrPassword) }
+        guard Validation.isDeviceID(deviceID) else {
+            return self.refuse(
+                .badUserNameOrPassword, "the client id must be a device id: [a-zA-Z0-9:_-]{1,128}", deviceID: deviceID, counted: "client_id"
+            )
+        }
         if let commonName = request.certificateCommonName {
             // Mutual TLS: a certificate our CA signed, whose CN is the device id, is the credential.
             guard commonName == deviceID else {
-                self.hub.logger.info(
-                    "MQTT connect refused: certificate CN is not the client id",
-                    metadata: [LogKey.deviceID: "\(deviceID)", "conduit.certificate_cn": "\(commonName)"]
+                return self.refuse(
+                    .notAuthorized, "the certificate's CN is '\(commonName)', not the client id '\(deviceID)'", deviceID: deviceID,
+                    counted: "certificate"
                 )
-                return .reject(.notAuthorized)
             }
             do {
+                // The certificate vouches for the id: its holder may hear how the device stands.
                 guard let device = try await self.hub.store.session.devices.get(id: deviceID) else {
-                    return .reject(.notAuthorized)
+                    return self.refuse(.notAuthorized, "no device '\(deviceID)' is registered", deviceID: deviceID, counted: "unknown")
                 }
-                guard device.status == .accepted else { return .reject(.notAuthorized) }
+                guard device.status == .accepted else {
+                    return self.refuse(.notAuthorized, Self.notAccepted(device.status), deviceID: deviceID, counted: device.status.rawValue)
+                }
                 if let password = request.password, !Secrets.verify(secret: String(buffer: password), against: device.secretHash) {
-                    return .reject(.badUserNameOrPassword)
+                    return self.refuse(
+                        .badUserNameOrPassword, "the password is not the device's secret (leave it out to log in by certificate alone)",
+                        deviceID: deviceID, counted: "credentials"
+                    )
                 }
                 return .accept(principal: deviceID)
             } catch {
                 self.hub.logger.error("MQTT authentication failed", metadata: ["error": "\(error)"])
-                return .reject(.serverUnavailable)
+                return .reject(.serverUnavailable, explanation: "the hub cannot check credentials now; try again later")
             }
         }
-        guard let username = request.username, username == deviceID, let password = request.password else {
-            self.hub.logger.info("MQTT connect refused: user name must be the client id", metadata: [LogKey.deviceID: "\(deviceID)"])
-            return .reject(.badUserNameOrPassword)
+        guard let username = request.username, username == deviceID, request.password != nil else {
+            return self.refuse(
+                .badUserNameOrPassword,
+                request.username == nil || request.username == deviceID
+                    ? "a device logs in with user name = client id = its id and password = its secret (or a TLS certificate)"
+                    : "the user name must be the client id (the device's id)",
+                deviceID: deviceID, counted: "credentials"
+            )
         }
         do {
-            guard let device = try await self.hub.devices.verifySecret(deviceID: deviceID, secret: String(buffer: password)) else {
-                Counter(label: "conduit_mqtt_connect_refused_total", dimensions: [("reason", "credentials")]).increment()
-                return .reject(.badUserNameOrPassword)
+            guard let device = try await self.hub.devices.verifySecret(deviceID: deviceID, secret: String(buffer: request.password!)) else {
+                // An unknown device and a wrong secret read alike: the client learns no device id.
+                return self.refuse(.badUserNameOrPassword, "unknown device or wrong secret", deviceID: deviceID, counted: "credentials")
             }
             guard device.status == .accepted else {
-                Counter(label: "conduit_mqtt_connect_refused_total", dimensions: [("reason", device.status.rawValue)]).increment()
-                self.hub.logger.info(
-                    "MQTT connect refused: device is \(device.status.rawValue)", metadata: [LogKey.deviceID: "\(deviceID)"]
-                )
-                return .reject(.notAuthorized)
+                return self.refuse(.notAuthorized, Self.notAccepted(device.status), deviceID: deviceID, counted: device.status.rawValue)
             }
             return .accept(principal: deviceID)
         } catch {
             self.hub.logger.error("MQTT authentication failed", metadata: ["error": "\(error)"])
-            return .reject(.serverUnavailable)
+            return .reject(.serverUnavailable, explanation: "the hub cannot check credentials now; try again later")
         }
+    }
+
+    /// Why a device that proved who it is may not connect.
+    static func notAccepted(_ status: DeviceStatus) -> String {
+        switch status {
+        case .pending: "the device is pending: it may connect once it is accepted"
+        case .rejected: "the device is rejected: it may connect if it is accepted again"
+        case .decommissioned: "the device is decommissioned: it may not connect again"
+        case .accepted: "the device is accepted"
+        }
+    }
+
+    private func refuse(_ code: MQTTReasonCode, _ explanation: String, deviceID: String, counted reason: String) -> MQTTAuthenticationResult {
+        Counter(label: "conduit_mqtt_connect_refused_total", dimensions: [("reason", reason)]).increment()
+        self.hub.logger.info("MQTT connect refused: \(explanation)", metadata: [LogKey.deviceID: "\(deviceID)"])
+        return .reject(code, explanation: explanation)
     }
 
     /// `devices/{id}` and below, and the device's shadow topics.

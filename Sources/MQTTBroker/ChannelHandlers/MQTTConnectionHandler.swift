@@ -177,14 +177,20 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         if clientIdentifier.isEmpty {
             // A server-assigned identifier, for clean sessions only [MQTT-3.1.3-8].
             guard connect.cleanStart || connect.version.hasProperties && (connect.properties.sessionExpiryInterval ?? 0) == 0 else {
-                return self.refuse(.clientIdentifierNotValid)
+                return self.refuse(
+                    .clientIdentifierNotValid, explanation: "an empty client id needs a clean session",
+                    maximumPacketSize: connect.properties.maximumPacketSize
+                )
             }
             clientIdentifier = "auto-" + String(UInt64.random(in: 1...UInt64.max), radix: 36)
             assigned = true
         }
         if connect.properties.authenticationMethod != nil {
             // Enhanced authentication is not offered.
-            return self.refuse(.badAuthenticationMethod)
+            return self.refuse(
+                .badAuthenticationMethod, explanation: "enhanced authentication is not offered: use a user name and password, or a certificate",
+                maximumPacketSize: connect.properties.maximumPacketSize
+            )
         }
         self.state = .authenticating(connect, pending: [])
         self.authenticationStarted = .now()
@@ -201,20 +207,27 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func refuse(_ reason: MQTTReasonCode) {
+    /// Refuses a CONNECT: a 5.0 client also gets `explanation` as the CONNACK's reason string,
+    /// when its maximum packet size leaves room for it [MQTT-3.2.2-19].
+    private func refuse(_ reason: MQTTReasonCode, explanation: String? = nil, maximumPacketSize: UInt32? = nil) {
         self.broker.metrics.refused.increment()
-        self.write([.connack(MQTTConnAckPacket(reasonCode: reason))])
+        var properties = MQTTProperties.none
+        if let explanation, self.version.hasProperties, explanation.utf8.count + 16 <= Int(maximumPacketSize ?? .max) {
+            properties.set(.reasonString(explanation))
+        }
+        self.write([.connack(MQTTConnAckPacket(reasonCode: reason, properties: properties))])
         self.close()
     }
 
     private func authenticated(_ result: MQTTAuthenticationResult, clientIdentifier: String, assigned: Bool) {
         guard case .authenticating(let connect, let pending) = self.state, let context = self.context else { return }
         guard case .accept(let principal) = result else {
-            if case .reject(let reason) = result {
+            if case .reject(let reason, let explanation) = result {
                 self.logger.info(
-                    "connection refused", metadata: ["conduit.client_id": "\(clientIdentifier)", "conduit.reason": "\(reason)"]
+                    "connection refused",
+                    metadata: ["conduit.client_id": "\(clientIdentifier)", "conduit.reason": "\(explanation ?? "\(reason)")"]
                 )
-                self.refuse(reason)
+                self.refuse(reason, explanation: explanation, maximumPacketSize: connect.properties.maximumPacketSize)
             }
             return
         }
@@ -222,7 +235,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         // leave a retained message on another device's topic by dropping its connection.
         if let will = connect.will, !self.broker.authorizer.mayPublish(principal: principal, topic: will.topic) {
             self.logger.info("connection refused: will topic outside the client's space", metadata: ["conduit.topic": "\(will.topic)"])
-            return self.refuse(.notAuthorized)
+            return self.refuse(
+                .notAuthorized, explanation: "the will topic '\(will.topic)' is not one this client may publish on",
+                maximumPacketSize: connect.properties.maximumPacketSize
+            )
         }
         let configuration = self.broker.configuration
         // The broker keeps the handle for as long as the session lives; it reaches this handler
