@@ -188,6 +188,7 @@ let package = Package(
             dependencies: [
                 "MQTT", "MQTTBroker", "ConduitTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             // The paho-mqtt scenarios are run by python3 from their place in the tree.

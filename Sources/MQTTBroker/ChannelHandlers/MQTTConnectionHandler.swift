@@ -16,7 +16,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private enum State {
         case awaitingConnect
-        /// The authenticator is deciding; packets that arrive meanwhile wait here.
+        /// The authenticator is deciding. The socket is not read meanwhile; the packets already
+        /// read with the CONNECT (at most one read's worth of bytes) wait here, none dropped:
+        /// MQTT lets a client send them before the CONNACK.
         case authenticating(MQTTConnectPacket, pending: [MQTTPacket])
         case connected(Connected)
         case closed
@@ -49,6 +51,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var handle: MQTTConnectionHandle?
     /// Reads are held back by flow control (a subscriber this client feeds is behind).
     private var readingPaused = false
+    /// A read the pipeline asked for while the authenticator was deciding, done once it has.
+    private var readHeldForAuthentication = false
     private var pauseLimit: Scheduled<Void>?
     /// QoS 1 and 2 publishes from the client not yet acknowledged, against our receive maximum.
     private var unacknowledged = 0
@@ -153,7 +157,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             self.connectTimeout?.cancel()
             self.connectReceived(connect, context: context)
         case .authenticating(let connect, var pending):
-            guard pending.count < 256 else { return self.close() }
             pending.append(packet)
             self.state = .authenticating(connect, pending: pending)
         case .connected(var connected):
@@ -294,6 +297,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             if case .connected = self.state { self.state = .connected(connected) }
         }
         context.flush()
+        if self.readHeldForAuthentication {
+            self.readHeldForAuthentication = false
+            if case .connected = self.state, !self.readingPaused { context.read() }
+        }
     }
 
     // MARK: Packets of a connected client
@@ -568,6 +575,12 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
+        // While authenticating, reads wait: what the client sends after its CONNECT stays in
+        // the kernel, and TCP holds the client back, rather than piling up here.
+        if case .authenticating = self.state {
+            self.readHeldForAuthentication = true
+            return
+        }
         // While paused, reads wait: bytes stay in the kernel and TCP slows the client.
         guard !self.readingPaused else { return }
         context.read()
