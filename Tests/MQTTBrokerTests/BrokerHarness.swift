@@ -3,18 +3,21 @@ import Foundation
 import Logging
 import MQTT
 import MQTTBroker
+import NIOCore
+import NIOPosix
 
 /// A broker on a free loopback port for one test, stopped when the test's body returns.
 func withBroker<R>(
     _ configuration: MQTTBrokerConfiguration = .init(port: 0),
     authenticator: any MQTTAuthenticator = MQTTAllowAll(), authorizer: any MQTTAuthorizer = MQTTAllowAll(),
-    observer: (any MQTTPublishObserver)? = nil,
+    observer: (any MQTTPublishObserver)? = nil, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
     _ body: (MQTTBroker, Int) async throws -> R
 ) async throws -> R {
     var configuration = configuration
     configuration.port = 0
     let broker = MQTTBroker(
-        configuration: configuration, authenticator: authenticator, authorizer: authorizer, observer: observer, logger: .quiet
+        configuration: configuration, authenticator: authenticator, authorizer: authorizer, observer: observer, logger: .quiet,
+        eventLoopGroup: eventLoopGroup
     )
     let port = try await broker.start()
     do {
@@ -41,13 +44,16 @@ final class Subscriber: Sendable {
 
     private var text: String { (try? String(contentsOf: self.output, encoding: .utf8)) ?? "" }
 
-    static func start(port: Int, version: String, topic: String, count: Int, qos: Int = 0, extra: [String] = []) async throws -> Subscriber {
+    /// `timeout`: seconds before it is killed, whatever it received.
+    static func start(
+        port: Int, version: String, topic: String, count: Int, qos: Int = 0, extra: [String] = [], timeout: Int = 20
+    ) async throws -> Subscriber {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("mosquitto-sub-\(UUID().uuidString)")
         FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["timeout", "--signal=KILL", "20", "stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", "\(port)",
+        process.arguments = ["timeout", "--signal=KILL", "\(timeout)", "stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", "\(port)",
                              "-V", version, "-t", topic, "-C", "\(count)", "-q", "\(qos)", "-v"] + extra
         process.standardOutput = handle
         process.standardError = handle
