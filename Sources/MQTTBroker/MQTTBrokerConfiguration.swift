@@ -1,3 +1,4 @@
+import MQTT
 import NIOCore
 
 /// How the embedded broker listens and what it allows.
@@ -52,6 +53,22 @@ public struct MQTTBrokerConfiguration: Sendable {
     public var maximumSessionExpiry: UInt32
     /// How long a new connection may take to send CONNECT.
     public var connectTimeout: TimeAmount
+    /// The longest keep-alive a client may ask for, in seconds; nil allows any, none included.
+    /// A 5.0 client asking for more, or for none, is told this one in CONNACK (Server Keep
+    /// Alive) and held to it; a 3.1.1 client, which cannot be told, is refused (identifier
+    /// rejected), as mosquitto's `max_keepalive` does.
+    public var maximumKeepAlive: UInt16?
+    /// The highest QoS a client may publish at, and the highest granted to a subscription. A 5.0
+    /// client reads it in CONNACK; a PUBLISH above it ends the connection (0x9B).
+    public var maximumQoS: MQTTQoS = .exactlyOnce
+    /// Whether retained messages are kept. Without, a retained PUBLISH ends the connection (0x9A).
+    public var retainAvailable = true
+    /// Whether filters may hold `+` and `#`. Without, such a subscription is refused (0xA2).
+    public var wildcardSubscriptionAvailable = true
+    /// Whether SUBSCRIBE may carry a Subscription Identifier. Without, one ends the connection (0xA1).
+    public var subscriptionIdentifiersAvailable = true
+    /// Whether `$share/...` subscriptions are served. Without, they are refused (0x9E).
+    public var sharedSubscriptionAvailable = true
 
     public init(
         host: String = "127.0.0.1", port: Int = 1883, maximumPacketSize: Int = 1 << 20, receiveMaximum: UInt16 = 100,

@@ -14,7 +14,8 @@ struct ListenerAddress: Sendable {
     var address: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
 }
 
-/// `serve` failed to start for a reason the operator can fix; printed as it is, without usage.
+/// A command cannot start for a reason the operator can fix (a config file, a port in use);
+/// printed as it is, without the usage that argument-parser adds to a `ValidationError`.
 struct StartupError: Error, CustomStringConvertible {
     let description: String
 

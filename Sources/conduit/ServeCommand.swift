@@ -81,6 +81,17 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var mqttTlsRequireClientCert = false
 
+    @Option(
+        help: ArgumentHelp(
+            SettingsCatalog.help(
+                "The longest MQTT keep-alive a client may ask for, in seconds (AWS IoT allows 30 to 1200). A 5.0 client asking for more, or for none, is told this one in CONNACK; a 3.1.1 client, which cannot be told, is refused",
+                key: "mqtt.maxKeepAlive", default: "0, any"
+            ),
+            valueName: "seconds"
+        )
+    )
+    var mqttMaxKeepAlive: Int?
+
     @Option(help: ArgumentHelp(SettingsCatalog.help("How many messages each device's history keeps", key: "messageHistory", default: "1000"), valueName: "count"))
     var messageHistory: Int?
 
@@ -129,6 +140,8 @@ struct ServeCommand: AsyncParsableCommand {
         let reconcileInterval = try settings.int(self.reconcileInterval, key: "aws.reconcileInterval", range: 0...604_800, default: 3600)
         let backlogLimit = try settings.int(self.uplinkBacklogLimit, key: "uplink.backlogLimit", range: 1...100_000_000, default: 100_000)
         var brokerConfiguration = MQTTBrokerConfiguration(host: mqttHost, port: mqttPort)
+        let maxKeepAlive = try settings.int(self.mqttMaxKeepAlive, key: "mqtt.maxKeepAlive", range: 0...65535, default: 0)
+        brokerConfiguration.maximumKeepAlive = maxKeepAlive == 0 ? nil : UInt16(maxKeepAlive)
         let certificate = settings.string(self.mqttTlsCert, key: "mqtt.tls.cert")
         let key = settings.string(self.mqttTlsKey, key: "mqtt.tls.key")
         switch (certificate, key) {

@@ -74,16 +74,16 @@ struct Settings {
             return Settings(reader: ConfigReader(provider: environment), options: options, warnings: warnings)
         }
         guard let contents = FileManager.default.contents(atPath: configPath) else {
-            throw ValidationError("config: file '\(configPath)' does not exist or cannot be read")
+            throw StartupError("config: file '\(configPath)' does not exist or cannot be read")
         }
         let document: JSONValue
         do {
             document = try JSONDecoder().decode(JSONValue.self, from: contents)
         } catch {
-            throw ValidationError("config: '\(configPath)' is not valid JSON (\(error))")
+            throw StartupError("config: '\(configPath)' is not valid JSON (\(error))")
         }
         let problems = SettingsCatalog.problems(inConfig: document, file: configPath)
-        guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "\n")) }
+        guard problems.isEmpty else { throw StartupError(problems.joined(separator: "\n")) }
         do {
             let file = try await FileProvider<JSONSnapshot>(filePath: FilePath(configPath))
             return Settings(reader: ConfigReader(providers: [environment, file]), options: options, warnings: warnings)

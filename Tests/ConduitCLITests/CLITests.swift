@@ -205,6 +205,7 @@ struct CLITests {
             let result = try await ConduitExecutable.run(["serve", "--config", "conduit.json"], in: directory)
             #expect(result.status != 0, "\(json)")
             #expect(result.stderr.contains(error), "\(json): \(result.stderr)")
+            #expect(!result.stderr.contains("Usage:"), "a bad config file is not a usage error")
             // Refused before anything was made.
             #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("data").path))
         }
@@ -238,7 +239,7 @@ struct CLITests {
             ("--mqtt-host", "CONDUIT_MQTT_HOST"), ("--mqtt-port", "CONDUIT_MQTT_PORT"), ("--mqtt-anonymous", "CONDUIT_MQTT_ANONYMOUS"),
             ("--mqtt-tls-port", "CONDUIT_MQTT_TLS_PORT"), ("--mqtt-tls-cert", "CONDUIT_MQTT_TLS_CERT"),
             ("--mqtt-tls-key", "CONDUIT_MQTT_TLS_KEY"), ("--mqtt-tls-ca", "CONDUIT_MQTT_TLS_CA"),
-            ("--mqtt-tls-require-client-cert", "CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT"),
+            ("--mqtt-tls-require-client-cert", "CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT"), ("--mqtt-max-keep-alive", "CONDUIT_MQTT_MAX_KEEP_ALIVE"),
             ("--message-history", "CONDUIT_MESSAGE_HISTORY"), ("--reconcile-interval", "CONDUIT_AWS_RECONCILE_INTERVAL"),
             ("--uplink-backlog-limit", "CONDUIT_UPLINK_BACKLOG_LIMIT"), ("--node-id", "CONDUIT_NODE_ID"),
             ("--master-key-file", "CONDUIT_MASTER_KEY_FILE"),

@@ -16,6 +16,7 @@ struct PahoTests {
             "persistent_session_v311", "persistent_session_v5", "qos2_exactly_once", "wills", "will_delay", "retained",
             "topic_aliases", "shared_subscriptions", "v5_properties", "message_expiry", "flow_control", "takeover",
             "keep_alive", "malformed", "garbage", "slow_subscriber", "qos2_store_retry", "quota_refusal",
+            "outbound_topic_aliases", "limited_server",
         ]
     )
     func scenario(name: String) async throws {
@@ -23,6 +24,14 @@ struct PahoTests {
         configuration.connectTimeout = .seconds(2)
         // A short queue, so that slow_subscriber shows flow control rather than a long buffer.
         configuration.maximumQueuedMessages = 50
+        if name == "limited_server" {
+            configuration.maximumKeepAlive = 10
+            configuration.maximumQoS = .atLeastOnce
+            configuration.retainAvailable = false
+            configuration.wildcardSubscriptionAvailable = false
+            configuration.sharedSubscriptionAvailable = false
+            configuration.subscriptionIdentifiersAvailable = false
+        }
         let observer = FailOnceObserver()
         try await withBroker(configuration, observer: observer) { broker, port in
             // A guard against a hung scenario, well past the scenarios' own waits, so that a scenario

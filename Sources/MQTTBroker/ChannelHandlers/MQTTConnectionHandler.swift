@@ -33,6 +33,13 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         var topicAliases: [UInt16: String] = [:]
     }
 
+    /// Topic aliases the broker set towards a 5.0 client that allows them (its Topic Alias
+    /// Maximum), first come first served; a topic past the maximum goes in full.
+    private var outboundAliases: [String: UInt16] = [:]
+    private var outboundAliasMaximum: UInt16 = 0
+    /// The client's Maximum Packet Size (5.0), which an alias must not make a packet exceed.
+    private var clientMaximumPacketSize = Int.max
+
     private let broker: MQTTBroker
     private var state = State.awaitingConnect
     private var version: MQTTProtocolVersion = .v5
@@ -244,6 +251,31 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             )
         }
         let configuration = self.broker.configuration
+        if let will = connect.will {
+            // A will the broker could not publish is refused at the door [MQTT-3.2.2-12, -13].
+            if will.qos > configuration.maximumQoS {
+                return self.refuse(
+                    .qosNotSupported, explanation: "the will's QoS is above this server's maximum, \(configuration.maximumQoS.rawValue)",
+                    maximumPacketSize: connect.properties.maximumPacketSize
+                )
+            }
+            if will.retain && !configuration.retainAvailable {
+                return self.refuse(
+                    .retainNotSupported, explanation: "this server keeps no retained messages", maximumPacketSize: connect.properties.maximumPacketSize
+                )
+            }
+        }
+        var keepAlive = connect.keepAlive
+        var serverKeepAlive: UInt16?
+        if let cap = configuration.maximumKeepAlive, keepAlive == 0 || keepAlive > cap {
+            guard connect.version.hasProperties else {
+                // 3.1.1 has no way to tell the client the server's keep-alive.
+                self.logger.info("connection refused: keep-alive \(keepAlive) s is above the maximum, \(cap) s")
+                return self.refuse(.clientIdentifierNotValid)
+            }
+            keepAlive = cap
+            serverKeepAlive = cap
+        }
         // The broker keeps the handle for as long as the session lives; it reaches this handler
         // weakly, so a closed connection's handler and channel are freed.
         let reference = WeakHandlerReference(self)
@@ -274,10 +306,15 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             properties.set(.receiveMaximum(configuration.receiveMaximum))
             properties.set(.maximumPacketSize(UInt32(configuration.maximumPacketSize)))
             properties.set(.topicAliasMaximum(configuration.topicAliasMaximum))
-            properties.set(.retainAvailable(1))
-            properties.set(.wildcardSubscriptionAvailable(1))
-            properties.set(.subscriptionIdentifierAvailable(1))
-            properties.set(.sharedSubscriptionAvailable(1))
+            // Absent means 2 [MQTT-3.2.2-9]; a lower maximum is stated.
+            if configuration.maximumQoS < .exactlyOnce { properties.set(.maximumQoS(configuration.maximumQoS.rawValue)) }
+            properties.set(.retainAvailable(configuration.retainAvailable ? 1 : 0))
+            properties.set(.wildcardSubscriptionAvailable(configuration.wildcardSubscriptionAvailable ? 1 : 0))
+            properties.set(.subscriptionIdentifierAvailable(configuration.subscriptionIdentifiersAvailable ? 1 : 0))
+            properties.set(.sharedSubscriptionAvailable(configuration.sharedSubscriptionAvailable ? 1 : 0))
+            if let serverKeepAlive { properties.set(.serverKeepAlive(serverKeepAlive)) }
+            self.outboundAliasMaximum = connect.properties.topicAliasMaximum ?? 0
+            self.clientMaximumPacketSize = connect.properties.maximumPacketSize.map { Int($0) } ?? .max
             if assigned { properties.set(.assignedClientIdentifier(clientIdentifier)) }
             if outcome.sessionExpiry != (connect.properties.sessionExpiryInterval ?? 0) {
                 properties.set(.sessionExpiryInterval(outcome.sessionExpiry))
@@ -286,8 +323,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         self.state = .connected(Connected(connect: connect, clientIdentifier: clientIdentifier, principal: principal))
         self.write([.connack(MQTTConnAckPacket(sessionPresent: outcome.sessionPresent, reasonCode: .success, properties: properties))])
         context.flush()
-        if connect.keepAlive > 0 {
-            let timeout = TimeAmount.milliseconds(Int64(connect.keepAlive) * 1500)
+        if keepAlive > 0 {
+            let timeout = TimeAmount.milliseconds(Int64(keepAlive) * 1500)
             try? context.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: timeout), position: .first)
         }
         self.logger.debug("client connected", metadata: ["conduit.principal": "\(principal)", "conduit.mqtt_version": "\(connect.version)"])
@@ -366,6 +403,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
                 connected.topicAliases[alias] = publish.topic
             }
         }
+        // What the CONNACK said the server does not take ends the connection [MQTT-3.2.2-11, -14].
+        guard publish.qos <= self.broker.configuration.maximumQoS else { return self.close(reason: .qosNotSupported) }
+        guard !publish.retain || self.broker.configuration.retainAvailable else { return self.close(reason: .retainNotSupported) }
         if publish.qos != .atMostOnce {
             self.unacknowledged += 1
             // Receive Maximum is a 5.0 agreement; 3.1.1 clients never heard of it.
@@ -510,6 +550,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private func subscribeReceived(_ subscribe: MQTTSubscribePacket, connected: Connected) {
         let v5 = connected.version.hasProperties
+        let configuration = self.broker.configuration
+        if !configuration.subscriptionIdentifiersAvailable && !subscribe.properties.subscriptionIdentifiers.isEmpty {
+            return self.close(reason: .subscriptionIdentifiersNotSupported)
+        }
         var entries: [(MQTTSubscription, allowed: Bool)] = []
         var codes: [MQTTReasonCode?] = []
         for request in subscribe.subscriptions {
@@ -524,6 +568,14 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
                 // No Local on a shared subscription is a protocol error [MQTT-3.8.3-4].
                 return self.close(reason: .protocolError)
             }
+            if parsed.shareGroup != nil && !configuration.sharedSubscriptionAvailable {
+                codes.append(v5 ? .sharedSubscriptionsNotSupported : .unspecifiedError)
+                continue
+            }
+            if !configuration.wildcardSubscriptionAvailable && (parsed.filter.contains("+") || parsed.filter.contains("#")) {
+                codes.append(v5 ? .wildcardSubscriptionsNotSupported : .unspecifiedError)
+                continue
+            }
             let allowed = self.broker.authorizer.maySubscribe(principal: connected.principal, filter: parsed.filter)
             if !allowed {
                 self.logger.warning(
@@ -534,7 +586,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             entries.append(
                 (
                     MQTTSubscription(
-                        filter: request.topicFilter, topicFilter: parsed.filter, shareGroup: parsed.shareGroup, qos: request.qos,
+                        filter: request.topicFilter, topicFilter: parsed.filter, shareGroup: parsed.shareGroup,
+                        qos: min(request.qos, configuration.maximumQoS),
                         noLocal: request.noLocal, retainAsPublished: request.retainAsPublished,
                         retainHandling: request.retainHandling, identifier: subscribe.properties.subscriptionIdentifiers.first
                     ),
@@ -591,10 +644,34 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     func write(_ packets: [MQTTPacket]) {
         guard let context = self.context, context.channel.isActive else { return }
         for packet in packets {
+            var packet = packet
+            if self.outboundAliasMaximum > 0, case .publish(let publish) = packet {
+                packet = .publish(self.aliased(publish))
+            }
             var buffer = context.channel.allocator.buffer(capacity: 64)
             packet.write(to: &buffer, version: self.version)
             context.write(self.wrapOutboundOut(buffer), promise: nil)
         }
+    }
+
+    /// A PUBLISH to a 5.0 client with a topic alias: the topic's alias alone once it has one,
+    /// else the topic with a new alias while the client's maximum allows, else unchanged. Called
+    /// in the order packets are written, which is the order the client learns the aliases in.
+    private func aliased(_ publish: MQTTPublishPacket) -> MQTTPublishPacket {
+        var publish = publish
+        if let alias = self.outboundAliases[publish.topic] {
+            publish.topic = ""
+            publish.properties.set(.topicAlias(alias))
+            return publish
+        }
+        guard self.outboundAliases.count < Int(self.outboundAliasMaximum) else { return publish }
+        let alias = UInt16(self.outboundAliases.count + 1)
+        var withAlias = publish
+        withAlias.properties.set(.topicAlias(alias))
+        // The alias costs three bytes; a packet it would push past the client's maximum goes without.
+        guard MQTTPacket.publish(withAlias).encodedSize(version: .v5) <= self.clientMaximumPacketSize else { return publish }
+        self.outboundAliases[publish.topic] = alias
+        return withAlias
     }
 
     /// Closes the connection; on 5.0 after a DISCONNECT with `reason` once connected [MQTT-4.13.2].

@@ -23,7 +23,7 @@ class Client:
     """A paho client that records what it receives and lets a scenario wait for it."""
 
     def __init__(self, port, client_id, protocol=V5, clean=True, session_expiry=None, receive_maximum=None,
-                 will=None, manual_ack=False, keepalive=30):
+                 will=None, manual_ack=False, keepalive=30, topic_alias_maximum=None, expect_refusal=False):
         kwargs = {"callback_api_version": mqtt.CallbackAPIVersion.VERSION2, "client_id": client_id,
                   "protocol": protocol, "manual_ack": manual_ack}
         if protocol == V311:
@@ -48,6 +48,8 @@ class Client:
                 properties.SessionExpiryInterval = session_expiry
             if receive_maximum is not None:
                 properties.ReceiveMaximum = receive_maximum
+            if topic_alias_maximum is not None:
+                properties.TopicAliasMaximum = topic_alias_maximum
         self.client.reconnect_delay_set(60, 60)
         connect_kwargs = {"keepalive": keepalive, "properties": properties}
         if protocol == V5:
@@ -55,6 +57,8 @@ class Client:
         self.client.connect(HOST, port, **connect_kwargs)
         self.client.loop_start()
         self.wait(lambda: self.connack is not None, "CONNACK")
+        if not expect_refusal:
+            assert not self.connack[1].is_failure, f"{client_id} refused: {self.connack[1]}"
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         with self.lock:
@@ -273,6 +277,57 @@ def topic_aliases(port):
     assert all(m.topic == "long/topic/name/for/aliases" for m in sub.messages)
     pub.stop()
     sub.stop()
+
+
+def outbound_topic_aliases(port):
+    """A 5.0 client that allows topic aliases gets a topic once, with its alias, then the alias
+    alone, and a topic past its maximum in full; a client that allows none gets topics in full."""
+    sub = Client(port, "alias-in", topic_alias_maximum=1)
+    sub.subscribe("alias/#", qos=1)
+    plain = Client(port, "alias-none")
+    plain.subscribe("alias/#", qos=1)
+    pub = Client(port, "alias-out")
+    for topic, payload in [("alias/one", "a"), ("alias/one", "b"), ("alias/two", "c"), ("alias/one", "d")]:
+        pub.publish(topic, payload, qos=1)
+    sub.wait(lambda: len(sub.messages) >= 4, "four messages")
+    plain.wait(lambda: len(plain.messages) >= 4, "four messages")
+    seen = [(m.topic, getattr(m.properties, "TopicAlias", None), m.payload.decode()) for m in sub.messages]
+    assert seen == [("alias/one", 1, "a"), ("", 1, "b"), ("alias/two", None, "c"), ("", 1, "d")], seen
+    full = [(m.topic, getattr(m.properties, "TopicAlias", None)) for m in plain.messages]
+    assert full == [("alias/one", None), ("alias/one", None), ("alias/two", None), ("alias/one", None)], full
+    for c in (sub, plain, pub):
+        c.stop()
+
+
+def limited_server(port):
+    """A broker configured with keep-alive at most 10 s, QoS at most 1, and no retained, wildcard,
+    shared or identified subscriptions says so in CONNACK and holds clients to it."""
+    client = Client(port, "limited", keepalive=30)
+    props = client.connack[2]
+    assert props.ServerKeepAlive == 10, props
+    assert props.MaximumQoS == 1, props
+    assert props.RetainAvailable == 0 and props.WildcardSubscriptionAvailable == 0, props
+    assert props.SharedSubscriptionAvailable == 0 and props.SubscriptionIdentifierAvailable == 0, props
+    assert [c.value for c in client.subscribe("plain/topic", qos=2)] == [1], "QoS 2 asked, QoS 1 granted"
+    assert [c.value for c in client.subscribe("plain/#", qos=1)] == [0xA2]
+    assert [c.value for c in client.subscribe("$share/g/plain/topic", qos=1)] == [0x9E]
+    client.publish("plain/topic", "at one", qos=1)
+    client.wait(lambda: len(client.messages) >= 1, "its own message back")
+    client.client.publish("plain/topic", "too high", qos=2)
+    client.wait(lambda: client.disconnect_reason is not None, "DISCONNECT for QoS 2")
+    assert client.disconnect_reason == 0x9B, client.disconnect_reason
+    client.client.loop_stop()
+    retainer = Client(port, "limited-retain")
+    retainer.client.publish("plain/topic", "kept?", qos=0, retain=True)
+    retainer.wait(lambda: retainer.disconnect_reason is not None, "DISCONNECT for a retained message")
+    assert retainer.disconnect_reason == 0x9A, retainer.disconnect_reason
+    retainer.client.loop_stop()
+    # 3.1.1 cannot be told a shorter keep-alive: asking for more is refused (identifier rejected).
+    old = Client(port, "limited-v311", protocol=V311, keepalive=30, expect_refusal=True)
+    assert old.connack[1].value in (2, 0x85), old.connack[1]
+    old.client.loop_stop()
+    ok = Client(port, "limited-v311-ok", protocol=V311, keepalive=10)
+    ok.stop()
 
 
 def shared_subscriptions(port):
@@ -515,6 +570,7 @@ SCENARIOS = {f.__name__: f for f in [
     garbage, slow_subscriber, qos2_store_retry, quota_refusal,
     persistent_session_v311, persistent_session_v5, qos2_exactly_once, wills, will_delay, retained, topic_aliases,
     shared_subscriptions, v5_properties, message_expiry, flow_control, takeover, keep_alive, malformed,
+    outbound_topic_aliases, limited_server,
 ]}
 
 if __name__ == "__main__":
