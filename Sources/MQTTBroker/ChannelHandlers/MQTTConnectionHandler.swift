@@ -17,9 +17,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private enum State {
         case awaitingConnect
         /// The authenticator is deciding. The socket is not read meanwhile; the packets already
-        /// read with the CONNECT (at most one read's worth of bytes) wait here, none dropped:
-        /// MQTT lets a client send them before the CONNACK.
-        case authenticating(MQTTConnectPacket, pending: [MQTTPacket])
+        /// read with the CONNECT (at most one read's worth of bytes) wait in `earlyPackets`,
+        /// none dropped: MQTT lets a client send them before the CONNACK.
+        case authenticating(MQTTConnectPacket)
         case connected(Connected)
         case closed
     }
@@ -60,6 +60,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var readingPaused = false
     /// A read the pipeline asked for while the authenticator was deciding, done once it has.
     private var readHeldForAuthentication = false
+    /// Packets that came with or after the CONNECT while the authenticator was deciding.
+    private var earlyPackets: [MQTTPacket] = []
     private var pauseLimit: Scheduled<Void>?
     /// QoS 1 and 2 publishes from the client not yet acknowledged, against our receive maximum.
     private var unacknowledged = 0
@@ -163,9 +165,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             guard case .connect(let connect) = packet else { return self.close() }
             self.connectTimeout?.cancel()
             self.connectReceived(connect, context: context)
-        case .authenticating(let connect, var pending):
-            pending.append(packet)
-            self.state = .authenticating(connect, pending: pending)
+        case .authenticating:
+            // Beside the state, not in it: appending to an array held in an enum payload copies it.
+            self.earlyPackets.append(packet)
         case .connected(var connected):
             self.packetReceived(packet, connected: &connected, context: context)
             if case .connected = self.state { self.state = .connected(connected) }
@@ -202,7 +204,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
                 maximumPacketSize: connect.properties.maximumPacketSize
             )
         }
-        self.state = .authenticating(connect, pending: [])
+        self.state = .authenticating(connect)
         self.authenticationStarted = .now()
         let request = MQTTConnectRequest(
             clientIdentifier: clientIdentifier, username: connect.username, password: connect.password,
@@ -230,7 +232,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func authenticated(_ result: MQTTAuthenticationResult, clientIdentifier: String, assigned: Bool) {
-        guard case .authenticating(let connect, let pending) = self.state, let context = self.context else { return }
+        guard case .authenticating(let connect) = self.state, let context = self.context else { return }
+        let pending = self.earlyPackets
+        self.earlyPackets = []
         guard case .accept(let principal) = result else {
             if case .reject(let reason, let explanation) = result {
                 self.logger.info(
