@@ -225,8 +225,9 @@ struct ServeCommand: AsyncParsableCommand {
             )
             let services = ServiceGroup(
                 configuration: .init(
+                    // Stopped in the reverse order: the workers, then HTTP, then the broker.
                     services: [
-                        app, WorkerService(provisioner.run), WorkerService(UplinkForwarder(hub: hub).run),
+                        BrokerService(broker: broker), app, WorkerService(provisioner.run), WorkerService(UplinkForwarder(hub: hub).run),
                         WorkerService(DownlinkGateways(hub: hub, configuration: .init(nodeID: nodeID)).run),
                     ],
                     gracefulShutdownSignals: [.sigterm, .sigint],
@@ -236,10 +237,8 @@ struct ServeCommand: AsyncParsableCommand {
             do {
                 try await services.run()
             } catch let error as IOError where !httpServing.isSet {
-                await broker.shutdown()
                 throw StartupError(listener: httpListener, error: error)
             }
-            await broker.shutdown()
             logger.info("conduit stopped")
         } catch {
             await store.shutdown()
@@ -283,6 +282,18 @@ final class ServingFlag: Sendable {
     private let value = Mutex(false)
     func set() { self.value.withLock { $0 = true } }
     var isSet: Bool { self.value.withLock { $0 } }
+}
+
+/// The MQTT broker, already listening, as a service of the group: it shuts down when the group
+/// does, whether on a signal or because another service failed.
+struct BrokerService: Service {
+    let broker: MQTTBroker
+
+    func run() async throws {
+        // Until a graceful shutdown, or until the group is cancelled because a service failed.
+        try? await gracefulShutdown()
+        await self.broker.shutdown()
+    }
 }
 
 /// A background worker (the provisioner, the uplink forwarder, the downlink gateways) as a service of the group: it
