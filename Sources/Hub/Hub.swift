@@ -112,3 +112,10 @@ public enum LogKey {
     public static let event = "conduit.event"
     public static let integrationID = "conduit.integration_id"
 }
+
+extension Hub {
+    /// Whether the store answers now: what `/readyz` reports.
+    public func storeAnswers() async -> Bool {
+        await self.store.ping()
+    }
+}

@@ -42,12 +42,12 @@ struct ProvisioningPlanTests {
                 progress.keyRequest = nil
                 progress.certificateID = "c"
                 progress.certificateArn = "arn:c"
-                progress.certificateStatus = "ACTIVE"
+                progress.certificateStatus = .active
             case .registerCertificate:
                 progress.certificateID = "registered"
                 progress.certificateArn = "arn:registered"
                 progress.certificatePem = plan.registeredCertificate
-                progress.certificateStatus = "ACTIVE"
+                progress.certificateStatus = .active
                 progress.certificateRegistered = true
             case .replaceCertificate:
                 progress.retiring.append(.init(certificateID: progress.certificateID!, certificateArn: progress.certificateArn!))
@@ -66,8 +66,8 @@ struct ProvisioningPlanTests {
                 progress.policyDocumentDigest = nil
             case .attachPrincipal: progress.principalAttached = true
             case .setGroup: progress.groupName = plan.thingGroup
-            case .activateCertificate: progress.certificateStatus = "ACTIVE"
-            case .deactivateCertificate: progress.certificateStatus = "INACTIVE"
+            case .activateCertificate: progress.certificateStatus = .active
+            case .deactivateCertificate: progress.certificateStatus = .inactive
             case .retireCertificate: progress.retiring.removeFirst()
             case .deleteCertificate:
                 progress.certificateID = nil
@@ -114,10 +114,10 @@ struct ProvisioningPlanTests {
         let plan = ProvisioningPlan(integration: Self.integration(), deviceID: "dev:1", device: Self.device, wanted: .inactive)
         var progress = AWSThingProgress()
         progress.certificateID = "c"
-        progress.certificateStatus = "ACTIVE"
+        progress.certificateStatus = .active
         #expect(Self.walk(plan, from: progress) == [.deactivateCertificate])
         #expect(plan.state(of: progress) == .provisioning)
-        let pending = plan.with(wanted: .none)
+        let pending = plan.with(wanted: .nothingYet)
         #expect(pending.nextStep(AWSThingProgress()) == nil)
         #expect(pending.state(of: AWSThingProgress()) == .pending)
         // A device deleted and made again under its id before its things were gone: they go.
@@ -135,7 +135,7 @@ struct ProvisioningPlanTests {
         progress.attributesDigest = "stale"
         progress.certificateID = "c"
         progress.certificateArn = "arn:c"
-        progress.certificateStatus = "ACTIVE"
+        progress.certificateStatus = .active
         progress.createdPolicy = "conduit-dev.1"
         progress.policyDocumentDigest = "stale"
         progress.attachedPolicy = "conduit-dev.1"
@@ -152,7 +152,7 @@ struct ProvisioningPlanTests {
     @Test("the gateway: its own policy that only receives downlinks, no group, and a registered certificate replaced when it changes")
     func gateway() throws {
         var integration = Self.integration(perThing: false)
-        let plan = ProvisioningPlan(integration: integration, deviceID: AWSThingRecord.gatewayDeviceID, device: nil, wanted: .active)
+        let plan = ProvisioningPlan(integration: integration, deviceID: ProvisioningJob.gatewayDeviceID, device: nil, wanted: .active)
         #expect(plan.thingName == "conduit-gateway-int_1")
         #expect(plan.policyName == "conduit-gateway@int_1")
         #expect(Self.walk(plan) == [.begin, .createThing, .createKey, .createCertificate, .createPolicy, .attachPolicy, .attachPrincipal])
@@ -171,7 +171,7 @@ struct ProvisioningPlanTests {
         // The operator brings a certificate: it is registered instead; another one replaces it;
         // going back to AWS's signs a new one and retires the registered one.
         integration.settings.gatewayCertificate = "PEM-1"
-        let registered = ProvisioningPlan(integration: integration, deviceID: AWSThingRecord.gatewayDeviceID, device: nil, wanted: .active)
+        let registered = ProvisioningPlan(integration: integration, deviceID: ProvisioningJob.gatewayDeviceID, device: nil, wanted: .active)
         #expect(Self.walk(registered) == [.begin, .createThing, .registerCertificate, .createPolicy, .attachPolicy, .attachPrincipal])
         var made = AWSThingProgress()
         made.touched = true
@@ -181,17 +181,17 @@ struct ProvisioningPlanTests {
         made.certificateArn = "arn:registered"
         made.certificatePem = "PEM-1"
         made.certificateRegistered = true
-        made.certificateStatus = "ACTIVE"
+        made.certificateStatus = .active
         made.createdPolicy = "conduit-gateway@int_1"
         made.policyDocumentDigest = plan.policyDocument(made).map(ProvisioningPlan.digest)
         made.attachedPolicy = "conduit-gateway@int_1"
         made.principalAttached = true
         #expect(registered.nextStep(made) == nil)
         integration.settings.gatewayCertificate = "PEM-2"
-        let replaced = ProvisioningPlan(integration: integration, deviceID: AWSThingRecord.gatewayDeviceID, device: nil, wanted: .active)
+        let replaced = ProvisioningPlan(integration: integration, deviceID: ProvisioningJob.gatewayDeviceID, device: nil, wanted: .active)
         #expect(Self.walk(replaced, from: made) == [.replaceCertificate, .registerCertificate, .attachPolicy, .attachPrincipal, .retireCertificate])
         integration.settings.gatewayCertificate = nil
-        let signed = ProvisioningPlan(integration: integration, deviceID: AWSThingRecord.gatewayDeviceID, device: nil, wanted: .active)
+        let signed = ProvisioningPlan(integration: integration, deviceID: ProvisioningJob.gatewayDeviceID, device: nil, wanted: .active)
         #expect(
             Self.walk(signed, from: made) == [.replaceCertificate, .createKey, .createCertificate, .attachPolicy, .attachPrincipal, .retireCertificate]
         )

@@ -25,7 +25,7 @@ struct LifecycleProvisioningTests {
 
             // The integration's downlink gateway: its thing, an active certificate AWS signed for
             // a key Conduit keeps, and a policy that lets it only receive downlinks.
-            let gatewayRecord = try #require(try await fixture.record(AWSThingRecord.gatewayDeviceID, in: integration))
+            let gatewayRecord = try #require(try await fixture.record(ProvisioningJob.gatewayDeviceID, in: integration))
             #expect(gatewayRecord.state == .provisioned)
             #expect(gatewayRecord.sealedPrivateKey != nil)
             let gateway = try await fixture.gateway(of: integration)

@@ -50,7 +50,7 @@ struct ProvisioningFixture {
         try await self.hub.devices.create(.init(id: id, name: "Sensor \(id)", labels: labels, attributes: attributes), by: self.admin).device
     }
 
-    func record(_ deviceID: String, in integration: Integration) async throws -> AWSThingRecord? {
+    func record(_ deviceID: String, in integration: Integration) async throws -> ProvisioningJob? {
         try await self.hub.store.session.awsThings.get(integrationID: integration.id, deviceID: deviceID)
     }
 

@@ -2,7 +2,6 @@ import Foundation
 import Hub
 import Hummingbird
 import HTTPAPI
-import Store
 
 /// What the device page's forms do: each reads the form, calls the hub as the API does, and
 /// redirects back (or shows the page again with the error beside the form).

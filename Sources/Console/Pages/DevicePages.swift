@@ -2,7 +2,6 @@ import Foundation
 import Hub
 import Hummingbird
 import HTTPAPI
-import Store
 
 /// `/devices` (search, filter, page, select many, create) and `/devices/{id}`.
 struct DevicePages {
@@ -72,7 +71,7 @@ struct DevicePages {
         let q = query["q"].map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
         let label = query["label"].map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
         let statusFilter = query["status"].flatMap { DeviceStatus(rawValue: String($0)) }
-        let filter = DeviceRepository.Filter(status: statusFilter, label: label.isEmpty ? nil : label, search: q.isEmpty ? nil : q)
+        let filter = DeviceFilter(status: statusFilter, label: label.isEmpty ? nil : label, search: q.isEmpty ? nil : q)
         let cursor = query["cursor"].map(String.init)
         let page = try await self.hub.devices.list(filter: filter, page: try PageRequest(limit: Self.pageSize, cursor: cursor), by: principal)
         let summaries = try await self.hub.devices.summaries(of: page.items.map(\.id), by: principal)

@@ -2,7 +2,6 @@ import Foundation
 import Hub
 import Hummingbird
 import HTTPAPI
-import Store
 
 /// The page of one device: what it is, its lifecycle, its AWS state per integration, its
 /// messages (live), its downlink queue, its shadow and its events. Built here, so that a form

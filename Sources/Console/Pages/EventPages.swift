@@ -2,7 +2,6 @@ import Foundation
 import Hub
 import Hummingbird
 import HTTPAPI
-import Store
 
 /// `/events`: the tenant's event log, newest first, filtered by type and device, paged.
 struct EventPages {

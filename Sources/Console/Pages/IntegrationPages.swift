@@ -2,7 +2,6 @@ import Foundation
 import Hub
 import Hummingbird
 import HTTPAPI
-import Store
 
 /// `/integrations`, `/integrations/new`, `/integrations/{id}` and its edit, reconcile, pause and
 /// delete. Admins only, as in the API.
@@ -413,7 +412,7 @@ struct IntegrationPages {
         if let url = settings.endpointURL { list.insert(Setting(name: "AWS IoT endpoint URL", value: url), at: 1) }
         if let endpoint = settings.mqttEndpoint { list.append(Setting(name: "MQTT endpoint", value: endpoint)) }
         if !settings.thingAttributes.isEmpty { list.append(Setting(name: "Thing attributes", value: settings.thingAttributes.joined(separator: ", "))) }
-        let row = { (record: AWSThingRecord) in
+        let row = { (record: ProvisioningJob) in
             DeviceRow(id: record.deviceID, state: record.state.rawValue, error: record.lastError ?? "", attempts: record.attempts)
         }
         let gateway = overview.gateway.map { record in

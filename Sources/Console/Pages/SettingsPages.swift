@@ -2,7 +2,6 @@ import Foundation
 import Hub
 import Hummingbird
 import HTTPAPI
-import Store
 
 /// `/settings/users` and `/settings/tokens` (admins).
 struct SettingsPages {

@@ -1,6 +1,5 @@
 import Foundation
 import Hub
-import Store
 
 /// What every page shows around its content: the title, who is signed in, the navigation, the
 /// one-shot message and the CSRF token its forms carry.

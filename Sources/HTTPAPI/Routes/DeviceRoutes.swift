@@ -1,7 +1,6 @@
 import Foundation
 import Hub
 import Hummingbird
-import Store
 
 /// `/v1/devices`: the registry and each device's lifecycle.
 struct DeviceRoutes {
@@ -44,7 +43,7 @@ struct DeviceRoutes {
 
     @Sendable func list(_ request: Request, context: ConduitRequestContext) async throws -> ListRepresentation<DeviceRepresentation> {
         let principal = try context.requirePrincipal()
-        var filter = DeviceRepository.Filter(label: request.query("label"))
+        var filter = DeviceFilter(label: request.query("label"))
         if let status = request.query("status") {
             guard let parsed = DeviceStatus(rawValue: status) else {
                 throw HubError.invalidField(

@@ -1,6 +1,5 @@
 import Hub
 import Hummingbird
-import Store
 
 /// `/v1/events`: the tenant's event log, newest first.
 struct EventRoutes {
@@ -12,7 +11,7 @@ struct EventRoutes {
 
     @Sendable func list(_ request: Request, context: ConduitRequestContext) async throws -> ListRepresentation<EventRepresentation> {
         let principal = try context.requirePrincipal()
-        let filter = EventRepository.Filter(deviceID: request.query("deviceId"), type: request.query("type"))
+        let filter = EventFilter(deviceID: request.query("deviceId"), type: request.query("type"))
         let page = try await self.hub.events.list(filter: filter, page: try request.pageRequest(), by: principal)
         return ListRepresentation(items: page.items.map(EventRepresentation.init), nextCursor: page.nextCursor)
     }

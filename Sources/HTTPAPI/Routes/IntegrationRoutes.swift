@@ -1,6 +1,5 @@
 import Hub
 import Hummingbird
-import Store
 
 /// `/v1/integrations`: AWS IoT Core integrations (admin), and each device's state in them.
 struct IntegrationRoutes {

@@ -13,7 +13,7 @@ struct SystemRoutes {
             Self.json(#"{"status":"ok"}"#, status: .ok)
         }
         router.get("readyz") { _, _ in
-            await self.hub.store.ping()
+            await self.hub.storeAnswers()
                 ? Self.json(#"{"status":"ready"}"#, status: .ok)
                 : Self.json(#"{"status":"unavailable","reason":"database does not answer"}"#, status: .serviceUnavailable)
         }

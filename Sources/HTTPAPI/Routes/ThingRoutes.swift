@@ -1,7 +1,6 @@
 import Foundation
 import Hub
 import Hummingbird
-import Store
 
 /// `/v1/things`: Para's IoT things API, for AWS (`serviceBroker: "AWS"`), over Conduit's devices.
 struct ThingRoutes {

@@ -1,6 +1,5 @@
 import Hub
 import Hummingbird
-import Store
 
 /// `/v1/tokens`: the tenant's API tokens (admin only).
 struct TokenRoutes {

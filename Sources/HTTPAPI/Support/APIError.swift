@@ -3,7 +3,6 @@ import HTTPTypes
 import Hub
 import Hummingbird
 import NIOCore
-import Store
 
 /// An error as the API renders it: `{"error": {"code": "...", "message": "..."}}` with its status.
 public struct APIError: HTTPResponseError, Sendable {

@@ -1,7 +1,6 @@
 import Foundation
 import Hub
 import Hummingbird
-import Store
 
 /// An integration as the API shows it: secrets never, `"<hidden>"` in their place.
 struct IntegrationRepresentation: ResponseEncodable {
@@ -105,7 +104,7 @@ struct IntegrationRepresentation: ResponseEncodable {
             gateway.state = record.state
             gateway.thingArn = record.progress.thingArn
             gateway.certificateId = record.progress.certificateID
-            gateway.certificateStatus = record.progress.certificateStatus
+            gateway.certificateStatus = record.progress.certificateStatus?.rawValue
             // What AWS holds now (while a certificate is being switched, the settings say what comes).
             if record.progress.certificateID != nil {
                 gateway.certificateSource = record.progress.certificateRegistered == true ? "registered" : "aws"
@@ -126,7 +125,7 @@ struct IntegrationRepresentation: ResponseEncodable {
         self.createdAt = integration.createdAt
         self.updatedAt = integration.updatedAt
         self.devices = overview.map { overview in
-            let summary = { (record: AWSThingRecord) in
+            let summary = { (record: ProvisioningJob) in
                 DeviceSummary(
                     deviceId: record.deviceID, state: record.state, lastError: record.lastError, attempts: record.attempts,
                     updatedAt: record.updatedAt
@@ -164,7 +163,7 @@ struct DeviceAWSRepresentation: ResponseEncodable {
         self.thingName = record.deviceID
         self.thingArn = record.progress.thingArn
         self.certificateId = record.progress.certificateID
-        self.certificateStatus = record.progress.certificateStatus
+        self.certificateStatus = record.progress.certificateStatus?.rawValue
         self.endpoint = status.integration.dataEndpoint
         self.credentialsIssuedAt = record.progress.credentialsIssuedAt
         self.lastError = record.lastError

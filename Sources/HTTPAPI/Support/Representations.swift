@@ -1,7 +1,6 @@
 import Foundation
 import Hub
 import Hummingbird
-import Store
 
 /// A device as the API shows it. `secret` appears only in the responses that made it.
 struct DeviceRepresentation: ResponseEncodable {

@@ -158,8 +158,8 @@ public final class DownlinkGateways: Sendable {
             // What the connection needs in AWS: an active certificate attached to the thing and
             // the policy. A repair of anything else (attributes, the policy's text) goes on while
             // it stays connected.
-            guard let record = try await session.awsThings.get(integrationID: integration.id, deviceID: AWSThingRecord.gatewayDeviceID),
-                record.wanted == .active, record.progress.certificateStatus == "ACTIVE", record.progress.principalAttached,
+            guard let record = try await session.awsThings.get(integrationID: integration.id, deviceID: ProvisioningJob.gatewayDeviceID),
+                record.wanted == .active, record.progress.certificateStatus == .active, record.progress.principalAttached,
                 record.progress.attachedPolicy != nil
             else { continue }
             do {
@@ -176,7 +176,7 @@ public final class DownlinkGateways: Sendable {
     }
 
     /// The gateway's connection settings, or nil when it has no endpoint to go to yet.
-    func connection(for integration: Integration, gateway record: AWSThingRecord) throws -> (key: ConnectionKey, configuration: MQTTClientConfiguration)? {
+    func connection(for integration: Integration, gateway record: ProvisioningJob) throws -> (key: ConnectionKey, configuration: MQTTClientConfiguration)? {
         let settings = integration.settings
         guard let certificateID = record.progress.certificateID, let certificate = record.progress.certificatePem else { return nil }
         let sealedKey: String?

@@ -153,10 +153,7 @@ public final class UplinkForwarder: Sendable {
                     do {
                         let (topic, body) = try UplinkFormat.render(message, device: device, settings: integration.settings, integrationID: integration.id)
                         try await client.publish(topic: topic, payload: body, qos: 1)
-                        let took = ContinuousClock.now - started
-                        Timer(label: "conduit_uplink_publish_seconds").recordNanoseconds(
-                            took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000
-                        )
+                        Timer(label: "conduit_uplink_publish_seconds").record(duration: ContinuousClock.now - started)
                         Counter(label: "conduit_uplink_published_total").increment()
                     } catch let error as AWSIoTValidationError {
                         // AWS would refuse it however often it is sent (too large, a topic over

@@ -5,7 +5,7 @@ import Store
 extension Integrations {
     /// A device's provisioning in one integration, as the operator sees it.
     public struct DeviceStatus: Sendable {
-        public var record: AWSThingRecord
+        public var record: ProvisioningJob
         public var integration: Integration
     }
 
@@ -50,7 +50,7 @@ extension Integrations {
         let integration = try await self.get(integrationID, by: principal)
         let now = self.hub.now()
         let secrets = self.hub.secrets
-        let (record, privateKey) = try await self.hub.store.transaction { session -> (AWSThingRecord, String) in
+        let (record, privateKey) = try await self.hub.store.transaction { session -> (ProvisioningJob, String) in
             guard var record = try await session.awsThings.get(integrationID: integrationID, deviceID: deviceID, forUpdate: true),
                 record.bound
             else {
@@ -112,7 +112,7 @@ extension Integrations {
                 )
             }
             record.progress.retiring.append(.init(certificateID: id, certificateArn: arn))
-            ProvisioningJob.forgetCertificate(&record)
+            ProvisioningStepRunner.forgetCertificate(&record)
             record.progress.keyRequest = nil
             record.needsWork = true
             record.state = .provisioning
@@ -133,7 +133,7 @@ extension Integrations {
 
     /// Waits until the device's job in the integration has nothing left to do now (done, or
     /// waiting after a failure), or `timeout` passes; returns the row as it then is.
-    public func waitUntilSettled(deviceID: String, integrationID: String, timeout: Duration) async throws -> AWSThingRecord {
+    public func waitUntilSettled(deviceID: String, integrationID: String, timeout: Duration) async throws -> ProvisioningJob {
         let deadline = ContinuousClock.now + timeout
         while true {
             let generation = self.hub.provisioningDoorbell.generation

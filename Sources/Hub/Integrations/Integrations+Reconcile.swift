@@ -26,7 +26,7 @@ extension Integrations {
         let client = try self.hub.connections.client(for: integration)
         let session = self.hub.store.session
         var drift: [Drift] = []
-        func check(_ rows: [AWSThingRecord]) async throws {
+        func check(_ rows: [ProvisioningJob]) async throws {
             for row in rows where !row.needsWork && (row.wanted == .active || row.wanted == .inactive) {
                 let device = row.isGateway ? nil : try await session.devices.get(tenantID: row.tenantID, id: row.deviceID)
                 let plan = ProvisioningPlan(integration: integration, deviceID: row.deviceID, device: device, wanted: row.wanted)
@@ -39,7 +39,7 @@ extension Integrations {
                 }
             }
         }
-        if let gateway = try await session.awsThings.get(integrationID: integration.id, deviceID: AWSThingRecord.gatewayDeviceID) {
+        if let gateway = try await session.awsThings.get(integrationID: integration.id, deviceID: ProvisioningJob.gatewayDeviceID) {
             try await check([gateway])
         }
         var after: String?
@@ -55,7 +55,7 @@ extension Integrations {
 
     /// Reads the device's resources from AWS; changes `record.progress` so that the plan remakes
     /// what is missing, and says what.
-    private func compare(_ record: inout AWSThingRecord, with client: AWSIoTClient, plan: ProvisioningPlan) async throws -> [String] {
+    private func compare(_ record: inout ProvisioningJob, with client: AWSIoTClient, plan: ProvisioningPlan) async throws -> [String] {
         var repairs: [String] = []
         let thingName = plan.thingName
         var thingExists = false
@@ -70,7 +70,7 @@ extension Integrations {
                     repairs.append("thing attributes were changed in AWS: restored")
                 }
             } catch let error as AWSError where error.isNotFound {
-                ProvisioningJob.forgetThing(&record.progress)
+                ProvisioningStepRunner.forgetThing(&record.progress)
                 repairs.append("thing \(thingName) was deleted in AWS: made again")
             }
         }
@@ -79,18 +79,19 @@ extension Integrations {
             do {
                 let certificate = try await client.describeCertificate(id: id)
                 certificateExists = true
-                let wantedStatus = record.wanted == .active ? "ACTIVE" : "INACTIVE"
-                if certificate.status == "REVOKED" {
+                let wantedStatus: AWSCertificateStatus = record.wanted == .active ? .active : .inactive
+                let status = certificate.status.flatMap(AWSCertificateStatus.init(rawValue:))
+                if status == .revoked {
                     record.progress.retiring.append(.init(certificateID: id, certificateArn: arn))
-                    ProvisioningJob.forgetCertificate(&record)
+                    ProvisioningStepRunner.forgetCertificate(&record)
                     certificateExists = false
                     repairs.append("certificate \(id) was revoked in AWS: a new one was made" + (plan.isGateway ? "" : "; fetch the device's new credentials"))
-                } else if certificate.status != wantedStatus {
-                    record.progress.certificateStatus = certificate.status
-                    repairs.append("certificate \(id) was set \(certificate.status ?? "?") in AWS: set \(wantedStatus) again")
+                } else if status != wantedStatus {
+                    record.progress.certificateStatus = status
+                    repairs.append("certificate \(id) was set \(certificate.status ?? "?") in AWS: set \(wantedStatus.rawValue) again")
                 }
             } catch let error as AWSError where error.isNotFound {
-                ProvisioningJob.forgetCertificate(&record)
+                ProvisioningStepRunner.forgetCertificate(&record)
                 repairs.append("certificate \(id) was deleted in AWS: a new one was made" + (plan.isGateway ? "" : "; fetch the device's new credentials"))
             }
             if certificateExists && record.wanted == .active {
@@ -108,7 +109,7 @@ extension Integrations {
             do {
                 let stored = try await client.getPolicy(name: policy)
                 let wanted = plan.policyDocument(record.progress)
-                if let wanted, stored.policyDocument.map(ProvisioningJob.canonicalJSON) != ProvisioningJob.canonicalJSON(wanted) {
+                if let wanted, stored.policyDocument.map(ProvisioningStepRunner.canonicalJSON) != ProvisioningStepRunner.canonicalJSON(wanted) {
                     record.progress.policyDocumentDigest = nil
                     repairs.append("policy \(policy) was changed in AWS: restored")
                 }
@@ -129,7 +130,7 @@ extension Integrations {
     }
 
     /// Writes the found drift to the job, unless the row changed meanwhile (then its own job runs).
-    private func handOver(_ record: AWSThingRecord, repairs: [String], expected: AWSThingRecord, plan: ProvisioningPlan) async throws -> Bool {
+    private func handOver(_ record: ProvisioningJob, repairs: [String], expected: ProvisioningJob, plan: ProvisioningPlan) async throws -> Bool {
         let now = self.hub.now()
         return try await self.hub.store.transaction { session in
             guard let current = try await session.awsThings.get(integrationID: record.integrationID, deviceID: record.deviceID, forUpdate: true),

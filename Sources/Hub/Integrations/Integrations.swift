@@ -227,10 +227,10 @@ public struct Integrations: Sendable {
         public var stateCounts: [AWSProvisioningState: Int]
         public var deviceCount: Int
         /// The first devices by id (at most ``Integrations/overviewDeviceLimit``).
-        public var devices: [AWSThingRecord]
-        public var latestErrors: [AWSThingRecord]
+        public var devices: [ProvisioningJob]
+        public var latestErrors: [ProvisioningJob]
         /// The downlink gateway's thing, certificate and policy in AWS.
-        public var gateway: AWSThingRecord?
+        public var gateway: ProvisioningJob?
         /// Its connection to the data endpoint, when this process runs one.
         public var gatewayConnection: DownlinkGatewayStatus?
     }
@@ -245,7 +245,7 @@ public struct Integrations: Sendable {
             integration: integration, stateCounts: counts, deviceCount: counts.values.reduce(0, +),
             devices: try await session.awsThings.list(integrationID: id, limit: Self.overviewDeviceLimit),
             latestErrors: try await session.awsThings.latestErrors(integrationID: id, limit: 10),
-            gateway: try await session.awsThings.get(integrationID: id, deviceID: AWSThingRecord.gatewayDeviceID),
+            gateway: try await session.awsThings.get(integrationID: id, deviceID: ProvisioningJob.gatewayDeviceID),
             gatewayConnection: self.hub.gatewayStatus(integrationID: id)
         )
     }
@@ -351,12 +351,12 @@ public struct Integrations: Sendable {
             let now = self.hub.now()
             var work = false
             for integration in try await self.hub.store.session.integrations.list(status: .active) {
-                guard try await self.hub.store.session.awsThings.get(integrationID: integration.id, deviceID: AWSThingRecord.gatewayDeviceID) == nil
+                guard try await self.hub.store.session.awsThings.get(integrationID: integration.id, deviceID: ProvisioningJob.gatewayDeviceID) == nil
                 else { continue }
                 work =
                     try await self.hub.store.transaction { session in
                         try await AWSBindings.sync(
-                            deviceID: AWSThingRecord.gatewayDeviceID, tenantID: integration.tenantID, device: nil, integration: integration,
+                            deviceID: ProvisioningJob.gatewayDeviceID, tenantID: integration.tenantID, device: nil, integration: integration,
                             in: session, now: now
                         )
                     } || work

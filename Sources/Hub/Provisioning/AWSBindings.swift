@@ -6,9 +6,9 @@ import Store
 /// state is durable with the change; the provisioner then drives AWS to it.
 enum AWSBindings {
     /// What a device in `status` should be in AWS.
-    static func wanted(for status: DeviceStatus) -> AWSWantedState {
+    static func wanted(for status: DeviceStatus) -> ProvisioningTarget {
         switch status {
-        case .pending: .none
+        case .pending: .nothingYet
         case .accepted: .active
         case .rejected: .inactive
         case .decommissioned: .absent
@@ -38,8 +38,8 @@ enum AWSBindings {
         deviceID: String, tenantID: String, device: Device?, integration: Integration, in session: StoreSession, now: Date
     ) async throws -> Bool {
         let bound: Bool
-        let wanted: AWSWantedState
-        if deviceID == AWSThingRecord.gatewayDeviceID {
+        let wanted: ProvisioningTarget
+        if deviceID == ProvisioningJob.gatewayDeviceID {
             // The downlink gateway lives as long as its integration.
             bound = integration.status == .active
             wanted = bound ? .active : .absent
@@ -53,7 +53,7 @@ enum AWSBindings {
             let progress = AWSThingProgress()
             let needsWork = plan.nextStep(progress) != nil
             try await session.awsThings.insert(
-                AWSThingRecord(
+                ProvisioningJob(
                     integrationID: integration.id, deviceID: deviceID, tenantID: tenantID, wanted: wanted, bound: true,
                     state: plan.state(of: progress), progress: progress, needsWork: needsWork, nextAttemptAt: now, updatedAt: now
                 )
@@ -88,7 +88,7 @@ enum AWSBindings {
     @discardableResult
     static func sync(integration: Integration, in session: StoreSession, now: Date) async throws -> Bool {
         var work = try await self.sync(
-            deviceID: AWSThingRecord.gatewayDeviceID, tenantID: integration.tenantID, device: nil, integration: integration, in: session, now: now
+            deviceID: ProvisioningJob.gatewayDeviceID, tenantID: integration.tenantID, device: nil, integration: integration, in: session, now: now
         )
         var after: String?
         var seen = Set<String>()

@@ -93,7 +93,7 @@ public final class Provisioner: Sendable {
                 if let deadline, ContinuousClock.now >= deadline { return false }
                 let generation = self.hub.provisioningDoorbell.generation
                 let free = self.configuration.concurrency - running.count.load(ordering: .relaxed)
-                var claimed: [AWSThingRecord] = []
+                var claimed: [ProvisioningJob] = []
                 if free > 0 {
                     do {
                         claimed = try await self.claim(limit: free)
@@ -138,7 +138,7 @@ public final class Provisioner: Sendable {
         return .seconds(min(poll, max(0.05, due.timeIntervalSince(self.hub.now()) + 0.01)))
     }
 
-    private func claim(limit: Int) async throws -> [AWSThingRecord] {
+    private func claim(limit: Int) async throws -> [ProvisioningJob] {
         let now = self.hub.now()
         let leaseUntil = now.addingTimeInterval(self.configuration.leaseDuration)
         let owner = self.owner
@@ -152,7 +152,7 @@ public final class Provisioner: Sendable {
     /// The job lost its lease to another worker; it stops without writing.
     struct LeaseLost: Error {}
 
-    func runJob(_ claimed: AWSThingRecord) async {
+    func runJob(_ claimed: ProvisioningJob) async {
         // The lease is renewed while the job runs, however slow AWS is: only a worker that died
         // lets it run out. Should it be lost all the same, the job stops at once, mid-call.
         await withTaskGroup(of: Void.self) { group in
@@ -164,7 +164,7 @@ public final class Provisioner: Sendable {
     }
 
     /// Renews the lease until cancelled; returns when the lease is lost.
-    private func keepLease(_ record: AWSThingRecord) async {
+    private func keepLease(_ record: ProvisioningJob) async {
         let interval = self.configuration.leaseDuration / 3
         while (try? await Task.sleep(for: .seconds(interval))) != nil {
             do {
@@ -181,13 +181,13 @@ public final class Provisioner: Sendable {
 
     /// The plan for the row as the integration and the device are now, or nil when the
     /// integration is gone.
-    static func currentPlan(for record: AWSThingRecord, wanted: AWSWantedState, in session: StoreSession) async throws -> (ProvisioningPlan, Integration)? {
+    static func currentPlan(for record: ProvisioningJob, wanted: ProvisioningTarget, in session: StoreSession) async throws -> (ProvisioningPlan, Integration)? {
         guard let integration = try await session.integrations.get(id: record.integrationID) else { return nil }
         let device = try await session.devices.get(tenantID: record.tenantID, id: record.deviceID)
         return (ProvisioningPlan(integration: integration, deviceID: record.deviceID, device: device, wanted: wanted), integration)
     }
 
-    private func work(_ claimed: AWSThingRecord) async {
+    private func work(_ claimed: ProvisioningJob) async {
         var record = claimed
         let plan: ProvisioningPlan
         let integration: Integration
@@ -205,7 +205,7 @@ public final class Provisioner: Sendable {
             await self.fail(&record, step: nil, error: error)
             return
         }
-        var job = ProvisioningJob(provisioner: self, client: client, integration: integration, plan: plan)
+        var job = ProvisioningStepRunner(provisioner: self, client: client, integration: integration, plan: plan)
         while let step = job.plan.nextStep(record.progress) {
             let before = record
             do {
@@ -248,7 +248,7 @@ public final class Provisioner: Sendable {
     }
 
     /// Writes what the job has made mid-step (an intent, before the AWS call it announces).
-    func persist(_ record: AWSThingRecord) async throws {
+    func persist(_ record: ProvisioningJob) async throws {
         let now = self.hub.now()
         let owner = record.leaseOwner ?? ""
         let leaseUntil = now.addingTimeInterval(self.configuration.leaseDuration)
@@ -269,12 +269,12 @@ public final class Provisioner: Sendable {
     /// are now (an operator may have changed them, or the wanted state, meanwhile). Returns the
     /// plan for what is left, nil when the job is done (lease released, row removed when the
     /// device is no longer bound) or was lost.
-    private func commit(_ record: inout AWSThingRecord) async throws -> ProvisioningPlan? {
+    private func commit(_ record: inout ProvisioningJob) async throws -> ProvisioningPlan? {
         let now = self.hub.now()
         let owner = record.leaseOwner ?? ""
         let leaseUntil = now.addingTimeInterval(self.configuration.leaseDuration)
         let snapshot = record
-        let (updated, plan) = try await self.hub.store.transaction { session -> (AWSThingRecord?, ProvisioningPlan?) in
+        let (updated, plan) = try await self.hub.store.transaction { session -> (ProvisioningJob?, ProvisioningPlan?) in
             guard let current = try await session.awsThings.get(integrationID: snapshot.integrationID, deviceID: snapshot.deviceID, forUpdate: true),
                 let (plan, _) = try await Self.currentPlan(for: snapshot, wanted: current.wanted, in: session)
             else { return (nil, nil) }
@@ -334,7 +334,7 @@ public final class Provisioner: Sendable {
     }
 
     /// Records a failed step: the error, one more attempt, and when to try again.
-    private func fail(_ record: inout AWSThingRecord, step: AWSProvisioningStep?, error: any Error) async {
+    private func fail(_ record: inout ProvisioningJob, step: AWSProvisioningStep?, error: any Error) async {
         let now = self.hub.now()
         let owner = record.leaseOwner ?? ""
         let message = (step.map { "\($0.rawValue): " } ?? "") + Self.describe(error)

@@ -5,7 +5,7 @@ import Store
 /// What AWS should hold for one device in one integration, and the next step toward it from what
 /// exists. Pure: no AWS, no store, no clock; the provisioner runs the steps it names.
 struct ProvisioningPlan: Sendable {
-    var wanted: AWSWantedState
+    var wanted: ProvisioningTarget
     var thingName: String
     var thingGroup: String?
     var perThingPolicy: Bool
@@ -20,10 +20,10 @@ struct ProvisioningPlan: Sendable {
     let registeredCertificate: String?
     let settings: IntegrationSettings
 
-    init(integration: Integration, deviceID: String, device: Device?, wanted: AWSWantedState) {
+    init(integration: Integration, deviceID: String, device: Device?, wanted: ProvisioningTarget) {
         self.wanted = wanted
         self.settings = integration.settings
-        if deviceID == AWSThingRecord.gatewayDeviceID {
+        if deviceID == ProvisioningJob.gatewayDeviceID {
             self.isGateway = true
             self.thingName = Self.gatewayThingName(integration.id)
             self.thingGroup = nil
@@ -55,7 +55,7 @@ struct ProvisioningPlan: Sendable {
     }
 
     /// The same plan toward another wanted state.
-    func with(wanted: AWSWantedState) -> ProvisioningPlan {
+    func with(wanted: ProvisioningTarget) -> ProvisioningPlan {
         var plan = self
         plan.wanted = wanted
         return plan
@@ -85,15 +85,15 @@ struct ProvisioningPlan: Sendable {
             if !self.perThingPolicy && progress.createdPolicy != nil { return .deleteCreatedPolicy }
             if !progress.principalAttached { return .attachPrincipal }
             if progress.groupName != self.thingGroup { return .setGroup }
-            if progress.certificateStatus != "ACTIVE" { return .activateCertificate }
+            if progress.certificateStatus != .active { return .activateCertificate }
             if !progress.retiring.isEmpty { return .retireCertificate }
             return nil
         case .inactive:
             if progress.certificateID == nil, progress.keyRequest?.uncertain == true { return .resolveCertificateRequest }
-            if progress.certificateID != nil && progress.certificateStatus != "INACTIVE" { return .deactivateCertificate }
+            if progress.certificateID != nil && progress.certificateStatus != .inactive { return .deactivateCertificate }
             if !progress.retiring.isEmpty { return .retireCertificate }
             return nil
-        case .absent, .none:
+        case .absent, .nothingYet:
             // A pending device has nothing in AWS; what a deleted device of the same id left is removed.
             if progress.certificateID == nil, progress.keyRequest?.uncertain == true { return .resolveCertificateRequest }
             if progress.certificateID != nil { return .deleteCertificate }
@@ -114,7 +114,7 @@ struct ProvisioningPlan: Sendable {
     /// The state to show when no step is left.
     var settledState: AWSProvisioningState {
         switch self.wanted {
-        case .none: .pending
+        case .nothingYet: .pending
         case .active: .provisioned
         case .inactive: .disabled
         case .absent: .deprovisioned
@@ -123,7 +123,7 @@ struct ProvisioningPlan: Sendable {
 
     /// The state to show while steps are left.
     var workingState: AWSProvisioningState {
-        self.wanted == .absent || self.wanted == .none ? .deprovisioning : .provisioning
+        self.wanted == .absent || self.wanted == .nothingYet ? .deprovisioning : .provisioning
     }
 
     /// The state for `progress`, with no error pending.

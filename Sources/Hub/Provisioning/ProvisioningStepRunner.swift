@@ -5,7 +5,7 @@ import Store
 
 /// Runs the steps of one job against AWS. Every step is idempotent: what a crash may have made
 /// already is found and adopted, what is gone already counts as removed.
-struct ProvisioningJob {
+struct ProvisioningStepRunner {
     let provisioner: Provisioner
     let client: AWSIoTClient
     let integration: Integration
@@ -13,7 +13,7 @@ struct ProvisioningJob {
 
     var thingName: String { self.plan.thingName }
 
-    func perform(_ step: AWSProvisioningStep, on record: inout AWSThingRecord) async throws {
+    func perform(_ step: AWSProvisioningStep, on record: inout ProvisioningJob) async throws {
         do {
             try await self.performStep(step, on: &record)
         } catch let error as AWSError where error.isNotFound && Self.stepsNeedingWhatExists.contains(step) {
@@ -30,7 +30,7 @@ struct ProvisioningJob {
 
     /// Looks for the thing, the certificate and the thing's own policy in AWS; forgets those
     /// gone. True when one was.
-    private func forgetWhatIsMissing(_ record: inout AWSThingRecord) async throws -> Bool {
+    private func forgetWhatIsMissing(_ record: inout ProvisioningJob) async throws -> Bool {
         var missing = false
         if record.progress.thingArn != nil, try await self.thingIsMissing() {
             Self.forgetThing(&record.progress)
@@ -78,7 +78,7 @@ struct ProvisioningJob {
         progress.groupName = nil
     }
 
-    private func performStep(_ step: AWSProvisioningStep, on record: inout AWSThingRecord) async throws {
+    private func performStep(_ step: AWSProvisioningStep, on record: inout ProvisioningJob) async throws {
         switch step {
         case .begin:
             record.progress.touched = true
@@ -140,7 +140,7 @@ struct ProvisioningJob {
             guard let id = record.progress.certificateID else { return }
             let status: AWSIoTClient.CertificateStatus = step == .activateCertificate ? .active : .inactive
             try await self.client.updateCertificate(id: id, status: status)
-            record.progress.certificateStatus = status.rawValue
+            record.progress.certificateStatus = AWSCertificateStatus(rawValue: status.rawValue)
         case .retireCertificate:
             guard let retiring = record.progress.retiring.first else { return }
             // The certificate in use came back (the operator gave the gateway its old one
@@ -190,7 +190,7 @@ struct ProvisioningJob {
     }
 
     /// Forgets the certificate, its key and its attachments (it is gone, or going).
-    static func forgetCertificate(_ record: inout AWSThingRecord) {
+    static func forgetCertificate(_ record: inout ProvisioningJob) {
         record.progress.certificateID = nil
         record.progress.certificateArn = nil
         record.progress.certificatePem = nil
@@ -258,7 +258,7 @@ struct ProvisioningJob {
 
     // MARK: Certificates
 
-    private func createCertificate(_ record: inout AWSThingRecord) async throws {
+    private func createCertificate(_ record: inout ProvisioningJob) async throws {
         guard var request = record.progress.keyRequest else { return }
         if request.uncertain, try await self.adoptInterruptedCertificate(&record) { return }
         // Announce the request before making it: if this process dies before it hears AWS's
@@ -277,13 +277,13 @@ struct ProvisioningJob {
         record.progress.certificateID = certificate.certificateId
         record.progress.certificateArn = certificate.certificateArn
         record.progress.certificatePem = certificate.certificatePem
-        record.progress.certificateStatus = "ACTIVE"
+        record.progress.certificateStatus = .active
         record.progress.keyRequest = nil
     }
 
     /// Registers the certificate the operator brought, or adopts it when AWS has it already (a
     /// retry after a crash, or the operator registered it themselves).
-    private func registerCertificate(_ record: inout AWSThingRecord) async throws {
+    private func registerCertificate(_ record: inout ProvisioningJob) async throws {
         guard let pem = self.plan.registeredCertificate else { return }
         var certificate: AWSIoTClient.Certificate
         do {
@@ -303,12 +303,12 @@ struct ProvisioningJob {
         record.progress.certificateID = certificate.certificateId
         record.progress.certificateArn = certificate.certificateArn
         record.progress.certificatePem = pem
-        record.progress.certificateStatus = certificate.status ?? "ACTIVE"
+        record.progress.certificateStatus = certificate.status.flatMap(AWSCertificateStatus.init(rawValue:)) ?? .active
         record.progress.certificateRegistered = true
     }
 
     /// Looks among the certificates made since the request for one signed for its key; adopts it.
-    private func adoptInterruptedCertificate(_ record: inout AWSThingRecord) async throws -> Bool {
+    private func adoptInterruptedCertificate(_ record: inout ProvisioningJob) async throws -> Bool {
         guard let request = record.progress.keyRequest, let sealed = record.sealedPrivateKey else { return false }
         let privateKey = try self.provisioner.hub.secrets.open(sealed)
         // Clocks differ: look five minutes further back than the request.
@@ -324,7 +324,7 @@ struct ProvisioningJob {
             record.progress.certificateID = described.certificateId
             record.progress.certificateArn = described.certificateArn
             record.progress.certificatePem = pem
-            record.progress.certificateStatus = described.status
+            record.progress.certificateStatus = described.status.flatMap(AWSCertificateStatus.init(rawValue:))
             record.progress.keyRequest = nil
             return true
         }
@@ -348,7 +348,7 @@ struct ProvisioningJob {
 
     // MARK: Policies
 
-    private func createPolicy(_ record: inout AWSThingRecord) async throws {
+    private func createPolicy(_ record: inout ProvisioningJob) async throws {
         guard let document = self.plan.policyDocument(record.progress) else { return }
         let name = self.plan.policyName
         if record.progress.createdPolicy != name {

@@ -205,7 +205,7 @@ public struct Shadows: Sendable {
         let records = try await session.awsThings.list(tenantID: principal.tenantID, deviceID: deviceID).filter {
             $0.progress.thingArn != nil && ($0.wanted == .active || $0.wanted == .inactive)
         }
-        let record: AWSThingRecord
+        let record: ProvisioningJob
         if let integrationID {
             guard let found = records.first(where: { $0.integrationID == integrationID }) else {
                 _ = try await self.hub.integrations.get(integrationID, by: principal)

@@ -171,7 +171,7 @@ public struct Things: Sendable {
     }
 
     /// The thing's row in the integration that holds it in AWS (the first, should several).
-    private func thingRecord(of device: Device, by principal: Principal) async throws -> AWSThingRecord? {
+    private func thingRecord(of device: Device, by principal: Principal) async throws -> ProvisioningJob? {
         try await self.hub.store.session.awsThings.list(tenantID: principal.tenantID, deviceID: device.id)
             .first { $0.progress.thingArn != nil && $0.wanted == .active }
     }
@@ -187,18 +187,18 @@ public struct Things: Sendable {
     /// Runs the device's job in the integration now, again after each failure that is worth a
     /// retry (throttling, AWS away), until it settles, fails for good, or the wait runs out; the
     /// row as it then is (a removed one reads as deprovisioned).
-    private func provision(deviceID: String, integrationID: String) async throws -> AWSThingRecord {
+    private func provision(deviceID: String, integrationID: String) async throws -> ProvisioningJob {
         let provisioner = Provisioner(hub: self.hub)
         let deadline = ContinuousClock.now + Self.wait
         while true {
             try await provisioner.runNow(integrationID: integrationID, deviceID: deviceID)
-            let record: AWSThingRecord
+            let record: ProvisioningJob
             do {
                 record = try await self.hub.integrations.waitUntilSettled(
                     deviceID: deviceID, integrationID: integrationID, timeout: deadline - ContinuousClock.now
                 )
             } catch let error as HubError where error.kind == .notFound {
-                return AWSThingRecord(
+                return ProvisioningJob(
                     integrationID: integrationID, deviceID: deviceID, tenantID: "", wanted: .absent, bound: false, state: .deprovisioned,
                     needsWork: false, nextAttemptAt: self.hub.now(), updatedAt: self.hub.now()
                 )

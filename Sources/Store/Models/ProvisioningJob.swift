@@ -1,8 +1,9 @@
 import Foundation
 
-/// One device in one integration: what Conduit wants in AWS for it, what it has made so far, and
-/// the job that closes the gap. The row is the job: durable, leased by one worker at a time.
-public struct AWSThingRecord: Sendable, Equatable {
+/// The durable provisioning job of one device in one integration: what Conduit wants in AWS for
+/// it, what it has made so far, and the state of the work that closes the gap. Leased by one
+/// worker at a time; ``ProvisioningStepRunner`` (in Hub) runs its steps.
+public struct ProvisioningJob: Sendable, Equatable {
     /// The device id of the row that holds an integration's downlink gateway: its thing, its
     /// certificate and its policy. Not a possible device id (`$`), so no device collides with it.
     public static let gatewayDeviceID = "$gateway"
@@ -12,7 +13,7 @@ public struct AWSThingRecord: Sendable, Equatable {
     public var integrationID: String
     public var deviceID: String
     public var tenantID: String
-    public var wanted: AWSWantedState
+    public var wanted: ProvisioningTarget
     /// The device exists and the integration binds it; when false the row goes once AWS is clean.
     public var bound: Bool
     public var state: AWSProvisioningState
@@ -30,7 +31,7 @@ public struct AWSThingRecord: Sendable, Equatable {
     public var leaseOwner: String?
 
     public init(
-        integrationID: String, deviceID: String, tenantID: String, wanted: AWSWantedState, bound: Bool,
+        integrationID: String, deviceID: String, tenantID: String, wanted: ProvisioningTarget, bound: Bool,
         state: AWSProvisioningState, progress: AWSThingProgress = AWSThingProgress(), sealedPrivateKey: String? = nil,
         needsWork: Bool, lastError: String? = nil, attempts: Int = 0, nextAttemptAt: Date, updatedAt: Date, leaseOwner: String? = nil
     ) {
@@ -52,15 +53,25 @@ public struct AWSThingRecord: Sendable, Equatable {
 }
 
 /// What a device should be in AWS, from its status and its binding.
-public enum AWSWantedState: String, Sendable, Codable {
-    /// Pending: nothing in AWS yet.
-    case none
+public enum ProvisioningTarget: String, Sendable, Codable {
+    /// Pending: nothing in AWS yet. (Stored as `none`.)
+    case nothingYet = "none"
     /// Accepted: thing, active certificate, policy, group.
     case active
     /// Rejected: whatever exists stays, its certificate inactive.
     case inactive
     /// Decommissioned, deleted or unbound: nothing left in AWS.
     case absent
+}
+
+/// An AWS IoT certificate's status, as AWS names it (every value AWS documents).
+public enum AWSCertificateStatus: String, Sendable, Codable, CaseIterable {
+    case active = "ACTIVE"
+    case inactive = "INACTIVE"
+    case revoked = "REVOKED"
+    case pendingTransfer = "PENDING_TRANSFER"
+    case registerInactive = "REGISTER_INACTIVE"
+    case pendingActivation = "PENDING_ACTIVATION"
 }
 
 /// Where a device stands in an integration, as operators see it.
@@ -107,8 +118,8 @@ public struct AWSThingProgress: Sendable, Equatable, Codable {
     public var certificateID: String?
     public var certificateArn: String?
     public var certificatePem: String?
-    /// `ACTIVE` or `INACTIVE`, as last set or seen.
-    public var certificateStatus: String?
+    /// The certificate's status in AWS, as last set or seen.
+    public var certificateStatus: AWSCertificateStatus?
     /// The certificate was registered (RegisterCertificateWithoutCA), not signed by AWS for a
     /// key Conduit made.
     public var certificateRegistered: Bool?

@@ -5,7 +5,7 @@ import SQLKit
 public struct AWSThingRepository: Sendable {
     let session: StoreSession
 
-    public func insert(_ record: AWSThingRecord) async throws {
+    public func insert(_ record: ProvisioningJob) async throws {
         try await self.session.sql.raw(
             """
             INSERT INTO aws_things (integration_id, device_id, tenant_id, wanted, bound, state, progress, private_key,
@@ -22,7 +22,7 @@ public struct AWSThingRepository: Sendable {
     /// Writes every field of the record; with `leaseOwner`, only while that worker holds the lease
     /// (false when it lost it), and the lease is extended to `leaseUntil` or released when nil.
     @discardableResult
-    public func update(_ record: AWSThingRecord, leaseOwner: String? = nil, leaseUntil: Date? = nil) async throws -> Bool {
+    public func update(_ record: ProvisioningJob, leaseOwner: String? = nil, leaseUntil: Date? = nil) async throws -> Bool {
         var query = SQLQueryString(
             """
             UPDATE aws_things SET wanted = \(bind: record.wanted.rawValue), bound = \(bind: record.bound ? 1 : 0),
@@ -54,7 +54,7 @@ public struct AWSThingRepository: Sendable {
     }
 
     /// The row, locked until the transaction ends when `forUpdate`.
-    public func get(integrationID: String, deviceID: String, forUpdate: Bool = false) async throws -> AWSThingRecord? {
+    public func get(integrationID: String, deviceID: String, forUpdate: Bool = false) async throws -> ProvisioningJob? {
         try await self.session.sql.raw(
             """
             SELECT * FROM aws_things WHERE integration_id = \(bind: integrationID) AND device_id = \(bind: deviceID)\
@@ -64,7 +64,7 @@ public struct AWSThingRepository: Sendable {
     }
 
     /// Every integration's row for the tenant's device.
-    public func list(tenantID: String, deviceID: String) async throws -> [AWSThingRecord] {
+    public func list(tenantID: String, deviceID: String) async throws -> [ProvisioningJob] {
         try await self.session.sql.raw(
             """
             SELECT * FROM aws_things WHERE tenant_id = \(bind: tenantID) AND device_id = \(bind: deviceID)
@@ -91,9 +91,9 @@ public struct AWSThingRepository: Sendable {
     }
 
     /// Up to `limit` rows of the integration with device ids after `after`, by device id.
-    public func list(integrationID: String, after: String? = nil, limit: Int) async throws -> [AWSThingRecord] {
+    public func list(integrationID: String, after: String? = nil, limit: Int) async throws -> [ProvisioningJob] {
         var query = SQLQueryString(
-            "SELECT * FROM aws_things WHERE integration_id = \(bind: integrationID) AND device_id <> \(bind: AWSThingRecord.gatewayDeviceID)"
+            "SELECT * FROM aws_things WHERE integration_id = \(bind: integrationID) AND device_id <> \(bind: ProvisioningJob.gatewayDeviceID)"
         )
         if let after {
             query.appendLiteral(" AND device_id > ")
@@ -109,7 +109,7 @@ public struct AWSThingRepository: Sendable {
         let rows = try await self.session.sql.raw(
             """
             SELECT state, COUNT(*) AS n FROM aws_things
-            WHERE integration_id = \(bind: integrationID) AND device_id <> \(bind: AWSThingRecord.gatewayDeviceID) GROUP BY state
+            WHERE integration_id = \(bind: integrationID) AND device_id <> \(bind: ProvisioningJob.gatewayDeviceID) GROUP BY state
             """
         ).all()
         var counts: [AWSProvisioningState: Int] = [:]
@@ -122,11 +122,11 @@ public struct AWSThingRepository: Sendable {
     }
 
     /// The integration's rows whose last attempt failed, most recent first.
-    public func latestErrors(integrationID: String, limit: Int) async throws -> [AWSThingRecord] {
+    public func latestErrors(integrationID: String, limit: Int) async throws -> [ProvisioningJob] {
         try await self.session.sql.raw(
             """
             SELECT * FROM aws_things
-            WHERE integration_id = \(bind: integrationID) AND device_id <> \(bind: AWSThingRecord.gatewayDeviceID) AND last_error IS NOT NULL
+            WHERE integration_id = \(bind: integrationID) AND device_id <> \(bind: ProvisioningJob.gatewayDeviceID) AND last_error IS NOT NULL
             ORDER BY updated_at DESC LIMIT \(bind: limit)
             """
         ).all().map(Self.record)
@@ -177,10 +177,10 @@ public struct AWSThingRepository: Sendable {
     }
 
     /// Leases up to `limit` due jobs to `owner` until `leaseUntil`, each under a token of its own
-    /// (``AWSThingRecord/leaseOwner``) so that two runs of one job can never both write: rows that need work, whose
+    /// (``ProvisioningJob/leaseOwner``) so that two runs of one job can never both write: rows that need work, whose
     /// next attempt is due, that no live lease holds, of an active (or deleting) integration.
     /// Call inside a transaction; on PostgreSQL rows another node is claiming are skipped.
-    public func claimDue(now: Date, limit: Int, owner: String, leaseUntil: Date) async throws -> [AWSThingRecord] {
+    public func claimDue(now: Date, limit: Int, owner: String, leaseUntil: Date) async throws -> [ProvisioningJob] {
         let lock = self.session.dialect == .postgres ? " FOR UPDATE OF t SKIP LOCKED" : ""
         let rows = try await self.session.sql.raw(
             """
@@ -190,7 +190,7 @@ public struct AWSThingRepository: Sendable {
             ORDER BY t.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: lock)
             """
         ).all().map(Self.record)
-        var claimed: [AWSThingRecord] = []
+        var claimed: [ProvisioningJob] = []
         for var record in rows {
             let token = owner + "/" + UUID().uuidString.lowercased()
             try await self.session.sql.raw(
@@ -207,7 +207,7 @@ public struct AWSThingRepository: Sendable {
 
     /// Leases one job to `owner` if it needs work, its next attempt is due, no live lease holds
     /// it and its integration may run (active, or being deleted); nil otherwise.
-    public func claim(integrationID: String, deviceID: String, now: Date, owner: String, leaseUntil: Date) async throws -> AWSThingRecord? {
+    public func claim(integrationID: String, deviceID: String, now: Date, owner: String, leaseUntil: Date) async throws -> ProvisioningJob? {
         let token = owner + "/" + UUID().uuidString.lowercased()
         return try await self.session.sql.raw(
             """
@@ -221,7 +221,7 @@ public struct AWSThingRepository: Sendable {
     }
 
     /// Extends a held lease; false when the job's lease is no longer this token's.
-    public func renewLease(_ record: AWSThingRecord, until: Date) async throws -> Bool {
+    public func renewLease(_ record: ProvisioningJob, until: Date) async throws -> Bool {
         guard let token = record.leaseOwner else { return false }
         return try await self.session.sql.raw(
             """
@@ -261,14 +261,14 @@ public struct AWSThingRepository: Sendable {
         ).run()
     }
 
-    static func record(_ row: any SQLRow) throws -> AWSThingRecord {
+    static func record(_ row: any SQLRow) throws -> ProvisioningJob {
         let deviceID = try row.decode(column: "device_id", as: String.self)
         let wanted = try row.decode(column: "wanted", as: String.self)
         let state = try row.decode(column: "state", as: String.self)
-        guard let parsedWanted = AWSWantedState(rawValue: wanted), let parsedState = AWSProvisioningState(rawValue: state) else {
+        guard let parsedWanted = ProvisioningTarget(rawValue: wanted), let parsedState = AWSProvisioningState(rawValue: state) else {
             throw StoreError.corrupt("aws_things row of device '\(deviceID)' has unknown state '\(wanted)'/'\(state)'")
         }
-        return AWSThingRecord(
+        return ProvisioningJob(
             integrationID: try row.decode(column: "integration_id", as: String.self),
             deviceID: deviceID,
             tenantID: try row.decode(column: "tenant_id", as: String.self),

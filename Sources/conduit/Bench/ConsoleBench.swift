@@ -168,7 +168,7 @@ struct ConsoleBench: AsyncParsableCommand {
                         )
                     )
                     if provisioned {
-                        var record = AWSThingRecord(
+                        var record = ProvisioningJob(
                             integrationID: integration.id, deviceID: id, tenantID: tenantID, wanted: .active, bound: true, state: .provisioned,
                             progress: AWSThingProgress(), needsWork: false, attempts: 1, nextAttemptAt: now, updatedAt: now
                         )
