@@ -34,6 +34,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
+        // One retry pace for every client and worker (MQTTClient, AWS, Hub): a module of its
+        // own because none of them may depend on another for it.
+        .target(name: "Backoff"),
         .target(
             name: "MQTT",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
@@ -41,6 +44,7 @@ let package = Package(
         .target(
             name: "AWS",
             dependencies: [
+                "Backoff",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -62,6 +66,7 @@ let package = Package(
             name: "MQTTClient",
             dependencies: [
                 "MQTT",
+                "Backoff",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -100,6 +105,7 @@ let package = Package(
             name: "Hub",
             dependencies: [
                 "Store",
+                "Backoff",
                 "AWS",
                 "AWSIoT",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -208,11 +214,11 @@ let package = Package(
         ),
         .testTarget(
             name: "MQTTClientTests",
-            dependencies: ["MQTTClient", "MQTT", "ConduitTesting", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["MQTTClient", "MQTT", "Backoff", "ConduitTesting", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "HubTests",
-            dependencies: ["Hub", "Store", "AWS", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Hub", "Store", "AWS", "Backoff", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "StoreTests",

@@ -1,3 +1,4 @@
+import Backoff
 import Logging
 import MQTT
 import NIOCore
@@ -31,15 +32,15 @@ public struct MQTTClientConfiguration: Sendable {
     /// Topic filters to subscribe to on every connection, at QoS 1.
     public var subscriptions: [String]
     public var keepAlive: UInt16
-    /// Seconds between tries after a lost connection: doubling from the first to the second.
-    public var reconnectDelay: (first: Double, longest: Double)
+    /// The pace of tries after a lost connection.
+    public var reconnectBackoff: Backoff
     /// False for a persistent session: the server keeps the subscriptions and the QoS 1 messages
     /// that arrive while the client is away, and sends again those it did not acknowledge.
     public var cleanSession: Bool
 
     public init(
         host: String, port: Int = 8883, clientIdentifier: String, tls: TLS?, subscriptions: [String], keepAlive: UInt16 = 30,
-        reconnectDelay: (first: Double, longest: Double) = (0.5, 30), cleanSession: Bool = true
+        reconnectBackoff: Backoff = Backoff(first: 0.5, maximum: 30), cleanSession: Bool = true
     ) {
         self.cleanSession = cleanSession
         self.host = host
@@ -48,7 +49,7 @@ public struct MQTTClientConfiguration: Sendable {
         self.tls = tls
         self.subscriptions = subscriptions
         self.keepAlive = keepAlive
-        self.reconnectDelay = reconnectDelay
+        self.reconnectBackoff = reconnectBackoff
     }
 }
 
@@ -118,9 +119,7 @@ public final class MQTTClient: Sendable {
             }
             let stayed = subscribedAt.map { ContinuousClock.now - $0 >= .seconds(10) } ?? false
             failures = self.connectionCount > before && stayed ? 1 : failures + 1
-            let (first, longest) = self.configuration.reconnectDelay
-            let delay = min(longest, first * Double(1 << min(failures - 1, 16))) * Double.random(in: 0.8...1.2)
-            guard (try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))) != nil else { break }
+            guard (try? await Task.sleep(for: self.configuration.reconnectBackoff.delay(afterFailures: failures))) != nil else { break }
         }
         self.state.withLock { $0.subscribedAt = nil }
     }

@@ -1,3 +1,4 @@
+import Backoff
 import ConduitTesting
 import Foundation
 import MQTT
@@ -16,7 +17,7 @@ struct MQTTClientTests {
                     certificateChainPEM: try pki.read("\(certificate).pem"), privateKeyPEM: try pki.read("\(certificate).key"),
                     trustRootsPEM: try pki.read(trust), serverName: "localhost"
                 ),
-                subscriptions: ["conduit/devices/+/down"], keepAlive: 5, reconnectDelay: (0.1, 0.5)
+                subscriptions: ["conduit/devices/+/down"], keepAlive: 5, reconnectBackoff: Backoff(first: 0.1, maximum: 0.5)
             ),
             logger: .quiet
         )

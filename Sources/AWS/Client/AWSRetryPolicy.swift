@@ -1,3 +1,5 @@
+import Backoff
+
 /// When and how long to wait before trying a failed request again: exponential backoff with
 /// full jitter, as AWS's architecture blog and SDKs do it.
 public struct AWSRetryPolicy: Sendable {
@@ -17,7 +19,8 @@ public struct AWSRetryPolicy: Sendable {
     /// The delay before attempt `attempt + 1` (attempt counts from 1): a random time between zero
     /// and `min(maximumDelay, baseDelay * 2^attempt)`, so that many clients spread out.
     public func delay(afterAttempt attempt: Int, using random: inout some RandomNumberGenerator) -> Double {
-        let ceiling = min(self.maximumDelay, self.baseDelay * Double(1 << min(attempt, 30)))
-        return Double.random(in: 0...ceiling, using: &random)
+        guard self.baseDelay > 0 else { return 0 }
+        let backoff = Backoff(first: 2 * self.baseDelay, maximum: max(2 * self.baseDelay, self.maximumDelay), jitter: 0...1)
+        return backoff.seconds(afterFailures: attempt, using: &random)
     }
 }

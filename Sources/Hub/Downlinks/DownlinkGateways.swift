@@ -1,8 +1,9 @@
+import Backoff
 import Crypto
 import Foundation
 import Logging
-import Metrics
 import MQTTClient
+import Metrics
 import NIOCore
 import Store
 import Synchronization
@@ -31,7 +32,7 @@ public final class DownlinkGateways: Sendable {
         /// dies gives it up to another after this.
         public var leaseDuration: Duration
         /// Seconds between connection tries: doubling from the first to the longest.
-        public var reconnectDelay: (first: Double, longest: Double)
+        public var reconnectBackoff: Backoff
 
         /// This node's name in the leases: the same across its restarts, so that after a crash it
         /// takes its gateways again at once instead of waiting for its own leases to lapse.
@@ -39,12 +40,12 @@ public final class DownlinkGateways: Sendable {
 
         public init(
             nodeID: String = UUID().uuidString, pollInterval: Duration = .seconds(10), leaseDuration: Duration = .seconds(30),
-            reconnectDelay: (first: Double, longest: Double) = (1, 60)
+            reconnectBackoff: Backoff = Backoff(first: 1, maximum: 60)
         ) {
             self.nodeID = nodeID
             self.pollInterval = pollInterval
             self.leaseDuration = leaseDuration
-            self.reconnectDelay = reconnectDelay
+            self.reconnectBackoff = reconnectBackoff
         }
     }
 
@@ -210,7 +211,7 @@ public final class DownlinkGateways: Sendable {
         let configuration = MQTTClientConfiguration(
             host: host, port: port, clientIdentifier: clientID,
             tls: .init(certificateChainPEM: certificate, privateKeyPEM: privateKey, trustRootsPEM: settings.mqttTrustRoots),
-            subscriptions: [filter], reconnectDelay: self.configuration.reconnectDelay, cleanSession: false
+            subscriptions: [filter], reconnectBackoff: self.configuration.reconnectBackoff, cleanSession: false
         )
         return (key, configuration)
     }

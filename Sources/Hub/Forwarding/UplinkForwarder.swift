@@ -1,5 +1,6 @@
 import AWS
 import AWSIoT
+import Backoff
 import Foundation
 import Logging
 import Metrics
@@ -10,6 +11,9 @@ import Synchronization
 /// integration, many devices at once, each message removed only after AWS accepted it. A device
 /// whose message fails waits, with backoff, before its next try; the others go on.
 public final class UplinkForwarder: Sendable {
+    /// How long a device's queue is held after AWS failed it: 0.5 s, doubling to a minute.
+    static let retryBackoff = Backoff(first: 0.5, maximum: 60, jitter: 1...1)
+
     public struct Configuration: Sendable {
         /// Devices forwarded at once.
         public var concurrency: Int
@@ -179,7 +183,7 @@ public final class UplinkForwarder: Sendable {
                 return state.failures[key]!
             }
             // 0.5 s, doubling to a minute: an AWS outage delays messages, it loses none.
-            let delay = min(60, 0.5 * pow(2, Double(min(failures - 1, 10))))
+            let delay = Self.retryBackoff.seconds(afterFailures: failures)
             self.hold(key, for: .milliseconds(Int(delay * 1000)))
             self.logger.notice(
                 "uplink publish failed; holding the device's queue",

@@ -1,5 +1,6 @@
 import AWS
 import AWSIoT
+import Backoff
 import Foundation
 import Logging
 import Metrics
@@ -381,10 +382,11 @@ public final class Provisioner: Sendable {
     /// Seconds before the next try: doubling from 2 s to 5 min while AWS is busy or away; from
     /// 30 s to an hour after an answer that will not change by itself (access denied, a bad name).
     static func backoff(attempts: Int, permanent: Bool) -> TimeInterval {
-        let (base, cap): (Double, Double) = permanent ? (30, 3600) : (2, 300)
-        let delay = min(cap, base * pow(2, Double(max(0, min(attempts - 1, 20)))))
-        return delay * Double.random(in: 0.8...1.2)
+        (permanent ? Self.permanentBackoff : Self.transientBackoff).seconds(afterFailures: attempts)
     }
+
+    static let transientBackoff = Backoff(first: 2, maximum: 300)
+    static let permanentBackoff = Backoff(first: 30, maximum: 3600)
 
     /// True for an answer that retrying alone will not change.
     static func isPermanent(_ error: any Error) -> Bool {
