@@ -18,9 +18,9 @@ public struct MQTTProperties: Sendable, Hashable, ExpressibleByArrayLiteral, Seq
         self.items.append(property)
     }
 
-    /// Removes every property with this identifier.
-    public mutating func remove(identifier: UInt8) {
-        self.items.removeAll { $0.identifier == identifier }
+    /// Removes every property of these names.
+    public mutating func remove(_ names: MQTTProperty.Name...) {
+        self.items.removeAll { names.contains($0.name) }
     }
 
     private func first<T>(_ extract: (MQTTProperty) -> T?) -> T? {

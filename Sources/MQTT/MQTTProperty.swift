@@ -30,38 +30,72 @@ public enum MQTTProperty: Sendable, Hashable {
     case subscriptionIdentifierAvailable(UInt8)
     case sharedSubscriptionAvailable(UInt8)
 
-    /// The property's identifier byte.
-    public var identifier: UInt8 {
+    /// A property's name: its identifier byte on the wire [MQTT-2.2.2.2].
+    public enum Name: UInt8, Sendable, CaseIterable {
+        case payloadFormatIndicator = 0x01
+        case messageExpiryInterval = 0x02
+        case contentType = 0x03
+        case responseTopic = 0x08
+        case correlationData = 0x09
+        case subscriptionIdentifier = 0x0B
+        case sessionExpiryInterval = 0x11
+        case assignedClientIdentifier = 0x12
+        case serverKeepAlive = 0x13
+        case authenticationMethod = 0x15
+        case authenticationData = 0x16
+        case requestProblemInformation = 0x17
+        case willDelayInterval = 0x18
+        case requestResponseInformation = 0x19
+        case responseInformation = 0x1A
+        case serverReference = 0x1C
+        case reasonString = 0x1F
+        case receiveMaximum = 0x21
+        case topicAliasMaximum = 0x22
+        case topicAlias = 0x23
+        case maximumQoS = 0x24
+        case retainAvailable = 0x25
+        case userProperty = 0x26
+        case maximumPacketSize = 0x27
+        case wildcardSubscriptionAvailable = 0x28
+        case subscriptionIdentifierAvailable = 0x29
+        case sharedSubscriptionAvailable = 0x2A
+    }
+
+    /// The property's name.
+    public var name: Name {
         switch self {
-        case .payloadFormatIndicator: 0x01
-        case .messageExpiryInterval: 0x02
-        case .contentType: 0x03
-        case .responseTopic: 0x08
-        case .correlationData: 0x09
-        case .subscriptionIdentifier: 0x0B
-        case .sessionExpiryInterval: 0x11
-        case .assignedClientIdentifier: 0x12
-        case .serverKeepAlive: 0x13
-        case .authenticationMethod: 0x15
-        case .authenticationData: 0x16
-        case .requestProblemInformation: 0x17
-        case .willDelayInterval: 0x18
-        case .requestResponseInformation: 0x19
-        case .responseInformation: 0x1A
-        case .serverReference: 0x1C
-        case .reasonString: 0x1F
-        case .receiveMaximum: 0x21
-        case .topicAliasMaximum: 0x22
-        case .topicAlias: 0x23
-        case .maximumQoS: 0x24
-        case .retainAvailable: 0x25
-        case .userProperty: 0x26
-        case .maximumPacketSize: 0x27
-        case .wildcardSubscriptionAvailable: 0x28
-        case .subscriptionIdentifierAvailable: 0x29
-        case .sharedSubscriptionAvailable: 0x2A
+        case .payloadFormatIndicator: .payloadFormatIndicator
+        case .messageExpiryInterval: .messageExpiryInterval
+        case .contentType: .contentType
+        case .responseTopic: .responseTopic
+        case .correlationData: .correlationData
+        case .subscriptionIdentifier: .subscriptionIdentifier
+        case .sessionExpiryInterval: .sessionExpiryInterval
+        case .assignedClientIdentifier: .assignedClientIdentifier
+        case .serverKeepAlive: .serverKeepAlive
+        case .authenticationMethod: .authenticationMethod
+        case .authenticationData: .authenticationData
+        case .requestProblemInformation: .requestProblemInformation
+        case .willDelayInterval: .willDelayInterval
+        case .requestResponseInformation: .requestResponseInformation
+        case .responseInformation: .responseInformation
+        case .serverReference: .serverReference
+        case .reasonString: .reasonString
+        case .receiveMaximum: .receiveMaximum
+        case .topicAliasMaximum: .topicAliasMaximum
+        case .topicAlias: .topicAlias
+        case .maximumQoS: .maximumQoS
+        case .retainAvailable: .retainAvailable
+        case .userProperty: .userProperty
+        case .maximumPacketSize: .maximumPacketSize
+        case .wildcardSubscriptionAvailable: .wildcardSubscriptionAvailable
+        case .subscriptionIdentifierAvailable: .subscriptionIdentifierAvailable
+        case .sharedSubscriptionAvailable: .sharedSubscriptionAvailable
         }
     }
+
+    /// The property's identifier byte.
+    public var identifier: UInt8 { self.name.rawValue }
 
     /// Properties that may appear more than once in a packet.
     var mayRepeat: Bool {

@@ -374,9 +374,9 @@ public final class MQTTBroker: @unchecked Sendable {
 
     static func message(from will: MQTTConnectPacket.Will, publisher: String) -> MQTTBrokerMessage {
         var properties = will.properties
-        properties.remove(identifier: 0x18)  // will delay is not a PUBLISH property
+        properties.remove(.willDelayInterval)  // not a PUBLISH property
         let expiry = properties.messageExpiryInterval
-        properties.remove(identifier: 0x02)
+        properties.remove(.messageExpiryInterval)
         return MQTTBrokerMessage(
             topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, properties: properties,
             expiresAt: expiry.map { .now() + .seconds(Int64($0)) }, publisherClientIdentifier: publisher

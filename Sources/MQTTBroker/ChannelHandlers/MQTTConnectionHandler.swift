@@ -454,7 +454,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         }
         var properties = publish.properties
         let expiry = properties.messageExpiryInterval
-        for property in [UInt8(0x23), 0x0B, 0x02] { properties.remove(identifier: property) }
+        // The alias and subscription identifiers belong to this hop; the expiry is kept as a
+        // deadline and written afresh, as what remains of it, on each delivery.
+        properties.remove(.topicAlias, .subscriptionIdentifier, .messageExpiryInterval)
         let message = MQTTBrokerMessage(
             topic: publish.topic, payload: publish.payload, qos: publish.qos, retain: publish.retain,
             properties: properties, expiresAt: expiry.map { .now() + .seconds(Int64($0)) },
