@@ -64,6 +64,15 @@ enum Listeners {
         }
     }
 
+    /// Lets this process open as many files as its hard limit allows: every device connection is
+    /// one, and a soft limit of 1,024 would refuse the 1,021st device.
+    static func raiseOpenFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+
     /// Whether two listen addresses can clash: the same host, or one of them every address.
     private static func overlap(_ a: String, _ b: String) -> Bool {
         let any: Set = ["0.0.0.0", "::", "*", ""]

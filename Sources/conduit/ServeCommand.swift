@@ -172,6 +172,7 @@ struct ServeCommand: AsyncParsableCommand {
         for warning in settings.warnings { logger.warning("\(warning)") }
         // Before the store is opened: a port in use must leave no database and no token behind.
         try await Listeners.check(listeners)
+        Listeners.raiseOpenFileLimit()
         let secrets = try settings.secretBox()
         let nodeID = try settings.nodeID(self.nodeId)
         let registry = PrometheusCollectorRegistry()

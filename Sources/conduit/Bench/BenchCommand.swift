@@ -32,6 +32,9 @@ struct MQTTBench: AsyncParsableCommand {
     @Option(help: "Payload size in bytes (at least 8: the timestamp).") var size = 64
     @Option(help: "QoS of publishes and subscriptions: 0, 1 or 2.") var qos = 1
     @Option(help: "Give up waiting for deliveries after this many seconds.") var timeout = 60.0
+    @Option(help: "Instead of messages: hold this many idle connections and print the broker's memory per connection (needs --broker-pid).")
+    var idle: Int?
+    @Option(help: "The broker's process id, whose resident memory --idle reads from /proc.") var brokerPid: Int32?
 
     func validate() throws {
         guard (1...10_000).contains(self.connections) else { throw ValidationError("--connections: 1 to 10000") }
@@ -41,6 +44,10 @@ struct MQTTBench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let idle = self.idle {
+            guard let pid = self.brokerPid else { throw ValidationError("--idle: needs --broker-pid, the broker's process id") }
+            return try await IdleConnections.measure(host: self.host, port: self.port, count: idle, brokerPID: pid)
+        }
         let qos = MQTTQoS(rawValue: UInt8(self.qos))!
         let group = MultiThreadedEventLoopGroup.singleton
         let run = UInt64.random(in: 1...UInt64.max)
