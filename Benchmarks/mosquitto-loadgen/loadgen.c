@@ -90,39 +90,23 @@ static struct mosquitto *client(const char *id, const char *host, int port) {
     return m;
 }
 
-static void wait_for(int *flag, const char *what) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 30;
-    pthread_mutex_lock(&lock);
-    while (!*flag) {
-        if (pthread_cond_timedwait(&changed, &lock, &deadline) != 0) { fprintf(stderr, "timed out waiting for %s\n", what); exit(2); }
-    }
-    pthread_mutex_unlock(&lock);
-}
+static int is_subscribed(void) { return subscribed; }
+static long wanted_connections = 0;
+static int all_connected(void) { return connected_count >= wanted_connections; }
+static int all_delivered(void) { return received >= expected; }
 
-static void wait_connected(int count) {
+/* Waits, the lock held between looks, until done() or `seconds` pass; returns whether done. */
+static int wait_until(int (*done)(void), int seconds) {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 60;
+    deadline.tv_sec += seconds;
     pthread_mutex_lock(&lock);
-    while (connected_count < count) {
-        if (pthread_cond_timedwait(&changed, &lock, &deadline) != 0) break;
+    int ok = 1;
+    while (!done()) {
+        if (pthread_cond_timedwait(&changed, &lock, &deadline) != 0) { ok = done(); break; }
     }
     pthread_mutex_unlock(&lock);
-}
-
-/* Waits until every expected message arrived or 120 s passed; returns the seconds since start. */
-static double wait_delivered(uint64_t started) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 120;
-    pthread_mutex_lock(&lock);
-    while (received < expected) {
-        if (pthread_cond_timedwait(&changed, &lock, &deadline) != 0) break;
-    }
-    pthread_mutex_unlock(&lock);
-    return (double)(now_ns() - started) / 1e9;
+    return ok;
 }
 
 static void report(const char *mode, double seconds) {
@@ -164,17 +148,19 @@ int main(int argc, char **argv) {
         snprintf(id, sizeof id, "loadgen-sub-%d", (int)getpid());
         struct mosquitto *sub = client(id, host, port);
         mosquitto_subscribe(sub, NULL, topic, qos);
-        wait_for(&subscribed, "SUBACK");
+        if (!wait_until(is_subscribed, 30)) { fprintf(stderr, "no SUBACK\n"); return 2; }
         struct mosquitto **pubs = calloc((size_t)publishers, sizeof *pubs);
         for (int i = 0; i < publishers; i++) {
             snprintf(id, sizeof id, "loadgen-pub-%d-%d", (int)getpid(), i);
             pubs[i] = client(id, host, port);
         }
-        wait_connected(publishers + 1);
+        wanted_connections = publishers + 1;
+        wait_until(all_connected, 60);
         uint64_t started = now_ns();
         for (int n = 0; n < messages; n++)
             for (int i = 0; i < publishers; i++) publish(pubs[i], topic, qos, size);
-        report("fanin", wait_delivered(started));
+        wait_until(all_delivered, 120);
+        report("fanin", (double)(now_ns() - started) / 1e9);
         return received == expected ? 0 : 1;
     }
     if (strcmp(mode, "flight") == 0 && argc == 8) {
@@ -184,10 +170,11 @@ int main(int argc, char **argv) {
         snprintf(id, sizeof id, "loadgen-sub-%d", (int)getpid());
         struct mosquitto *sub = client(id, host, port);
         mosquitto_subscribe(sub, NULL, topic, qos);
-        wait_for(&subscribed, "SUBACK");
+        if (!wait_until(is_subscribed, 30)) { fprintf(stderr, "no SUBACK\n"); return 2; }
         snprintf(id, sizeof id, "loadgen-pub-%d", (int)getpid());
         struct mosquitto *pub = client(id, host, port);
-        wait_connected(2);
+        wanted_connections = 2;
+        wait_until(all_connected, 60);
         uint64_t started = now_ns();
         for (long n = 0; n < messages; n++) {
             /* At most INFLIGHT published and not yet delivered. */
@@ -196,7 +183,8 @@ int main(int argc, char **argv) {
             pthread_mutex_unlock(&lock);
             publish(pub, topic, qos, size);
         }
-        report("flight", wait_delivered(started));
+        wait_until(all_delivered, 120);
+        report("flight", (double)(now_ns() - started) / 1e9);
         return received == expected ? 0 : 1;
     }
     if (strcmp(mode, "idle") == 0 && argc == 6) {
