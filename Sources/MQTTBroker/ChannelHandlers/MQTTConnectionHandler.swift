@@ -65,7 +65,14 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var pauseLimit: Scheduled<Void>?
     /// QoS 1 and 2 publishes from the client not yet acknowledged, against our receive maximum.
     private var unacknowledged = 0
-    private var logger: Logger
+    /// The broker's logger with this connection's peer and client id, made when something is
+    /// logged: kept per connection, their metadata cost every idle connection half a kilobyte.
+    private var logger: Logger {
+        var logger = self.broker.logger
+        logger[metadataKey: "conduit.peer"] = "\(self.context?.remoteAddress?.description ?? "?")"
+        if case .connected(let connected) = self.state { logger[metadataKey: "conduit.client_id"] = "\(connected.clientIdentifier)" }
+        return logger
+    }
 
     private let tls: Bool
 
@@ -75,7 +82,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     init(broker: MQTTBroker, tls: Bool) {
         self.broker = broker
         self.tls = tls
-        self.logger = broker.logger
     }
 
     /// The CN of the client's certificate, on a TLS connection where it presented a valid one.
@@ -92,7 +98,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.logger[metadataKey: "conduit.peer"] = "\(context.remoteAddress?.description ?? "?")"
         self.connectTimeout = context.eventLoop.scheduleTask(in: self.broker.configuration.connectTimeout) { [weak self] in
             guard let self, case .awaitingConnect = self.state else { return }
             self.logger.debug("no CONNECT in time")
@@ -164,6 +169,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         case .awaitingConnect:
             guard case .connect(let connect) = packet else { return self.close() }
             self.connectTimeout?.cancel()
+            self.connectTimeout = nil
             self.connectReceived(connect, context: context)
         case .authenticating:
             // Beside the state, not in it: appending to an array held in an enum payload copies it.
@@ -304,7 +310,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             return self.refuse(.notAuthorized)
         }
         self.handle = handle
-        self.logger[metadataKey: "conduit.client_id"] = "\(clientIdentifier)"
         var properties = MQTTProperties()
         if connect.version.hasProperties {
             properties.set(.receiveMaximum(configuration.receiveMaximum))
