@@ -98,20 +98,28 @@ struct Settings {
         return self.reader.string(forKey: ConfigKey(key))
     }
 
-    /// An integer setting, with an error naming the setting when it is not one.
+    /// An integer setting, with an error naming the setting when it is not one. A flag's error
+    /// comes with the usage; a variable's or the file's, which no usage would explain, alone.
     func int(_ flag: Int?, key: String, range: ClosedRange<Int>, default value: Int) throws -> Int {
+        let rule = "must be between \(range.lowerBound) and \(range.upperBound)"
         if let flag {
-            guard range.contains(flag) else { throw ValidationError("\(key): must be between \(range.lowerBound) and \(range.upperBound)") }
+            guard range.contains(flag) else { throw ValidationError("\(key): \(rule)") }
             return flag
         }
-        guard let raw = self.reader.string(forKey: ConfigKey(key)) else {
-            if let number = self.reader.int(forKey: ConfigKey(key)) { return try self.int(number, key: key, range: range, default: value) }
+        let named = "\(key) (\(SettingsCatalog.environmentName(key)))"
+        let number: Int
+        if let raw = self.reader.string(forKey: ConfigKey(key)) {
+            guard let parsed = Int(raw.trimmingCharacters(in: .whitespaces)) else {
+                throw StartupError("\(named): must be an integer, got '\(raw)'")
+            }
+            number = parsed
+        } else if let parsed = self.reader.int(forKey: ConfigKey(key)) {
+            number = parsed
+        } else {
             return value
         }
-        guard let number = Int(raw.trimmingCharacters(in: .whitespaces)) else {
-            throw ValidationError("\(key) (\(SettingsCatalog.environmentName(key))): must be an integer, got '\(raw)'")
-        }
-        return try self.int(number, key: key, range: range, default: value)
+        guard range.contains(number) else { throw StartupError("\(named): \(rule), got \(number)") }
+        return number
     }
 
     /// A boolean setting: `true`/`false`, `1`/`0`, `yes`/`no`.
@@ -123,7 +131,7 @@ struct Settings {
         switch raw.lowercased() {
         case "true", "1", "yes", "on": return true
         case "false", "0", "no", "off": return false
-        default: throw ValidationError("\(key) (\(SettingsCatalog.environmentName(key))): must be true or false, got '\(raw)'")
+        default: throw StartupError("\(key) (\(SettingsCatalog.environmentName(key))): must be true or false, got '\(raw)'")
         }
     }
 
@@ -175,7 +183,8 @@ struct Settings {
     func logLevel(default level: Logger.Level) throws -> Logger.Level {
         guard let raw = self.string(self.options.logLevel, key: "log.level") else { return level }
         guard let parsed = Logger.Level(rawValue: raw.lowercased()) else {
-            throw ValidationError("log.level: must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            let message = "log.level: must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got '\(raw)'"
+            throw self.options.logLevel == nil ? StartupError(message) as any Error : ValidationError(message)
         }
         return parsed
     }
@@ -183,7 +192,8 @@ struct Settings {
     func logFormat() throws -> LogFormat {
         guard let raw = self.string(self.options.logFormat, key: "log.format") else { return .text }
         guard let parsed = LogFormat(rawValue: raw.lowercased()) else {
-            throw ValidationError("log.format: must be text or json")
+            let message = "log.format: must be text or json, got '\(raw)'"
+            throw self.options.logFormat == nil ? StartupError(message) as any Error : ValidationError(message)
         }
         return parsed
     }
