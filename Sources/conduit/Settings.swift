@@ -122,17 +122,16 @@ struct Settings {
         return number
     }
 
-    /// A boolean setting: `true`/`false`, `1`/`0`, `yes`/`no`.
+    /// A boolean setting (``SettingsCatalog/boolean(_:)`` reads the text of one).
     func bool(_ flag: Bool?, key: String, default value: Bool) throws -> Bool {
         if let flag { return flag }
         guard let raw = self.reader.string(forKey: ConfigKey(key)) else {
             return self.reader.bool(forKey: ConfigKey(key)) ?? value
         }
-        switch raw.lowercased() {
-        case "true", "1", "yes", "on": return true
-        case "false", "0", "no", "off": return false
-        default: throw StartupError("\(key) (\(SettingsCatalog.environmentName(key))): must be true or false, got '\(raw)'")
+        guard let parsed = SettingsCatalog.boolean(raw) else {
+            throw StartupError("\(key) (\(SettingsCatalog.environmentName(key))): must be true or false, got '\(raw)'")
         }
+        return parsed
     }
 
     var dataDirectory: String { self.string(self.options.dataDir, key: "data.dir") ?? "./data" }

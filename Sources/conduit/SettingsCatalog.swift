@@ -110,8 +110,17 @@ enum SettingsCatalog {
         switch (kind, value) {
         case (.string, .string), (.integer, .integer), (.boolean, .bool): true
         case (.integer, .string(let text)): Int(text.trimmingCharacters(in: .whitespaces)) != nil
-        case (.boolean, .string(let text)): ["true", "false", "1", "0", "yes", "no", "on", "off"].contains(text.lowercased())
+        case (.boolean, .string(let text)): self.boolean(text) != nil
         default: false
+        }
+    }
+
+    /// A boolean written as text, as a variable gives it: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
+    static func boolean(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "true", "1", "yes", "on": true
+        case "false", "0", "no", "off": false
+        default: nil
         }
     }
 

@@ -53,7 +53,7 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
                 return .reject(.serverUnavailable, explanation: "the hub cannot check credentials now; try again later")
             }
         }
-        guard let username = request.username, username == deviceID, request.password != nil else {
+        guard let username = request.username, username == deviceID, let password = request.password else {
             return self.refuse(
                 .badUserNameOrPassword,
                 request.username == nil || request.username == deviceID
@@ -63,7 +63,7 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
             )
         }
         do {
-            guard let device = try await self.hub.devices.verifySecret(deviceID: deviceID, secret: String(buffer: request.password!)) else {
+            guard let device = try await self.hub.devices.verifySecret(deviceID: deviceID, secret: String(buffer: password)) else {
                 // An unknown device and a wrong secret read alike: the client learns no device id.
                 return self.refuse(.badUserNameOrPassword, "unknown device or wrong secret", deviceID: deviceID, counted: "credentials")
             }

@@ -37,7 +37,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// Maximum), first come first served; a topic past the maximum goes in full.
     private var outboundAliases: [String: UInt16] = [:]
     private var outboundAliasMaximum: UInt16 = 0
-    /// The client's Maximum Packet Size (5.0), which an alias must not make a packet exceed.
+    /// The client's Maximum Packet Size (5.0, from its CONNECT), which no packet to it may exceed.
     private var clientMaximumPacketSize = Int.max
 
     private let broker: MQTTBroker
@@ -65,13 +65,15 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var pauseLimit: Scheduled<Void>?
     /// QoS 1 and 2 publishes from the client not yet acknowledged, against our receive maximum.
     private var unacknowledged = 0
-    /// The broker's logger with this connection's peer and client id, made when something is
-    /// logged: kept per connection, their metadata cost every idle connection half a kilobyte.
-    private var logger: Logger {
+    /// Logs with this connection's peer and client id. The logger is made only for a message its
+    /// level lets through: kept per connection, its metadata cost every idle connection half a
+    /// kilobyte, and made for every message, a debug line's cost every connect.
+    private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        guard self.broker.logger.logLevel <= level else { return }
         var logger = self.broker.logger
         logger[metadataKey: "conduit.peer"] = "\(self.context?.remoteAddress?.description ?? "?")"
         if case .connected(let connected) = self.state { logger[metadataKey: "conduit.client_id"] = "\(connected.clientIdentifier)" }
-        return logger
+        logger.log(level: level, message(), metadata: metadata())
     }
 
     private let tls: Bool
@@ -100,7 +102,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         self.context = context
         self.connectTimeout = context.eventLoop.scheduleTask(in: self.broker.configuration.connectTimeout) { [weak self] in
             guard let self, case .awaitingConnect = self.state else { return }
-            self.logger.debug("no CONNECT in time")
+            self.log(.debug, "no CONNECT in time")
             self.close()
         }
     }
@@ -117,7 +119,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             self.broker.connectionClosed(
                 clientIdentifier: connected.clientIdentifier, connection: self.identifier, publishWill: !self.disconnectedCleanly
             )
-            self.logger.debug("client disconnected", metadata: ["conduit.client_id": "\(connected.clientIdentifier)"])
+            self.log(.debug, "client disconnected")
         }
         self.handle = nil
         self.state = .closed
@@ -129,7 +131,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             self.close(reason: .serverShuttingDown)
         } else if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
             // Nothing from the client for 1.5 times its keep-alive [MQTT-3.1.2-22].
-            self.logger.debug("keep-alive expired")
+            self.log(.debug, "keep-alive expired")
             self.close(reason: .keepAliveTimeout)
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -138,11 +140,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let protocolError = error as? MQTTProtocolError ?? (error as? ByteToMessageDecoderError).flatMap(Self.unwrap) else {
-            self.logger.debug("connection error", metadata: ["error": "\(error)"])
+            self.log(.debug, "connection error", metadata: ["error": "\(error)"])
             self.close()
             return
         }
-        self.logger.info("protocol violation; closing", metadata: ["error": "\(protocolError)"])
+        self.log(.info, "protocol violation; closing", metadata: ["error": "\(protocolError)"])
         switch self.state {
         case .awaitingConnect, .authenticating:
             // CONNACK can carry the reason before the connection is accepted [MQTT-3.2.2-6].
@@ -190,14 +192,14 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private func connectReceived(_ connect: MQTTConnectPacket, context: ChannelHandlerContext) {
         self.version = connect.version
+        self.clientMaximumPacketSize = connect.properties.maximumPacketSize.map { Int($0) } ?? .max
         var clientIdentifier = connect.clientIdentifier
         var assigned = false
         if clientIdentifier.isEmpty {
             // A server-assigned identifier, for clean sessions only [MQTT-3.1.3-8].
             guard connect.cleanStart || connect.version.hasProperties && (connect.properties.sessionExpiryInterval ?? 0) == 0 else {
                 return self.refuse(
-                    .clientIdentifierNotValid, explanation: "an empty client id needs a clean session",
-                    maximumPacketSize: connect.properties.maximumPacketSize
+                    .clientIdentifierNotValid, explanation: "an empty client id needs a clean session"
                 )
             }
             clientIdentifier = "auto-" + String(UInt64.random(in: 1...UInt64.max), radix: 36)
@@ -206,8 +208,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         if connect.properties.authenticationMethod != nil {
             // Enhanced authentication is not offered.
             return self.refuse(
-                .badAuthenticationMethod, explanation: "enhanced authentication is not offered: use a user name and password, or a certificate",
-                maximumPacketSize: connect.properties.maximumPacketSize
+                .badAuthenticationMethod, explanation: "enhanced authentication is not offered: use a user name and password, or a certificate"
             )
         }
         self.state = .authenticating(connect)
@@ -227,10 +228,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     /// Refuses a CONNECT: a 5.0 client also gets `explanation` as the CONNACK's reason string,
     /// when its maximum packet size leaves room for it [MQTT-3.2.2-19].
-    private func refuse(_ reason: MQTTReasonCode, explanation: String? = nil, maximumPacketSize: UInt32? = nil) {
+    private func refuse(_ reason: MQTTReasonCode, explanation: String? = nil) {
         self.broker.metrics.refused.increment()
         var properties = MQTTProperties.none
-        if let explanation, self.version.hasProperties, explanation.utf8.count + 16 <= Int(maximumPacketSize ?? .max) {
+        if let explanation, self.version.hasProperties, explanation.utf8.count + 16 <= self.clientMaximumPacketSize {
             properties.set(.reasonString(explanation))
         }
         self.write([.connack(MQTTConnAckPacket(reasonCode: reason, properties: properties))])
@@ -243,21 +244,20 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         self.earlyPackets = []
         guard case .accept(let principal) = result else {
             if case .reject(let reason, let explanation) = result {
-                self.logger.info(
-                    "connection refused",
+                self.log(
+                    .info, "connection refused",
                     metadata: ["conduit.client_id": "\(clientIdentifier)", "conduit.reason": "\(explanation ?? "\(reason)")"]
                 )
-                self.refuse(reason, explanation: explanation, maximumPacketSize: connect.properties.maximumPacketSize)
+                self.refuse(reason, explanation: explanation)
             }
             return
         }
         // A will may only go where its client may publish [MQTT-3.1.2.5]: else a device could
         // leave a retained message on another device's topic by dropping its connection.
         if let will = connect.will, !self.broker.authorizer.mayPublish(principal: principal, topic: will.topic) {
-            self.logger.info("connection refused: will topic outside the client's space", metadata: ["conduit.topic": "\(will.topic)"])
+            self.log(.info, "connection refused: will topic outside the client's space", metadata: ["conduit.topic": "\(will.topic)"])
             return self.refuse(
-                .notAuthorized, explanation: "the will topic '\(will.topic)' is not one this client may publish on",
-                maximumPacketSize: connect.properties.maximumPacketSize
+                .notAuthorized, explanation: "the will topic '\(will.topic)' is not one this client may publish on"
             )
         }
         let configuration = self.broker.configuration
@@ -265,13 +265,12 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             // A will the broker could not publish is refused at the door [MQTT-3.2.2-12, -13].
             if will.qos > configuration.maximumQoS {
                 return self.refuse(
-                    .qosNotSupported, explanation: "the will's QoS is above this server's maximum, \(configuration.maximumQoS.rawValue)",
-                    maximumPacketSize: connect.properties.maximumPacketSize
+                    .qosNotSupported, explanation: "the will's QoS is above this server's maximum, \(configuration.maximumQoS.rawValue)"
                 )
             }
             if will.retain && !configuration.retainAvailable {
                 return self.refuse(
-                    .retainNotSupported, explanation: "this server keeps no retained messages", maximumPacketSize: connect.properties.maximumPacketSize
+                    .retainNotSupported, explanation: "this server keeps no retained messages"
                 )
             }
         }
@@ -280,7 +279,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         if let cap = configuration.maximumKeepAlive, keepAlive == 0 || keepAlive > cap {
             guard connect.version.hasProperties else {
                 // 3.1.1 has no way to tell the client the server's keep-alive.
-                self.logger.info("connection refused: keep-alive \(keepAlive) s is above the maximum, \(cap) s")
+                self.log(.info, "connection refused: keep-alive \(keepAlive) s is above the maximum, \(cap) s")
                 return self.refuse(.clientIdentifierNotValid)
             }
             keepAlive = cap
@@ -298,7 +297,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         let handle = MQTTConnectionHandle(
             identifier: self.identifier, version: connect.version,
             receiveMaximum: Int(connect.properties.receiveMaximum ?? UInt16.max),
-            maximumPacketSize: connect.properties.maximumPacketSize.map { Int($0) } ?? .max,
+            maximumPacketSize: self.clientMaximumPacketSize,
             send: { packets in mailbox.post(packets) },
             close: { reason in eventLoop.execute { reference.handler?.close(reason: reason) } },
             setReading: { reading in eventLoop.execute { reference.handler?.setReading(reading) } }
@@ -323,7 +322,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             properties.set(.sharedSubscriptionAvailable(configuration.sharedSubscriptionAvailable ? 1 : 0))
             if let serverKeepAlive { properties.set(.serverKeepAlive(serverKeepAlive)) }
             self.outboundAliasMaximum = connect.properties.topicAliasMaximum ?? 0
-            self.clientMaximumPacketSize = connect.properties.maximumPacketSize.map { Int($0) } ?? .max
             if assigned { properties.set(.assignedClientIdentifier(clientIdentifier)) }
             if outcome.sessionExpiry != (connect.properties.sessionExpiryInterval ?? 0) {
                 properties.set(.sessionExpiryInterval(outcome.sessionExpiry))
@@ -336,7 +334,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             let timeout = TimeAmount.milliseconds(Int64(keepAlive) * 1500)
             try? context.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: timeout), position: .first)
         }
-        self.logger.debug("client connected", metadata: ["conduit.principal": "\(principal)", "conduit.mqtt_version": "\(connect.version)"])
+        self.log(.debug, "client connected", metadata: ["conduit.principal": "\(principal)", "conduit.mqtt_version": "\(connect.version)"])
         for packet in pending {
             guard case .connected(var connected) = self.state else { break }
             self.packetReceived(packet, connected: &connected, context: context)
@@ -424,8 +422,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         }
         let identifier = publish.packetIdentifier ?? 0
         guard self.broker.authorizer.mayPublish(principal: connected.principal, topic: publish.topic) else {
-            self.logger.warning(
-                "publish refused: topic outside the client's space",
+            self.log(
+                .warning, "publish refused: topic outside the client's space",
                 metadata: ["conduit.principal": "\(connected.principal)", "conduit.topic": "\(publish.topic)"]
             )
             // 5.0 says why; 3.1.1 cannot, so the message is acknowledged and dropped.
@@ -512,8 +510,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
                 if let ack { handler.acknowledge(ack) }
                 handler.context?.flush()
             case .success(.refused(let reason)):
-                handler.logger.notice(
-                    "message refused", metadata: ["conduit.principal": "\(principal)", "conduit.reason": "\(reason)"]
+                handler.log(
+                    .notice, "message refused", metadata: ["conduit.principal": "\(principal)", "conduit.reason": "\(reason)"]
                 )
                 handler.refusing = handler.pendingStores > 0
                 if publish.qos == .exactlyOnce {
@@ -533,7 +531,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
                 handler.context?.flush()
             case .failure(let error):
                 // Not stored: the client keeps the message and sends it again after reconnecting.
-                handler.logger.error("message could not be stored; closing unacknowledged", metadata: ["error": "\(error)"])
+                handler.log(.error, "message could not be stored; closing unacknowledged", metadata: ["error": "\(error)"])
                 handler.close(reason: .unspecifiedError)
             }
         }
@@ -589,8 +587,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             }
             let allowed = self.broker.authorizer.maySubscribe(principal: connected.principal, filter: parsed.filter)
             if !allowed {
-                self.logger.warning(
-                    "subscribe refused: filter outside the client's space",
+                self.log(
+                    .warning, "subscribe refused: filter outside the client's space",
                     metadata: ["conduit.principal": "\(connected.principal)", "conduit.filter": "\(request.topicFilter)"]
                 )
             }
