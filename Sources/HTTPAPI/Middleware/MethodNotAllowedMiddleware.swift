@@ -15,9 +15,9 @@ struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
             let segments = request.uri.path.split(separator: "/", omittingEmptySubsequences: true)
-            var allowed = Set(self.routes.filter { Self.matches($0.path, segments) }.map(\.method.rawValue))
+            // Exactly the routes' methods: HEAD is not served for GET routes, so it is not offered.
+            let allowed = Set(self.routes.filter { Self.matches($0.path, segments) }.map(\.method.rawValue))
             guard !allowed.isEmpty, !allowed.contains(request.method.rawValue) else { throw error }
-            if allowed.contains("GET") { allowed.insert("HEAD") }
             let list = allowed.sorted()
             throw APIError(
                 status: .methodNotAllowed, code: "method_not_allowed",
