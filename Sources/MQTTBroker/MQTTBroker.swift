@@ -136,10 +136,7 @@ public final class MQTTBroker: @unchecked Sendable {
             self.listeners = []
             // Connections closed from here on neither publish wills nor start expiry timers.
             self.shuttingDown = true
-            for session in self.sessions.values {
-                session.expiryTimer?.cancel()
-                session.willTimer?.cancel()
-            }
+            for session in self.sessions.values { session.cancelTimers() }
             return result
         }
         for listener in listeners { try? await listener.close() }
@@ -176,9 +173,9 @@ public final class MQTTBroker: @unchecked Sendable {
             guard let session = self.sessions[clientIdentifier] else { return false }
             let connection = session.connection
             // No will for an administrative disconnect: the operator, not the network, ended it.
-            session.will = nil
+            session.state.discardWill()
             self.attach(nil, to: session)
-            self.removeSession(session)
+            self.endSession(session)
             connection?.close(reason: reason)
             return connection != nil
         }
@@ -186,15 +183,14 @@ public final class MQTTBroker: @unchecked Sendable {
 
     /// Publishes a message from the hub itself (a downlink), as if a client had.
     public func publish(_ message: MQTTBrokerMessage) {
-        self.lock.withLock { self.route(message) }
+        self.lock.withLock { self.route(message, now: .now()) }
     }
 
     /// The delivery ids of the messages the client's session holds (queued or in flight): what
     /// the hub need not send it again.
     public func pendingDeliveryIDs(clientIdentifier: String) -> Set<Int> {
         self.lock.withLock {
-            guard let session = self.sessions[clientIdentifier] else { return [] }
-            return Set(session.inflight.values.compactMap(\.message.deliveryID) + session.queue.compactMap(\.message.deliveryID))
+            self.sessions[clientIdentifier]?.state.pendingDeliveryIDs ?? []
         }
     }
 
@@ -216,6 +212,10 @@ public final class MQTTBroker: @unchecked Sendable {
         var sessionExpiry: UInt32
     }
 
+    private var sessionLimits: MQTTSessionState.Limits {
+        .init(maximumInflight: self.configuration.maximumInflight, maximumQueued: self.configuration.maximumQueuedMessages)
+    }
+
     /// Attaches a connection to its session, taking the session over from an older connection, and
     /// queues what the session owes the client (unacknowledged messages again, with DUP, then
     /// the queue) behind the CONNACK the caller writes next. Nil when the client's access was
@@ -231,18 +231,16 @@ public final class MQTTBroker: @unchecked Sendable {
         let expiry = min(requestedExpiry, connect.version.hasProperties ? self.configuration.maximumSessionExpiry : .max)
         return self.lock.withLock {
             if let revoked = self.revocations[clientIdentifier], revoked >= authenticatedSince { return nil }
-            var present = false
+            let now = NIODeadline.now()
+            var resumed: MQTTSession?
             if let existing = self.sessions[clientIdentifier] {
-                existing.expiryTimer?.cancel()
-                existing.expiryTimer = nil
-                existing.willTimer?.cancel()
-                existing.willTimer = nil
-                if let old = existing.connection {
-                    // Session takeover [MQTT-3.1.4-3]: the old connection goes, its will with it
-                    // unless the will was to wait (the new connection is that wait's end).
-                    if let will = existing.will, (will.properties.willDelayInterval ?? 0) == 0 {
-                        self.route(Self.message(from: will, publisher: clientIdentifier))
-                    }
+                existing.cancelTimers()
+                let old = existing.connection
+                if let will = existing.state.replaced(cleanStart: connect.cleanStart) {
+                    self.route(Self.message(from: will, publisher: clientIdentifier, now: now), now: now)
+                }
+                if let old {
+                    // Session takeover [MQTT-3.1.4-3].
                     self.attach(nil, to: existing)
                     self.releaseWaiters(of: existing)
                     old.close(reason: .sessionTakenOver)
@@ -250,81 +248,60 @@ public final class MQTTBroker: @unchecked Sendable {
                 if connect.cleanStart {
                     self.removeSession(existing)
                 } else {
-                    present = true
+                    resumed = existing
                 }
             }
-            let session = present ? self.sessions[clientIdentifier]! : MQTTSession(clientIdentifier: clientIdentifier, principal: principal)
+            let session =
+                resumed ?? MQTTSession(MQTTSessionState(clientIdentifier: clientIdentifier, principal: principal, limits: self.sessionLimits))
             self.sessions[clientIdentifier] = session
-            session.principal = principal
+            session.state.principal = principal
             self.attach(handle, to: session)
             self.metrics.connections.record(self.connectedCount)
-            session.will = connect.will
-            session.expiryInterval = expiry
-            // Under the same lock, so no newer message overtakes the redelivered ones.
-            self.redeliver(session, to: handle)
-            return ConnectOutcome(sessionPresent: present, sessionExpiry: expiry)
+            let link = MQTTSessionState.Link(
+                version: connect.version, window: min(self.configuration.maximumInflight, handle.receiveMaximum),
+                maximumPacketSize: handle.maximumPacketSize
+            )
+            // Under the same lock, so no newer message overtakes the ones owed.
+            let owed = session.state.connected(link, will: connect.will, expiryInterval: expiry, now: now)
+            handle.write(owed)
+            return ConnectOutcome(sessionPresent: resumed != nil, sessionExpiry: expiry)
         }
-    }
-
-    /// Sends what a resumed session owes its client. Lock held; the packets follow the CONNACK
-    /// because they go through the connection's event loop after the current task.
-    private func redeliver(_ session: MQTTSession, to handle: MQTTConnectionHandle) {
-        let now = NIODeadline.now()
-        var packets: [MQTTPacket] = []
-        for identifier in session.inflightOrder {
-            guard let inflight = session.inflight[identifier] else { continue }
-            if inflight.released {
-                packets.append(.pubrel(MQTTAckPacket(packetIdentifier: identifier)))
-            } else {
-                packets.append(
-                    .publish(
-                        inflight.message.publishPacket(
-                            qos: inflight.qos, retain: inflight.retain, packetIdentifier: identifier,
-                            subscriptionIdentifiers: inflight.subscriptionIdentifiers, duplicate: true, now: now
-                        )
-                    )
-                )
-            }
-        }
-        handle.write(packets)
-        self.drain(session)
     }
 
     /// The connection ended. With `publishWill`, the will goes out (after its delay); the session
     /// stays for its expiry interval, or goes now.
     func connectionClosed(clientIdentifier: String, connection: ObjectIdentifier, publishWill: Bool) {
         self.lock.withLock {
-            guard let session = self.sessions[clientIdentifier], session.connection?.identifier == connection else { return }
+            guard let session = self.session(clientIdentifier, connection) else { return }
             self.attach(nil, to: session)
             self.metrics.connections.record(self.connectedCount)
             guard !self.shuttingDown else { return }
             // No one drains this queue now: the publishers it held back go on.
             self.releaseWaiters(of: session)
-            if publishWill, let will = session.will {
-                let delay = min(will.properties.willDelayInterval ?? 0, session.expiryInterval)
-                if delay == 0 {
-                    self.route(Self.message(from: will, publisher: clientIdentifier))
-                } else {
-                    session.willTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(delay))) {
-                        self.lock.withLock {
-                            guard session.connection == nil, self.sessions[clientIdentifier] === session, let will = session.will else {
-                                return
-                            }
-                            session.will = nil
-                            session.willTimer = nil
-                            self.route(Self.message(from: will, publisher: clientIdentifier))
-                        }
+            let ending = session.state.disconnected(publishWill: publishWill)
+            let now = NIODeadline.now()
+            switch ending.will {
+            case .none:
+                break
+            case .now(let will):
+                self.route(Self.message(from: will, publisher: clientIdentifier, now: now), now: now)
+            case .after(let seconds):
+                session.willTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(seconds))) {
+                    self.lock.withLock {
+                        guard self.sessions[clientIdentifier] === session, let will = session.state.willDelayElapsed() else { return }
+                        session.willTimer = nil
+                        let now = NIODeadline.now()
+                        self.route(Self.message(from: will, publisher: clientIdentifier, now: now), now: now)
                     }
                 }
             }
-            if !publishWill { session.will = nil }
-            switch session.expiryInterval {
+            switch ending.keepFor {
             case 0:
                 self.endSession(session)
             case .max:
                 break
-            default:
-                session.expiryTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(session.expiryInterval))) {
+            case let seconds:
+                session.expiryTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(seconds))) {
                     self.lock.withLock {
                         guard session.connection == nil, self.sessions[clientIdentifier] === session else { return }
                         self.endSession(session)
@@ -337,17 +314,15 @@ public final class MQTTBroker: @unchecked Sendable {
     /// A 5.0 DISCONNECT may change the session expiry interval.
     func updateSessionExpiry(clientIdentifier: String, connection: ObjectIdentifier, to expiry: UInt32) {
         self.lock.withLock {
-            guard let session = self.sessions[clientIdentifier], session.connection?.identifier == connection else { return }
-            session.expiryInterval = min(expiry, self.configuration.maximumSessionExpiry)
+            self.session(clientIdentifier, connection)?.state.expiryInterval = min(expiry, self.configuration.maximumSessionExpiry)
         }
     }
 
-    /// A session ends: a will still waiting for its delay goes out now [MQTT-3.1.3-9].
+    /// A session ends: a will still waiting for its delay goes out now [MQTT-3.1.3-9]. Lock held.
     private func endSession(_ session: MQTTSession) {
-        if session.willTimer != nil, let will = session.will {
-            session.willTimer?.cancel()
-            session.will = nil
-            self.route(Self.message(from: will, publisher: session.clientIdentifier))
+        if let will = session.state.ended() {
+            let now = NIODeadline.now()
+            self.route(Self.message(from: will, publisher: session.clientIdentifier, now: now), now: now)
         }
         self.removeSession(session)
     }
@@ -359,37 +334,47 @@ public final class MQTTBroker: @unchecked Sendable {
     }
 
     private func removeSession(_ session: MQTTSession) {
-        for subscription in session.subscriptions.values {
+        for subscription in session.state.subscriptions.values {
             self.tree.remove(
                 clientIdentifier: session.clientIdentifier, topicFilter: subscription.topicFilter,
                 shareGroup: subscription.shareGroup
             )
         }
-        session.subscriptions = [:]
-        session.will = nil
+        session.state.subscriptions = [:]
         self.releaseWaiters(of: session)
-        session.expiryTimer?.cancel()
-        session.willTimer?.cancel()
+        session.cancelTimers()
         if self.sessions[session.clientIdentifier] === session {
             self.sessions[session.clientIdentifier] = nil
         }
     }
 
-    static func message(from will: MQTTConnectPacket.Will, publisher: String) -> MQTTBrokerMessage {
+    static func message(from will: MQTTConnectPacket.Will, publisher: String, now: NIODeadline) -> MQTTBrokerMessage {
         var properties = will.properties
         properties.remove(.willDelayInterval)  // not a PUBLISH property
         let expiry = properties.messageExpiryInterval
         properties.remove(.messageExpiryInterval)
         return MQTTBrokerMessage(
             topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, properties: properties,
-            expiresAt: expiry.map { .now() + .seconds(Int64($0)) }, publisherClientIdentifier: publisher
+            expiresAt: expiry.map { now + .seconds(Int64($0)) }, publisherClientIdentifier: publisher
         )
+    }
+
+    /// The session of this connection, or nil when another connection has taken it over. Lock held.
+    private func session(_ clientIdentifier: String, _ connection: ObjectIdentifier) -> MQTTSession? {
+        guard let session = self.sessions[clientIdentifier], session.connection?.identifier == connection else { return nil }
+        return session
     }
 
     // MARK: Messages
 
+    /// A message a client published: routes it. Lock taken here.
+    func published(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle?) {
+        self.metrics.received.increment()
+        self.lock.withLock { self.route(message, publisher: publisher, now: .now()) }
+    }
+
     /// Routes a message to every matching subscription and keeps it when it is retained. Lock held.
-    private func route(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle? = nil) {
+    private func route(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle? = nil, now: NIODeadline) {
         if message.retain {
             if message.payload.readableBytes == 0 {
                 self.retained[message.topic] = nil
@@ -415,7 +400,7 @@ public final class MQTTBroker: @unchecked Sendable {
                 self.deliver(
                     message, to: session, qos: min(message.qos, entry.qos),
                     retain: entry.retainAsPublished && message.retain, subscriptionIdentifiers: entry.identifiers,
-                    publisher: publisher
+                    publisher: publisher, now: now
                 )
             }
         }
@@ -431,7 +416,7 @@ public final class MQTTBroker: @unchecked Sendable {
             guard let session = self.sessions[chosen.clientIdentifier] else { continue }
             self.deliver(
                 message, to: session, qos: min(message.qos, chosen.subscription.qos), retain: false,
-                subscriptionIdentifiers: chosen.subscription.identifier.map { [$0] } ?? [], publisher: publisher
+                subscriptionIdentifiers: chosen.subscription.identifier.map { [$0] } ?? [], publisher: publisher, now: now
             )
         }
     }
@@ -439,99 +424,36 @@ public final class MQTTBroker: @unchecked Sendable {
     /// Sends a message to a session now, or queues it. Lock held.
     private func deliver(
         _ message: MQTTBrokerMessage, to session: MQTTSession, qos: MQTTQoS, retain: Bool, subscriptionIdentifiers: [Int],
-        publisher: MQTTConnectionHandle? = nil
+        publisher: MQTTConnectionHandle? = nil, now: NIODeadline
     ) {
-        guard let connection = session.connection else {
-            // Offline: QoS 1 and 2 wait in a persistent session; QoS 0 is not kept.
-            if qos != .atMostOnce { self.enqueue(message, qos: qos, retain: retain, identifiers: subscriptionIdentifiers, in: session) }
-            return
-        }
-        if qos == .atMostOnce {
-            let packet = message.publishPacket(
-                qos: .atMostOnce, retain: retain, packetIdentifier: nil, subscriptionIdentifiers: subscriptionIdentifiers,
-                now: .now()
-            )
-            if self.fits(.publish(packet), connection) {
-                self.metrics.delivered.increment()
-                connection.write([.publish(packet)])
-                if let deliveryID = message.deliveryID, let observer = self.deliveryObserver {
-                    // At most once is what the client asked for: written is as delivered as it gets.
-                    let client = session.clientIdentifier
-                    Task { observer.messageDelivered(clientIdentifier: client, deliveryID: deliveryID) }
-                }
+        switch session.state.deliver(message, qos: qos, retain: retain, subscriptionIdentifiers: subscriptionIdentifiers, now: now) {
+        case .send(let packet):
+            self.metrics.delivered.increment()
+            session.connection?.write([.publish(packet)])
+            if qos == .atMostOnce, let deliveryID = message.deliveryID, let observer = self.deliveryObserver {
+                // At most once is what the client asked for: written is as delivered as it gets.
+                let client = session.clientIdentifier
+                Task { observer.messageDelivered(clientIdentifier: client, deliveryID: deliveryID) }
             }
-            return
-        }
-        if session.queue.isEmpty && session.inflight.count < self.window(connection) {
-            self.send(message, qos: qos, retain: retain, identifiers: subscriptionIdentifiers, to: session, connection)
-        } else {
-            self.enqueue(message, qos: qos, retain: retain, identifiers: subscriptionIdentifiers, in: session)
+        case .queued(let slowPublisher):
             // Flow control: a connected subscriber that falls behind holds back the publishers that
             // feed it (they stop being read) instead of losing what they send.
-            if let publisher, publisher.identifier != connection.identifier,
-                session.queue.count >= self.configuration.maximumQueuedMessages / 2
-            {
-                if !session.waiters.contains(where: { $0.identifier == publisher.identifier }) {
-                    session.waiters.append(publisher)
-                }
-                // Again on every message while the queue is long: a pause that ran out resumes.
-                publisher.pauseReading()
+            guard slowPublisher, let publisher, let connection = session.connection, publisher.identifier != connection.identifier else {
+                return
             }
-        }
-    }
-
-    private func enqueue(_ message: MQTTBrokerMessage, qos: MQTTQoS, retain: Bool, identifiers: [Int], in session: MQTTSession) {
-        // A connected session is protected by flow control and may run past the limit while its
-        // publishers pause; an offline one cannot slow anyone, so its queue is capped.
-        let limit = session.connection == nil ? self.configuration.maximumQueuedMessages : self.configuration.maximumQueuedMessages * 10
-        guard session.queue.count < limit else {
+            if !session.waiters.contains(where: { $0.identifier == publisher.identifier }) {
+                session.waiters.append(publisher)
+            }
+            // Again on every message while the queue is long: a pause that ran out resumes.
+            publisher.pauseReading()
+        case .discarded:
+            break
+        case .queueFull:
             self.metrics.dropped.increment()
             self.logger.warning(
                 "session queue full; message dropped",
                 metadata: ["conduit.client_id": "\(session.clientIdentifier)", "conduit.topic": "\(message.topic)"]
             )
-            return
-        }
-        session.queue.append(.init(message: message, qos: qos, retain: retain, subscriptionIdentifiers: identifiers))
-    }
-
-    private func window(_ connection: MQTTConnectionHandle) -> Int {
-        min(self.configuration.maximumInflight, connection.receiveMaximum)
-    }
-
-    private func fits(_ packet: MQTTPacket, _ connection: MQTTConnectionHandle) -> Bool {
-        // A packet over the client's maximum is not sent [MQTT-3.1.2-24]; most clients set none.
-        guard connection.maximumPacketSize != .max else { return true }
-        return packet.encodedSize(version: connection.version) <= connection.maximumPacketSize
-    }
-
-    private func send(
-        _ message: MQTTBrokerMessage, qos: MQTTQoS, retain: Bool, identifiers: [Int], to session: MQTTSession,
-        _ connection: MQTTConnectionHandle
-    ) {
-        let identifier = session.nextPacketIdentifier()
-        let packet = MQTTPacket.publish(
-            message.publishPacket(qos: qos, retain: retain, packetIdentifier: identifier, subscriptionIdentifiers: identifiers, now: .now())
-        )
-        guard self.fits(packet, connection) else { return }
-        session.inflight[identifier] = .init(
-            message: message, qos: qos, retain: retain, subscriptionIdentifiers: identifiers, released: false
-        )
-        session.inflightOrder.append(identifier)
-        self.metrics.delivered.increment()
-        connection.write([packet])
-    }
-
-    /// Moves queued messages into the in-flight window while there is room. Lock held.
-    private func drain(_ session: MQTTSession) {
-        guard let connection = session.connection else { return }
-        let now = NIODeadline.now()
-        while session.inflight.count < self.window(connection), let next = session.queue.popFirst() {
-            if next.message.isExpired(at: now) { continue }
-            self.send(next.message, qos: next.qos, retain: next.retain, identifiers: next.subscriptionIdentifiers, to: session, connection)
-        }
-        if session.queue.count < self.configuration.maximumQueuedMessages / 4 {
-            self.releaseWaiters(of: session)
         }
     }
 
@@ -542,94 +464,47 @@ public final class MQTTBroker: @unchecked Sendable {
         session.waiters = []
     }
 
-    /// A message a client published: routes it. Lock taken here.
-    func published(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle?) {
-        self.metrics.received.increment()
-        self.lock.withLock { self.route(message, publisher: publisher) }
-    }
-
-    /// Where an incoming QoS 2 message stands.
-    enum IncomingQoS2 {
-        /// First time: route it.
-        case new
-        /// Routed and stored before: only acknowledge again.
-        case routedAndStored
-        /// Routed, but the observer failed to store it: store it again, don't route.
-        case routedNotStored
-    }
-
-    /// The session of this connection, or nil when another connection has taken it over. Lock held.
-    private func session(_ clientIdentifier: String, _ connection: ObjectIdentifier) -> MQTTSession? {
-        guard let session = self.sessions[clientIdentifier], session.connection?.identifier == connection else { return nil }
-        return session
-    }
-
     /// Records an incoming QoS 2 packet identifier and says what to do with the message.
-    func receiveQoS2(clientIdentifier: String, connection: ObjectIdentifier, packetIdentifier: UInt16) -> IncomingQoS2 {
+    func receiveQoS2(clientIdentifier: String, connection: ObjectIdentifier, packetIdentifier: UInt16) -> MQTTSessionState.IncomingQoS2 {
         self.lock.withLock {
-            guard let session = self.session(clientIdentifier, connection) else { return .routedAndStored }
-            switch session.incomingQoS2[packetIdentifier] {
-            case nil:
-                session.incomingQoS2[packetIdentifier] = false
-                return .new
-            case true?:
-                return .routedAndStored
-            case false?:
-                return .routedNotStored
-            }
+            self.session(clientIdentifier, connection)?.state.qos2PublishReceived(packetIdentifier) ?? .routedAndStored
         }
     }
 
     /// The observer stored the QoS 2 message with this identifier.
     func storedQoS2(clientIdentifier: String, connection: ObjectIdentifier, packetIdentifier: UInt16) {
-        self.lock.withLock {
-            guard let session = self.session(clientIdentifier, connection), session.incomingQoS2[packetIdentifier] != nil else { return }
-            session.incomingQoS2[packetIdentifier] = true
-        }
+        self.lock.withLock { self.session(clientIdentifier, connection)?.state.qos2Stored(packetIdentifier) }
     }
 
     /// PUBREL from the client; false when the packet identifier was unknown.
     func releaseQoS2(clientIdentifier: String, connection: ObjectIdentifier, packetIdentifier: UInt16) -> Bool {
-        self.lock.withLock {
-            self.session(clientIdentifier, connection)?.incomingQoS2.removeValue(forKey: packetIdentifier) != nil
-        }
+        self.lock.withLock { self.session(clientIdentifier, connection)?.state.qos2Released(packetIdentifier) ?? false }
     }
 
-    /// PUBACK, PUBREC or PUBCOMP from the client for a message the broker sent.
+    /// PUBACK, PUBREC or PUBCOMP from the client for a message the broker sent: the reply to write.
     func acknowledged(_ packet: MQTTPacket, clientIdentifier: String, connection: ObjectIdentifier) -> [MQTTPacket] {
-        var delivered: Int?
-        let replies: [MQTTPacket] = self.lock.withLock {
-            guard let session = self.session(clientIdentifier, connection) else { return [] }
+        let outcome: MQTTSessionState.Acknowledged? = self.lock.withLock {
+            guard let session = self.session(clientIdentifier, connection) else { return nil }
+            let now = NIODeadline.now()
+            let outcome: MQTTSessionState.Acknowledged
             switch packet {
-            case .puback(let ack):
-                guard session.inflight[ack.packetIdentifier]?.qos == .atLeastOnce else { return [] }
-                delivered = session.removeInflight(ack.packetIdentifier)?.message.deliveryID
-                self.drain(session)
-                return []
-            case .pubrec(let ack):
-                guard var inflight = session.inflight[ack.packetIdentifier], inflight.qos == .exactlyOnce else {
-                    return [.pubrel(MQTTAckPacket(packetIdentifier: ack.packetIdentifier, reasonCode: .packetIdentifierNotFound))]
-                }
-                if ack.reasonCode.isFailure {
-                    // The client refused it: the exchange ends here [MQTT-4.3.3].
-                    _ = session.removeInflight(ack.packetIdentifier)
-                    self.drain(session)
-                    return []
-                }
-                inflight.released = true
-                session.inflight[ack.packetIdentifier] = inflight
-                return [.pubrel(MQTTAckPacket(packetIdentifier: ack.packetIdentifier))]
-            case .pubcomp(let ack):
-                guard session.inflight[ack.packetIdentifier]?.released == true else { return [] }
-                delivered = session.removeInflight(ack.packetIdentifier)?.message.deliveryID
-                self.drain(session)
-                return []
-            default:
-                return []
+            case .puback(let ack): outcome = session.state.pubackReceived(ack.packetIdentifier, now: now)
+            case .pubrec(let ack): outcome = session.state.pubrecReceived(ack.packetIdentifier, reasonCode: ack.reasonCode, now: now)
+            case .pubcomp(let ack): outcome = session.state.pubcompReceived(ack.packetIdentifier, now: now)
+            default: return nil
             }
+            if !outcome.send.isEmpty {
+                self.metrics.delivered.increment(by: Int64(outcome.send.count))
+                session.connection?.write(outcome.send.map { .publish($0) })
+            }
+            if outcome.releasePublishers { self.releaseWaiters(of: session) }
+            return outcome
         }
-        if let delivered { self.deliveryObserver?.messageDelivered(clientIdentifier: clientIdentifier, deliveryID: delivered) }
-        return replies
+        guard let outcome else { return [] }
+        if let delivered = outcome.delivered {
+            self.deliveryObserver?.messageDelivered(clientIdentifier: clientIdentifier, deliveryID: delivered)
+        }
+        return outcome.reply.map { [$0] } ?? []
     }
 
     // MARK: Subscriptions
@@ -640,9 +515,8 @@ public final class MQTTBroker: @unchecked Sendable {
         clientIdentifier: String, _ subscriptions: [(MQTTSubscription, allowed: Bool)], connection: ObjectIdentifier
     ) -> [MQTTReasonCode] {
         self.lock.withLock {
-            guard let session = self.sessions[clientIdentifier], let handle = session.connection,
-                handle.identifier == connection
-            else { return subscriptions.map { _ in .unspecifiedError } }
+            guard let session = self.session(clientIdentifier, connection) else { return subscriptions.map { _ in .unspecifiedError } }
+            let now = NIODeadline.now()
             var codes: [MQTTReasonCode] = []
             var retainedToSend: [(MQTTBrokerMessage, MQTTSubscription)] = []
             for (subscription, allowed) in subscriptions {
@@ -651,7 +525,7 @@ public final class MQTTBroker: @unchecked Sendable {
                     continue
                 }
                 let isNew = self.tree.insert(clientIdentifier: clientIdentifier, subscription: subscription)
-                session.subscriptions[subscription.filter] = subscription
+                session.state.subscriptions[subscription.filter] = subscription
                 codes.append(MQTTReasonCode(rawValue: subscription.qos.rawValue))
                 guard subscription.shareGroup == nil else { continue }
                 switch subscription.retainHandling {
@@ -659,7 +533,6 @@ public final class MQTTBroker: @unchecked Sendable {
                 case .sendOnNewSubscribe: if !isNew { continue }
                 case .doNotSend: continue
                 }
-                let now = NIODeadline.now()
                 for message in self.retained.values
                 where MQTTTopic.matches(filter: subscription.topicFilter, topic: message.topic) && !message.isExpired(at: now) {
                     retainedToSend.append((message, subscription))
@@ -669,7 +542,7 @@ public final class MQTTBroker: @unchecked Sendable {
             for (message, subscription) in retainedToSend {
                 self.deliver(
                     message, to: session, qos: min(message.qos, subscription.qos), retain: true,
-                    subscriptionIdentifiers: subscription.identifier.map { [$0] } ?? []
+                    subscriptionIdentifiers: subscription.identifier.map { [$0] } ?? [], now: now
                 )
             }
             return codes
@@ -681,7 +554,7 @@ public final class MQTTBroker: @unchecked Sendable {
         self.lock.withLock {
             guard let session = self.session(clientIdentifier, connection) else { return filters.map { _ in .noSubscriptionExisted } }
             return filters.map { filter in
-                guard let subscription = session.subscriptions.removeValue(forKey: filter) else { return .noSubscriptionExisted }
+                guard let subscription = session.state.subscriptions.removeValue(forKey: filter) else { return .noSubscriptionExisted }
                 self.tree.remove(clientIdentifier: clientIdentifier, topicFilter: subscription.topicFilter, shareGroup: subscription.shareGroup)
                 return .success
             }
