@@ -49,7 +49,7 @@ final class Subscriber: Sendable {
         port: Int, version: String, topic: String, count: Int, qos: Int = 0, extra: [String] = [], timeout: Int = 20
     ) async throws -> Subscriber {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("mosquitto-sub-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

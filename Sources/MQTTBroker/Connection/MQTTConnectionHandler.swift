@@ -1,0 +1,413 @@
+import Logging
+import MQTT
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// One client connection on its channel's event loop: feeds the packets it reads to its
+/// ``MQTTConnectionStateMachine`` and carries out the actions that come back (writes, timers,
+/// the authenticator, the broker's session verbs, the hub's observer).
+final class MQTTConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = MQTTPacket
+    typealias OutboundIn = Never
+    typealias OutboundOut = ByteBuffer
+
+    /// Sent through the pipeline when the broker shuts down.
+    struct ServerShutdown {}
+
+    private let broker: MQTTBroker
+    private let tls: Bool
+    private var state: MQTTConnectionStateMachine
+    private var context: ChannelHandlerContext?
+    /// The CONNECT deadline until CONNECT came, then the keep-alive check.
+    private var timer: Scheduled<Void>?
+    /// Acknowledgements leave in the order their PUBLISHes came [MQTT-4.6.0-2], each after the
+    /// observer has the message: this is the tail of that chain.
+    private var acknowledgementTail: EventLoopFuture<Void>?
+    /// This connection as the broker knows it, once connected.
+    private var handle: MQTTConnectionHandle?
+    /// Reads are held back by flow control (a subscriber this client feeds is behind).
+    private var readingPaused = false
+    /// A read the pipeline asked for while the state machine held reads, done once it lets go.
+    private var readHeld = false
+    private var pauseLimit: Scheduled<Void>?
+    /// When the authenticator was asked; a revocation after it wins over its verdict.
+    private var authenticationStarted = NIODeadline.now()
+
+    init(broker: MQTTBroker, tls: Bool) {
+        self.broker = broker
+        self.tls = tls
+        self.state = MQTTConnectionStateMachine(configuration: broker.configuration)
+    }
+
+    private var identifier: ObjectIdentifier { ObjectIdentifier(self) }
+
+    /// Logs with this connection's peer and client id. The logger is made only for a message its
+    /// level lets through: kept per connection, its metadata cost every idle connection half a
+    /// kilobyte, and made for every message, a debug line's cost every connect.
+    private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        guard self.broker.logger.logLevel <= level else { return }
+        var logger = self.broker.logger
+        logger[metadataKey: "conduit.peer"] = "\(self.context?.remoteAddress?.description ?? "?")"
+        if let clientIdentifier = self.state.clientIdentifier { logger[metadataKey: "conduit.client_id"] = "\(clientIdentifier)" }
+        logger.log(level: level, message(), metadata: metadata())
+    }
+
+    /// The CN of the client's certificate, on a TLS connection where it presented a valid one.
+    private func peerCommonName(_ context: ChannelHandlerContext) -> String? {
+        guard self.tls, let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
+            let certificate = handler.peerCertificate, let der = try? certificate.toDERBytes()
+        else { return nil }
+        return MQTTBroker.commonName(ofCertificate: der)
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.timer = context.eventLoop.scheduleTask(in: self.broker.configuration.connectTimeout) { [weak self] in
+            guard let self, !self.state.isConnected, !self.state.holdsReads else { return }
+            self.log(.debug, "no CONNECT in time")
+            self.run(self.state.closeRequested(nil))
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.handle = nil
+        self.timer?.cancel()
+        self.pauseLimit?.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        self.timer = nil
+        if let clientIdentifier = self.state.channelInactive() {
+            self.broker.connectionClosed(clientIdentifier: clientIdentifier, connection: self.identifier, publishWill: true)
+            self.log(.debug, "client disconnected")
+        }
+        self.handle = nil
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ServerShutdown {
+            self.run(self.state.closeRequested(.serverShuttingDown))
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let protocolError = error as? MQTTProtocolError ?? (error as? ByteToMessageDecoderError).flatMap(Self.unwrap) else {
+            self.log(.debug, "connection error", metadata: ["error": "\(error)"])
+            return self.run(self.state.closeRequested(nil))
+        }
+        self.log(.info, "protocol violation; closing", metadata: ["error": "\(protocolError)"])
+        self.run(self.state.protocolViolation(protocolError.reasonCode))
+    }
+
+    private static func unwrap(_ error: ByteToMessageDecoderError) -> MQTTProtocolError? {
+        if case .dataReceivedInErrorState(let inner, _) = error { return inner as? MQTTProtocolError }
+        return nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.run(self.state.packetReceived(self.unwrapInboundIn(data), now: .now(), authorizer: self.broker.authorizer))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // While authenticating, and while flow control holds this publisher back, the bytes stay
+        // in the kernel and TCP slows the client.
+        guard !self.state.holdsReads else {
+            self.readHeld = true
+            return
+        }
+        guard !self.readingPaused else { return }
+        context.read()
+    }
+
+    // MARK: Actions
+
+    private func run(_ action: MQTTConnectionStateMachine.Action) {
+        guard let context = self.context else { return }
+        switch action {
+        case .none:
+            break
+        case .write(let packets):
+            self.write(packets)
+        case .authenticate(let connect, let clientIdentifier):
+            self.timer?.cancel()
+            self.timer = nil
+            self.authenticate(connect, clientIdentifier: clientIdentifier, context: context)
+        case .refuse(let connack):
+            self.broker.metrics.refused.increment()
+            self.write([.connack(connack)])
+            context.flush()
+            context.close(promise: nil)
+        case .attachSession(let connect, let clientIdentifier, let principal):
+            self.attachSession(connect, clientIdentifier: clientIdentifier, principal: principal, context: context)
+        case .connected(let connack, let keepAliveCheck, let replay):
+            self.write([.connack(connack)])
+            context.flush()
+            if let keepAliveCheck { self.scheduleKeepAliveCheck(at: keepAliveCheck) }
+            self.log(.debug, "client connected", metadata: ["conduit.mqtt_version": "\(self.state.version)"])
+            for packet in replay {
+                self.run(self.state.packetReceived(packet, now: .now(), authorizer: self.broker.authorizer))
+            }
+            context.flush()
+            if self.readHeld {
+                self.readHeld = false
+                if self.state.isConnected && !self.readingPaused { context.read() }
+            }
+        case .scheduleKeepAliveCheck(let deadline):
+            self.scheduleKeepAliveCheck(at: deadline)
+        case .close(let reason, let disconnect):
+            if reason == .keepAliveTimeout { self.log(.debug, "keep-alive expired") }
+            if let disconnect { self.write([disconnect]) }
+            context.flush()
+            context.close(promise: nil)
+        case .publish(let message, let packetIdentifier, let acknowledgement):
+            self.publish(message, packetIdentifier: packetIdentifier, acknowledgement: acknowledgement, context: context)
+        case .publishNotAuthorized(let message, let acknowledgement):
+            self.log(.warning, "publish refused: topic outside the client's space", metadata: ["conduit.topic": "\(message.topic)"])
+            if case .pubrec(let ack)? = acknowledgement, !ack.reasonCode.isFailure, let clientIdentifier = self.state.clientIdentifier {
+                // 3.1.1 goes on to PUBREL, so the id is kept as if the message were handled.
+                _ = self.broker.receiveQoS2(clientIdentifier: clientIdentifier, connection: self.identifier, packetIdentifier: ack.packetIdentifier)
+                self.broker.storedQoS2(clientIdentifier: clientIdentifier, connection: self.identifier, packetIdentifier: ack.packetIdentifier)
+            }
+            if let acknowledgement { self.acknowledge(acknowledgement) }
+        case .release(let packetIdentifier):
+            guard let clientIdentifier = self.state.clientIdentifier else { return }
+            let known = self.broker.releaseQoS2(clientIdentifier: clientIdentifier, connection: self.identifier, packetIdentifier: packetIdentifier)
+            let pubcomp = MQTTPacket.pubcomp(MQTTAckPacket(packetIdentifier: packetIdentifier, reasonCode: known ? .success : .packetIdentifierNotFound))
+            self.afterAcknowledgements { $0.write([pubcomp]) }
+        case .acknowledgementReceived(let packet):
+            guard let clientIdentifier = self.state.clientIdentifier else { return }
+            self.write(self.broker.acknowledged(packet, clientIdentifier: clientIdentifier, connection: self.identifier))
+        case .subscribe(let request):
+            guard let clientIdentifier = self.state.clientIdentifier, let principal = self.state.principal else { return }
+            for (subscription, allowed) in zip(request.subscriptions, request.allowed) where !allowed {
+                self.log(.warning, "subscribe refused: filter outside the client's space", metadata: ["conduit.filter": "\(subscription.filter)"])
+            }
+            let codes = self.broker.subscribe(
+                clientIdentifier: clientIdentifier, Array(zip(request.subscriptions, request.allowed)), connection: self.identifier
+            )
+            let (suback, accepted) = self.state.subscribed(request, brokerCodes: codes)
+            self.write([suback])
+            if let observer = self.broker.deliveryObserver, !accepted.isEmpty {
+                observer.clientSubscribed(clientIdentifier: clientIdentifier, principal: principal, filters: accepted)
+            }
+        case .unsubscribe(let packetIdentifier, let filters):
+            guard let clientIdentifier = self.state.clientIdentifier else { return }
+            let codes = self.broker.unsubscribe(clientIdentifier: clientIdentifier, connection: self.identifier, filters)
+            self.write([self.state.unsubscribed(packetIdentifier: packetIdentifier, codes: codes)])
+        case .disconnect(let clientIdentifier, let publishWill, let sessionExpiry):
+            if let sessionExpiry {
+                self.broker.updateSessionExpiry(clientIdentifier: clientIdentifier, connection: self.identifier, to: sessionExpiry)
+            }
+            // The session lets go now, not when TLS has finished closing: a quick reconnect must
+            // not look like a takeover of a live connection.
+            self.broker.connectionClosed(clientIdentifier: clientIdentifier, connection: self.identifier, publishWill: publishWill)
+            context.flush()
+            context.close(promise: nil)
+        }
+    }
+
+    private func scheduleKeepAliveCheck(at deadline: NIODeadline) {
+        guard let context = self.context else { return }
+        self.timer?.cancel()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let handler = loopBound.value
+            handler.run(handler.state.keepAliveCheckDue(now: .now()))
+        }
+    }
+
+    // MARK: CONNECT
+
+    private func authenticate(_ connect: MQTTConnectPacket, clientIdentifier: String, context: ChannelHandlerContext) {
+        self.authenticationStarted = .now()
+        let request = MQTTConnectRequest(
+            clientIdentifier: clientIdentifier, username: connect.username, password: connect.password,
+            version: connect.version, certificateCommonName: self.peerCommonName(context)
+        )
+        let authenticator = self.broker.authenticator
+        let promise = context.eventLoop.makePromise(of: MQTTAuthenticationResult.self)
+        promise.completeWithTask { await authenticator.authenticate(request) }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        promise.futureResult.whenSuccess { result in
+            let handler = loopBound.value
+            if case .reject(let reason, let explanation) = result {
+                handler.log(
+                    .info, "connection refused",
+                    metadata: ["conduit.client_id": "\(clientIdentifier)", "conduit.reason": "\(explanation ?? "\(reason)")"]
+                )
+            }
+            handler.run(handler.state.authenticated(result, authorizer: handler.broker.authorizer))
+        }
+    }
+
+    private func attachSession(_ connect: MQTTConnectPacket, clientIdentifier: String, principal: String, context: ChannelHandlerContext) {
+        // The broker keeps the handle for as long as the session lives; it reaches this handler
+        // weakly, so a closed connection's handler and channel are freed.
+        let reference = WeakHandlerReference(self)
+        let eventLoop = context.eventLoop
+        let mailbox = MQTTOutboundMailbox(eventLoop: eventLoop) { packets in
+            guard let handler = reference.handler else { return }
+            handler.write(packets)
+            handler.context?.flush()
+        }
+        let handle = MQTTConnectionHandle(
+            identifier: self.identifier, version: connect.version,
+            receiveMaximum: Int(connect.properties.receiveMaximum ?? UInt16.max),
+            maximumPacketSize: self.state.clientMaximumPacketSize,
+            send: { packets in mailbox.post(packets) },
+            close: { reason in eventLoop.execute { reference.handler?.closeRequested(reason) } },
+            setReading: { reading in eventLoop.execute { reference.handler?.setReading(reading) } }
+        )
+        let outcome = self.broker.connect(
+            connect, clientIdentifier: clientIdentifier, principal: principal, handle: handle, authenticatedSince: self.authenticationStarted
+        )
+        if outcome != nil { self.handle = handle }
+        self.run(self.state.sessionAttached(outcome, now: .now()))
+    }
+
+    private func closeRequested(_ reason: MQTTReasonCode?) {
+        self.run(self.state.closeRequested(reason))
+    }
+
+    // MARK: PUBLISH from the client
+
+    private func publish(_ message: MQTTBrokerMessage, packetIdentifier: UInt16, acknowledgement: MQTTPacket?, context: ChannelHandlerContext) {
+        guard let clientIdentifier = self.state.clientIdentifier, let principal = self.state.principal else { return }
+        var route = true
+        if message.qos == .exactlyOnce {
+            switch self.broker.receiveQoS2(clientIdentifier: clientIdentifier, connection: self.identifier, packetIdentifier: packetIdentifier) {
+            case .new:
+                break
+            case .routedAndStored:
+                // A resend of a QoS 2 message fully handled: acknowledge it again, nothing more.
+                if let acknowledgement { self.acknowledge(acknowledgement) }
+                return
+            case .routedNotStored:
+                // Subscribers have it, the hub does not (storing failed before): store, don't route.
+                route = false
+            }
+        }
+        if route { self.broker.published(message, publisher: self.handle) }
+        let markStored: () -> Void = { [broker = self.broker, connection = self.identifier] in
+            if message.qos == .exactlyOnce {
+                broker.storedQoS2(clientIdentifier: clientIdentifier, connection: connection, packetIdentifier: packetIdentifier)
+            }
+        }
+        guard let observer = self.broker.observer else {
+            markStored()
+            if let acknowledgement { self.acknowledge(acknowledgement) }
+            return
+        }
+        let previous = self.acknowledgementTail ?? context.eventLoop.makeSucceededVoidFuture()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        self.state.storeStarted()
+        // One message at a time per connection: the hub stores them (and queues them for AWS) in
+        // the order the client sent them, as MQTT orders a publisher's messages.
+        let verdict = previous.flatMap {
+            if loopBound.value.state.refusesUnasked {
+                return eventLoop.makeSucceededFuture(MQTTPublishVerdict.refused(.quotaExceeded))
+            }
+            let stored = eventLoop.makePromise(of: MQTTPublishVerdict.self)
+            stored.completeWithTask {
+                try await observer.messagePublished(principal: principal, clientIdentifier: clientIdentifier, message: message)
+            }
+            return stored.futureResult
+        }
+        self.acknowledgementTail = verdict.map { _ in }
+        verdict.whenComplete { result in
+            let handler = loopBound.value
+            let outcome: MQTTConnectionStateMachine.StoreOutcome
+            switch result {
+            case .success(.accepted):
+                markStored()
+                outcome = .accepted
+            case .success(.refused(let reason)):
+                handler.log(.notice, "message refused", metadata: ["conduit.principal": "\(principal)", "conduit.reason": "\(reason)"])
+                if message.qos == .exactlyOnce {
+                    // The exchange ends with the refusal: the identifier is free again.
+                    _ = handler.broker.releaseQoS2(clientIdentifier: clientIdentifier, connection: handler.identifier, packetIdentifier: packetIdentifier)
+                }
+                outcome = .refused(reason)
+            case .failure(let error):
+                handler.log(.error, "message could not be stored; closing unacknowledged", metadata: ["error": "\(error)"])
+                outcome = .failed
+            }
+            handler.run(handler.state.storeCompleted(outcome, acknowledgement: acknowledgement))
+            handler.context?.flush()
+        }
+    }
+
+    /// Writes an acknowledgement of a client's PUBLISH after any still waiting for the observer.
+    private func acknowledge(_ packet: MQTTPacket) {
+        self.afterAcknowledgements { handler in
+            handler.state.acknowledgementSent()
+            handler.write([packet])
+        }
+    }
+
+    private func afterAcknowledgements(_ body: @escaping (MQTTConnectionHandler) -> Void) {
+        guard self.state.storesPending, let tail = self.acknowledgementTail, let context = self.context else {
+            return body(self)
+        }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.acknowledgementTail = tail.always { _ in
+            body(loopBound.value)
+            loopBound.value.context?.flush()
+        }.map { _ in }
+    }
+
+    // MARK: Flow control
+
+    func setReading(_ reading: Bool) {
+        guard let context = self.context, reading == self.readingPaused else { return }
+        self.readingPaused = !reading
+        context.channel.setOption(ChannelOptions.autoRead, value: reading).whenComplete { _ in }
+        if reading {
+            self.pauseLimit?.cancel()
+            self.pauseLimit = nil
+            context.read()
+        } else {
+            // A pause is short: two clients that feed each other could otherwise wait on each
+            // other for ever. Past it the client is read again, and only a queue ten times the
+            // limit loses messages.
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            self.pauseLimit = context.eventLoop.scheduleTask(in: .milliseconds(500)) { loopBound.value.setReading(true) }
+        }
+    }
+
+    // MARK: Output
+
+    func write(_ packets: [MQTTPacket]) {
+        guard let context = self.context, context.channel.isActive else { return }
+        for packet in packets {
+            var packet = packet
+            if case .publish(let publish) = packet { packet = .publish(self.state.publishToSend(publish)) }
+            var buffer = context.channel.allocator.buffer(capacity: 64)
+            packet.write(to: &buffer, version: self.state.version)
+            context.write(self.wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+}
+
+/// The connection handler as the broker's closures see it: weakly, so that a session outliving
+/// its connection does not keep the connection alive. Used only on the handler's event loop.
+final class WeakHandlerReference: @unchecked Sendable {
+    weak var handler: MQTTConnectionHandler?
+
+    init(_ handler: MQTTConnectionHandler) {
+        self.handler = handler
+    }
+}
