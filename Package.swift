@@ -206,6 +206,7 @@ let package = Package(
             dependencies: [
                 "MQTT", "MQTTBroker", "ConduitTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

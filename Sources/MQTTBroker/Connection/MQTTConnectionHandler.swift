@@ -113,7 +113,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.run(self.state.packetReceived(self.unwrapInboundIn(data), now: .now(), authorizer: self.broker.authorizer))
+        self.run(self.state.packetReceived(self.unwrapInboundIn(data), now: context.eventLoop.now, authorizer: self.broker.authorizer))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -157,7 +157,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             if let keepAliveCheck { self.scheduleKeepAliveCheck(at: keepAliveCheck) }
             self.log(.debug, "client connected", metadata: ["conduit.mqtt_version": "\(self.state.version)"])
             for packet in replay {
-                self.run(self.state.packetReceived(packet, now: .now(), authorizer: self.broker.authorizer))
+                self.run(self.state.packetReceived(packet, now: context.eventLoop.now, authorizer: self.broker.authorizer))
             }
             context.flush()
             if self.readHeld {
@@ -224,7 +224,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.timer = context.eventLoop.scheduleTask(deadline: deadline) {
             let handler = loopBound.value
-            handler.run(handler.state.keepAliveCheckDue(now: .now()))
+            handler.run(handler.state.keepAliveCheckDue(now: handler.context?.eventLoop.now ?? .now()))
         }
     }
 
@@ -274,7 +274,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             connect, clientIdentifier: clientIdentifier, principal: principal, handle: handle, authenticatedSince: self.authenticationStarted
         )
         if outcome != nil { self.handle = handle }
-        self.run(self.state.sessionAttached(outcome, now: .now()))
+        self.run(self.state.sessionAttached(outcome, now: eventLoop.now))
     }
 
     private func closeRequested(_ reason: MQTTReasonCode?) {
