@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "MQTTBroker",
             dependencies: [
-                "MQTT",
+                "MQTT", "Backoff",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

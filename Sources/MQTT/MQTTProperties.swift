@@ -101,3 +101,18 @@ enum AllowedProperties {
     static let disconnect: Set<UInt8> = [0x11, 0x1F, 0x26, 0x1C]
     static let auth: Set<UInt8> = [0x15, 0x16, 0x1F, 0x26]
 }
+
+extension MQTTProperties {
+    /// A PUBLISH's properties as they go on the wire, for keeping a message outside a packet.
+    public var publishEncoded: [UInt8] {
+        var buffer = ByteBuffer()
+        self.write(to: &buffer)
+        return buffer.readBytes(length: buffer.readableBytes) ?? []
+    }
+
+    /// Reads properties written by ``publishEncoded``; throws when they are not a PUBLISH's.
+    public init(publishEncoded bytes: [UInt8]) throws {
+        var buffer = ByteBuffer(bytes: bytes)
+        self = try Self.read(from: &buffer, allowed: AllowedProperties.publish, packet: "PUBLISH")
+    }
+}

@@ -1,4 +1,5 @@
 import DequeModule
+import Foundation
 import Logging
 import MQTT
 import Metrics
@@ -22,6 +23,9 @@ public final class MQTTBroker: @unchecked Sendable {
     let logger: Logger
     let eventLoopGroup: any EventLoopGroup
     let metrics: Metrics
+    /// Where persistent sessions are kept, when the broker has a store.
+    let journal: MQTTSessionJournal?
+    private let sessionStore: (any MQTTSessionStore)?
 
     /// The broker's counters, made once (after the metrics system is bootstrapped).
     struct Metrics: Sendable {
@@ -50,9 +54,11 @@ public final class MQTTBroker: @unchecked Sendable {
     public init(
         configuration: MQTTBrokerConfiguration = .init(), authenticator: any MQTTAuthenticator = MQTTAllowAll(),
         authorizer: any MQTTAuthorizer = MQTTAllowAll(), observer: (any MQTTPublishObserver)? = nil,
-        deliveryObserver: (any MQTTDeliveryObserver)? = nil,
+        deliveryObserver: (any MQTTDeliveryObserver)? = nil, sessionStore: (any MQTTSessionStore)? = nil,
         logger: Logger = Logger(label: "conduit.mqtt"), eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
+        self.sessionStore = sessionStore
+        self.journal = sessionStore.map { MQTTSessionJournal(store: $0, logger: logger) }
         self.configuration = configuration
         self.authenticator = authenticator
         self.authorizer = authorizer
@@ -65,9 +71,11 @@ public final class MQTTBroker: @unchecked Sendable {
 
     // MARK: Listening
 
-    /// Binds the TCP listener (and the TLS one, when configured) and returns the TCP port.
+    /// Brings back the persistent sessions the store kept, then binds the TCP listener (and the
+    /// TLS one, when configured) and returns the TCP port.
     @discardableResult
     public func start() async throws -> Int {
+        if let sessionStore { self.restore(try await sessionStore.storedSessions()) }
         let port = try await self.listen(host: self.configuration.host, port: self.configuration.port, tls: nil)
         if let tls = self.configuration.tls {
             let context = try Self.makeTLSContext(tls)
@@ -144,6 +152,98 @@ public final class MQTTBroker: @unchecked Sendable {
             connection.pipeline.fireUserInboundEventTriggered(MQTTConnectionHandler.ServerShutdown())
         }
         for connection in connections { try? await connection.closeFuture.get() }
+        await self.journal?.flush(on: self.eventLoopGroup.next())
+    }
+
+    /// Sessions read back from the store: offline, their messages queued, their subscriptions
+    /// in the tree, their expiry running from when their connection ended (or from now, when
+    /// the process stopped under it).
+    private func restore(_ records: [MQTTSessionRecord]) {
+        let now = NIODeadline.now()
+        let wallClock = Date()
+        var gone: [MQTTSessionChange] = []
+        self.lock.withLock {
+            for record in records {
+                var expiry = record.expiryInterval
+                if let disconnectedAt = record.disconnectedAt, expiry != .max {
+                    let elapsed = UInt32(clamping: Int(max(0, wallClock.timeIntervalSince(disconnectedAt))))
+                    guard elapsed < expiry else {
+                        gone.append(.deleteSession(clientIdentifier: record.clientIdentifier))
+                        continue
+                    }
+                    expiry -= elapsed
+                }
+                var queue: [MQTTSessionState.Outgoing] = []
+                for message in record.messages {
+                    let expiresAt = message.expiresAt.map { now + .nanoseconds(Int64($0.timeIntervalSince(wallClock) * 1e9)) }
+                    guard let qos = MQTTQoS(rawValue: message.qos), let properties = try? MQTTProperties(publishEncoded: Array(message.properties)),
+                        expiresAt.map({ $0 > now }) ?? true
+                    else {
+                        gone.append(.removeMessage(clientIdentifier: record.clientIdentifier, sequence: message.sequence))
+                        continue
+                    }
+                    let brokerMessage = MQTTBrokerMessage(
+                        topic: message.topic, payload: ByteBuffer(bytes: message.payload), qos: qos, retain: message.retain,
+                        properties: properties, expiresAt: expiresAt, deliveryID: message.deliveryID
+                    )
+                    queue.append(
+                        .init(
+                            message: brokerMessage, qos: qos, retain: message.retain, subscriptionIdentifiers: message.subscriptionIdentifiers,
+                            sequence: message.sequence
+                        )
+                    )
+                }
+                let subscriptions = record.subscriptions.compactMap(\.subscription)
+                let session = MQTTSession(
+                    MQTTSessionState(
+                        restoring: record.clientIdentifier, principal: record.principal, expiryInterval: record.expiryInterval,
+                        subscriptions: subscriptions, queue: queue, limits: self.sessionLimits
+                    )
+                )
+                session.stored = true
+                for subscription in subscriptions {
+                    self.tree.insert(clientIdentifier: record.clientIdentifier, subscription: subscription)
+                }
+                self.sessions[record.clientIdentifier] = session
+                self.scheduleExpiry(of: session, in: expiry)
+            }
+        }
+        self.journal?.append(gone)
+        if !records.isEmpty {
+            self.logger.info("persistent sessions restored", metadata: ["conduit.sessions": "\(records.count)"])
+        }
+    }
+
+    /// Ends an offline session after `seconds`, unless a client is back first. Lock held.
+    private func scheduleExpiry(of session: MQTTSession, in seconds: UInt32) {
+        guard seconds != .max else { return }
+        let clientIdentifier = session.clientIdentifier
+        session.expiryTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(seconds))) {
+            self.lock.withLock {
+                guard session.connection == nil, self.sessions[clientIdentifier] === session else { return }
+                self.endSession(session)
+            }
+        }
+    }
+
+    /// Tells the store what changed in a session: its row when `row` (or, when it is no longer
+    /// persistent, its end) and its messages. Returns the journal's ticket. Lock held.
+    @discardableResult
+    private func persist(_ session: MQTTSession, row: Bool = false, disconnectedAt: Date? = nil, now: NIODeadline = .now()) -> Int? {
+        guard let journal = self.journal else { return nil }
+        var changes: [MQTTSessionChange] = []
+        if row {
+            if session.state.isPersistent {
+                changes.append(.saveSession(session.record(disconnectedAt: disconnectedAt)))
+                session.stored = true
+            } else if session.stored {
+                changes.append(.deleteSession(clientIdentifier: session.clientIdentifier))
+                session.stored = false
+            }
+        }
+        if session.stored { changes += session.takeJournal(now: now, wallClock: Date()) } else { _ = session.state.takeJournal() }
+        guard !changes.isEmpty else { return nil }
+        return journal.append(changes)
     }
 
     /// How many clients are connected now.
@@ -213,7 +313,10 @@ public final class MQTTBroker: @unchecked Sendable {
     }
 
     private var sessionLimits: MQTTSessionState.Limits {
-        .init(maximumInflight: self.configuration.maximumInflight, maximumQueued: self.configuration.maximumQueuedMessages)
+        .init(
+            maximumInflight: self.configuration.maximumInflight, maximumQueued: self.configuration.maximumQueuedMessages,
+            maximumQueuedBytes: self.configuration.maximumQueuedBytes
+        )
     }
 
     /// Attaches a connection to its session, taking the session over from an older connection, and
@@ -263,6 +366,7 @@ public final class MQTTBroker: @unchecked Sendable {
             )
             // Under the same lock, so no newer message overtakes the ones owed.
             let owed = session.state.connected(link, will: connect.will, expiryInterval: expiry, now: now)
+            self.persist(session, row: true, now: now)
             handle.write(owed)
             return ConnectOutcome(sessionPresent: resumed != nil, sessionExpiry: expiry)
         }
@@ -280,6 +384,7 @@ public final class MQTTBroker: @unchecked Sendable {
             self.releaseWaiters(of: session)
             let ending = session.state.disconnected(publishWill: publishWill)
             let now = NIODeadline.now()
+            if ending.keepFor != 0 { self.persist(session, row: true, disconnectedAt: Date(), now: now) }
             switch ending.will {
             case .none:
                 break
@@ -295,18 +400,10 @@ public final class MQTTBroker: @unchecked Sendable {
                     }
                 }
             }
-            switch ending.keepFor {
-            case 0:
+            if ending.keepFor == 0 {
                 self.endSession(session)
-            case .max:
-                break
-            case let seconds:
-                session.expiryTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(seconds))) {
-                    self.lock.withLock {
-                        guard session.connection == nil, self.sessions[clientIdentifier] === session else { return }
-                        self.endSession(session)
-                    }
-                }
+            } else {
+                self.scheduleExpiry(of: session, in: ending.keepFor)
             }
         }
     }
@@ -341,6 +438,10 @@ public final class MQTTBroker: @unchecked Sendable {
             )
         }
         session.state.subscriptions = [:]
+        if session.stored {
+            self.journal?.append([.deleteSession(clientIdentifier: session.clientIdentifier)])
+            session.stored = false
+        }
         self.releaseWaiters(of: session)
         session.cancelTimers()
         if self.sessions[session.clientIdentifier] === session {
@@ -367,14 +468,22 @@ public final class MQTTBroker: @unchecked Sendable {
 
     // MARK: Messages
 
-    /// A message a client published: routes it. Lock taken here.
-    func published(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle?) {
+    /// A message a client published: routes it. Returns the journal's ticket when persistent
+    /// sessions took it: the publisher's acknowledgement waits until it is written. Lock taken here.
+    func published(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle?) -> Int? {
         self.metrics.received.increment()
-        self.lock.withLock { self.route(message, publisher: publisher, now: .now()) }
+        return self.lock.withLock { self.route(message, publisher: publisher, now: .now()) }
+    }
+
+    /// Succeeds once the journal's `ticket` is in the store.
+    func durable(_ ticket: Int, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        self.journal?.written(ticket, on: eventLoop) ?? eventLoop.makeSucceededVoidFuture()
     }
 
     /// Routes a message to every matching subscription and keeps it when it is retained. Lock held.
-    private func route(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle? = nil, now: NIODeadline) {
+    @discardableResult
+    private func route(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle? = nil, now: NIODeadline) -> Int? {
+        var ticket: Int?
         if message.retain {
             if message.payload.readableBytes == 0 {
                 self.retained[message.topic] = nil
@@ -397,11 +506,11 @@ public final class MQTTBroker: @unchecked Sendable {
             }
             for (client, entry) in perClient {
                 guard let session = self.sessions[client] else { continue }
-                self.deliver(
+                ticket = self.deliver(
                     message, to: session, qos: min(message.qos, entry.qos),
                     retain: entry.retainAsPublished && message.retain, subscriptionIdentifiers: entry.identifiers,
                     publisher: publisher, now: now
-                )
+                ) ?? ticket
             }
         }
         for (group, candidates) in matches.shared {
@@ -414,18 +523,21 @@ public final class MQTTBroker: @unchecked Sendable {
             self.shareCursor[group] = cursor &+ 1
             let chosen = pool[cursor % pool.count]
             guard let session = self.sessions[chosen.clientIdentifier] else { continue }
-            self.deliver(
+            ticket = self.deliver(
                 message, to: session, qos: min(message.qos, chosen.subscription.qos), retain: false,
                 subscriptionIdentifiers: chosen.subscription.identifier.map { [$0] } ?? [], publisher: publisher, now: now
-            )
+            ) ?? ticket
         }
+        return ticket
     }
 
-    /// Sends a message to a session now, or queues it. Lock held.
+    /// Sends a message to a session now, or queues it; the journal's ticket when the store must
+    /// hear of it. Lock held.
+    @discardableResult
     private func deliver(
         _ message: MQTTBrokerMessage, to session: MQTTSession, qos: MQTTQoS, retain: Bool, subscriptionIdentifiers: [Int],
         publisher: MQTTConnectionHandle? = nil, now: NIODeadline
-    ) {
+    ) -> Int? {
         switch session.state.deliver(message, qos: qos, retain: retain, subscriptionIdentifiers: subscriptionIdentifiers, now: now) {
         case .send(let packet):
             self.metrics.delivered.increment()
@@ -439,7 +551,7 @@ public final class MQTTBroker: @unchecked Sendable {
             // Flow control: a connected subscriber that falls behind holds back the publishers that
             // feed it (they stop being read) instead of losing what they send.
             guard slowPublisher, let publisher, let connection = session.connection, publisher.identifier != connection.identifier else {
-                return
+                break
             }
             if !session.waiters.contains(where: { $0.identifier == publisher.identifier }) {
                 session.waiters.append(publisher)
@@ -455,6 +567,7 @@ public final class MQTTBroker: @unchecked Sendable {
                 metadata: ["conduit.client_id": "\(session.clientIdentifier)", "conduit.topic": "\(message.topic)"]
             )
         }
+        return self.persist(session, now: now)
     }
 
     /// Lets the publishers a session held back be read again.
@@ -498,6 +611,7 @@ public final class MQTTBroker: @unchecked Sendable {
                 session.connection?.write(outcome.send.map { .publish($0) })
             }
             if outcome.releasePublishers { self.releaseWaiters(of: session) }
+            self.persist(session, now: now)
             return outcome
         }
         guard let outcome else { return [] }
@@ -519,6 +633,8 @@ public final class MQTTBroker: @unchecked Sendable {
             let now = NIODeadline.now()
             var codes: [MQTTReasonCode] = []
             var retainedToSend: [(MQTTBrokerMessage, MQTTSubscription)] = []
+            var changed = false
+            defer { if changed { self.persist(session, row: true, now: now) } }
             for (subscription, allowed) in subscriptions {
                 guard allowed else {
                     codes.append(.notAuthorized)
@@ -526,6 +642,7 @@ public final class MQTTBroker: @unchecked Sendable {
                 }
                 let isNew = self.tree.insert(clientIdentifier: clientIdentifier, subscription: subscription)
                 session.state.subscriptions[subscription.filter] = subscription
+                changed = true
                 codes.append(MQTTReasonCode(rawValue: subscription.qos.rawValue))
                 guard subscription.shareGroup == nil else { continue }
                 switch subscription.retainHandling {
@@ -553,6 +670,7 @@ public final class MQTTBroker: @unchecked Sendable {
     func unsubscribe(clientIdentifier: String, connection: ObjectIdentifier, _ filters: [String]) -> [MQTTReasonCode] {
         self.lock.withLock {
             guard let session = self.session(clientIdentifier, connection) else { return filters.map { _ in .noSubscriptionExisted } }
+            defer { self.persist(session, row: true) }
             return filters.map { filter in
                 guard let subscription = session.state.subscriptions.removeValue(forKey: filter) else { return .noSubscriptionExisted }
                 self.tree.remove(clientIdentifier: clientIdentifier, topicFilter: subscription.topicFilter, shareGroup: subscription.shareGroup)

@@ -47,6 +47,9 @@ public struct MQTTBrokerConfiguration: Sendable {
     /// How many messages wait for one session (offline, or beyond the in-flight window) before
     /// new ones are dropped.
     public var maximumQueuedMessages: Int
+    /// Payload bytes that wait for one offline session at most (a connected one, which holds
+    /// its publishers back instead, may have ten times as many); past it new messages are dropped.
+    public var maximumQueuedBytes = 8 << 20
     /// Topic aliases a 5.0 client may use towards the broker.
     public var topicAliasMaximum: UInt16
     /// The longest session expiry granted, in seconds.

@@ -189,12 +189,14 @@ struct ServeCommand: AsyncParsableCommand {
                 logger.warning(
                     "MQTT anonymous access is ON: any client may connect without credentials and publish or subscribe to any topic. Never use this in production."
                 )
-                broker = MQTTBroker(configuration: brokerConfiguration, logger: Logger(label: "conduit.mqtt"))
+                broker = MQTTBroker(
+                    configuration: brokerConfiguration, sessionStore: StoreMQTTSessions(hub: hub), logger: Logger(label: "conduit.mqtt")
+                )
             } else {
                 let access = DeviceBrokerAccess(hub: hub)
                 broker = MQTTBroker(
                     configuration: brokerConfiguration, authenticator: access, authorizer: access, observer: access, deliveryObserver: access,
-                    logger: Logger(label: "conduit.mqtt")
+                    sessionStore: StoreMQTTSessions(hub: hub), logger: Logger(label: "conduit.mqtt")
                 )
             }
             hub.attach(broker)

@@ -201,3 +201,54 @@ struct SessionStateTests {
         #expect(state.ended() == nil)
     }
 }
+
+@Suite("Session state machine: what the store hears")
+struct SessionJournalTests {
+    @Test("a persistent session journals each QoS 1/2 message it takes and each it lets go; a clean session journals nothing")
+    func journal() {
+        var state = SessionStateTests.session()
+        _ = state.connected(SessionStateTests.link(.v5, window: 1), will: nil, expiryInterval: 3600, now: SessionStateTests.t0)
+        _ = SessionStateTests.deliver(&state, "a")
+        _ = SessionStateTests.deliver(&state, "b")
+        _ = SessionStateTests.deliver(&state, "z", qos: .atMostOnce)
+        #expect(state.takeJournal().map(Self.describe) == ["+1 t/a", "+2 t/b"])
+        _ = state.pubackReceived(1, now: SessionStateTests.t0)
+        #expect(state.takeJournal().map(Self.describe) == ["-1"])
+        #expect(state.takeJournal().isEmpty)
+
+        var clean = SessionStateTests.session()
+        _ = clean.connected(SessionStateTests.link(.v5), will: nil, expiryInterval: 0, now: SessionStateTests.t0)
+        _ = SessionStateTests.deliver(&clean, "a")
+        #expect(clean.takeJournal().isEmpty)
+    }
+
+    @Test("a session restored from the store resumes with its queue in order and numbers new messages after it")
+    func restored() {
+        let kept = [2, 1].map { sequence in
+            MQTTSessionState.Outgoing(message: SessionStateTests.message("k\(sequence)"), qos: .atLeastOnce, retain: false, subscriptionIdentifiers: [], sequence: UInt64(sequence))
+        }
+        var state = MQTTSessionState(restoring: "c1", principal: "c1", expiryInterval: 60, subscriptions: [], queue: kept, limits: .init(maximumInflight: 20, maximumQueued: 100))
+        #expect(!state.isConnected)
+        let owed = state.connected(SessionStateTests.link(.v3_1_1), will: nil, expiryInterval: 60, now: SessionStateTests.t0)
+        #expect(owed == [.publish(SessionStateTests.publish("k1", id: 1)), .publish(SessionStateTests.publish("k2", id: 2))])
+        _ = SessionStateTests.deliver(&state, "new")
+        #expect(state.takeJournal().map(Self.describe) == ["+3 t/new"])
+    }
+
+    @Test("an offline session's queue is bounded in bytes as well as in messages")
+    func bytesBound() {
+        var state = MQTTSessionState(clientIdentifier: "c1", principal: "c1", limits: .init(maximumInflight: 20, maximumQueued: 100, maximumQueuedBytes: 10))
+        _ = state.disconnected(publishWill: false)
+        #expect(SessionStateTests.deliver(&state, "12345") == .queued(slowPublisher: false))
+        #expect(SessionStateTests.deliver(&state, "67890") == .queued(slowPublisher: false))
+        #expect(SessionStateTests.deliver(&state, "x") == .queueFull)
+        #expect(state.queuedBytes == 10)
+    }
+
+    static func describe(_ entry: MQTTSessionState.JournalEntry) -> String {
+        switch entry {
+        case .added(let outgoing): "+\(outgoing.sequence) \(outgoing.message.topic)"
+        case .removed(let sequence): "-\(sequence)"
+        }
+    }
+}

@@ -299,13 +299,17 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
                 route = false
             }
         }
-        if route { self.broker.published(message, publisher: self.handle) }
+        let ticket = route ? self.broker.published(message, publisher: self.handle) : nil
+        // A persistent session that took the message must have it in the store before the
+        // publisher hears it was received.
+        let durable = ticket.map { self.broker.durable($0, on: context.eventLoop) }
         let markStored: () -> Void = { [broker = self.broker, connection = self.identifier] in
             if message.qos == .exactlyOnce {
                 broker.storedQoS2(clientIdentifier: clientIdentifier, connection: connection, packetIdentifier: packetIdentifier)
             }
         }
-        guard let observer = self.broker.observer else {
+        let observer = self.broker.observer
+        guard observer != nil || durable != nil else {
             markStored()
             if let acknowledgement { self.acknowledge(acknowledgement) }
             return
@@ -320,11 +324,14 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             if loopBound.value.state.refusesUnasked {
                 return eventLoop.makeSucceededFuture(MQTTPublishVerdict.refused(.quotaExceeded))
             }
+            guard let observer else { return eventLoop.makeSucceededFuture(MQTTPublishVerdict.accepted) }
             let stored = eventLoop.makePromise(of: MQTTPublishVerdict.self)
             stored.completeWithTask {
                 try await observer.messagePublished(principal: principal, clientIdentifier: clientIdentifier, message: message)
             }
             return stored.futureResult
+        }.flatMap { verdict in
+            durable.map { $0.map { verdict } } ?? eventLoop.makeSucceededFuture(verdict)
         }
         self.acknowledgementTail = verdict.map { _ in }
         verdict.whenComplete { result in

@@ -1,3 +1,4 @@
+import Foundation
 import MQTT
 import NIOCore
 
@@ -10,12 +11,45 @@ final class MQTTSession {
     var willTimer: Scheduled<Void>?
     /// Publishers paused because this session's queue is long; resumed when it drains.
     var waiters: [MQTTConnectionHandle] = []
+    /// The session's row is in the store (a persistent session, with a store).
+    var stored = false
 
     init(_ state: MQTTSessionState) {
         self.state = state
     }
 
     var clientIdentifier: String { self.state.clientIdentifier }
+
+    /// The session's row for the store.
+    func record(disconnectedAt: Date?) -> MQTTSessionRecord {
+        MQTTSessionRecord(
+            clientIdentifier: self.state.clientIdentifier, principal: self.state.principal, expiryInterval: self.state.expiryInterval,
+            subscriptions: self.state.subscriptions.values.sorted { $0.filter < $1.filter }.map(MQTTSessionRecord.Subscription.init),
+            disconnectedAt: disconnectedAt
+        )
+    }
+
+    /// What the store has not heard of the session's messages yet, as changes.
+    func takeJournal(now: NIODeadline, wallClock: Date) -> [MQTTSessionChange] {
+        self.state.takeJournal().map { entry in
+            switch entry {
+            case .added(let outgoing):
+                let message = outgoing.message
+                return .addMessage(
+                    clientIdentifier: self.clientIdentifier,
+                    MQTTSessionRecord.Message(
+                        sequence: outgoing.sequence, topic: message.topic, payload: Data(message.payload.readableBytesView),
+                        qos: outgoing.qos.rawValue, retain: outgoing.retain, properties: Data(message.properties.publishEncoded),
+                        subscriptionIdentifiers: outgoing.subscriptionIdentifiers,
+                        expiresAt: message.expiresAt.map { wallClock.addingTimeInterval(Double(($0 - now).nanoseconds) / 1e9) },
+                        deliveryID: message.deliveryID
+                    )
+                )
+            case .removed(let sequence):
+                return .removeMessage(clientIdentifier: self.clientIdentifier, sequence: sequence)
+            }
+        }
+    }
 
     func cancelTimers() {
         self.expiryTimer?.cancel()

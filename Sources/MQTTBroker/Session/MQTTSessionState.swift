@@ -17,6 +17,16 @@ struct MQTTSessionState {
         /// Messages waiting for an offline client at most; a connected one, which holds its
         /// publishers back instead, may have ten times as many.
         var maximumQueued: Int
+        /// Payload bytes waiting for an offline client at most (ten times as many when connected).
+        var maximumQueuedBytes: Int = 8 << 20
+    }
+
+    /// A change a persistent session's store must hear of, in order.
+    enum JournalEntry: Equatable {
+        /// A QoS 1 or 2 message the session now holds.
+        case added(Outgoing)
+        /// The message with this sequence number is delivered, refused or dropped.
+        case removed(UInt64)
     }
 
     /// How the connected client is reached; nil while it is offline.
@@ -36,6 +46,8 @@ struct MQTTSessionState {
         var subscriptionIdentifiers: [Int]
         /// QoS 2 after PUBREC: only PUBREL and PUBCOMP remain.
         var released = false
+        /// The session's number for it, in the order it came: its key in the store.
+        var sequence: UInt64 = 0
     }
 
     /// Where a QoS 2 message from the client stands, between its PUBLISH and its PUBREL.
@@ -105,6 +117,11 @@ struct MQTTSessionState {
     /// message behind each was stored.
     private(set) var incomingQoS2: [UInt16: Bool] = [:]
     private var lastPacketIdentifier: UInt16 = 0
+    /// Payload bytes in `queue`.
+    private(set) var queuedBytes = 0
+    private var lastSequence: UInt64 = 0
+    /// What the store has not heard yet; kept only for a persistent session.
+    private(set) var journal: [JournalEntry] = []
 
     init(clientIdentifier: String, principal: String, limits: Limits) {
         self.clientIdentifier = clientIdentifier
@@ -113,6 +130,29 @@ struct MQTTSessionState {
     }
 
     var isConnected: Bool { self.link != nil }
+
+    /// A session that outlives its connection is kept in the store too, when the broker has one.
+    var isPersistent: Bool { self.expiryInterval > 0 }
+
+    /// A session as the store kept it, back after a restart: offline, its messages queued in order.
+    init(restoring clientIdentifier: String, principal: String, expiryInterval: UInt32, subscriptions: [MQTTSubscription], queue: [Outgoing], limits: Limits) {
+        self.init(clientIdentifier: clientIdentifier, principal: principal, limits: limits)
+        self.expiryInterval = expiryInterval
+        for subscription in subscriptions { self.subscriptions[subscription.filter] = subscription }
+        self.queue = Deque(queue.sorted { $0.sequence < $1.sequence })
+        self.queuedBytes = queue.reduce(0) { $0 + $1.message.payload.readableBytes }
+        self.lastSequence = queue.map(\.sequence).max() ?? 0
+    }
+
+    /// Hands over what the store has not heard yet.
+    mutating func takeJournal() -> [JournalEntry] {
+        defer { self.journal = [] }
+        return self.journal
+    }
+
+    private mutating func record(_ entry: JournalEntry) {
+        if self.isPersistent { self.journal.append(entry) }
+    }
 
     /// Delivery ids of the messages queued or in flight: what the hub need not send again.
     var pendingDeliveryIDs: Set<Int> {
@@ -127,7 +167,13 @@ struct MQTTSessionState {
     mutating func connected(_ link: Link, will: MQTTConnectPacket.Will?, expiryInterval: UInt32, now: NIODeadline) -> [MQTTPacket] {
         self.link = link
         self.will = will
+        let wasPersistent = self.isPersistent
         self.expiryInterval = expiryInterval
+        if !wasPersistent && self.isPersistent {
+            // Persistent from now on: the store hears of what the session already holds.
+            for identifier in self.inflightOrder { if let outgoing = self.inflight[identifier] { self.record(.added(outgoing)) } }
+            for outgoing in self.queue { self.record(.added(outgoing)) }
+        }
         var packets: [MQTTPacket] = []
         for identifier in self.inflightOrder {
             guard let outgoing = self.inflight[identifier] else { continue }
@@ -208,7 +254,10 @@ struct MQTTSessionState {
         guard let link = self.link else {
             // Offline: QoS 1 and 2 wait; QoS 0 is not kept [MQTT-3.1.2-5 allows either].
             guard qos != .atMostOnce else { return .discarded }
-            return self.enqueue(Outgoing(message: message, qos: qos, retain: retain, subscriptionIdentifiers: subscriptionIdentifiers))
+            self.lastSequence += 1
+            return self.enqueue(
+                Outgoing(message: message, qos: qos, retain: retain, subscriptionIdentifiers: subscriptionIdentifiers, sequence: self.lastSequence)
+            )
         }
         if qos == .atMostOnce {
             let packet = message.publishPacket(
@@ -216,10 +265,15 @@ struct MQTTSessionState {
             )
             return Self.fits(packet, link) ? .send(packet) : .discarded
         }
-        let outgoing = Outgoing(message: message, qos: qos, retain: retain, subscriptionIdentifiers: subscriptionIdentifiers)
+        self.lastSequence += 1
+        let outgoing = Outgoing(
+            message: message, qos: qos, retain: retain, subscriptionIdentifiers: subscriptionIdentifiers, sequence: self.lastSequence
+        )
         // Behind a queue, a new message waits its turn: nothing overtakes what is queued.
         if self.queue.isEmpty && self.inflight.count < link.window {
-            return self.send(outgoing, link, now: now).map(Delivery.send) ?? .discarded
+            guard let packet = self.send(outgoing, link, now: now) else { return .discarded }
+            self.record(.added(outgoing))
+            return .send(packet)
         }
         let queued = self.enqueue(outgoing)
         guard queued == .queued(slowPublisher: false) else { return queued }
@@ -227,9 +281,14 @@ struct MQTTSessionState {
     }
 
     private mutating func enqueue(_ outgoing: Outgoing) -> Delivery {
-        let limit = self.link == nil ? self.limits.maximumQueued : self.limits.maximumQueued * 10
-        guard self.queue.count < limit else { return .queueFull }
+        let factor = self.link == nil ? 1 : 10
+        let bytes = outgoing.message.payload.readableBytes
+        guard self.queue.count < self.limits.maximumQueued * factor,
+            self.queuedBytes + bytes <= self.limits.maximumQueuedBytes * factor
+        else { return .queueFull }
         self.queue.append(outgoing)
+        self.queuedBytes += bytes
+        self.record(.added(outgoing))
         return .queued(slowPublisher: false)
     }
 
@@ -257,8 +316,12 @@ struct MQTTSessionState {
         guard let link = self.link else { return [] }
         var packets: [MQTTPublishPacket] = []
         while self.inflight.count < link.window, let next = self.queue.popFirst() {
-            if next.message.isExpired(at: now) { continue }
-            if let packet = self.send(next, link, now: now) { packets.append(packet) }
+            self.queuedBytes -= next.message.payload.readableBytes
+            guard !next.message.isExpired(at: now), let packet = self.send(next, link, now: now) else {
+                self.record(.removed(next.sequence))
+                continue
+            }
+            packets.append(packet)
         }
         return packets
     }
@@ -273,6 +336,7 @@ struct MQTTSessionState {
     private mutating func removeInflight(_ identifier: UInt16) -> Outgoing? {
         guard let removed = self.inflight.removeValue(forKey: identifier) else { return nil }
         if let index = self.inflightOrder.firstIndex(of: identifier) { self.inflightOrder.remove(at: index) }
+        self.record(.removed(removed.sequence))
         return removed
     }
 

@@ -188,4 +188,5 @@ public struct StoreSession: Sendable {
     public var gatewayLeases: GatewayLeaseRepository { GatewayLeaseRepository(session: self) }
     public var users: UserRepository { UserRepository(session: self) }
     public var consoleSessions: ConsoleSessionRepository { ConsoleSessionRepository(session: self) }
+    public var mqttSessions: MQTTSessionRepository { MQTTSessionRepository(session: self) }
 }

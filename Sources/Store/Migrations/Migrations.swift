@@ -205,5 +205,24 @@ extension Migration {
                 """,
             ]
         },
+        Migration(version: 8, name: "persistent MQTT sessions") { _ in
+            [
+                """
+                CREATE TABLE mqtt_sessions (
+                    client_id TEXT PRIMARY KEY,
+                    record TEXT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE mqtt_session_messages (
+                    client_id TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    record TEXT NOT NULL,
+                    PRIMARY KEY (client_id, seq)
+                )
+                """,
+            ]
+        },
     ]
 }

@@ -1,0 +1,79 @@
+import Foundation
+import MQTT
+
+/// Keeps persistent sessions (3.1.1 clean session 0, 5.0 session expiry > 0) beyond the
+/// process: their subscriptions and the QoS 1 and 2 messages they hold, so that a restart, or a
+/// crash, loses neither. Wills and retained messages are not kept.
+public protocol MQTTSessionStore: Sendable {
+    /// Every session kept, with its messages in order; read once, when the broker starts.
+    func storedSessions() async throws -> [MQTTSessionRecord]
+    /// Applies these changes, in order, all or none.
+    func save(_ changes: [MQTTSessionChange]) async throws
+}
+
+/// A persistent session as the store keeps it.
+public struct MQTTSessionRecord: Sendable, Codable, Equatable {
+    public struct Subscription: Sendable, Codable, Equatable {
+        public var filter: String
+        public var qos: UInt8
+        public var noLocal: Bool
+        public var retainAsPublished: Bool
+        public var retainHandling: UInt8
+        public var identifier: Int?
+    }
+
+    public struct Message: Sendable, Codable, Equatable {
+        /// The session's number for it, in the order it came.
+        public var sequence: UInt64
+        public var topic: String
+        public var payload: Data
+        public var qos: UInt8
+        public var retain: Bool
+        /// PUBLISH properties, as on the wire.
+        public var properties: Data
+        public var subscriptionIdentifiers: [Int]
+        public var expiresAt: Date?
+        public var deliveryID: Int?
+    }
+
+    public var clientIdentifier: String
+    public var principal: String
+    /// Seconds the session outlives its connection; `UInt32.max` for ever.
+    public var expiryInterval: UInt32
+    public var subscriptions: [Subscription]
+    /// When its connection ended; nil while connected (or when the process stopped under it).
+    public var disconnectedAt: Date?
+    /// Filled when read back; changes carry messages one by one.
+    public var messages: [Message] = []
+}
+
+/// One change to the kept sessions.
+public enum MQTTSessionChange: Sendable, Equatable {
+    /// The session's row, new or changed (its messages are not in it).
+    case saveSession(MQTTSessionRecord)
+    /// The session ended: it and its messages go.
+    case deleteSession(clientIdentifier: String)
+    case addMessage(clientIdentifier: String, MQTTSessionRecord.Message)
+    case removeMessage(clientIdentifier: String, sequence: UInt64)
+}
+
+extension MQTTSessionRecord.Subscription {
+    init(_ subscription: MQTTSubscription) {
+        self.init(
+            filter: subscription.filter, qos: subscription.qos.rawValue, noLocal: subscription.noLocal,
+            retainAsPublished: subscription.retainAsPublished, retainHandling: subscription.retainHandling.rawValue,
+            identifier: subscription.identifier
+        )
+    }
+
+    /// The subscription again; nil for a filter that no longer parses.
+    var subscription: MQTTSubscription? {
+        guard let parsed = try? MQTTTopic.validateFilter(self.filter), let qos = MQTTQoS(rawValue: self.qos) else { return nil }
+        return MQTTSubscription(
+            filter: self.filter, topicFilter: parsed.filter, shareGroup: parsed.shareGroup, qos: qos, noLocal: self.noLocal,
+            retainAsPublished: self.retainAsPublished,
+            retainHandling: MQTTSubscribePacket.RetainHandling(rawValue: self.retainHandling) ?? .sendOnSubscribe,
+            identifier: self.identifier
+        )
+    }
+}
