@@ -243,3 +243,31 @@ struct GatewayLeaseTests {
         }
     }
 }
+
+@Suite("Persistent MQTT sessions in the store")
+struct MQTTSessionRepositoryTests {
+    @Test("sessions and their messages are saved, changed, read back in order and removed", arguments: TestDatabase.allCases)
+    func roundTrip(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let now = RepositoryTests.now
+            try await store.transaction { session in
+                let sessions = session.mqttSessions
+                try await sessions.save(clientID: "b", record: "{\"v\":1}", now: now)
+                try await sessions.save(clientID: "a", record: "{\"v\":1}", now: now)
+                try await sessions.save(clientID: "a", record: "{\"v\":2}", now: now)
+                for sequence in [3, 1, 2] { try await sessions.addMessage(clientID: "a", sequence: sequence, record: "m\(sequence)") }
+                try await sessions.addMessage(clientID: "b", sequence: 1, record: "b1")
+                try await sessions.removeMessage(clientID: "a", sequence: 2)
+            }
+            let all = try await store.session.mqttSessions.all()
+            #expect(all.map(\.clientID) == ["a", "b"])
+            #expect(all.first?.record == "{\"v\":2}")
+            #expect(all.first?.messages == ["m1", "m3"])
+            #expect(all.last?.messages == ["b1"])
+            try await store.session.mqttSessions.delete(clientID: "a")
+            let left = try await store.session.mqttSessions.all()
+            #expect(left.map(\.clientID) == ["b"])
+            #expect(left.first?.messages == ["b1"])
+        }
+    }
+}
