@@ -315,7 +315,7 @@ public final class MQTTBroker: @unchecked Sendable {
     private var sessionLimits: MQTTSessionState.Limits {
         .init(
             maximumInflight: self.configuration.maximumInflight, maximumQueued: self.configuration.maximumQueuedMessages,
-            maximumQueuedBytes: self.configuration.maximumQueuedBytes
+            maximumQueuedBytes: self.configuration.maximumQueuedBytes, journaled: self.journal != nil
         )
     }
 

@@ -204,9 +204,13 @@ struct SessionStateTests {
 
 @Suite("Session state machine: what the store hears")
 struct SessionJournalTests {
-    @Test("a persistent session journals each QoS 1/2 message it takes and each it lets go; a clean session journals nothing")
+    static func session() -> MQTTSessionState {
+        MQTTSessionState(clientIdentifier: "c1", principal: "c1", limits: .init(maximumInflight: 20, maximumQueued: 100, journaled: true))
+    }
+
+    @Test("a persistent session journals each QoS 1/2 message it takes and each it lets go; a clean session, or a broker without a store, journals nothing")
     func journal() {
-        var state = SessionStateTests.session()
+        var state = Self.session()
         _ = state.connected(SessionStateTests.link(.v5, window: 1), will: nil, expiryInterval: 3600, now: SessionStateTests.t0)
         _ = SessionStateTests.deliver(&state, "a")
         _ = SessionStateTests.deliver(&state, "b")
@@ -216,10 +220,14 @@ struct SessionJournalTests {
         #expect(state.takeJournal().map(Self.describe) == ["-1"])
         #expect(state.takeJournal().isEmpty)
 
-        var clean = SessionStateTests.session()
+        var clean = Self.session()
         _ = clean.connected(SessionStateTests.link(.v5), will: nil, expiryInterval: 0, now: SessionStateTests.t0)
         _ = SessionStateTests.deliver(&clean, "a")
         #expect(clean.takeJournal().isEmpty)
+        var storeless = SessionStateTests.session()
+        _ = storeless.connected(SessionStateTests.link(.v5), will: nil, expiryInterval: 3600, now: SessionStateTests.t0)
+        _ = SessionStateTests.deliver(&storeless, "a")
+        #expect(storeless.takeJournal().isEmpty)
     }
 
     @Test("a session restored from the store resumes with its queue in order and numbers new messages after it")
@@ -227,7 +235,7 @@ struct SessionJournalTests {
         let kept = [2, 1].map { sequence in
             MQTTSessionState.Outgoing(message: SessionStateTests.message("k\(sequence)"), qos: .atLeastOnce, retain: false, subscriptionIdentifiers: [], sequence: UInt64(sequence))
         }
-        var state = MQTTSessionState(restoring: "c1", principal: "c1", expiryInterval: 60, subscriptions: [], queue: kept, limits: .init(maximumInflight: 20, maximumQueued: 100))
+        var state = MQTTSessionState(restoring: "c1", principal: "c1", expiryInterval: 60, subscriptions: [], queue: kept, limits: .init(maximumInflight: 20, maximumQueued: 100, journaled: true))
         #expect(!state.isConnected)
         let owed = state.connected(SessionStateTests.link(.v3_1_1), will: nil, expiryInterval: 60, now: SessionStateTests.t0)
         #expect(owed == [.publish(SessionStateTests.publish("k1", id: 1)), .publish(SessionStateTests.publish("k2", id: 2))])

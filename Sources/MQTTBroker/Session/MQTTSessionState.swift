@@ -19,6 +19,8 @@ struct MQTTSessionState {
         var maximumQueued: Int
         /// Payload bytes waiting for an offline client at most (ten times as many when connected).
         var maximumQueuedBytes: Int = 8 << 20
+        /// A store keeps persistent sessions: they journal what they take and let go.
+        var journaled = false
     }
 
     /// A change a persistent session's store must hear of, in order.
@@ -151,7 +153,7 @@ struct MQTTSessionState {
     }
 
     private mutating func record(_ entry: JournalEntry) {
-        if self.isPersistent { self.journal.append(entry) }
+        if self.limits.journaled && self.isPersistent { self.journal.append(entry) }
     }
 
     /// Delivery ids of the messages queued or in flight: what the hub need not send again.
