@@ -113,3 +113,30 @@ extension ByteBuffer {
         return string
     }
 }
+
+/// MQTT's Variable Byte Integer as a length prefix for NIO's `writeLengthPrefixed`: the body is
+/// written in place after room for the length, and moved only when the length takes more (or
+/// fewer) bytes than the hint. The length is always written in its shortest form [MQTT-1.5.5-1].
+public struct MQTTVariableByteIntegerStrategy: NIOBinaryIntegerEncodingStrategy {
+    public let requiredBytesHint: Int
+
+    /// `expectedLength`: about how long the body will be; it sets how many bytes are kept for
+    /// the length.
+    public init(expectedLength: Int = 0) {
+        self.requiredBytesHint = ByteBuffer.mqttVariableByteIntegerLength(expectedLength)
+    }
+
+    public func readInteger<IntegerType: FixedWidthInteger>(as: IntegerType.Type, from buffer: inout ByteBuffer) -> IntegerType? {
+        guard let (value, length) = try? buffer.getMQTTVariableByteInteger(at: buffer.readerIndex) else { return nil }
+        buffer.moveReaderIndex(forwardBy: length)
+        return IntegerType(exactly: value)
+    }
+
+    public func writeInteger<IntegerType: FixedWidthInteger>(_ integer: IntegerType, to buffer: inout ByteBuffer) -> Int {
+        buffer.writeMQTTVariableByteInteger(Int(integer))
+    }
+
+    public func writeInteger(_ integer: Int, reservedCapacity: Int, to buffer: inout ByteBuffer) -> Int {
+        buffer.writeMQTTVariableByteInteger(integer)
+    }
+}

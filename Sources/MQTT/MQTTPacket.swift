@@ -54,25 +54,38 @@ public enum MQTTPacket: Sendable, Hashable {
         }
     }
 
-    /// Writes the whole packet, fixed header included, as `version` encodes it.
+    /// Writes the whole packet, fixed header included, as `version` encodes it: the body in
+    /// place behind its Remaining Length, with no buffer in between.
     public func write(to buffer: inout ByteBuffer, version: MQTTProtocolVersion) {
-        var body = ByteBuffer()
-        switch self {
-        case .connect(let packet): packet.write(to: &body)
-        case .connack(let packet): packet.write(to: &body, version: version)
-        case .publish(let packet): packet.write(to: &body, version: version)
-        case .puback(let packet), .pubrec(let packet), .pubrel(let packet), .pubcomp(let packet):
-            packet.write(to: &body, version: version)
-        case .subscribe(let packet): packet.write(to: &body, version: version)
-        case .suback(let packet): packet.write(to: &body, version: version, isUnsubAck: false)
-        case .unsubscribe(let packet): packet.write(to: &body, version: version)
-        case .unsuback(let packet): packet.write(to: &body, version: version, isUnsubAck: true)
-        case .pingreq, .pingresp: break
-        case .disconnect(let packet), .auth(let packet): packet.write(to: &body, version: version)
-        }
         buffer.writeInteger((self.typeCode << 4) | self.flags)
-        buffer.writeMQTTVariableByteInteger(body.readableBytes)
-        buffer.writeBuffer(&body)
+        buffer.writeLengthPrefixed(strategy: MQTTVariableByteIntegerStrategy(expectedLength: self.bodySizeHint)) { body in
+            let start = body.writerIndex
+            switch self {
+            case .connect(let packet): packet.write(to: &body)
+            case .connack(let packet): packet.write(to: &body, version: version)
+            case .publish(let packet): packet.write(to: &body, version: version)
+            case .puback(let packet), .pubrec(let packet), .pubrel(let packet), .pubcomp(let packet):
+                packet.write(to: &body, version: version)
+            case .subscribe(let packet): packet.write(to: &body, version: version)
+            case .suback(let packet): packet.write(to: &body, version: version, isUnsubAck: false)
+            case .unsubscribe(let packet): packet.write(to: &body, version: version)
+            case .unsuback(let packet): packet.write(to: &body, version: version, isUnsubAck: true)
+            case .pingreq, .pingresp: break
+            case .disconnect(let packet), .auth(let packet): packet.write(to: &body, version: version)
+            }
+            return body.writerIndex - start
+        }
+    }
+
+    /// About how many bytes the body takes: enough to reserve the right room for its length,
+    /// and to size a buffer that needs no growing.
+    public var bodySizeHint: Int {
+        switch self {
+        case .publish(let packet): packet.topic.utf8.count + packet.payload.readableBytes + 4 + (packet.properties.isEmpty ? 1 : 16)
+        case .pingreq, .pingresp: 0
+        case .puback, .pubrec, .pubrel, .pubcomp: 4
+        default: 64
+        }
     }
 
     /// The encoded size of the packet, fixed header included.

@@ -55,7 +55,7 @@ public struct MQTTPacketEncoder: MessageToByteEncoder {
         self.version = version
     }
 
-    public func encode(data: MQTTPacket, out: inout ByteBuffer) throws {
+    public func encode(data: MQTTPacket, out: inout ByteBuffer) {
         data.write(to: &out, version: self.version)
     }
 }

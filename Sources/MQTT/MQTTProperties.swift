@@ -54,10 +54,11 @@ public struct MQTTProperties: Sendable, Hashable, ExpressibleByArrayLiteral, Seq
 
     /// Writes the Property Length and then every property.
     func write(to buffer: inout ByteBuffer) {
-        var body = ByteBuffer()
-        for item in self.items { item.write(to: &body) }
-        buffer.writeMQTTVariableByteInteger(body.readableBytes)
-        buffer.writeBuffer(&body)
+        buffer.writeLengthPrefixed(strategy: MQTTVariableByteIntegerStrategy()) { body in
+            let start = body.writerIndex
+            for item in self.items { item.write(to: &body) }
+            return body.writerIndex - start
+        }
     }
 
     /// Reads a Property Length and the properties it covers, checking that each is allowed in

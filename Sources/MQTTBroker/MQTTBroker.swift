@@ -283,7 +283,7 @@ public final class MQTTBroker: @unchecked Sendable {
 
     /// Publishes a message from the hub itself (a downlink), as if a client had.
     public func publish(_ message: MQTTBrokerMessage) {
-        self.lock.withLock { self.route(message, now: .now()) }
+        _ = self.lock.withLock { self.route(message, now: .now()) }
     }
 
     /// The delivery ids of the messages the client's session holds (queued or in flight): what

@@ -104,6 +104,26 @@ struct CodecTests {
         }
     }
 
+    @Test("lengths written in place: bodies and property lists on each side of a length-byte boundary round-trip, each length in its shortest form")
+    func lengthBoundaries() throws {
+        for size in [0, 1, 100, 118, 119, 127, 128, 16_370, 16_383, 16_384, 2_097_151, 2_097_152] {
+            for userValue in ["", String(repeating: "u", count: 200)] {
+                let properties: MQTTProperties = userValue.isEmpty ? .none : [.userProperty("k", userValue), .contentType("text/plain")]
+                let packet = MQTTPacket.publish(
+                    MQTTPublishPacket(
+                        topic: "t/\(size)", payload: ByteBuffer(repeating: 0x5A, count: size), qos: .atLeastOnce, packetIdentifier: 7,
+                        properties: properties
+                    )
+                )
+                var buffer = Self.encode(packet, .v5)
+                // The decoder refuses a length that is not in its shortest form.
+                var decoder = MQTTPacketDecoder(version: .v5)
+                #expect(try decoder.decode(buffer: &buffer) == packet, "\(size) bytes")
+                #expect(buffer.readableBytes == 0)
+            }
+        }
+    }
+
     @Test("CONNECT round-trips and sets the decoder's version", arguments: [MQTTProtocolVersion.v3_1, .v3_1_1, .v5])
     func connectRoundTrip(version: MQTTProtocolVersion) throws {
         for connect in Samples.connects(version) {

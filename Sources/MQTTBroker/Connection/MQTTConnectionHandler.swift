@@ -397,15 +397,19 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Output
 
+    /// Encodes the packets, in order, into one buffer and writes it: a batch from the mailbox
+    /// costs one allocation and one write, not one per message.
     func write(_ packets: [MQTTPacket]) {
-        guard let context = self.context, context.channel.isActive else { return }
+        guard let context = self.context, context.channel.isActive, !packets.isEmpty else { return }
+        let encoder = MQTTPacketEncoder(version: self.state.version)
+        let capacity = packets.reduce(0) { $0 + $1.bodySizeHint + 5 }
+        var buffer = context.channel.allocator.buffer(capacity: capacity)
         for packet in packets {
             var packet = packet
             if case .publish(let publish) = packet { packet = .publish(self.state.publishToSend(publish)) }
-            var buffer = context.channel.allocator.buffer(capacity: 64)
-            packet.write(to: &buffer, version: self.state.version)
-            context.write(self.wrapOutboundOut(buffer), promise: nil)
+            encoder.encode(data: packet, out: &buffer)
         }
+        context.write(self.wrapOutboundOut(buffer), promise: nil)
     }
 }
 
