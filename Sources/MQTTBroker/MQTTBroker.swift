@@ -50,6 +50,32 @@ public final class MQTTBroker: @unchecked Sendable {
     /// authenticated at that moment is refused too. Kept for a few minutes.
     private var revocations: [String: NIODeadline] = [:]
     private var shuttingDown = false
+    /// Mailboxes written to, and actions that wake other threads, while the lock was held: run
+    /// by ``locked(_:)`` once it is let go.
+    private var wakeups: [MQTTOutboundMailbox] = []
+    private var deferred: [@Sendable () -> Void] = []
+
+    /// Runs `body` under the lock, then wakes the connections it wrote to and runs what it
+    /// deferred: no thread is woken while the lock is held, so others wait on it less.
+    private func locked<R>(_ body: () throws -> R) rethrows -> R {
+        let (result, wakeups, deferred) = try self.lock.withLock {
+            let result = try body()
+            defer {
+                self.wakeups.removeAll()
+                self.deferred.removeAll()
+            }
+            return (result, self.wakeups, self.deferred)
+        }
+        for mailbox in wakeups { mailbox.schedule() }
+        for action in deferred { action() }
+        return result
+    }
+
+    /// Queues packets for a connection; its loop is woken once the lock is let go. Lock held.
+    private func send(_ packets: [MQTTPacket], to connection: MQTTConnectionHandle) {
+        guard !packets.isEmpty else { return }
+        if connection.mailbox.enqueue(packets) { self.wakeups.append(connection.mailbox) }
+    }
 
     public init(
         configuration: MQTTBrokerConfiguration = .init(), authenticator: any MQTTAuthenticator = MQTTAllowAll(),
@@ -219,7 +245,7 @@ public final class MQTTBroker: @unchecked Sendable {
         guard seconds != .max else { return }
         let clientIdentifier = session.clientIdentifier
         session.expiryTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(seconds))) {
-            self.lock.withLock {
+            self.locked {
                 guard session.connection == nil, self.sessions[clientIdentifier] === session else { return }
                 self.endSession(session)
             }
@@ -266,7 +292,7 @@ public final class MQTTBroker: @unchecked Sendable {
     /// authenticated is refused as well.
     @discardableResult
     public func disconnect(clientIdentifier: String, reason: MQTTReasonCode = .administrativeAction) -> Bool {
-        self.lock.withLock {
+        self.locked {
             let now = NIODeadline.now()
             self.revocations = self.revocations.filter { now - $0.value < .minutes(5) }
             self.revocations[clientIdentifier] = now
@@ -276,20 +302,20 @@ public final class MQTTBroker: @unchecked Sendable {
             session.state.discardWill()
             self.attach(nil, to: session)
             self.endSession(session)
-            connection?.close(reason: reason)
+            if let connection { self.deferred.append { connection.close(reason: reason) } }
             return connection != nil
         }
     }
 
     /// Publishes a message from the hub itself (a downlink), as if a client had.
     public func publish(_ message: MQTTBrokerMessage) {
-        _ = self.lock.withLock { self.route(message, now: .now()) }
+        _ = self.locked { self.route(message, now: .now()) }
     }
 
     /// The delivery ids of the messages the client's session holds (queued or in flight): what
     /// the hub need not send it again.
     public func pendingDeliveryIDs(clientIdentifier: String) -> Set<Int> {
-        self.lock.withLock {
+        self.locked {
             self.sessions[clientIdentifier]?.state.pendingDeliveryIDs ?? []
         }
     }
@@ -332,7 +358,7 @@ public final class MQTTBroker: @unchecked Sendable {
             ? (connect.properties.sessionExpiryInterval ?? 0)
             : (connect.cleanStart ? 0 : .max)
         let expiry = min(requestedExpiry, connect.version.hasProperties ? self.configuration.maximumSessionExpiry : .max)
-        return self.lock.withLock {
+        return self.locked {
             if let revoked = self.revocations[clientIdentifier], revoked >= authenticatedSince { return nil }
             let now = NIODeadline.now()
             var resumed: MQTTSession?
@@ -346,7 +372,7 @@ public final class MQTTBroker: @unchecked Sendable {
                     // Session takeover [MQTT-3.1.4-3].
                     self.attach(nil, to: existing)
                     self.releaseWaiters(of: existing)
-                    old.close(reason: .sessionTakenOver)
+                    self.deferred.append { old.close(reason: .sessionTakenOver) }
                 }
                 if connect.cleanStart {
                     self.removeSession(existing)
@@ -367,7 +393,7 @@ public final class MQTTBroker: @unchecked Sendable {
             // Under the same lock, so no newer message overtakes the ones owed.
             let owed = session.state.connected(link, will: connect.will, expiryInterval: expiry, now: now)
             self.persist(session, row: true, now: now)
-            handle.write(owed)
+            self.send(owed, to: handle)
             return ConnectOutcome(sessionPresent: resumed != nil, sessionExpiry: expiry)
         }
     }
@@ -375,7 +401,7 @@ public final class MQTTBroker: @unchecked Sendable {
     /// The connection ended. With `publishWill`, the will goes out (after its delay); the session
     /// stays for its expiry interval, or goes now.
     func connectionClosed(clientIdentifier: String, connection: ObjectIdentifier, publishWill: Bool) {
-        self.lock.withLock {
+        self.locked {
             guard let session = self.session(clientIdentifier, connection) else { return }
             self.attach(nil, to: session)
             self.metrics.connections.record(self.connectedCount)
@@ -392,7 +418,7 @@ public final class MQTTBroker: @unchecked Sendable {
                 self.route(Self.message(from: will, publisher: clientIdentifier, now: now), now: now)
             case .after(let seconds):
                 session.willTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(seconds))) {
-                    self.lock.withLock {
+                    self.locked {
                         guard self.sessions[clientIdentifier] === session, let will = session.state.willDelayElapsed() else { return }
                         session.willTimer = nil
                         let now = NIODeadline.now()
@@ -410,7 +436,7 @@ public final class MQTTBroker: @unchecked Sendable {
 
     /// A 5.0 DISCONNECT may change the session expiry interval.
     func updateSessionExpiry(clientIdentifier: String, connection: ObjectIdentifier, to expiry: UInt32) {
-        self.lock.withLock {
+        self.locked {
             self.session(clientIdentifier, connection)?.state.expiryInterval = min(expiry, self.configuration.maximumSessionExpiry)
         }
     }
@@ -472,7 +498,7 @@ public final class MQTTBroker: @unchecked Sendable {
     /// sessions took it: the publisher's acknowledgement waits until it is written. Lock taken here.
     func published(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle?) -> Int? {
         self.metrics.received.increment()
-        return self.lock.withLock { self.route(message, publisher: publisher, now: .now()) }
+        return self.locked { self.route(message, publisher: publisher, now: .now()) }
     }
 
     /// Succeeds once the journal's `ticket` is in the store.
@@ -541,7 +567,7 @@ public final class MQTTBroker: @unchecked Sendable {
         switch session.state.deliver(message, qos: qos, retain: retain, subscriptionIdentifiers: subscriptionIdentifiers, now: now) {
         case .send(let packet):
             self.metrics.delivered.increment()
-            session.connection?.write([.publish(packet)])
+            if let connection = session.connection { self.send([.publish(packet)], to: connection) }
             if qos == .atMostOnce, let deliveryID = message.deliveryID, let observer = self.deliveryObserver {
                 // At most once is what the client asked for: written is as delivered as it gets.
                 let client = session.clientIdentifier
@@ -557,7 +583,7 @@ public final class MQTTBroker: @unchecked Sendable {
                 session.waiters.append(publisher)
             }
             // Again on every message while the queue is long: a pause that ran out resumes.
-            publisher.pauseReading()
+            self.deferred.append { publisher.pauseReading() }
         case .discarded:
             break
         case .queueFull:
@@ -573,31 +599,35 @@ public final class MQTTBroker: @unchecked Sendable {
     /// Lets the publishers a session held back be read again.
     private func releaseWaiters(of session: MQTTSession) {
         guard !session.waiters.isEmpty else { return }
-        for publisher in session.waiters { publisher.resumeReading() }
+        let waiters = session.waiters
+        self.deferred.append { for publisher in waiters { publisher.resumeReading() } }
         session.waiters = []
     }
 
     /// Records an incoming QoS 2 packet identifier and says what to do with the message.
     func receiveQoS2(clientIdentifier: String, connection: ObjectIdentifier, packetIdentifier: UInt16) -> MQTTSessionState.IncomingQoS2 {
-        self.lock.withLock {
+        self.locked {
             self.session(clientIdentifier, connection)?.state.qos2PublishReceived(packetIdentifier) ?? .routedAndStored
         }
     }
 
     /// The observer stored the QoS 2 message with this identifier.
     func storedQoS2(clientIdentifier: String, connection: ObjectIdentifier, packetIdentifier: UInt16) {
-        self.lock.withLock { self.session(clientIdentifier, connection)?.state.qos2Stored(packetIdentifier) }
+        self.locked { self.session(clientIdentifier, connection)?.state.qos2Stored(packetIdentifier) }
     }
 
     /// PUBREL from the client; false when the packet identifier was unknown.
     func releaseQoS2(clientIdentifier: String, connection: ObjectIdentifier, packetIdentifier: UInt16) -> Bool {
-        self.lock.withLock { self.session(clientIdentifier, connection)?.state.qos2Released(packetIdentifier) ?? false }
+        self.locked { self.session(clientIdentifier, connection)?.state.qos2Released(packetIdentifier) ?? false }
     }
 
-    /// PUBACK, PUBREC or PUBCOMP from the client for a message the broker sent: the reply to write.
-    func acknowledged(_ packet: MQTTPacket, clientIdentifier: String, connection: ObjectIdentifier) -> [MQTTPacket] {
-        let outcome: MQTTSessionState.Acknowledged? = self.lock.withLock {
-            guard let session = self.session(clientIdentifier, connection) else { return nil }
+    /// PUBACK, PUBREC or PUBCOMP from the client for a message the broker sent: what to write
+    /// now, on the connection's own loop (what waited in its mailbox, the messages the freed
+    /// window lets out, and the reply), with no hop in between.
+    func acknowledged(_ packet: MQTTPacket, clientIdentifier: String, connection: MQTTConnectionHandle) -> [MQTTPacket] {
+        var toWrite: [MQTTPacket] = []
+        let outcome: MQTTSessionState.Acknowledged? = self.locked {
+            guard let session = self.session(clientIdentifier, connection.identifier) else { return nil }
             let now = NIODeadline.now()
             let outcome: MQTTSessionState.Acknowledged
             switch packet {
@@ -608,7 +638,8 @@ public final class MQTTBroker: @unchecked Sendable {
             }
             if !outcome.send.isEmpty {
                 self.metrics.delivered.increment(by: Int64(outcome.send.count))
-                session.connection?.write(outcome.send.map { .publish($0) })
+                // Under the lock, so that nothing posted later overtakes them.
+                toWrite = connection.mailbox.take(appending: outcome.send.map { .publish($0) })
             }
             if outcome.releasePublishers { self.releaseWaiters(of: session) }
             self.persist(session, now: now)
@@ -618,7 +649,8 @@ public final class MQTTBroker: @unchecked Sendable {
         if let delivered = outcome.delivered {
             self.deliveryObserver?.messageDelivered(clientIdentifier: clientIdentifier, deliveryID: delivered)
         }
-        return outcome.reply.map { [$0] } ?? []
+        if let reply = outcome.reply { toWrite.append(reply) }
+        return toWrite
     }
 
     // MARK: Subscriptions
@@ -628,7 +660,7 @@ public final class MQTTBroker: @unchecked Sendable {
     func subscribe(
         clientIdentifier: String, _ subscriptions: [(MQTTSubscription, allowed: Bool)], connection: ObjectIdentifier
     ) -> [MQTTReasonCode] {
-        self.lock.withLock {
+        self.locked {
             guard let session = self.session(clientIdentifier, connection) else { return subscriptions.map { _ in .unspecifiedError } }
             let now = NIODeadline.now()
             var codes: [MQTTReasonCode] = []
@@ -668,7 +700,7 @@ public final class MQTTBroker: @unchecked Sendable {
 
     /// Removes subscriptions; the reason code for each (success, or no subscription existed).
     func unsubscribe(clientIdentifier: String, connection: ObjectIdentifier, _ filters: [String]) -> [MQTTReasonCode] {
-        self.lock.withLock {
+        self.locked {
             guard let session = self.session(clientIdentifier, connection) else { return filters.map { _ in .noSubscriptionExisted } }
             defer { self.persist(session, row: true) }
             return filters.map { filter in

@@ -16,20 +16,38 @@ final class MQTTOutboundMailbox: @unchecked Sendable {
         self.deliver = deliver
     }
 
+    /// Adds packets and hops to the loop to write them, unless a hop is already on its way.
     func post(_ packets: [MQTTPacket]) {
-        let schedule = self.lock.withLock {
+        if self.enqueue(packets) { self.schedule() }
+    }
+
+    /// Adds packets; true when the caller must ``schedule()`` the hop (it may do so after
+    /// letting go of its own lock, so that no lock is held across waking another thread).
+    func enqueue(_ packets: [MQTTPacket]) -> Bool {
+        self.lock.withLock {
             self.pending.append(contentsOf: packets)
             defer { self.scheduled = true }
             return !self.scheduled
         }
-        guard schedule else { return }
+    }
+
+    func schedule() {
         self.eventLoop.execute {
             let batch = self.lock.withLock {
                 self.scheduled = false
                 defer { self.pending.removeAll(keepingCapacity: true) }
                 return self.pending
             }
-            self.deliver(batch)
+            if !batch.isEmpty { self.deliver(batch) }
+        }
+    }
+
+    /// Takes what waits, with `packets` after it, for the connection's own loop to write now
+    /// instead of after a hop; a hop already on its way then finds nothing.
+    func take(appending packets: [MQTTPacket]) -> [MQTTPacket] {
+        self.lock.withLock {
+            defer { self.pending.removeAll(keepingCapacity: true) }
+            return self.pending + packets
         }
     }
 }
@@ -43,13 +61,14 @@ struct MQTTConnectionHandle: Sendable {
     let receiveMaximum: Int
     /// The largest packet the client accepts.
     let maximumPacketSize: Int
-    private let send: @Sendable ([MQTTPacket]) -> Void
+    /// Where packets for the client wait for its event loop.
+    let mailbox: MQTTOutboundMailbox
     private let closeConnection: @Sendable (MQTTReasonCode?) -> Void
     private let setReading: @Sendable (Bool) -> Void
 
     init(
         identifier: ObjectIdentifier, version: MQTTProtocolVersion, receiveMaximum: Int, maximumPacketSize: Int,
-        send: @escaping @Sendable ([MQTTPacket]) -> Void, close: @escaping @Sendable (MQTTReasonCode?) -> Void,
+        mailbox: MQTTOutboundMailbox, close: @escaping @Sendable (MQTTReasonCode?) -> Void,
         setReading: @escaping @Sendable (Bool) -> Void
     ) {
         self.setReading = setReading
@@ -57,13 +76,13 @@ struct MQTTConnectionHandle: Sendable {
         self.version = version
         self.receiveMaximum = receiveMaximum
         self.maximumPacketSize = maximumPacketSize
-        self.send = send
+        self.mailbox = mailbox
         self.closeConnection = close
     }
 
     func write(_ packets: [MQTTPacket]) {
         guard !packets.isEmpty else { return }
-        self.send(packets)
+        self.mailbox.post(packets)
     }
 
     /// Stops reading from this client until ``resumeReading()``: TCP then slows its publishing.

@@ -187,8 +187,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             let pubcomp = MQTTPacket.pubcomp(MQTTAckPacket(packetIdentifier: packetIdentifier, reasonCode: known ? .success : .packetIdentifierNotFound))
             self.afterAcknowledgements { $0.write([pubcomp]) }
         case .acknowledgementReceived(let packet):
-            guard let clientIdentifier = self.state.clientIdentifier else { return }
-            self.write(self.broker.acknowledged(packet, clientIdentifier: clientIdentifier, connection: self.identifier))
+            guard let clientIdentifier = self.state.clientIdentifier, let handle = self.handle else { return }
+            self.write(self.broker.acknowledged(packet, clientIdentifier: clientIdentifier, connection: handle))
         case .subscribe(let request):
             guard let clientIdentifier = self.state.clientIdentifier, let principal = self.state.principal else { return }
             for (subscription, allowed) in zip(request.subscriptions, request.allowed) where !allowed {
@@ -266,7 +266,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             identifier: self.identifier, version: connect.version,
             receiveMaximum: Int(connect.properties.receiveMaximum ?? UInt16.max),
             maximumPacketSize: self.state.clientMaximumPacketSize,
-            send: { packets in mailbox.post(packets) },
+            mailbox: mailbox,
             close: { reason in eventLoop.execute { reference.handler?.closeRequested(reason) } },
             setReading: { reading in eventLoop.execute { reference.handler?.setReading(reading) } }
         )

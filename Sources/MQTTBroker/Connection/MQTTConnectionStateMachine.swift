@@ -146,14 +146,12 @@ struct MQTTConnectionStateMachine {
         self.version = connect.version
         self.clientMaximumPacketSize = connect.properties.maximumPacketSize.map { Int($0) } ?? .max
         var clientIdentifier = connect.clientIdentifier
-        var assigned = false
         if clientIdentifier.isEmpty {
             // A server-assigned identifier, for clean sessions only [MQTT-3.1.3-8].
             guard connect.cleanStart || connect.version.hasProperties && (connect.properties.sessionExpiryInterval ?? 0) == 0 else {
                 return self.refusal(.clientIdentifierNotValid, explanation: "an empty client id needs a clean session")
             }
             clientIdentifier = "auto-" + String(UInt64.random(in: 1...UInt64.max), radix: 36)
-            assigned = true
         }
         if connect.properties.authenticationMethod != nil {
             return self.refusal(
