@@ -75,7 +75,7 @@ public struct MQTTBrokerConfiguration: Sendable {
 
     public init(
         host: String = "127.0.0.1", port: Int = 1883, maximumPacketSize: Int = 1 << 20, receiveMaximum: UInt16 = 100,
-        maximumInflight: Int = 20, maximumQueuedMessages: Int = 1000, topicAliasMaximum: UInt16 = 16,
+        maximumInflight: Int = 64, maximumQueuedMessages: Int = 1000, topicAliasMaximum: UInt16 = 16,
         maximumSessionExpiry: UInt32 = 7 * 24 * 3600, connectTimeout: TimeAmount = .seconds(10)
     ) {
         self.host = host

@@ -92,6 +92,17 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var mqttMaxKeepAlive: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            SettingsCatalog.help(
+                "How many QoS 1 and 2 messages may be on their way to one MQTT client, unacknowledged (a 5.0 client's Receive Maximum lowers it); more keeps a fast client busier, fewer sends less again after a reconnect",
+                key: "mqtt.maxInflight", default: "64"
+            ),
+            valueName: "count"
+        )
+    )
+    var mqttMaxInflight: Int?
+
     @Option(help: ArgumentHelp(SettingsCatalog.help("How many messages each device's history keeps", key: "messageHistory", default: "1000"), valueName: "count"))
     var messageHistory: Int?
 
@@ -142,6 +153,7 @@ struct ServeCommand: AsyncParsableCommand {
         var brokerConfiguration = MQTTBrokerConfiguration(host: mqttHost, port: mqttPort)
         let maxKeepAlive = try settings.int(self.mqttMaxKeepAlive, key: "mqtt.maxKeepAlive", range: 0...65535, default: 0)
         brokerConfiguration.maximumKeepAlive = maxKeepAlive == 0 ? nil : UInt16(maxKeepAlive)
+        brokerConfiguration.maximumInflight = try settings.int(self.mqttMaxInflight, key: "mqtt.maxInflight", range: 1...65535, default: 64)
         let certificate = settings.string(self.mqttTlsCert, key: "mqtt.tls.cert")
         let key = settings.string(self.mqttTlsKey, key: "mqtt.tls.key")
         switch (certificate, key) {

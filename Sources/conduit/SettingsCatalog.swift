@@ -32,7 +32,7 @@ enum SettingsCatalog {
         .init(key: "mqtt.anonymous", kind: .boolean), .init(key: "mqtt.tls.port", kind: .integer),
         .init(key: "mqtt.tls.cert", kind: .string), .init(key: "mqtt.tls.key", kind: .string),
         .init(key: "mqtt.tls.ca", kind: .string), .init(key: "mqtt.tls.requireClientCert", kind: .boolean),
-        .init(key: "mqtt.maxKeepAlive", kind: .integer),
+        .init(key: "mqtt.maxKeepAlive", kind: .integer), .init(key: "mqtt.maxInflight", kind: .integer),
         .init(key: "messageHistory", kind: .integer), .init(key: "aws.reconcileInterval", kind: .integer),
         .init(key: "uplink.backlogLimit", kind: .integer), .init(key: "node.id", kind: .string),
     ]

@@ -244,6 +244,7 @@ struct CLITests {
             ("--mqtt-tls-port", "CONDUIT_MQTT_TLS_PORT"), ("--mqtt-tls-cert", "CONDUIT_MQTT_TLS_CERT"),
             ("--mqtt-tls-key", "CONDUIT_MQTT_TLS_KEY"), ("--mqtt-tls-ca", "CONDUIT_MQTT_TLS_CA"),
             ("--mqtt-tls-require-client-cert", "CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT"), ("--mqtt-max-keep-alive", "CONDUIT_MQTT_MAX_KEEP_ALIVE"),
+            ("--mqtt-max-inflight", "CONDUIT_MQTT_MAX_INFLIGHT"),
             ("--message-history", "CONDUIT_MESSAGE_HISTORY"), ("--reconcile-interval", "CONDUIT_AWS_RECONCILE_INTERVAL"),
             ("--uplink-backlog-limit", "CONDUIT_UPLINK_BACKLOG_LIMIT"), ("--node-id", "CONDUIT_NODE_ID"),
             ("--master-key-file", "CONDUIT_MASTER_KEY_FILE"),
