@@ -16,6 +16,7 @@ import X509
 /// in-memory work (packets go out through each connection's event loop, never under a wait).
 public final class MQTTBroker: @unchecked Sendable {
     public let configuration: MQTTBrokerConfiguration
+    let sharedConfiguration: MQTTConnectionStateMachine.SharedConfiguration
     let authenticator: any MQTTAuthenticator
     let authorizer: any MQTTAuthorizer
     let observer: (any MQTTPublishObserver)?
@@ -86,6 +87,7 @@ public final class MQTTBroker: @unchecked Sendable {
         self.sessionStore = sessionStore
         self.journal = sessionStore.map { MQTTSessionJournal(store: $0, logger: logger) }
         self.configuration = configuration
+        self.sharedConfiguration = .init(configuration)
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.observer = observer
@@ -153,9 +155,6 @@ public final class MQTTBroker: @unchecked Sendable {
 
     func configure(_ channel: any Channel, tls: Bool) throws {
         let handler = MQTTConnectionHandler(broker: self, tls: tls)
-        try channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(MQTTPacketDecoder(maximumPacketSize: self.configuration.maximumPacketSize))
-        )
         try channel.pipeline.syncOperations.addHandler(handler)
         self.lock.withLock { self.connections[ObjectIdentifier(channel)] = channel }
         channel.closeFuture.whenComplete { _ in

@@ -70,6 +70,37 @@ struct ConnectionHandlerTests {
         try await connection.channel.close()
     }
 
+    @Test("a malformed packet ends the connection (DISCONNECT 0x81 on 5.0), and what came after it in the same read is not handled", arguments: [MQTTProtocolVersion.v3_1_1, .v5])
+    func malformed(version: MQTTProtocolVersion) async throws {
+        let connection = try await Connection(version)
+        try await connection.send([Self.connect(version)])
+        guard case .connack = try await connection.receive() else { Issue.record("no CONNACK"); return }
+        // A PUBLISH whose remaining length runs past four bytes, then a PINGREQ, in one read.
+        var bytes = ByteBuffer(bytes: [0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F])
+        MQTTPacket.pingreq.write(to: &bytes, version: version)
+        // The handler closes the channel while it takes the read.
+        try? await connection.channel.writeInbound(bytes)
+        if version == .v5 {
+            #expect(try await connection.receive() == .disconnect(MQTTReasonPacket(reasonCode: .malformedPacket)))
+        }
+        try await connection.channel.closeFuture.get()
+        // No PINGRESP was written for the PINGREQ behind the malformed packet.
+        #expect(try await connection.channel.readOutbound(as: ByteBuffer.self) == nil)
+    }
+
+    @Test("a well-formed packet that breaks the rules (topic alias 99 of 16) closes with 0x94, and the packets behind it in the same read are not handled")
+    func violationStopsTheRead() async throws {
+        let connection = try await Connection(.v5)
+        try await connection.send([Self.connect(.v5)])
+        guard case .connack = try await connection.receive() else { Issue.record("no CONNACK"); return }
+        try? await connection.send([
+            .publish(MQTTPublishPacket(topic: "a", payload: ByteBuffer(string: "x"), properties: [.topicAlias(99)])), .pingreq,
+        ])
+        #expect(try await connection.receive() == .disconnect(MQTTReasonPacket(reasonCode: .topicAliasInvalid)))
+        try await connection.channel.closeFuture.get()
+        #expect(try await connection.channel.readOutbound(as: ByteBuffer.self) == nil)
+    }
+
     @Test("a silent client is closed once one and a half keep-alives have passed, told why on 5.0", arguments: [MQTTProtocolVersion.v3_1_1, .v5])
     func keepAlive(version: MQTTProtocolVersion) async throws {
         let connection = try await Connection(version)

@@ -94,7 +94,18 @@ struct MQTTConnectionStateMachine {
         var refusing = false
     }
 
-    let configuration: MQTTBrokerConfiguration
+    /// The broker's configuration, held once for all its connections: a copy in each would
+    /// cost every idle connection a quarter of a kilobyte.
+    final class SharedConfiguration: Sendable {
+        let configuration: MQTTBrokerConfiguration
+
+        init(_ configuration: MQTTBrokerConfiguration) {
+            self.configuration = configuration
+        }
+    }
+
+    private let shared: SharedConfiguration
+    var configuration: MQTTBrokerConfiguration { self.shared.configuration }
     private var state = State.awaitingConnect
     /// Packets that came with or after CONNECT while authentication ran. Beside the state, not
     /// in it: appending to an array held in an enum payload copies it.
@@ -104,8 +115,12 @@ struct MQTTConnectionStateMachine {
     /// The client's Maximum Packet Size (5.0), which no packet to it may exceed.
     private(set) var clientMaximumPacketSize = Int.max
 
+    init(configuration: SharedConfiguration) {
+        self.shared = configuration
+    }
+
     init(configuration: MQTTBrokerConfiguration) {
-        self.configuration = configuration
+        self.init(configuration: SharedConfiguration(configuration))
     }
 
     /// The client identifier, once connected.
