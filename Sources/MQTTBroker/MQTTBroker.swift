@@ -58,7 +58,9 @@ public final class MQTTBroker: @unchecked Sendable {
 
     /// Runs `body` under the lock, then wakes the connections it wrote to and runs what it
     /// deferred: no thread is woken while the lock is held, so others wait on it less.
-    private func locked<R>(_ body: () throws -> R) rethrows -> R {
+    /// `writeOnThisLoop`: a connection served by the caller's own loop is written at once
+    /// rather than after a hop, for a caller that writes nothing that must come first.
+    private func locked<R>(writeOnThisLoop: Bool = false, _ body: () throws -> R) rethrows -> R {
         let (result, wakeups, deferred) = try self.lock.withLock {
             let result = try body()
             defer {
@@ -67,7 +69,9 @@ public final class MQTTBroker: @unchecked Sendable {
             }
             return (result, self.wakeups, self.deferred)
         }
-        for mailbox in wakeups { mailbox.schedule() }
+        for mailbox in wakeups {
+            if writeOnThisLoop { mailbox.deliverIfOnLoop() } else { mailbox.schedule() }
+        }
         for action in deferred { action() }
         return result
     }
@@ -497,7 +501,9 @@ public final class MQTTBroker: @unchecked Sendable {
     /// sessions took it: the publisher's acknowledgement waits until it is written. Lock taken here.
     func published(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle?) -> Int? {
         self.metrics.received.increment()
-        return self.locked { self.route(message, publisher: publisher, now: .now()) }
+        // A subscriber on the publisher's loop gets the message now, not after a hop: what the
+        // publisher's handler writes next (its PUBACK) need not come before it.
+        return self.locked(writeOnThisLoop: true) { self.route(message, publisher: publisher, now: .now()) }
     }
 
     /// Succeeds once the journal's `ticket` is in the store.

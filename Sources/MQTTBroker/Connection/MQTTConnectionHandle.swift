@@ -32,14 +32,22 @@ final class MQTTOutboundMailbox: @unchecked Sendable {
     }
 
     func schedule() {
-        self.eventLoop.execute {
-            let batch = self.lock.withLock {
-                self.scheduled = false
-                defer { self.pending.removeAll(keepingCapacity: true) }
-                return self.pending
-            }
-            if !batch.isEmpty { self.deliver(batch) }
+        self.eventLoop.execute { self.deliverPending() }
+    }
+
+    /// Writes what waits now, when the caller is on the connection's loop and nothing it
+    /// writes next must come first; else hops as ``schedule()`` does.
+    func deliverIfOnLoop() {
+        if self.eventLoop.inEventLoop { self.deliverPending() } else { self.schedule() }
+    }
+
+    private func deliverPending() {
+        let batch = self.lock.withLock {
+            self.scheduled = false
+            defer { self.pending.removeAll(keepingCapacity: true) }
+            return self.pending
         }
+        if !batch.isEmpty { self.deliver(batch) }
     }
 
     /// Takes what waits, with `packets` after it, for the connection's own loop to write now
