@@ -173,7 +173,14 @@ public final class MQTTBroker: @unchecked Sendable {
             self.listeners = []
             // Connections closed from here on neither publish wills nor start expiry timers.
             self.shuttingDown = true
-            for session in self.sessions.values { session.cancelTimers() }
+            let now = Date()
+            for session in self.sessions.values {
+                session.cancelTimers()
+                // Their expiry runs from now: connections ended by shutdown do not say so later.
+                if session.connection != nil && session.stored {
+                    self.journal?.append([.saveSession(session.record(disconnectedAt: now))])
+                }
+            }
             return result
         }
         for listener in listeners { try? await listener.close() }
@@ -181,7 +188,7 @@ public final class MQTTBroker: @unchecked Sendable {
             connection.pipeline.fireUserInboundEventTriggered(MQTTConnectionHandler.ServerShutdown())
         }
         for connection in connections { try? await connection.closeFuture.get() }
-        await self.journal?.flush(on: self.eventLoopGroup.next())
+        await self.journal?.flush(on: self.eventLoopGroup.next(), within: .seconds(10))
     }
 
     /// Sessions read back from the store: offline, their messages queued, their subscriptions
@@ -193,7 +200,9 @@ public final class MQTTBroker: @unchecked Sendable {
         var gone: [MQTTSessionChange] = []
         self.lock.withLock {
             for record in records {
-                var expiry = record.expiryInterval
+                // Within today's maximum (which may be lower than when it was stored).
+                let interval = record.expiryInterval == .max ? .max : min(record.expiryInterval, self.configuration.maximumSessionExpiry)
+                var expiry = interval
                 if let disconnectedAt = record.disconnectedAt, expiry != .max {
                     let elapsed = UInt32(clamping: Int(max(0, wallClock.timeIntervalSince(disconnectedAt))))
                     guard elapsed < expiry else {
@@ -218,15 +227,15 @@ public final class MQTTBroker: @unchecked Sendable {
                     queue.append(
                         .init(
                             message: brokerMessage, qos: qos, retain: message.retain, subscriptionIdentifiers: message.subscriptionIdentifiers,
-                            sequence: message.sequence
+                            released: message.released ?? false, sequence: message.sequence, packetIdentifier: message.packetIdentifier
                         )
                     )
                 }
                 let subscriptions = record.subscriptions.compactMap(\.subscription)
                 let session = MQTTSession(
                     MQTTSessionState(
-                        restoring: record.clientIdentifier, principal: record.principal, expiryInterval: record.expiryInterval,
-                        subscriptions: subscriptions, queue: queue, limits: self.sessionLimits
+                        restoring: record.clientIdentifier, principal: record.principal, expiryInterval: interval,
+                        subscriptions: subscriptions, messages: queue, limits: self.sessionLimits
                     )
                 )
                 session.stored = true

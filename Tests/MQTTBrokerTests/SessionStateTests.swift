@@ -215,9 +215,10 @@ struct SessionJournalTests {
         _ = SessionStateTests.deliver(&state, "a")
         _ = SessionStateTests.deliver(&state, "b")
         _ = SessionStateTests.deliver(&state, "z", qos: .atMostOnce)
-        #expect(state.takeJournal().map(Self.describe) == ["+1 t/a", "+2 t/b"])
+        #expect(state.takeJournal().map(Self.describe) == ["+1 t/a #1", "+2 t/b"])
         _ = state.pubackReceived(1, now: SessionStateTests.t0)
-        #expect(state.takeJournal().map(Self.describe) == ["-1"])
+        // b leaves the queue for the window: the store learns its packet identifier.
+        #expect(state.takeJournal().map(Self.describe) == ["-1", "+2 t/b #2"])
         #expect(state.takeJournal().isEmpty)
 
         var clean = Self.session()
@@ -235,12 +236,51 @@ struct SessionJournalTests {
         let kept = [2, 1].map { sequence in
             MQTTSessionState.Outgoing(message: SessionStateTests.message("k\(sequence)"), qos: .atLeastOnce, retain: false, subscriptionIdentifiers: [], sequence: UInt64(sequence))
         }
-        var state = MQTTSessionState(restoring: "c1", principal: "c1", expiryInterval: 60, subscriptions: [], queue: kept, limits: .init(maximumInflight: 20, maximumQueued: 100, journaled: true))
+        var state = MQTTSessionState(restoring: "c1", principal: "c1", expiryInterval: 60, subscriptions: [], messages: kept, limits: .init(maximumInflight: 20, maximumQueued: 100, journaled: true))
         #expect(!state.isConnected)
         let owed = state.connected(SessionStateTests.link(.v3_1_1), will: nil, expiryInterval: 60, now: SessionStateTests.t0)
         #expect(owed == [.publish(SessionStateTests.publish("k1", id: 1)), .publish(SessionStateTests.publish("k2", id: 2))])
         _ = SessionStateTests.deliver(&state, "new")
-        #expect(state.takeJournal().map(Self.describe) == ["+3 t/new"])
+        #expect(state.takeJournal().map(Self.describe) == ["+1 t/k1 #1", "+2 t/k2 #2", "+3 t/new #3"])
+    }
+
+    @Test("after a restart, what had been sent goes again with its own packet identifier (PUBREL for a received QoS 2), and no new message takes one of those identifiers")
+    func restoredInFlight() {
+        func kept(_ text: String, _ sequence: UInt64, qos: MQTTQoS, id: UInt16?, released: Bool = false) -> MQTTSessionState.Outgoing {
+            .init(
+                message: SessionStateTests.message(text, qos: qos), qos: qos, retain: false, subscriptionIdentifiers: [], released: released,
+                sequence: sequence, packetIdentifier: id
+            )
+        }
+        var state = MQTTSessionState(
+            restoring: "c1", principal: "c1", expiryInterval: 60, subscriptions: [],
+            messages: [kept("q", 3, qos: .atLeastOnce, id: nil), kept("r", 2, qos: .exactlyOnce, id: 7, released: true), kept("s", 1, qos: .atLeastOnce, id: 9)],
+            limits: .init(maximumInflight: 20, maximumQueued: 100, journaled: true)
+        )
+        let owed = state.connected(SessionStateTests.link(.v5), will: nil, expiryInterval: 60, now: SessionStateTests.t0)
+        #expect(
+            owed == [
+                .publish(SessionStateTests.publish("s", id: 9, duplicate: true)), .pubrel(MQTTAckPacket(packetIdentifier: 7)),
+                .publish(SessionStateTests.publish("q", id: 8)),
+            ]
+        )
+        // 9 is still in flight: the next message skips it.
+        #expect(SessionStateTests.deliver(&state, "t") == .send(SessionStateTests.publish("t", id: 10)))
+        #expect(state.pubcompReceived(7, now: SessionStateTests.t0) == .init(releasePublishers: true))
+    }
+
+    @Test("a resumed session resends no more than the new connection's window; the rest follow as acknowledgements come, before anything queued", arguments: [MQTTProtocolVersion.v3_1_1, .v5])
+    func redeliveryWithinWindow(version: MQTTProtocolVersion) {
+        var state = SessionStateTests.session()
+        _ = state.connected(SessionStateTests.link(version, window: 3), will: nil, expiryInterval: 60, now: SessionStateTests.t0)
+        for text in ["a", "b", "c", "d"] { _ = SessionStateTests.deliver(&state, text) }
+        _ = state.disconnected(publishWill: false)
+        // The client comes back with a Receive Maximum of 1.
+        let owed = state.connected(SessionStateTests.link(version, window: 1), will: nil, expiryInterval: 60, now: SessionStateTests.t0)
+        #expect(owed == [.publish(SessionStateTests.publish("a", id: 1, duplicate: true))])
+        #expect(state.pubackReceived(1, now: SessionStateTests.t0).send == [SessionStateTests.publish("b", id: 2, duplicate: true)])
+        #expect(state.pubackReceived(2, now: SessionStateTests.t0).send == [SessionStateTests.publish("c", id: 3, duplicate: true)])
+        #expect(state.pubackReceived(3, now: SessionStateTests.t0).send == [SessionStateTests.publish("d", id: 4)])
     }
 
     @Test("an offline session's queue is bounded in bytes as well as in messages")
@@ -255,7 +295,9 @@ struct SessionJournalTests {
 
     static func describe(_ entry: MQTTSessionState.JournalEntry) -> String {
         switch entry {
-        case .added(let outgoing): "+\(outgoing.sequence) \(outgoing.message.topic)"
+        case .added(let outgoing):
+            "+\(outgoing.sequence) \(outgoing.message.topic)" + (outgoing.packetIdentifier.map { " #\($0)" } ?? "")
+                + (outgoing.released ? " released" : "")
         case .removed(let sequence): "-\(sequence)"
         }
     }

@@ -42,7 +42,8 @@ final class MQTTSession {
                         qos: outgoing.qos.rawValue, retain: outgoing.retain, properties: Data(message.properties.publishEncoded),
                         subscriptionIdentifiers: outgoing.subscriptionIdentifiers,
                         expiresAt: message.expiresAt.map { wallClock.addingTimeInterval(Double(($0 - now).nanoseconds) / 1e9) },
-                        deliveryID: message.deliveryID
+                        deliveryID: message.deliveryID, packetIdentifier: outgoing.packetIdentifier,
+                        released: outgoing.released ? true : nil
                     )
                 )
             case .removed(let sequence):

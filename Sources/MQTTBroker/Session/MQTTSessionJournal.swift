@@ -52,10 +52,27 @@ final class MQTTSessionJournal: @unchecked Sendable {
         }
     }
 
-    /// Waits until everything appended so far is written.
-    func flush(on eventLoop: any EventLoop) async {
+    /// Changes given up on at shutdown, when the store would not take them in time.
+    struct Abandoned: Error {}
+
+    /// Waits until everything appended so far is written, or `limit` has passed: a store that
+    /// is down must not hold a shutdown for ever. Acknowledgements still waiting are then
+    /// failed, so their publishers (whose connections are closing) send those messages again.
+    func flush(on eventLoop: any EventLoop, within limit: TimeAmount) async {
         let ticket = self.lock.withLock { self.appended }
+        let timeout = eventLoop.scheduleTask(in: limit) { self.abandonWaiters() }
         try? await self.written(ticket, on: eventLoop).get()
+        timeout.cancel()
+    }
+
+    private func abandonWaiters() {
+        let waiters = self.lock.withLock {
+            defer { self.waiters = [] }
+            return self.waiters
+        }
+        guard !waiters.isEmpty else { return }
+        self.logger.error("persistent sessions not saved by shutdown", metadata: ["conduit.waiting": "\(waiters.count)"])
+        for waiter in waiters { waiter.promise.fail(Abandoned()) }
     }
 
     private func write() async {

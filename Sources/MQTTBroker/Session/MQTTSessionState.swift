@@ -25,7 +25,8 @@ struct MQTTSessionState {
 
     /// A change a persistent session's store must hear of, in order.
     enum JournalEntry: Equatable {
-        /// A QoS 1 or 2 message the session now holds.
+        /// A QoS 1 or 2 message the session now holds, or one whose state changed (it was sent
+        /// with a packet identifier, or its PUBREC came): the store keeps its latest state.
         case added(Outgoing)
         /// The message with this sequence number is delivered, refused or dropped.
         case removed(UInt64)
@@ -50,6 +51,9 @@ struct MQTTSessionState {
         var released = false
         /// The session's number for it, in the order it came: its key in the store.
         var sequence: UInt64 = 0
+        /// The identifier it was sent with; kept, so that after a restart it is sent again
+        /// with the same one (a QoS 2 receiver holds on to it until PUBREL).
+        var packetIdentifier: UInt16?
     }
 
     /// Where a QoS 2 message from the client stands, between its PUBLISH and its PUBREL.
@@ -114,6 +118,9 @@ struct MQTTSessionState {
     private(set) var inflight: [UInt16: Outgoing] = [:]
     /// Packet identifiers in the order they were sent, for redelivery in that order.
     private(set) var inflightOrder: Deque<UInt16> = []
+    /// In flight before a reconnect but not sent again yet: the new connection's window was
+    /// smaller. They go before anything queued as acknowledgements free the window.
+    private(set) var awaitingResend: Deque<UInt16> = []
     private(set) var queue: Deque<Outgoing> = []
     /// QoS 2 packet identifiers from the client whose PUBREL has not come, and whether the
     /// message behind each was stored.
@@ -136,14 +143,27 @@ struct MQTTSessionState {
     /// A session that outlives its connection is kept in the store too, when the broker has one.
     var isPersistent: Bool { self.expiryInterval > 0 }
 
-    /// A session as the store kept it, back after a restart: offline, its messages queued in order.
-    init(restoring clientIdentifier: String, principal: String, expiryInterval: UInt32, subscriptions: [MQTTSubscription], queue: [Outgoing], limits: Limits) {
+    /// A session as the store kept it, back after a restart, offline: the messages that had
+    /// been sent are in flight again with their packet identifiers (and their PUBREC, for
+    /// QoS 2), to go again on reconnecting; the others are queued; all in their order.
+    init(restoring clientIdentifier: String, principal: String, expiryInterval: UInt32, subscriptions: [MQTTSubscription], messages: [Outgoing], limits: Limits) {
         self.init(clientIdentifier: clientIdentifier, principal: principal, limits: limits)
         self.expiryInterval = expiryInterval
         for subscription in subscriptions { self.subscriptions[subscription.filter] = subscription }
-        self.queue = Deque(queue.sorted { $0.sequence < $1.sequence })
-        self.queuedBytes = queue.reduce(0) { $0 + $1.message.payload.readableBytes }
-        self.lastSequence = queue.map(\.sequence).max() ?? 0
+        for outgoing in messages.sorted(by: { $0.sequence < $1.sequence }) {
+            if let identifier = outgoing.packetIdentifier, self.inflight[identifier] == nil {
+                self.inflight[identifier] = outgoing
+                self.inflightOrder.append(identifier)
+                self.lastPacketIdentifier = identifier
+            } else {
+                var queued = outgoing
+                queued.packetIdentifier = nil
+                queued.released = false
+                self.queue.append(queued)
+                self.queuedBytes += outgoing.message.payload.readableBytes
+            }
+        }
+        self.lastSequence = messages.map(\.sequence).max() ?? 0
     }
 
     /// Hands over what the store has not heard yet.
@@ -176,24 +196,39 @@ struct MQTTSessionState {
             for identifier in self.inflightOrder { if let outgoing = self.inflight[identifier] { self.record(.added(outgoing)) } }
             for outgoing in self.queue { self.record(.added(outgoing)) }
         }
+        // As many as the new connection's window takes go now; the rest as it frees up. One
+        // the client no longer accepts (its maximum packet size shrank) is dropped.
         var packets: [MQTTPacket] = []
-        for identifier in self.inflightOrder {
+        self.awaitingResend = []
+        var resent = 0
+        for identifier in Array(self.inflightOrder) {
             guard let outgoing = self.inflight[identifier] else { continue }
             if outgoing.released {
                 packets.append(.pubrel(MQTTAckPacket(packetIdentifier: identifier)))
-            } else {
-                packets.append(
-                    .publish(
-                        outgoing.message.publishPacket(
-                            qos: outgoing.qos, retain: outgoing.retain, packetIdentifier: identifier,
-                            subscriptionIdentifiers: outgoing.subscriptionIdentifiers, duplicate: true, now: now
-                        )
-                    )
-                )
+                resent += 1
+            } else if resent >= link.window {
+                self.awaitingResend.append(identifier)
+            } else if let packet = self.resend(identifier, outgoing, link, now: now) {
+                packets.append(.publish(packet))
+                resent += 1
             }
         }
         packets += self.drain(now: now).map { .publish($0) }
         return packets
+    }
+
+    /// An unacknowledged message again, with DUP; nil (and dropped) when the client no longer
+    /// accepts its size.
+    private mutating func resend(_ identifier: UInt16, _ outgoing: Outgoing, _ link: Link, now: NIODeadline) -> MQTTPublishPacket? {
+        let packet = outgoing.message.publishPacket(
+            qos: outgoing.qos, retain: outgoing.retain, packetIdentifier: identifier,
+            subscriptionIdentifiers: outgoing.subscriptionIdentifiers, duplicate: true, now: now
+        )
+        guard Self.fits(packet, link) else {
+            _ = self.removeInflight(identifier)
+            return nil
+        }
+        return packet
     }
 
     /// Another connection of the same client arrives while this session lives. Returns the will
@@ -274,7 +309,6 @@ struct MQTTSessionState {
         // Behind a queue, a new message waits its turn: nothing overtakes what is queued.
         if self.queue.isEmpty && self.inflight.count < link.window {
             guard let packet = self.send(outgoing, link, now: now) else { return .discarded }
-            self.record(.added(outgoing))
             return .send(packet)
         }
         let queued = self.enqueue(outgoing)
@@ -294,8 +328,8 @@ struct MQTTSessionState {
         return .queued(slowPublisher: false)
     }
 
-    /// Gives the message a packet identifier and puts it in flight; nil when it is larger than
-    /// the client accepts, and so never sent.
+    /// Gives the message a packet identifier and puts it in flight (the store hears of it
+    /// with its identifier); nil when it is larger than the client accepts, and so never sent.
     private mutating func send(_ outgoing: Outgoing, _ link: Link, now: NIODeadline) -> MQTTPublishPacket? {
         let identifier = self.nextPacketIdentifier()
         let packet = outgoing.message.publishPacket(
@@ -303,8 +337,11 @@ struct MQTTSessionState {
             subscriptionIdentifiers: outgoing.subscriptionIdentifiers, now: now
         )
         guard Self.fits(packet, link) else { return nil }
-        self.inflight[identifier] = outgoing
+        var sent = outgoing
+        sent.packetIdentifier = identifier
+        self.inflight[identifier] = sent
         self.inflightOrder.append(identifier)
+        self.record(.added(sent))
         return packet
     }
 
@@ -338,12 +375,22 @@ struct MQTTSessionState {
     private mutating func removeInflight(_ identifier: UInt16) -> Outgoing? {
         guard let removed = self.inflight.removeValue(forKey: identifier) else { return nil }
         if let index = self.inflightOrder.firstIndex(of: identifier) { self.inflightOrder.remove(at: index) }
+        if let index = self.awaitingResend.firstIndex(of: identifier) { self.awaitingResend.remove(at: index) }
         self.record(.removed(removed.sequence))
         return removed
     }
 
     private mutating func freed(_ removed: Outgoing?, now: NIODeadline) -> Acknowledged {
-        let send = self.drain(now: now)
+        var send: [MQTTPublishPacket] = []
+        if let link = self.link {
+            // What waited to be sent again goes first, as the window allows.
+            while self.inflight.count - self.awaitingResend.count < link.window, let identifier = self.awaitingResend.popFirst() {
+                if let outgoing = self.inflight[identifier], let packet = self.resend(identifier, outgoing, link, now: now) {
+                    send.append(packet)
+                }
+            }
+        }
+        send += self.drain(now: now)
         return Acknowledged(
             delivered: removed?.message.deliveryID, send: send,
             releasePublishers: self.queue.count < self.limits.maximumQueued / 4
@@ -367,6 +414,7 @@ struct MQTTSessionState {
             return self.freed(nil, now: now)
         }
         self.inflight[identifier]?.released = true
+        if let released = self.inflight[identifier] { self.record(.added(released)) }
         return Acknowledged(reply: .pubrel(MQTTAckPacket(packetIdentifier: identifier)))
     }
 

@@ -34,6 +34,10 @@ public struct MQTTSessionRecord: Sendable, Codable, Equatable {
         public var subscriptionIdentifiers: [Int]
         public var expiresAt: Date?
         public var deliveryID: Int?
+        /// The packet identifier it was sent with; nil while it waits in the queue.
+        public var packetIdentifier: UInt16?
+        /// QoS 2: the client's PUBREC came, only PUBREL and PUBCOMP remain.
+        public var released: Bool?
     }
 
     public var clientIdentifier: String
