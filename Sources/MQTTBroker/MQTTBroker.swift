@@ -528,7 +528,7 @@ public final class MQTTBroker: @unchecked Sendable {
             if message.payload.readableBytes == 0 {
                 self.retained[message.topic] = nil
             } else {
-                self.retained[message.topic] = message
+                self.retained[message.topic] = message.compacted()
             }
         }
         let matches = self.tree.matches(topic: message.topic)

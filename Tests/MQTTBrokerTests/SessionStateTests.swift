@@ -283,6 +283,18 @@ struct SessionJournalTests {
         #expect(state.pubackReceived(3, now: SessionStateTests.t0).send == [SessionStateTests.publish("d", id: 4)])
     }
 
+    @Test("a queued message keeps its own few bytes, not the 64 KiB read it was sliced from")
+    func queuedPayloadIsCompact() {
+        var read = ByteBuffer(repeating: 0x41, count: 65_536)
+        let slice = read.readSlice(length: 10)!
+        var state = SessionStateTests.session()
+        _ = state.disconnected(publishWill: false)
+        let message = MQTTBrokerMessage(topic: "t/x", payload: slice, qos: .atLeastOnce)
+        #expect(state.deliver(message, qos: .atLeastOnce, retain: false, subscriptionIdentifiers: [], now: SessionStateTests.t0) == .queued(slowPublisher: false))
+        #expect(state.queue.first?.message.payload == slice)
+        #expect((state.queue.first?.message.payload.storageCapacity ?? .max) < 1_024)
+    }
+
     @Test("an offline session's queue is bounded in bytes as well as in messages")
     func bytesBound() {
         var state = MQTTSessionState(clientIdentifier: "c1", principal: "c1", limits: .init(maximumInflight: 20, maximumQueued: 100, maximumQueuedBytes: 10))

@@ -34,6 +34,18 @@ public struct MQTTBrokerMessage: Sendable, Hashable {
         self.publisherClientIdentifier = publisherClientIdentifier
     }
 
+    /// The message with a payload of its own when it shares a much larger buffer (a slice of
+    /// the read that brought it, up to 64 KiB): a message that is kept (queued, retained) must
+    /// not keep a whole read alive, or a queue's byte bound would not bound its memory.
+    func compacted() -> MQTTBrokerMessage {
+        guard self.payload.storageCapacity > 2 * self.payload.readableBytes + 512 else { return self }
+        var message = self
+        var payload = ByteBufferAllocator().buffer(capacity: self.payload.readableBytes)
+        payload.writeImmutableBuffer(self.payload)
+        message.payload = payload
+        return message
+    }
+
     /// True when its expiry has passed.
     func isExpired(at now: NIODeadline) -> Bool {
         guard let expiresAt else { return false }

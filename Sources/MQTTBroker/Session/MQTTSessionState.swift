@@ -322,6 +322,8 @@ struct MQTTSessionState {
         guard self.queue.count < self.limits.maximumQueued * factor,
             self.queuedBytes + bytes <= self.limits.maximumQueuedBytes * factor
         else { return .queueFull }
+        var outgoing = outgoing
+        outgoing.message = outgoing.message.compacted()
         self.queue.append(outgoing)
         self.queuedBytes += bytes
         self.record(.added(outgoing))
