@@ -508,11 +508,19 @@ public final class MQTTBroker: @unchecked Sendable {
 
     /// A message a client published: routes it. Returns the journal's ticket when persistent
     /// sessions took it: the publisher's acknowledgement waits until it is written. Lock taken here.
-    func published(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle?) -> Int? {
+    /// `qos2PacketIdentifier`: the client's identifier for a QoS 2 message, whose ticket the
+    /// session keeps, for a resend after a failed store to wait on.
+    func published(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle?, qos2PacketIdentifier: UInt16? = nil) -> Int? {
         self.metrics.received.increment()
         // A subscriber on the publisher's loop gets the message now, not after a hop: what the
         // publisher's handler writes next (its PUBACK) need not come before it.
-        return self.locked(writeOnThisLoop: true) { self.route(message, publisher: publisher, now: .now()) }
+        return self.locked(writeOnThisLoop: true) {
+            let ticket = self.route(message, publisher: publisher, now: .now())
+            if let identifier = qos2PacketIdentifier, let client = message.publisherClientIdentifier, let publisher {
+                self.session(client, publisher.identifier)?.state.qos2Routed(identifier, ticket: ticket)
+            }
+            return ticket
+        }
     }
 
     /// Succeeds once the journal's `ticket` is in the store.

@@ -138,10 +138,12 @@ struct SessionStateTests {
         var state = Self.session()
         _ = state.connected(Self.link(.v5), will: nil, expiryInterval: 0, now: Self.t0)
         #expect(state.qos2PublishReceived(7) == .new)
+        state.qos2Routed(7, ticket: 42)
         // The hub's store failed: the connection closed unacknowledged; the client sends it again.
         _ = state.disconnected(publishWill: true)
         _ = state.connected(Self.link(.v5), will: nil, expiryInterval: 0, now: Self.t0)
-        #expect(state.qos2PublishReceived(7) == .routedNotStored)
+        // Not routed again; its acknowledgement waits again for the sessions that took it.
+        #expect(state.qos2PublishReceived(7) == .routedNotStored(ticket: 42))
         state.qos2Stored(7)
         #expect(state.qos2PublishReceived(7) == .routedAndStored)
         let released = state.qos2Released(7)

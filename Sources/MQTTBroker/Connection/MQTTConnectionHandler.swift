@@ -315,6 +315,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private func publish(_ message: MQTTBrokerMessage, packetIdentifier: UInt16, acknowledgement: MQTTPacket?, context: ChannelHandlerContext) {
         guard let clientIdentifier = self.state.clientIdentifier, let principal = self.state.principal else { return }
         var route = true
+        var earlierTicket: Int?
         if message.qos == .exactlyOnce {
             switch self.broker.receiveQoS2(clientIdentifier: clientIdentifier, connection: self.identifier, packetIdentifier: packetIdentifier) {
             case .new:
@@ -323,12 +324,17 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
                 // A resend of a QoS 2 message fully handled: acknowledge it again, nothing more.
                 if let acknowledgement { self.acknowledge(acknowledgement) }
                 return
-            case .routedNotStored:
-                // Subscribers have it, the hub does not (storing failed before): store, don't route.
+            case .routedNotStored(let ticket):
+                // Subscribers have it, the hub does not (storing failed before): store, don't
+                // route, and wait again for the persistent sessions that took it.
                 route = false
+                earlierTicket = ticket
             }
         }
-        let ticket = route ? self.broker.published(message, publisher: self.handle) : nil
+        let ticket =
+            route
+            ? self.broker.published(message, publisher: self.handle, qos2PacketIdentifier: message.qos == .exactlyOnce ? packetIdentifier : nil)
+            : earlierTicket
         // A persistent session that took the message must have it in the store before the
         // publisher hears it was received.
         let durable = ticket.map { self.broker.durable($0, on: context.eventLoop) }

@@ -62,8 +62,16 @@ struct MQTTSessionState {
         case new
         /// Routed and stored before: acknowledge it again, nothing more.
         case routedAndStored
-        /// Routed, but storing failed: store it again, and do not route it twice.
-        case routedNotStored
+        /// Routed, but storing failed: store it again, and do not route it twice; `ticket` is
+        /// the journal's for the persistent sessions that took it, to wait on again.
+        case routedNotStored(ticket: Int?)
+    }
+
+    /// A QoS 2 message from the client between its PUBLISH and its PUBREL.
+    struct Incoming: Equatable {
+        var stored = false
+        /// The journal's ticket for the persistent sessions it was routed to, if any.
+        var ticket: Int?
     }
 
     /// What became of a message meant for the client.
@@ -122,9 +130,9 @@ struct MQTTSessionState {
     /// smaller. They go before anything queued as acknowledgements free the window.
     private(set) var awaitingResend: Deque<UInt16> = []
     private(set) var queue: Deque<Outgoing> = []
-    /// QoS 2 packet identifiers from the client whose PUBREL has not come, and whether the
-    /// message behind each was stored.
-    private(set) var incomingQoS2: [UInt16: Bool] = [:]
+    /// QoS 2 packet identifiers from the client whose PUBREL has not come, and where the
+    /// message behind each stands.
+    private(set) var incomingQoS2: [UInt16: Incoming] = [:]
     private var lastPacketIdentifier: UInt16 = 0
     /// Payload bytes in `queue`.
     private(set) var queuedBytes = 0
@@ -430,21 +438,22 @@ struct MQTTSessionState {
 
     /// A QoS 2 PUBLISH from the client, first time or again.
     mutating func qos2PublishReceived(_ identifier: UInt16) -> IncomingQoS2 {
-        switch self.incomingQoS2[identifier] {
-        case nil:
-            self.incomingQoS2[identifier] = false
+        guard let incoming = self.incomingQoS2[identifier] else {
+            self.incomingQoS2[identifier] = Incoming()
             return .new
-        case true?:
-            return .routedAndStored
-        case false?:
-            return .routedNotStored
         }
+        return incoming.stored ? .routedAndStored : .routedNotStored(ticket: incoming.ticket)
+    }
+
+    /// The QoS 2 message with this identifier was routed; persistent sessions took it under
+    /// the journal's `ticket`.
+    mutating func qos2Routed(_ identifier: UInt16, ticket: Int?) {
+        self.incomingQoS2[identifier]?.ticket = ticket
     }
 
     /// The hub stored the QoS 2 message with this identifier.
     mutating func qos2Stored(_ identifier: UInt16) {
-        guard self.incomingQoS2[identifier] != nil else { return }
-        self.incomingQoS2[identifier] = true
+        self.incomingQoS2[identifier]?.stored = true
     }
 
     /// PUBREL from the client (or a refusal that ends the exchange): false when the identifier
