@@ -61,8 +61,9 @@ final class MQTTOutboundMailbox: @unchecked Sendable {
 }
 
 /// What the broker keeps of a live connection: where to send packets and how to close it.
-/// Safe to use from any thread: each call hops to the connection's event loop.
-struct MQTTConnectionHandle: Sendable {
+/// Safe to use from any thread: each call hops to the connection's event loop. A class: the
+/// handler and the session hold one, not a copy each.
+final class MQTTConnectionHandle: Sendable {
     let identifier: ObjectIdentifier
     let version: MQTTProtocolVersion
     /// How many QoS 1 and 2 messages may be in flight to this client.

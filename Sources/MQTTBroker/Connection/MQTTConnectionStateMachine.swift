@@ -74,7 +74,9 @@ struct MQTTConnectionStateMachine {
     }
 
     private struct Connected {
-        var connect: MQTTConnectPacket
+        /// Whether the client asked for a session expiry above 0 (5.0), which DISCONNECT may
+        /// then change. The CONNECT itself is not kept: an idle connection would carry it.
+        var requestedSessionExpiry: Bool
         var clientIdentifier: String
         var principal: String
         /// Seconds; 0 for none.
@@ -242,7 +244,7 @@ struct MQTTConnectionStateMachine {
         }
         self.state = .connected(
             Connected(
-                connect: connect, clientIdentifier: clientIdentifier, principal: principal, keepAlive: keepAlive, lastPacket: now,
+                requestedSessionExpiry: (connect.properties.sessionExpiryInterval ?? 0) != 0, clientIdentifier: clientIdentifier, principal: principal, keepAlive: keepAlive, lastPacket: now,
                 outboundAliasMaximum: connect.version.hasProperties ? (connect.properties.topicAliasMaximum ?? 0) : 0
             )
         )
@@ -317,8 +319,7 @@ struct MQTTConnectionStateMachine {
         case .pingreq:
             return .write([.pingresp])
         case .disconnect(let disconnect):
-            let requested = connected.connect.properties.sessionExpiryInterval ?? 0
-            if let expiry = disconnect.properties.sessionExpiryInterval, requested == 0 && expiry != 0 {
+            if let expiry = disconnect.properties.sessionExpiryInterval, !connected.requestedSessionExpiry && expiry != 0 {
                 // 0 at CONNECT cannot become non-zero at DISCONNECT [MQTT-3.14.2-2].
                 return self.closing(.protocolError)
             }
@@ -337,7 +338,7 @@ struct MQTTConnectionStateMachine {
         _ publish: MQTTPublishPacket, connected: inout Connected, now: NIODeadline, authorizer: any MQTTAuthorizer
     ) -> Action {
         var publish = publish
-        let v5 = connected.connect.version.hasProperties
+        let v5 = self.version.hasProperties
         // Topic aliases (5.0): a topic with an alias sets it; an empty topic uses it.
         if let alias = publish.properties.topicAlias {
             guard alias > 0, alias <= self.configuration.topicAliasMaximum else { return self.closing(.topicAliasInvalid) }
@@ -444,7 +445,7 @@ struct MQTTConnectionStateMachine {
     // MARK: Subscriptions
 
     private mutating func subscribeReceived(_ subscribe: MQTTSubscribePacket, connected: Connected, authorizer: any MQTTAuthorizer) -> Action {
-        let v5 = connected.connect.version.hasProperties
+        let v5 = self.version.hasProperties
         let configuration = self.configuration
         if !configuration.subscriptionIdentifiersAvailable && !subscribe.properties.subscriptionIdentifiers.isEmpty {
             return self.closing(.subscriptionIdentifiersNotSupported)
