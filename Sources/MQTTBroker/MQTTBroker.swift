@@ -540,7 +540,16 @@ public final class MQTTBroker: @unchecked Sendable {
             }
         }
         let matches = self.tree.matches(topic: message.topic)
-        if !matches.direct.isEmpty {
+        if matches.direct.count == 1, let (client, subscription) = matches.direct.first {
+            // The common case, one subscriber: no table to merge several subscriptions in.
+            if !(subscription.noLocal && client == message.publisherClientIdentifier), let session = self.sessions[client] {
+                ticket = self.deliver(
+                    message, to: session, qos: min(message.qos, subscription.qos),
+                    retain: subscription.retainAsPublished && message.retain,
+                    subscriptionIdentifiers: subscription.identifier.map { [$0] } ?? [], publisher: publisher, now: now
+                )
+            }
+        } else if !matches.direct.isEmpty {
             // A session with several matching subscriptions gets one copy at the highest QoS,
             // carrying every matching subscription identifier.
             var perClient: [String: (qos: MQTTQoS, retainAsPublished: Bool, identifiers: [Int])] = [:]
