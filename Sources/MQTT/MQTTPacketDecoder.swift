@@ -40,6 +40,14 @@ public struct MQTTPacketDecoder: NIOSingleStepByteToMessageDecoder {
         return packet
     }
 
+    /// The whole length of the first packet in `buffer` (fixed header included), once its
+    /// fixed header is there; nil before. Throws on a malformed length.
+    public static func packetLength(in buffer: ByteBuffer) throws -> Int? {
+        guard buffer.readableBytes >= 2, let (remaining, lengthBytes) = try buffer.getMQTTVariableByteInteger(at: buffer.readerIndex + 1)
+        else { return nil }
+        return 1 + lengthBytes + remaining
+    }
+
     public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> MQTTPacket? {
         try self.decode(buffer: &buffer)
     }

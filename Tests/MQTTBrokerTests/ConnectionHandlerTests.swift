@@ -11,11 +11,14 @@ import Testing
 @Suite("Connection handler")
 struct ConnectionHandlerTests {
     /// A broker's pipeline on a testing channel, with a client-side codec for the test.
-    struct Connection {
+    final class Connection {
         let channel: NIOAsyncTestingChannel
         let loop: NIOAsyncTestingEventLoop
         let broker: MQTTBroker
         let version: MQTTProtocolVersion
+        /// Bytes written by the handler not decoded yet: one write may carry several packets.
+        private var written = ByteBuffer()
+        private lazy var decoder = MQTTPacketDecoder(version: self.version)
 
         init(_ version: MQTTProtocolVersion) async throws {
             self.version = version
@@ -33,11 +36,18 @@ struct ConnectionHandlerTests {
             try await self.channel.writeInbound(buffer)
         }
 
-        /// The next packet the handler wrote.
+        /// The next packet the handler wrote; throws when none comes within 10 s.
         func receive() async throws -> MQTTPacket {
-            var buffer = try await self.channel.waitForOutboundWrite(as: ByteBuffer.self)
-            var decoder = MQTTPacketDecoder(version: self.version)
-            return try #require(try decoder.decode(buffer: &buffer))
+            let deadline = ContinuousClock.now + .seconds(10)
+            while true {
+                if let packet = try self.decoder.decode(buffer: &self.written) { return packet }
+                if var more = try await self.channel.readOutbound(as: ByteBuffer.self) {
+                    self.written.writeBuffer(&more)
+                    continue
+                }
+                guard ContinuousClock.now < deadline else { throw TestSetupError("the handler wrote nothing more in 10 s") }
+                try await Task.sleep(for: .milliseconds(2))
+            }
         }
     }
 
@@ -99,6 +109,36 @@ struct ConnectionHandlerTests {
         #expect(try await connection.receive() == .disconnect(MQTTReasonPacket(reasonCode: .topicAliasInvalid)))
         try await connection.channel.closeFuture.get()
         #expect(try await connection.channel.readOutbound(as: ByteBuffer.self) == nil)
+    }
+
+    @Test("packets split across reads at every few bytes (headers, lengths and payloads cut anywhere) arrive whole and in order", arguments: [MQTTProtocolVersion.v3_1_1, .v5])
+    func splitReads(version: MQTTProtocolVersion) async throws {
+        let connection = try await Connection(version)
+        let payloads = [10, 300, 20_000].map { ByteBuffer(repeating: UInt8($0 % 251), count: $0) }
+        var stream = ByteBuffer()
+        let packets: [MQTTPacket] =
+            [Self.connect(version), .subscribe(MQTTSubscribePacket(packetIdentifier: 1, subscriptions: [.init(topicFilter: "dev/#", qos: .atLeastOnce)]))]
+            + payloads.enumerated().map { .publish(MQTTPublishPacket(topic: "dev/\($0.offset)", payload: $0.element, qos: .atLeastOnce, packetIdentifier: UInt16(10 + $0.offset))) }
+        for packet in packets { packet.write(to: &stream, version: version) }
+        var size = 0
+        while stream.readableBytes > 0 {
+            size = size % 7 + 1
+            try await connection.channel.writeInbound(stream.readSlice(length: min(size, stream.readableBytes))!)
+        }
+        guard case .connack = try await connection.receive() else { Issue.record("no CONNACK first"); return }
+        #expect(try await connection.receive() == .suback(MQTTSubAckPacket(packetIdentifier: 1, reasonCodes: [.grantedQoS1])))
+        var acknowledged: [UInt16] = []
+        var delivered: [ByteBuffer] = []
+        while acknowledged.count + delivered.count < 6 {
+            switch try await connection.receive() {
+            case .puback(let ack): acknowledged.append(ack.packetIdentifier)
+            case .publish(let publish): delivered.append(publish.payload)
+            case let other: Issue.record("unexpected \(other.name)")
+            }
+        }
+        #expect(acknowledged == [10, 11, 12])
+        #expect(delivered == payloads)
+        try await connection.channel.close()
     }
 
     @Test("a silent client is closed once one and a half keep-alives have passed, told why on 5.0", arguments: [MQTTProtocolVersion.v3_1_1, .v5])

@@ -121,13 +121,16 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !self.closing else { return }
         var buffer = self.unwrapInboundIn(data)
-        if var partial = self.partial {
-            self.partial = nil
-            partial.writeBuffer(&buffer)
-            buffer = partial
-        }
         let now = context.eventLoop.now
         do {
+            if self.partial != nil {
+                // Only the packet that straddled two reads is put together; the rest of this
+                // read is decoded where it lies, its payloads slices of it, not copied.
+                guard var whole = try self.completePartial(from: &buffer) else { return }
+                if let packet = try self.decoder.decode(buffer: &whole) {
+                    self.run(self.state.packetReceived(packet, now: now, authorizer: self.broker.authorizer))
+                }
+            }
             while !self.closing, let packet = try self.decoder.decode(buffer: &buffer) {
                 self.run(self.state.packetReceived(packet, now: now, authorizer: self.broker.authorizer))
             }
@@ -137,9 +140,40 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             return
         }
         if buffer.readableBytes > 0 && !self.closing {
-            buffer.discardReadBytes()
-            self.partial = buffer
+            // A copy of the few bytes left, so that the read's whole buffer is not kept for them.
+            var partial = context.channel.allocator.buffer(capacity: buffer.readableBytes)
+            partial.writeBuffer(&buffer)
+            self.partial = partial
         }
+    }
+
+    /// Moves bytes from the front of `buffer` into the partial packet until it is whole, and
+    /// returns it; nil when this read did not finish it (the bytes are kept for the next).
+    private func completePartial(from buffer: inout ByteBuffer) throws -> ByteBuffer? {
+        guard var partial = self.partial else { return nil }
+        self.partial = nil
+        // The fixed header first (at most 5 bytes), then exactly the rest of the packet.
+        var length = try MQTTPacketDecoder.packetLength(in: partial)
+        while length == nil {
+            guard var byte = buffer.readSlice(length: 1) else {
+                self.partial = partial
+                return nil
+            }
+            partial.writeBuffer(&byte)
+            length = try MQTTPacketDecoder.packetLength(in: partial)
+        }
+        let total = length!
+        let maximum = self.broker.configuration.maximumPacketSize
+        guard total <= maximum else {
+            throw MQTTProtocolError(.packetTooLarge, "packet of \(total) bytes is over the maximum of \(maximum)")
+        }
+        var rest = buffer.readSlice(length: min(total - partial.readableBytes, buffer.readableBytes))!
+        partial.writeBuffer(&rest)
+        guard partial.readableBytes == total else {
+            self.partial = partial
+            return nil
+        }
+        return partial
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
