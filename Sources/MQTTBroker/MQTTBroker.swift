@@ -211,31 +211,19 @@ public final class MQTTBroker: @unchecked Sendable {
                     }
                     expiry -= elapsed
                 }
-                var queue: [MQTTSessionState.Outgoing] = []
+                var messages: [MQTTSessionState.Outgoing] = []
                 for message in record.messages {
-                    let expiresAt = message.expiresAt.map { now + .nanoseconds(Int64($0.timeIntervalSince(wallClock) * 1e9)) }
-                    guard let qos = MQTTQoS(rawValue: message.qos), let properties = try? MQTTProperties(publishEncoded: Array(message.properties)),
-                        expiresAt.map({ $0 > now }) ?? true
-                    else {
+                    guard let outgoing = message.outgoing(now: now, wallClock: wallClock) else {
                         gone.append(.removeMessage(clientIdentifier: record.clientIdentifier, sequence: message.sequence))
                         continue
                     }
-                    let brokerMessage = MQTTBrokerMessage(
-                        topic: message.topic, payload: ByteBuffer(bytes: message.payload), qos: qos, retain: message.retain,
-                        properties: properties, expiresAt: expiresAt, deliveryID: message.deliveryID
-                    )
-                    queue.append(
-                        .init(
-                            message: brokerMessage, qos: qos, retain: message.retain, subscriptionIdentifiers: message.subscriptionIdentifiers,
-                            released: message.released ?? false, sequence: message.sequence, packetIdentifier: message.packetIdentifier
-                        )
-                    )
+                    messages.append(outgoing)
                 }
                 let subscriptions = record.subscriptions.compactMap(\.subscription)
                 let session = MQTTSession(
                     MQTTSessionState(
                         restoring: record.clientIdentifier, principal: record.principal, expiryInterval: interval,
-                        subscriptions: subscriptions, messages: queue, limits: self.sessionLimits
+                        subscriptions: subscriptions, messages: messages, limits: self.sessionLimits
                     )
                 )
                 session.stored = true
@@ -377,9 +365,7 @@ public final class MQTTBroker: @unchecked Sendable {
             if let existing = self.sessions[clientIdentifier] {
                 existing.cancelTimers()
                 let old = existing.connection
-                if let will = existing.state.replaced(cleanStart: connect.cleanStart) {
-                    self.route(Self.message(from: will, publisher: clientIdentifier, now: now), now: now)
-                }
+                if let will = existing.state.replaced(cleanStart: connect.cleanStart) { self.publishWill(will, of: clientIdentifier) }
                 if let old {
                     // Session takeover [MQTT-3.1.4-3].
                     self.attach(nil, to: existing)
@@ -427,14 +413,13 @@ public final class MQTTBroker: @unchecked Sendable {
             case .none:
                 break
             case .now(let will):
-                self.route(Self.message(from: will, publisher: clientIdentifier, now: now), now: now)
+                self.publishWill(will, of: clientIdentifier)
             case .after(let seconds):
                 session.willTimer = self.eventLoopGroup.next().scheduleTask(in: .seconds(Int64(seconds))) {
                     self.locked {
                         guard self.sessions[clientIdentifier] === session, let will = session.state.willDelayElapsed() else { return }
                         session.willTimer = nil
-                        let now = NIODeadline.now()
-                        self.route(Self.message(from: will, publisher: clientIdentifier, now: now), now: now)
+                        self.publishWill(will, of: clientIdentifier)
                     }
                 }
             }
@@ -455,10 +440,7 @@ public final class MQTTBroker: @unchecked Sendable {
 
     /// A session ends: a will still waiting for its delay goes out now [MQTT-3.1.3-9]. Lock held.
     private func endSession(_ session: MQTTSession) {
-        if let will = session.state.ended() {
-            let now = NIODeadline.now()
-            self.route(Self.message(from: will, publisher: session.clientIdentifier, now: now), now: now)
-        }
+        if let will = session.state.ended() { self.publishWill(will, of: session.clientIdentifier) }
         self.removeSession(session)
     }
 
@@ -487,15 +469,18 @@ public final class MQTTBroker: @unchecked Sendable {
         }
     }
 
-    static func message(from will: MQTTConnectPacket.Will, publisher: String, now: NIODeadline) -> MQTTBrokerMessage {
+    /// Routes a client's will as the message it stands for. Lock held.
+    private func publishWill(_ will: MQTTConnectPacket.Will, of client: String) {
+        let now = NIODeadline.now()
         var properties = will.properties
         properties.remove(.willDelayInterval)  // not a PUBLISH property
         let expiry = properties.messageExpiryInterval
         properties.remove(.messageExpiryInterval)
-        return MQTTBrokerMessage(
+        let message = MQTTBrokerMessage(
             topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, properties: properties,
-            expiresAt: expiry.map { now + .seconds(Int64($0)) }, publisherClientIdentifier: publisher
+            expiresAt: expiry.map { now + .seconds(Int64($0)) }, publisherClientIdentifier: client
         )
+        self.route(message, now: now)
     }
 
     /// The session of this connection, or nil when another connection has taken it over. Lock held.

@@ -21,34 +21,26 @@ public struct StoreMQTTSessions: MQTTSessionStore {
     }
 
     public func save(_ changes: [MQTTSessionChange]) async throws {
-        // Encoded before the transaction, which then only writes.
-        enum Write {
-            case session(String, String)
-            case delete(String)
-            case add(String, Int, String)
-            case remove(String, Int)
-        }
-        let encoder = JSONEncoder()
-        func text(_ value: some Encodable) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
-        let writes: [Write] = try changes.map { change in
-            switch change {
-            case .saveSession(let record): .session(record.clientIdentifier, try text(record))
-            case .deleteSession(let clientIdentifier): .delete(clientIdentifier)
-            case .addMessage(let clientIdentifier, let message): .add(clientIdentifier, Int(message.sequence), try text(message))
-            case .removeMessage(let clientIdentifier, let sequence): .remove(clientIdentifier, Int(sequence))
-            }
-        }
         let now = Date()
         try await self.store.transaction { session in
             let sessions = session.mqttSessions
-            for write in writes {
-                switch write {
-                case .session(let clientID, let record): try await sessions.save(clientID: clientID, record: record, now: now)
-                case .delete(let clientID): try await sessions.delete(clientID: clientID)
-                case .add(let clientID, let sequence, let record): try await sessions.addMessage(clientID: clientID, sequence: sequence, record: record)
-                case .remove(let clientID, let sequence): try await sessions.removeMessage(clientID: clientID, sequence: sequence)
+            let encoder = JSONEncoder()
+            for change in changes {
+                switch change {
+                case .saveSession(let record):
+                    try await sessions.save(clientID: record.clientIdentifier, record: Self.text(record, encoder), now: now)
+                case .deleteSession(let clientIdentifier):
+                    try await sessions.delete(clientID: clientIdentifier)
+                case .addMessage(let clientIdentifier, let message):
+                    try await sessions.addMessage(clientID: clientIdentifier, sequence: Int(message.sequence), record: Self.text(message, encoder))
+                case .removeMessage(let clientIdentifier, let sequence):
+                    try await sessions.removeMessage(clientID: clientIdentifier, sequence: Int(sequence))
                 }
             }
         }
+    }
+
+    private static func text(_ value: some Encodable, _ encoder: JSONEncoder) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }

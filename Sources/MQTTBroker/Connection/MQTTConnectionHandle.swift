@@ -16,11 +16,6 @@ final class MQTTOutboundMailbox: @unchecked Sendable {
         self.deliver = deliver
     }
 
-    /// Adds packets and hops to the loop to write them, unless a hop is already on its way.
-    func post(_ packets: [MQTTPacket]) {
-        if self.enqueue(packets) { self.schedule() }
-    }
-
     /// Adds packets; true when the caller must ``schedule()`` the hop (it may do so after
     /// letting go of its own lock, so that no lock is held across waking another thread).
     func enqueue(_ packets: [MQTTPacket]) -> Bool {
@@ -87,11 +82,6 @@ final class MQTTConnectionHandle: Sendable {
         self.maximumPacketSize = maximumPacketSize
         self.mailbox = mailbox
         self.closeConnection = close
-    }
-
-    func write(_ packets: [MQTTPacket]) {
-        guard !packets.isEmpty else { return }
-        self.mailbox.post(packets)
     }
 
     /// Stops reading from this client until ``resumeReading()``: TCP then slows its publishing.

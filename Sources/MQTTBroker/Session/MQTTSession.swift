@@ -34,18 +34,7 @@ final class MQTTSession {
         self.state.takeJournal().map { entry in
             switch entry {
             case .added(let outgoing):
-                let message = outgoing.message
-                return .addMessage(
-                    clientIdentifier: self.clientIdentifier,
-                    MQTTSessionRecord.Message(
-                        sequence: outgoing.sequence, topic: message.topic, payload: Data(message.payload.readableBytesView),
-                        qos: outgoing.qos.rawValue, retain: outgoing.retain, properties: Data(message.properties.publishEncoded),
-                        subscriptionIdentifiers: outgoing.subscriptionIdentifiers,
-                        expiresAt: message.expiresAt.map { wallClock.addingTimeInterval(Double(($0 - now).nanoseconds) / 1e9) },
-                        deliveryID: message.deliveryID, packetIdentifier: outgoing.packetIdentifier,
-                        released: outgoing.released ? true : nil
-                    )
-                )
+                return .addMessage(clientIdentifier: self.clientIdentifier, .init(outgoing, now: now, wallClock: wallClock))
             case .removed(let sequence):
                 return .removeMessage(clientIdentifier: self.clientIdentifier, sequence: sequence)
             }

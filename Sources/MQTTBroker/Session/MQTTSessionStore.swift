@@ -1,5 +1,6 @@
 import Foundation
 import MQTT
+import NIOCore
 
 /// Keeps persistent sessions (3.1.1 clean session 0, 5.0 session expiry > 0) beyond the
 /// process: their subscriptions and the QoS 1 and 2 messages they hold, so that a restart, or a
@@ -78,6 +79,37 @@ extension MQTTSessionRecord.Subscription {
             retainAsPublished: self.retainAsPublished,
             retainHandling: MQTTSubscribePacket.RetainHandling(rawValue: self.retainHandling) ?? .sendOnSubscribe,
             identifier: self.identifier
+        )
+    }
+}
+
+extension MQTTSessionRecord.Message {
+    /// A message a session holds, as the store keeps it: its expiry as a time of day, which
+    /// outlives the process where a deadline does not.
+    init(_ outgoing: MQTTSessionState.Outgoing, now: NIODeadline, wallClock: Date) {
+        let message = outgoing.message
+        self.init(
+            sequence: outgoing.sequence, topic: message.topic, payload: Data(message.payload.readableBytesView),
+            qos: outgoing.qos.rawValue, retain: outgoing.retain, properties: Data(message.properties.publishEncoded),
+            subscriptionIdentifiers: outgoing.subscriptionIdentifiers,
+            expiresAt: message.expiresAt.map { wallClock.addingTimeInterval(Double(($0 - now).nanoseconds) / 1e9) },
+            deliveryID: message.deliveryID, packetIdentifier: outgoing.packetIdentifier, released: outgoing.released ? true : nil
+        )
+    }
+
+    /// The message back in a session; nil when it no longer reads back or its expiry passed.
+    func outgoing(now: NIODeadline, wallClock: Date) -> MQTTSessionState.Outgoing? {
+        let expiresAt = self.expiresAt.map { now + .nanoseconds(Int64($0.timeIntervalSince(wallClock) * 1e9)) }
+        guard let qos = MQTTQoS(rawValue: self.qos), let properties = try? MQTTProperties(publishEncoded: Array(self.properties)),
+            expiresAt.map({ $0 > now }) ?? true
+        else { return nil }
+        let message = MQTTBrokerMessage(
+            topic: self.topic, payload: ByteBuffer(bytes: self.payload), qos: qos, retain: self.retain, properties: properties,
+            expiresAt: expiresAt, deliveryID: self.deliveryID
+        )
+        return MQTTSessionState.Outgoing(
+            message: message, qos: qos, retain: self.retain, subscriptionIdentifiers: self.subscriptionIdentifiers,
+            released: self.released ?? false, sequence: self.sequence, packetIdentifier: self.packetIdentifier
         )
     }
 }
