@@ -87,8 +87,11 @@ public enum AWSIoTValidation {
         }
     }
 
+    /// The largest message AWS IoT takes: 128 KiB.
+    public static let maximumPayloadSize = 128 * 1024
+
     /// Message payloads: at most 128 KB.
     public static func payload(_ payload: [UInt8], field: String = "payload") throws {
-        guard payload.count <= 128 * 1024 else { throw AWSIoTValidationError(field: field, rule: "must be at most 128 KB (131072 bytes)") }
+        guard payload.count <= Self.maximumPayloadSize else { throw AWSIoTValidationError(field: field, rule: "must be at most 128 KB (131072 bytes)") }
     }
 }

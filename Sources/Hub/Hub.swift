@@ -35,6 +35,8 @@ public final class Hub: Sendable {
     /// Rung when messages are written to the uplink outbox.
     let uplinkDoorbell = Doorbell()
     let uplinkBacklog: UplinkBacklog
+    /// Device messages on their way into the store, in group commits.
+    let ingest: MessageIngest
     /// Devices whose downlink queue is being handed to the broker, and whether another pass was asked for.
     let downlinkPasses = Mutex<[String: Bool]>([:])
     /// Downlinks their device acknowledged whose removal from the queue is under way: the
@@ -76,6 +78,10 @@ public final class Hub: Sendable {
         self.clock = clock
         self.secrets = secrets
         self.connections = AWSConnections(environment: aws, secrets: secrets, logger: logger)
+        self.ingest = MessageIngest(
+            store: store, backlog: self.uplinkBacklog, uplinkDoorbell: self.uplinkDoorbell, messageBells: self.messageBells,
+            historyLimit: messageHistoryLimit
+        )
     }
 
     /// Lets the hub disconnect devices whose access ends (rejected, decommissioned, deleted, new secret).

@@ -44,10 +44,15 @@ public enum MQTTPublishVerdict: Sendable, Equatable {
 
 /// Hears about every message a client publishes, before the broker acknowledges it.
 public protocol MQTTPublishObserver: Sendable {
-    /// Called for each accepted PUBLISH; a QoS 1 or 2 message is acknowledged only after this
-    /// returns, so that a message the hub stored is never one the client thinks was lost. A
-    /// throw closes the client's connection unacknowledged, and the client sends it again.
-    func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws -> MQTTPublishVerdict
+    /// Called for each accepted PUBLISH, on the client's event loop, in the order the client sent
+    /// them and without waiting for the verdict on the one before: the observer keeps each
+    /// client's messages in the order it is called. A QoS 1 or 2 message is acknowledged only
+    /// once the future succeeds, so that a message the hub stored is never one the client
+    /// thinks was lost. A failure closes the client's connection unacknowledged, and the client
+    /// sends it again.
+    func messagePublished(
+        principal: String, clientIdentifier: String, message: MQTTBrokerMessage, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<MQTTPublishVerdict>
 }
 
 /// Hears when a client can take messages meant for it, and when it acknowledged one the hub

@@ -35,6 +35,8 @@ public final class MQTTBroker: @unchecked Sendable {
         let delivered = Counter(label: "conduit_mqtt_messages_sent_total")
         let dropped = Counter(label: "conduit_mqtt_messages_dropped_total")
         let refused = Counter(label: "conduit_mqtt_connections_refused_total")
+        /// Times a client's socket stopped being read because the hub had not caught up with it.
+        let ingestPaused = Counter(label: "conduit_mqtt_ingest_paused_total")
     }
 
     private let lock = NIOLock()

@@ -50,6 +50,11 @@ public struct MQTTBrokerConfiguration: Sendable {
     /// Payload bytes that wait for one offline session at most (a connected one, which holds
     /// its publishers back instead, may have ten times as many); past it new messages are dropped.
     public var maximumQueuedBytes = 8 << 20
+    /// Messages one client may have handed to the observer (the hub, storing them) unanswered,
+    /// QoS 0 included; past it the client's socket is not read until half are answered.
+    public var maximumPendingPublishes = 256
+    /// Payload bytes one client may have handed to the observer unanswered, as above.
+    public var maximumPendingPublishBytes = 1 << 20
     /// Topic aliases a 5.0 client may use towards the broker.
     public var topicAliasMaximum: UInt16
     /// The longest session expiry granted, in seconds.
@@ -72,6 +77,10 @@ public struct MQTTBrokerConfiguration: Sendable {
     public var subscriptionIdentifiersAvailable = true
     /// Whether `$share/...` subscriptions are served. Without, they are refused (0x9E).
     public var sharedSubscriptionAvailable = true
+
+    /// The largest packet that carries a message AWS IoT takes: 128 KiB of payload, and 4 KiB
+    /// for the fixed header, topic and properties.
+    public static let awsMessagePacketSize = 128 * 1024 + 4096
 
     public init(
         host: String = "127.0.0.1", port: Int = 1883, maximumPacketSize: Int = 1 << 20, receiveMaximum: UInt16 = 100,

@@ -103,6 +103,28 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var mqttMaxInflight: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            SettingsCatalog.help(
+                "The largest MQTT packet a client may send, in bytes; the default carries AWS IoT's largest message (128 KiB) with 4 KiB for its topic and properties. A larger one ends the connection (5.0: DISCONNECT 0x95)",
+                key: "mqtt.maxPacketSize", default: "135168"
+            ),
+            valueName: "bytes"
+        )
+    )
+    var mqttMaxPacketSize: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            SettingsCatalog.help(
+                "How many of one device's messages may be on their way to AWS at once. 1 keeps each device's order in AWS (its HTTPS endpoint takes one request per connection, so messages in flight together may land out of order); N lets one busy device go N times as fast, its messages up to N - 1 places out of order",
+                key: "uplink.deviceWindow", default: "1"
+            ),
+            valueName: "count"
+        )
+    )
+    var uplinkDeviceWindow: Int?
+
     @Option(help: ArgumentHelp(SettingsCatalog.help("How many messages each device's history keeps", key: "messageHistory", default: "1000"), valueName: "count"))
     var messageHistory: Int?
 
@@ -150,10 +172,14 @@ struct ServeCommand: AsyncParsableCommand {
         let historyLimit = try settings.int(self.messageHistory, key: "messageHistory", range: 1...1_000_000, default: 1000)
         let reconcileInterval = try settings.int(self.reconcileInterval, key: "aws.reconcileInterval", range: 0...604_800, default: 3600)
         let backlogLimit = try settings.int(self.uplinkBacklogLimit, key: "uplink.backlogLimit", range: 1...100_000_000, default: 100_000)
+        let deviceWindow = try settings.int(self.uplinkDeviceWindow, key: "uplink.deviceWindow", range: 1...256, default: 1)
         var brokerConfiguration = MQTTBrokerConfiguration(host: mqttHost, port: mqttPort)
         let maxKeepAlive = try settings.int(self.mqttMaxKeepAlive, key: "mqtt.maxKeepAlive", range: 0...65535, default: 0)
         brokerConfiguration.maximumKeepAlive = maxKeepAlive == 0 ? nil : UInt16(maxKeepAlive)
         brokerConfiguration.maximumInflight = try settings.int(self.mqttMaxInflight, key: "mqtt.maxInflight", range: 1...65535, default: 64)
+        brokerConfiguration.maximumPacketSize = try settings.int(
+            self.mqttMaxPacketSize, key: "mqtt.maxPacketSize", range: 64...268_435_455, default: MQTTBrokerConfiguration.awsMessagePacketSize
+        )
         let certificate = settings.string(self.mqttTlsCert, key: "mqtt.tls.cert")
         let key = settings.string(self.mqttTlsKey, key: "mqtt.tls.key")
         switch (certificate, key) {
@@ -242,7 +268,7 @@ struct ServeCommand: AsyncParsableCommand {
                 configuration: .init(
                     // Stopped in the reverse order: the workers, then HTTP, then the broker.
                     services: [
-                        BrokerService(broker: broker), app, WorkerService(provisioner.run), WorkerService(UplinkForwarder(hub: hub).run),
+                        BrokerService(broker: broker), app, WorkerService(provisioner.run), WorkerService(UplinkForwarder(hub: hub, configuration: .init(window: deviceWindow)).run),
                         WorkerService(DownlinkGateways(hub: hub, configuration: .init(nodeID: nodeID)).run),
                     ],
                     gracefulShutdownSignals: [.sigterm, .sigint],

@@ -33,8 +33,9 @@ enum SettingsCatalog {
         .init(key: "mqtt.tls.cert", kind: .string), .init(key: "mqtt.tls.key", kind: .string),
         .init(key: "mqtt.tls.ca", kind: .string), .init(key: "mqtt.tls.requireClientCert", kind: .boolean),
         .init(key: "mqtt.maxKeepAlive", kind: .integer), .init(key: "mqtt.maxInflight", kind: .integer),
+        .init(key: "mqtt.maxPacketSize", kind: .integer),
         .init(key: "messageHistory", kind: .integer), .init(key: "aws.reconcileInterval", kind: .integer),
-        .init(key: "uplink.backlogLimit", kind: .integer), .init(key: "node.id", kind: .string),
+        .init(key: "uplink.backlogLimit", kind: .integer), .init(key: "uplink.deviceWindow", kind: .integer), .init(key: "node.id", kind: .string),
     ]
 
     /// The variable that names the config file; it has no key of its own.

@@ -244,9 +244,10 @@ struct CLITests {
             ("--mqtt-tls-port", "CONDUIT_MQTT_TLS_PORT"), ("--mqtt-tls-cert", "CONDUIT_MQTT_TLS_CERT"),
             ("--mqtt-tls-key", "CONDUIT_MQTT_TLS_KEY"), ("--mqtt-tls-ca", "CONDUIT_MQTT_TLS_CA"),
             ("--mqtt-tls-require-client-cert", "CONDUIT_MQTT_TLS_REQUIRE_CLIENT_CERT"), ("--mqtt-max-keep-alive", "CONDUIT_MQTT_MAX_KEEP_ALIVE"),
-            ("--mqtt-max-inflight", "CONDUIT_MQTT_MAX_INFLIGHT"),
+            ("--mqtt-max-inflight", "CONDUIT_MQTT_MAX_INFLIGHT"), ("--mqtt-max-packet-size", "CONDUIT_MQTT_MAX_PACKET_SIZE"),
             ("--message-history", "CONDUIT_MESSAGE_HISTORY"), ("--reconcile-interval", "CONDUIT_AWS_RECONCILE_INTERVAL"),
-            ("--uplink-backlog-limit", "CONDUIT_UPLINK_BACKLOG_LIMIT"), ("--node-id", "CONDUIT_NODE_ID"),
+            ("--uplink-backlog-limit", "CONDUIT_UPLINK_BACKLOG_LIMIT"),
+            ("--uplink-device-window", "CONDUIT_UPLINK_DEVICE_WINDOW"), ("--node-id", "CONDUIT_NODE_ID"),
             ("--master-key-file", "CONDUIT_MASTER_KEY_FILE"),
         ]
         for (flag, variable) in settings {

@@ -62,15 +62,17 @@ final class FailOnceObserver: MQTTPublishObserver {
 
     struct StoreDown: Error {}
 
-    func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws -> MQTTPublishVerdict {
+    func messagePublished(
+        principal: String, clientIdentifier: String, message: MQTTBrokerMessage, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<MQTTPublishVerdict> {
         let payload = String(buffer: message.payload)
         let attempt = self.seen.withLock { seen -> Int in
             seen[payload, default: 0] += 1
             return seen[payload]!
         }
-        if payload.hasPrefix("fail-once") && attempt == 1 { throw StoreDown() }
-        if payload.hasPrefix("refuse-once") && attempt == 1 { return .refused(.quotaExceeded) }
-        return .accepted
+        if payload.hasPrefix("fail-once") && attempt == 1 { return eventLoop.makeFailedFuture(StoreDown()) }
+        if payload.hasPrefix("refuse-once") && attempt == 1 { return eventLoop.makeSucceededFuture(.refused(.quotaExceeded)) }
+        return eventLoop.makeSucceededFuture(.accepted)
     }
 
     func attempts(for payload: String) -> Int {

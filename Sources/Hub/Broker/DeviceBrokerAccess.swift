@@ -3,6 +3,7 @@ import Logging
 import MQTT
 import MQTTBroker
 import Metrics
+import NIOCore
 import Store
 
 /// The broker's view of the registry: devices connect with client id = username = device id and
@@ -112,9 +113,15 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
         return false
     }
 
-    public func messagePublished(principal: String, clientIdentifier: String, message: MQTTBrokerMessage) async throws -> MQTTPublishVerdict {
-        guard message.topic == "devices/\(principal)" || message.topic.hasPrefix("devices/\(principal)/") else { return .accepted }
-        return try await self.hub.messages.ingest(deviceID: principal, message: message)
+    public func messagePublished(
+        principal: String, clientIdentifier: String, message: MQTTBrokerMessage, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<MQTTPublishVerdict> {
+        guard message.topic == "devices/\(principal)" || message.topic.hasPrefix("devices/\(principal)/") else {
+            return eventLoop.makeSucceededFuture(.accepted)
+        }
+        let promise = eventLoop.makePromise(of: MQTTPublishVerdict.self)
+        self.hub.messages.submit(deviceID: principal, message: message) { promise.completeWith($0) }
+        return promise.futureResult
     }
 }
 

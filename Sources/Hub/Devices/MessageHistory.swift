@@ -10,49 +10,27 @@ public struct MessageHistory: Sendable {
     let hub: Hub
 
     /// Stores a message a device published, and appends it in the same transaction to the outbox
-    /// of every integration that forwards the device's messages to AWS; the broker acknowledges
-    /// it after this returns. When an integration's backlog is full, a QoS 1 or 2 message is
-    /// refused (`.quotaExceeded`) rather than taken and dropped; a QoS 0 one is kept in the
-    /// history but not sent to that integration.
+    /// of every integration that forwards the device's messages to AWS, in a group commit with
+    /// whatever else arrived meanwhile; the verdict comes once that transaction committed.
+    ///
+    /// - A device that does not exist or is not accepted has its message refused (`.notAuthorized`).
+    /// - When an integration's backlog is full, a QoS 1 or 2 message is refused (`.quotaExceeded`)
+    ///   rather than taken and dropped; a QoS 0 one is kept in the history but not sent to that
+    ///   integration.
+    ///
+    /// Messages submitted one after another are stored in that order, whether or not the first
+    /// one's verdict came yet: the broker submits a client's messages as they arrive.
+    public func submit(
+        deviceID: String, message: MQTTBrokerMessage, completion: @escaping @Sendable (Result<MQTTPublishVerdict, any Error>) -> Void
+    ) {
+        self.hub.ingest.submit(.init(deviceID: deviceID, message: message, receivedAt: self.hub.now(), completion: completion))
+    }
+
+    /// ``submit(deviceID:message:completion:)``, waiting for the verdict.
     public func ingest(deviceID: String, message: MQTTBrokerMessage) async throws -> MQTTPublishVerdict {
-        let session = self.hub.store.session
-        guard let device = try await session.devices.get(id: deviceID) else { return .accepted }
-        try await self.hub.uplinkBacklog.load(from: self.hub.store)
-        let integrations = try await session.awsThings.uplinkIntegrationIDs(tenantID: device.tenantID, deviceID: deviceID)
-        let full = Set(integrations.filter { self.hub.uplinkBacklog.isFull($0) })
-        if !full.isEmpty && message.qos != .atMostOnce {
-            Counter(label: "conduit_uplink_refused_total").increment()
-            return .refused(.quotaExceeded)
+        try await withCheckedThrowingContinuation { continuation in
+            self.submit(deviceID: deviceID, message: message) { continuation.resume(with: $0) }
         }
-        // Decided once: a message let through goes to every integration, even one that filled up
-        // meanwhile (the bound is a guard, not a wall); only QoS 0 skips a full one.
-        let targets = message.qos == .atMostOnce ? integrations.filter { !full.contains($0) } : integrations
-        let record = DeviceMessage(
-            tenantID: device.tenantID, deviceID: deviceID, topic: message.topic,
-            payload: Data(message.payload.readableBytesView), qos: Int(message.qos.rawValue), retain: message.retain,
-            receivedAt: self.hub.now()
-        )
-        let keep = self.hub.messageHistoryLimit
-        if targets.isEmpty {
-            try await session.messages.append(record, keep: keep)
-        } else {
-            try await self.hub.store.transaction { session in
-                let sequence = try await session.messages.append(record, keep: keep)
-                for integrationID in targets {
-                    try await session.outbox.append(
-                        OutboxMessage(
-                            tenantID: record.tenantID, integrationID: integrationID, deviceID: deviceID, messageSequence: sequence,
-                            topic: record.topic, payload: record.payload, qos: record.qos, receivedAt: record.receivedAt
-                        )
-                    )
-                }
-            }
-            for integrationID in targets { self.hub.uplinkBacklog.added(to: integrationID) }
-            self.hub.uplinkDoorbell.ring()
-        }
-        self.hub.messageBells.ring(device.tenantID + "/" + deviceID)
-        Counter(label: "conduit_messages_ingested_total").increment()
-        return .accepted
     }
 
     /// The device's messages newer than `after`, oldest first; when there are none yet, waits up

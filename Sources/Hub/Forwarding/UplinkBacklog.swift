@@ -23,13 +23,14 @@ final class UplinkBacklog: Sendable {
         for (integration, count) in counted { Self.gauge(integration).record(count) }
     }
 
-    func isFull(_ integrationID: String) -> Bool {
-        self.counts.withLock { ($0?[integrationID] ?? 0) >= self.limit }
+    /// Whether the integration's backlog is full, counting `adding` messages not yet added.
+    func isFull(_ integrationID: String, adding: Int = 0) -> Bool {
+        self.counts.withLock { ($0?[integrationID] ?? 0) + adding >= self.limit }
     }
 
-    func added(to integrationID: String) {
+    func added(_ added: Int = 1, to integrationID: String) {
         let count = self.counts.withLock { counts -> Int in
-            counts?[integrationID, default: 0] += 1
+            counts?[integrationID, default: 0] += added
             return counts?[integrationID] ?? 0
         }
         Self.gauge(integrationID).record(count)

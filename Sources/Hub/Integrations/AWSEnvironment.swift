@@ -15,6 +15,8 @@ public struct AWSEnvironment: Sendable {
     /// Where AssumeRole goes; by default `AWS_ENDPOINT_URL_STS`, else STS's regional endpoint.
     public var stsEndpointURL: URL?
     public var httpClient: HTTPClient
+    /// The client uplinks go out on: iot-data Publish, many at once.
+    public var dataHTTPClient: HTTPClient
     public var retryPolicy: AWSRetryPolicy
     /// Requests a second per operation; AWS IoT Core's published quotas by default.
     public var quotas: [String: Double]
@@ -23,15 +25,30 @@ public struct AWSEnvironment: Sendable {
         ownCredentials: @escaping @Sendable (_ region: String) -> any AWSCredentialProvider = { region in
             AWSDefaultCredentials.chain(region: region)
         },
-        stsEndpointURL: URL? = nil, httpClient: HTTPClient = .shared, retryPolicy: AWSRetryPolicy = AWSRetryPolicy(),
-        quotas: [String: Double] = AWSRateLimiter.awsIoTQuotas
+        stsEndpointURL: URL? = nil, httpClient: HTTPClient = .shared, dataHTTPClient: HTTPClient = AWSEnvironment.publishHTTPClient,
+        retryPolicy: AWSRetryPolicy = AWSRetryPolicy(), quotas: [String: Double] = AWSRateLimiter.awsIoTQuotas
     ) {
         self.ownCredentials = ownCredentials
         self.stsEndpointURL = stsEndpointURL
         self.httpClient = httpClient
+        self.dataHTTPClient = dataHTTPClient
         self.retryPolicy = retryPolicy
         self.quotas = quotas
     }
+}
+
+extension AWSEnvironment {
+    /// The process's client for iot-data Publish, made once and never shut down (as
+    /// `HTTPClient.shared`). AWS's data endpoint speaks HTTP/1.1 only (HTTPS publish takes "HTTP
+    /// 1.0 or 1.1", says its guide), one request at a time per connection: the forwarder's
+    /// publishes in flight each need a kept-alive connection of their own, so the pool is sized
+    /// for them, not at AsyncHTTPClient's default of 8 per host.
+    public static let publishHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 }
 
 /// One AWS IoT client per integration, made again when its settings change, with one rate
@@ -70,7 +87,12 @@ final class AWSConnections: Sendable {
         }
         let client = try self.makeClient(settings: integration.settings, credentials: integration.credentials)
         let dataURL = integration.settings.endpointURL.flatMap(URL.init(string:)) ?? integration.dataEndpoint.flatMap { URL(string: "https://\($0)") }
-        let data = dataURL.map { AWSIoTDataClient(client: client.client, region: integration.settings.region, endpointURL: $0) }
+        // Publishes go on their own pool of connections, and give up sooner than a job's patient calls.
+        let publisher = try self.makeClient(
+            settings: integration.settings, credentials: integration.credentials, httpClient: self.environment.dataHTTPClient,
+            requestTimeout: .seconds(10)
+        )
+        let data = dataURL.map { AWSIoTDataClient(client: publisher.client, region: integration.settings.region, endpointURL: $0) }
         let entry = (integration.updatedAt, client, data)
         self.clients.withLock { $0[integration.id] = entry }
         return entry
@@ -94,7 +116,7 @@ final class AWSConnections: Sendable {
     ///   - retryPolicy, requestTimeout: for a quick check instead of a job's patient calls.
     func makeClient(
         settings: IntegrationSettings, credentials: IntegrationCredentials, retryPolicy: AWSRetryPolicy? = nil,
-        requestTimeout: TimeAmount = .seconds(30)
+        httpClient: HTTPClient? = nil, requestTimeout: TimeAmount = .seconds(30)
     ) throws -> AWSIoTClient {
         let region = settings.region
         let provider: any AWSCredentialProvider
@@ -133,7 +155,7 @@ final class AWSConnections: Sendable {
             return limiter
         }
         let client = AWSClient(
-            credentialProvider: provider, httpClient: self.environment.httpClient, retryPolicy: retryPolicy ?? self.environment.retryPolicy,
+            credentialProvider: provider, httpClient: httpClient ?? self.environment.httpClient, retryPolicy: retryPolicy ?? self.environment.retryPolicy,
             rateLimiter: limiter, requestTimeout: requestTimeout, logger: self.logger
         )
         return AWSIoTClient(client: client, region: region, endpointURL: settings.endpointURL.flatMap(URL.init(string:)))

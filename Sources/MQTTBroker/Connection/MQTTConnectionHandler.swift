@@ -41,6 +41,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// A read the pipeline asked for while the state machine held reads, done once it lets go.
     private var readHeld = false
     private var pauseLimit: Scheduled<Void>?
+    /// Messages and payload bytes handed to the observer whose verdict has not come.
+    private var pendingIngest = (messages: 0, bytes: 0)
+    /// Reads are held back until the observer has caught up with this client.
+    private var ingestHeld = false
+    private var readHeldByIngest = false
     /// When the authenticator was asked; a revocation after it wins over its verdict.
     private var authenticationStarted = NIODeadline.now()
 
@@ -188,6 +193,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             return
         }
         guard !self.readingPaused else { return }
+        guard !self.ingestHeld else {
+            self.readHeldByIngest = true
+            return
+        }
         context.read()
     }
 
@@ -223,7 +232,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             context.flush()
             if self.readHeld {
                 self.readHeld = false
-                if self.state.isConnected && !self.readingPaused { context.read() }
+                if self.state.isConnected { self.read(context: context) }
             }
         case .scheduleKeepAliveCheck(let deadline):
             self.scheduleKeepAliveCheck(at: deadline)
@@ -387,26 +396,28 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         self.state.storeStarted()
-        // One message at a time per connection: the hub stores them (and queues them for AWS) in
-        // the order the client sent them, as MQTT orders a publisher's messages.
-        let verdict = previous.flatMap {
-            if loopBound.value.state.refusesUnasked {
-                return eventLoop.makeSucceededFuture(MQTTPublishVerdict.refused(.quotaExceeded))
-            }
-            guard let observer else { return eventLoop.makeSucceededFuture(MQTTPublishVerdict.accepted) }
-            let stored = eventLoop.makePromise(of: MQTTPublishVerdict.self)
-            stored.completeWithTask {
-                try await observer.messagePublished(principal: principal, clientIdentifier: clientIdentifier, message: message)
-            }
-            return stored.futureResult
-        }.flatMap { verdict in
+        // Handed to the observer now, without waiting for the verdict on the one before: it
+        // keeps the client's order (the hub stores a batch of them in one transaction, in the
+        // order they came), and the verdicts are handled below in that order too.
+        let submitted =
+            observer?.messagePublished(principal: principal, clientIdentifier: clientIdentifier, message: message, on: eventLoop)
+            ?? eventLoop.makeSucceededFuture(.accepted)
+        let stored = submitted.flatMap { verdict in
             durable.map { $0.map { verdict } } ?? eventLoop.makeSucceededFuture(verdict)
         }
+        let size = message.payload.readableBytes
+        self.ingestPending(adding: size)
+        let verdict = previous.flatMap { stored }
         self.acknowledgementTail = verdict.map { _ in }
         verdict.whenComplete { result in
             let handler = loopBound.value
+            handler.ingestPending(adding: -size)
             let outcome: MQTTConnectionStateMachine.StoreOutcome
             switch result {
+            case .success(.accepted) where handler.state.refusesUnasked:
+                // Behind a refusal: refused too, so that it does not overtake the refused one
+                // (stored already, it is stored again when the client sends it again).
+                outcome = .refused(.quotaExceeded)
             case .success(.accepted):
                 markStored()
                 outcome = .accepted
@@ -423,6 +434,28 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             }
             handler.run(handler.state.storeCompleted(outcome, acknowledgement: acknowledgement))
             handler.context?.flush()
+        }
+    }
+
+    /// Counts the messages and bytes handed to the observer and not yet answered, and stops
+    /// reading the socket while they are over the bound: a client that publishes faster than the
+    /// store takes is slowed by TCP, not buffered here, QoS 0 included.
+    private func ingestPending(adding bytes: Int) {
+        self.pendingIngest.messages += bytes >= 0 ? 1 : -1
+        self.pendingIngest.bytes += bytes
+        let limits = self.broker.configuration
+        let over = self.pendingIngest.messages >= limits.maximumPendingPublishes || self.pendingIngest.bytes >= limits.maximumPendingPublishBytes
+        if over && !self.ingestHeld {
+            self.ingestHeld = true
+            self.broker.metrics.ingestPaused.increment()
+        } else if self.ingestHeld && self.pendingIngest.messages <= limits.maximumPendingPublishes / 2
+            && self.pendingIngest.bytes <= limits.maximumPendingPublishBytes / 2
+        {
+            self.ingestHeld = false
+            if self.readHeldByIngest, let context = self.context {
+                self.readHeldByIngest = false
+                self.read(context: context)
+            }
         }
     }
 
@@ -454,7 +487,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         if reading {
             self.pauseLimit?.cancel()
             self.pauseLimit = nil
-            context.read()
+            self.read(context: context)
         } else {
             // A pause is short: two clients that feed each other could otherwise wait on each
             // other for ever. Past it the client is read again, and only a queue ten times the

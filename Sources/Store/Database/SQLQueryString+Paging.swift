@@ -21,4 +21,14 @@ extension SQLQueryString {
             self.appendInterpolation(bind: value)
         }
     }
+
+    /// Appends `(?, ?, ...)`, one bind per value: a row of an INSERT's VALUES.
+    mutating func appendRow(_ values: [any Encodable & Sendable]) {
+        self.appendLiteral("(")
+        for (index, value) in values.enumerated() {
+            if index > 0 { self.appendLiteral(", ") }
+            self.appendInterpolation(bind: value)
+        }
+        self.appendLiteral(")")
+    }
 }

@@ -189,4 +189,5 @@ public struct StoreSession: Sendable {
     public var users: UserRepository { UserRepository(session: self) }
     public var consoleSessions: ConsoleSessionRepository { ConsoleSessionRepository(session: self) }
     public var mqttSessions: MQTTSessionRepository { MQTTSessionRepository(session: self) }
+    public var routing: RoutingRepository { RoutingRepository(session: self) }
 }

@@ -17,7 +17,7 @@ struct SQLiteConnectionPoolSource: ConnectionPoolSource {
                 let pragmas = [
                     "PRAGMA busy_timeout = 15000",
                     "PRAGMA journal_mode = WAL",
-                    "PRAGMA synchronous = NORMAL",
+                    "PRAGMA synchronous = FULL",
                     "PRAGMA foreign_keys = ON",
                 ]
                 return pragmas.reduce(eventLoop.makeSucceededVoidFuture()) { future, pragma in

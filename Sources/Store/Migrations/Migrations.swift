@@ -224,5 +224,51 @@ extension Migration {
                 """,
             ]
         },
+        Migration(version: 9, name: "a generation of what ingest routes by, bumped by every change to it") { dialect in
+            // Ingest answers "which device is this, may it publish, which integrations take its
+            // messages, under which AWS topic" from memory. Triggers bump this one number on any change to those rows,
+            // by this process, an admin command beside it, or another node, so that a batch
+            // reads the number (one query) and knows whether its memory is still right.
+            var statements = [
+                "CREATE TABLE routing_generation (id INTEGER PRIMARY KEY, generation BIGINT NOT NULL)",
+                "INSERT INTO routing_generation (id, generation) VALUES (1, 0)",
+            ]
+            let bump = "UPDATE routing_generation SET generation = generation + 1 WHERE id = 1"
+            switch dialect {
+            case .sqlite:
+                // SQLite has row triggers only; a cascade fires them too.
+                let triggers: [(name: String, event: String, when: String?)] = [
+                    ("devices_routing_insert", "INSERT ON devices", nil),
+                    ("devices_routing_delete", "DELETE ON devices", nil),
+                    ("devices_routing_status", "UPDATE OF status, name ON devices", "OLD.status IS NOT NEW.status OR OLD.name IS NOT NEW.name"),
+                    ("aws_things_routing_insert", "INSERT ON aws_things", nil),
+                    ("aws_things_routing_delete", "DELETE ON aws_things", nil),
+                    ("aws_things_routing_wanted", "UPDATE OF wanted ON aws_things", "OLD.wanted IS NOT NEW.wanted"),
+                    ("integrations_routing_delete", "DELETE ON integrations", nil),
+                    (
+                        "integrations_routing_state", "UPDATE OF active, status, settings ON integrations",
+                        "OLD.active IS NOT NEW.active OR OLD.status IS NOT NEW.status OR OLD.settings IS NOT NEW.settings"
+                    ),
+                ]
+                for trigger in triggers {
+                    let when = trigger.when.map { " WHEN \($0)" } ?? ""
+                    statements.append("CREATE TRIGGER \(trigger.name) AFTER \(trigger.event) FOR EACH ROW\(when) BEGIN \(bump); END")
+                }
+            case .postgres:
+                // One bump per statement, however many rows a cascade touches.
+                statements.append(
+                    "CREATE FUNCTION conduit_routing_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \(bump); RETURN NULL; END $$"
+                )
+                let triggers = [
+                    ("devices_routing", "INSERT OR DELETE OR UPDATE OF status, name ON devices"),
+                    ("aws_things_routing", "INSERT OR DELETE OR UPDATE OF wanted ON aws_things"),
+                    ("integrations_routing", "DELETE OR UPDATE OF active, status, settings ON integrations"),
+                ]
+                for (name, event) in triggers {
+                    statements.append("CREATE TRIGGER \(name) AFTER \(event) FOR EACH STATEMENT EXECUTE FUNCTION conduit_routing_changed()")
+                }
+            }
+            return statements
+        },
     ]
 }

@@ -10,27 +10,45 @@ public struct DeviceMessageRepository: Sendable {
     /// the message's sequence number (increasing per device).
     @discardableResult
     public func append(_ message: DeviceMessage, keep: Int) async throws -> Int {
-        let row = try await self.session.sql.raw(
-            """
-            INSERT INTO device_messages (tenant_id, device_id, topic, payload, qos, retain, received_at)
-            VALUES (\(bind: message.tenantID), \(bind: message.deviceID), \(bind: message.topic),
-                    \(bind: message.payload.base64EncodedString()), \(bind: message.qos), \(bind: message.retain ? 1 : 0),
-                    \(bind: message.receivedAt.storeMilliseconds))
-            RETURNING seq
-            """
-        ).first()
-        guard let sequence = try row?.decode(column: "seq", as: Int.self) else { throw StoreError.corrupt("no sequence for a stored message") }
+        let sequence = try await self.append([message])[0]
+        try await self.trim(tenantID: message.tenantID, deviceID: message.deviceID, keep: keep)
+        return sequence
+    }
+
+    /// Appends messages of any devices with one statement, and returns their sequence numbers in
+    /// the order given. Trimming is left to ``trim(tenantID:deviceID:keep:)``, called as often as
+    /// the caller can afford.
+    public func append(_ messages: [DeviceMessage]) async throws -> [Int] {
+        guard !messages.isEmpty else { return [] }
+        var query = SQLQueryString("INSERT INTO device_messages (tenant_id, device_id, topic, payload, qos, retain, received_at) VALUES ")
+        for (index, message) in messages.enumerated() {
+            if index > 0 { query.appendLiteral(", ") }
+            query.appendRow([
+                message.tenantID, message.deviceID, message.topic, message.payload.base64EncodedString(), message.qos, message.retain ? 1 : 0,
+                message.receivedAt.storeMilliseconds,
+            ])
+        }
+        query.appendLiteral(" RETURNING seq")
+        // Both engines number the rows of one INSERT in the order of its VALUES (SQLite under its
+        // write lock, PostgreSQL from the identity's sequence, row by row), though neither
+        // promises the order of RETURNING: sorted, the numbers line up with the messages.
+        let sequences = try await self.session.sql.raw(query).all().map { try $0.decode(column: "seq", as: Int.self) }.sorted()
+        guard sequences.count == messages.count else { throw StoreError.corrupt("\(sequences.count) sequences for \(messages.count) stored messages") }
+        return sequences
+    }
+
+    /// Deletes all but the device's newest `keep` messages.
+    public func trim(tenantID: String, deviceID: String, keep: Int) async throws {
         try await self.session.sql.raw(
             """
             DELETE FROM device_messages
-            WHERE tenant_id = \(bind: message.tenantID) AND device_id = \(bind: message.deviceID) AND seq <= (
+            WHERE tenant_id = \(bind: tenantID) AND device_id = \(bind: deviceID) AND seq <= (
                 SELECT seq FROM device_messages
-                WHERE tenant_id = \(bind: message.tenantID) AND device_id = \(bind: message.deviceID)
+                WHERE tenant_id = \(bind: tenantID) AND device_id = \(bind: deviceID)
                 ORDER BY seq DESC LIMIT 1 OFFSET \(bind: keep)
             )
             """
         ).run()
-        return sequence
     }
 
     /// Up to `limit` of the device's messages older than `before`, newest first.

@@ -6,14 +6,23 @@ public struct OutboxRepository: Sendable {
     let session: StoreSession
 
     public func append(_ message: OutboxMessage) async throws {
-        try await self.session.sql.raw(
-            """
-            INSERT INTO outbox (tenant_id, integration_id, device_id, message_seq, topic, payload, qos, received_at, attempts)
-            VALUES (\(bind: message.tenantID), \(bind: message.integrationID), \(bind: message.deviceID), \(bind: message.messageSequence),
-                    \(bind: message.topic), \(bind: message.payload.base64EncodedString()), \(bind: message.qos),
-                    \(bind: message.receivedAt.storeMilliseconds), 0)
-            """
-        ).run()
+        try await self.append([message])
+    }
+
+    /// Appends many messages with one statement.
+    public func append(_ messages: [OutboxMessage]) async throws {
+        guard !messages.isEmpty else { return }
+        var query = SQLQueryString(
+            "INSERT INTO outbox (tenant_id, integration_id, device_id, message_seq, topic, payload, qos, received_at, attempts) VALUES "
+        )
+        for (index, message) in messages.enumerated() {
+            if index > 0 { query.appendLiteral(", ") }
+            query.appendRow([
+                message.tenantID, message.integrationID, message.deviceID, message.messageSequence, message.topic,
+                message.payload.base64EncodedString(), message.qos, message.receivedAt.storeMilliseconds, 0,
+            ])
+        }
+        try await self.session.sql.raw(query).run()
     }
 
     /// The (integration, device) pairs with messages waiting for an active integration, by
@@ -42,11 +51,12 @@ public struct OutboxRepository: Sendable {
         }
     }
 
-    /// The device's next messages for the integration, in order.
-    public func next(integrationID: String, deviceID: String, limit: Int) async throws -> [OutboxMessage] {
+    /// The device's next messages for the integration, in order, after the sequence `after`.
+    public func next(integrationID: String, deviceID: String, after: Int? = nil, limit: Int) async throws -> [OutboxMessage] {
         try await self.session.sql.raw(
             """
             SELECT * FROM outbox WHERE integration_id = \(bind: integrationID) AND device_id = \(bind: deviceID)
+              AND seq > \(bind: after ?? 0)
             ORDER BY seq LIMIT \(bind: limit)
             """
         ).all().map(Self.message)

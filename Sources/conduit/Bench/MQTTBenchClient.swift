@@ -33,9 +33,14 @@ final class MQTTBenchClient: ChannelInboundHandler {
     private var payloadTemplate: [UInt8] = []
     /// The password to connect with (the user name is the client id), for brokers that ask.
     private let password: String?
+    /// Publisher: messages per second, or nil for as fast as the window allows.
+    private let rate: Double?
+    private var pacingStarted: UInt64 = 0
+    private var pacer: RepeatedTask?
 
-    init(role: Role, qos: MQTTQoS, clientIdentifier: String, password: String? = nil, eventLoop: any EventLoop) {
+    init(role: Role, qos: MQTTQoS, clientIdentifier: String, password: String? = nil, rate: Double? = nil, eventLoop: any EventLoop) {
         self.role = role
+        self.rate = rate
         self.password = password
         self.qos = qos
         self.clientIdentifier = clientIdentifier
@@ -115,13 +120,23 @@ final class MQTTBenchClient: ChannelInboundHandler {
 
     /// Starts publishing; call on the channel's event loop.
     func startPublishing() {
-        self.sendMore()
+        guard self.rate != nil, let context = self.context else { return self.sendMore() }
+        self.pacingStarted = DispatchTime.now().uptimeNanoseconds
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.pacer = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(5)) { _ in loopBound.value.sendMore() }
+    }
+
+    /// How many messages the pace allows by now.
+    private var allowed: Int {
+        guard let rate else { return .max }
+        return Int(Double(DispatchTime.now().uptimeNanoseconds - self.pacingStarted) / 1e9 * rate) + 1
     }
 
     private func acknowledged() {
         self.inflight -= 1
         self.completed += 1
         if case .publisher(_, let count, _) = self.role, self.completed == count {
+            self.pacer?.cancel()
             self.finished.succeed()
             return
         }
@@ -131,7 +146,9 @@ final class MQTTBenchClient: ChannelInboundHandler {
     private func sendMore() {
         guard case .publisher(let topic, let count, _) = self.role, let context = self.context else { return }
         var batch = 0
-        while self.sent < count && (self.qos == .atMostOnce ? batch < self.window : self.inflight < self.window) {
+        let allowed = min(count, self.allowed)
+        guard self.sent < allowed else { return }
+        while self.sent < allowed && (self.qos == .atMostOnce ? batch < self.window : self.inflight < self.window) {
             var payload = context.channel.allocator.buffer(capacity: self.payloadTemplate.count)
             payload.writeBytes(self.payloadTemplate)
             payload.setInteger(DispatchTime.now().uptimeNanoseconds, at: payload.readerIndex)
@@ -146,7 +163,12 @@ final class MQTTBenchClient: ChannelInboundHandler {
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             let done = self.sent == count
             context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
-                if done { loopBound.value.finished.succeed() } else { loopBound.value.sendMore() }
+                if done {
+                    loopBound.value.pacer?.cancel()
+                    loopBound.value.finished.succeed()
+                } else if loopBound.value.rate == nil {
+                    loopBound.value.sendMore()
+                }
             }
         } else {
             context.flush()

@@ -14,16 +14,19 @@ import Synchronization
 
 /// `conduit bench uplink`: devices publish through Conduit's broker; Conduit stores each message
 /// with its outbox row and forwards it to a local HTTP sink that answers as iot-data Publish
-/// does. Prints forwarded messages per second and the latency Conduit adds, device to AWS.
+/// does, after `--aws-latency-ms`. Prints ingest and forwarded messages per second, the latency
+/// device to AWS, and the process's peak RSS.
 struct UplinkBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "uplink",
         abstract: "Devices publish through the broker to a local stand-in of iot-data Publish; print msg/s and latency.",
         discussion: """
-            Everything runs in this process on loopback: a fresh SQLite store in a temporary folder, the broker
-            with device authentication, the forwarder, and the sink. The latency is from the device's write to
-            the sink's read of the same message (both clocks are this process's), so it includes the broker,
-            the store's transaction, the outbox and the HTTPS-less publish to the sink.
+            Everything runs in this process on loopback: the store (a fresh SQLite file in a temporary folder, or a
+            fresh schema of --database-url's PostgreSQL, dropped at the end), the broker with device authentication,
+            the forwarder, the devices and the sink. The latency is from the device's write to the sink's read of the
+            same message (both clocks are this process's): the broker, the store's transaction, the outbox, and the
+            publish to the sink, whose answer comes --aws-latency-ms later. Peak RSS is the whole process's: Conduit,
+            its devices and the sink.
             """
     )
 
@@ -31,19 +34,30 @@ struct UplinkBench: AsyncParsableCommand {
     @Option(help: "Messages each device publishes.") var messages = 1000
     @Option(help: "Payload size in bytes (at least 8: the timestamp).") var size = 64
     @Option(help: "raw or envelope.") var payloadFormat = "raw"
-    @Option(help: "Give up after this many seconds.") var timeout = 300.0
+    @Option(help: "QoS the devices publish at: 0 or 1.") var qos = 1
+    @Option(help: "Milliseconds the stand-in of iot-data Publish takes to answer, as the real AWS's round trip does.")
+    var awsLatencyMs = 0
+    @Option(help: "Messages per second, all devices together; 0 publishes as fast as the broker takes them.") var rate = 0.0
+    @Option(help: "postgres://… to run on PostgreSQL (in a schema of its own, dropped after); SQLite by default.")
+    var databaseURL: String?
+    @Flag(inversion: .prefixedNo, help: "Forward to the sink; --no-forward measures ingest alone.") var forward = true
+    @Option(help: "Publishes of one device in flight at once (serve's --uplink-device-window).") var deviceWindow = 1
+    @Option(help: "Give up after this many seconds.") var timeout = 600.0
 
     func validate() throws {
-        guard (1...1000).contains(self.devices) else { throw ValidationError("--devices: 1 to 1000") }
+        guard (1...10_000).contains(self.devices) else { throw ValidationError("--devices: 1 to 10000") }
         guard self.messages >= 1 else { throw ValidationError("--messages: at least 1") }
-        guard (8...65536).contains(self.size) else { throw ValidationError("--size: 8 to 65536") }
+        guard (8...131_072).contains(self.size) else { throw ValidationError("--size: 8 to 131072") }
         guard ["raw", "envelope"].contains(self.payloadFormat) else { throw ValidationError("--payload-format: raw or envelope") }
+        guard [0, 1].contains(self.qos) else { throw ValidationError("--qos: 0 or 1") }
+        guard (0...10_000).contains(self.awsLatencyMs) else { throw ValidationError("--aws-latency-ms: 0 to 10000") }
+        guard self.rate >= 0 else { throw ValidationError("--rate: 0 or more") }
     }
 
     func run() async throws {
         LogOutput.bootstrap(level: .warning, format: .text)
         let total = self.devices * self.messages
-        let sink = PublishSink(expected: total)
+        let sink = PublishSink(expected: total, latency: .milliseconds(Int64(self.awsLatencyMs)))
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let server = Task { try await sink.run { portContinuation.yield($0) } }
         defer { server.cancel() }
@@ -52,7 +66,20 @@ struct UplinkBench: AsyncParsableCommand {
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-bench-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let store = try await SQLStore.open(.sqlite(path: directory.appendingPathComponent("conduit.sqlite").path), logger: Logger(label: "bench.store"))
+        let location: DatabaseLocation
+        let schema = "bench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(12)
+        if let databaseURL {
+            guard case .postgres(let url, _) = try DatabaseLocation.resolve(databaseURL: databaseURL, dataDirectory: directory.path) else {
+                throw ValidationError("--database-url: a postgres:// URL")
+            }
+            let admin = try await SQLStore.open(.postgres(url: url), maxConnections: 2, logger: Logger(label: "bench.store"))
+            try await admin.session.sql.raw("CREATE SCHEMA \(unsafeRaw: schema)").run()
+            await admin.shutdown()
+            location = .postgres(url: url, searchPath: [schema])
+        } else {
+            location = .sqlite(path: directory.appendingPathComponent("conduit.sqlite").path)
+        }
+        let store = try await SQLStore.open(location, maxConnections: 16, logger: Logger(label: "bench.store"))
         try await store.migrate()
         let hub = Hub(store: store, logger: Logger(label: "bench.hub"), messageHistoryLimit: 1000, uplinkBacklogLimit: 10_000_000)
         let tenant = try await hub.access.ensureDefaultTenant()
@@ -74,54 +101,87 @@ struct UplinkBench: AsyncParsableCommand {
         }
 
         let access = DeviceBrokerAccess(hub: hub)
+        var brokerConfiguration = MQTTBrokerConfiguration(host: "127.0.0.1", port: 0)
+        brokerConfiguration.maximumPacketSize = MQTTBrokerConfiguration.awsMessagePacketSize
         let broker = MQTTBroker(
-            configuration: MQTTBrokerConfiguration(host: "127.0.0.1", port: 0), authenticator: access, authorizer: access, observer: access,
-            logger: Logger(label: "bench.mqtt")
+            configuration: brokerConfiguration, authenticator: access, authorizer: access, observer: access, logger: Logger(label: "bench.mqtt")
         )
         let brokerPort = try await broker.start()
-        let forwarder = UplinkForwarder(hub: hub)
-        let forwarding = Task { await forwarder.run() }
-        defer { forwarding.cancel() }
+        let forwarder = UplinkForwarder(hub: hub, configuration: .init(window: self.deviceWindow))
+        let forwarding = self.forward ? Task { await forwarder.run() } : nil
+        defer { forwarding?.cancel() }
 
         let group = MultiThreadedEventLoopGroup.singleton
         var publishers: [(any Channel, MQTTBenchClient)] = []
+        let perDevice = self.rate > 0 ? self.rate / Double(self.devices) : nil
         for index in 0..<self.devices {
             publishers.append(
                 try await MQTTBenchClient.connect(
                     group, host: "127.0.0.1", port: brokerPort,
-                    role: .publisher(topic: "devices/bench-\(index)/up", count: self.messages, size: self.size), qos: .atLeastOnce,
-                    id: "bench-\(index)", password: secrets[index]
+                    role: .publisher(topic: "devices/bench-\(index)/up", count: self.messages, size: self.size),
+                    qos: self.qos == 0 ? .atMostOnce : .atLeastOnce, id: "bench-\(index)", password: secrets[index], rate: perDevice
                 )
             )
         }
         let started = DispatchTime.now().uptimeNanoseconds
         for (channel, client) in publishers { channel.eventLoop.execute { client.startPublishing() } }
-        // When the broker acknowledged the last message: every one stored with its outbox row by then.
+        // When the broker acknowledged the last message (QoS 1: every one stored with its outbox
+        // row by then), or the devices wrote their last (QoS 0).
         let finished = publishers.map { $0.1.finished.futureResult }
         let acknowledged = Task {
             for future in finished { try await future.get() }
             return DispatchTime.now().uptimeNanoseconds
         }
-        let arrived = await sink.waitForAll(timeout: self.timeout)
+        let arrived: Int
+        if self.forward {
+            arrived = await sink.waitForAll(timeout: self.timeout)
+        } else {
+            _ = try? await acknowledged.value
+            arrived = 0
+        }
         let ingestedAt = try? await acknowledged.value
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         for (channel, _) in publishers { try? await channel.close() }
         await broker.shutdown()
+        forwarding?.cancel()
+        let stored = try await store.session.sql.raw("SELECT COUNT(*) AS n FROM device_messages").first()?.decode(column: "n", as: Int.self) ?? 0
         await store.shutdown()
+        if self.databaseURL != nil, case .postgres(let url, _) = location {
+            let admin = try await SQLStore.open(.postgres(url: url), maxConnections: 2, logger: Logger(label: "bench.store"))
+            try? await admin.session.sql.raw("DROP SCHEMA \(unsafeRaw: schema) CASCADE").run()
+            await admin.shutdown()
+        }
 
         let latencies = sink.latencies.sorted()
         func percentile(_ p: Double) -> Double {
             guard !latencies.isEmpty else { return .nan }
             return Double(latencies[max(0, min(latencies.count - 1, Int((Double(latencies.count) * p).rounded(.up)) - 1))]) / 1e6
         }
-        print("devices \(self.devices) x \(self.messages) messages of \(self.size) B, QoS 1, \(self.payloadFormat), SQLite")
+        let engine = self.databaseURL == nil ? "SQLite" : "PostgreSQL"
+        print(
+            "devices \(self.devices) x \(self.messages) messages of \(self.size) B, QoS \(self.qos), \(self.payloadFormat), \(engine), "
+                + "AWS latency \(self.awsLatencyMs) ms" + (self.rate > 0 ? String(format: ", at %.0f msg/s", self.rate) : "")
+                + (self.forward ? ", device window \(self.deviceWindow)" : ", forwarding off")
+        )
         if let ingestedAt {
             let ingest = Double(ingestedAt - started) / 1e9
-            print(String(format: "taken by the broker (stored with their outbox rows): %d in %.2f s: %.0f msg/s", total, ingest, Double(total) / ingest))
+            let what = self.qos == 1 ? "acknowledged to the devices (stored with their outbox rows)" : "written by the devices"
+            print(String(format: "ingest: %d %@ in %.2f s: %.0f msg/s", total, what, ingest, Double(total) / ingest))
         }
-        print(String(format: "forwarded to the sink: %d/%d in %.2f s: %.0f msg/s%@", arrived, total, elapsed, Double(arrived) / elapsed, arrived < total ? " (timed out)" : ""))
-        print(String(format: "latency device -> AWS, ms: p50 %.1f  p99 %.1f  max %.1f", percentile(0.5), percentile(0.99), percentile(1)))
-        print("messages out of order per device: \(sink.outOfOrder)")
+        print("stored in the history: \(stored)/\(total)")
+        if self.forward {
+            print(
+                String(
+                    format: "forwarded to the sink: %d/%d in %.2f s: %.0f msg/s%@", arrived, total, elapsed, Double(arrived) / elapsed,
+                    arrived < total ? " (timed out)" : ""
+                )
+            )
+            print(String(format: "latency device -> AWS, ms: p50 %.1f  p99 %.1f  max %.1f", percentile(0.5), percentile(0.99), percentile(1)))
+            print("messages out of order per device: \(sink.outOfOrder)")
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(String(format: "peak RSS: %.0f MB", Double(usage.ru_maxrss) / 1024))
     }
 }
 
@@ -136,10 +196,13 @@ final class PublishSink: Sendable {
         var outOfOrder = 0
     }
     let expected: Int
+    /// How long each publish takes to answer.
+    let latency: Duration
     private let state = Mutex(State())
 
-    init(expected: Int) {
+    init(expected: Int, latency: Duration = .zero) {
         self.expected = expected
+        self.latency = latency
     }
 
     var latencies: [UInt64] { self.state.withLock { $0.latencies } }
@@ -167,6 +230,7 @@ final class PublishSink: Sendable {
                 if let last = state.lastStamp[topic], stamp < last { state.outOfOrder += 1 }
                 state.lastStamp[topic] = stamp
             }
+            if self.latency > .zero { try await Task.sleep(for: self.latency) }
             return .ok
         }
         try await AWSQuotaProxy.serve(router, label: "conduit.bench.sink", onRunning: onRunning)

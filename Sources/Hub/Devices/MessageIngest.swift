@@ -1,0 +1,261 @@
+import AWSIoT
+import Foundation
+import MQTT
+import MQTTBroker
+import Metrics
+import Store
+import Synchronization
+
+/// Takes device messages into the store in group commits: every message that arrives while one
+/// transaction commits goes into the next, up to a bound, so the disk's flush is paid once per
+/// batch, not once per message. Each message's verdict comes when its own transaction has
+/// committed; messages are stored in the order they were submitted, so a client's order holds.
+///
+/// Ingest routes from memory (``DeviceRoute`` per device, read from the store on first sight);
+/// each batch reads the store's routing generation, one number, and forgets what it knew when
+/// another writer changed a device, a binding or an integration.
+final class MessageIngest: Sendable {
+    /// One message waiting for the next commit.
+    struct Pending: Sendable {
+        var deviceID: String
+        var message: MQTTBrokerMessage
+        var receivedAt: Date
+        var completion: @Sendable (Result<MQTTPublishVerdict, any Error>) -> Void
+    }
+
+    /// At most this many messages, and this many payload bytes, in one transaction.
+    static let maximumBatch = 512
+    static let maximumBatchBytes = 4 << 20
+
+    private struct State {
+        var pending: [Pending] = []
+        var writing = false
+        /// What ingest knows of devices, as of `generation`; a known-absent device maps to nil.
+        var routes: [String: DeviceRoute?] = [:]
+        var generation: Int?
+        /// Messages stored per device since its history was last trimmed.
+        var sinceTrim: [String: Int] = [:]
+    }
+
+    private let store: SQLStore
+    private let backlog: UplinkBacklog
+    private let uplinkDoorbell: Doorbell
+    private let messageBells: Doorbells
+    private let historyLimit: Int
+    private let state = Mutex(State())
+    private let batchSize = Recorder(label: "conduit_ingest_batch_messages")
+    private let commitTime = Timer(label: "conduit_ingest_commit_seconds")
+    private let ingested = Counter(label: "conduit_messages_ingested_total")
+    private let refused = Counter(label: "conduit_uplink_refused_total")
+    private let unforwardable = Counter(label: "conduit_uplink_unforwardable_total")
+
+    init(store: SQLStore, backlog: UplinkBacklog, uplinkDoorbell: Doorbell, messageBells: Doorbells, historyLimit: Int) {
+        self.store = store
+        self.backlog = backlog
+        self.uplinkDoorbell = uplinkDoorbell
+        self.messageBells = messageBells
+        self.historyLimit = historyLimit
+    }
+
+    /// Queues a message for the next commit; `completion` is called once, from any thread.
+    func submit(_ pending: Pending) {
+        let start = self.state.withLock { state -> Bool in
+            state.pending.append(pending)
+            guard !state.writing else { return false }
+            state.writing = true
+            return true
+        }
+        if start { Task { await self.drain() } }
+    }
+
+    private func drain() async {
+        while let batch = self.nextBatch() {
+            await self.commit(batch)
+        }
+    }
+
+    /// The oldest pending messages up to the bounds; nil (and the writer stops) when none wait.
+    private func nextBatch() -> [Pending]? {
+        self.state.withLock { state -> [Pending]? in
+            guard !state.pending.isEmpty else {
+                state.writing = false
+                return nil
+            }
+            var count = 0
+            var bytes = 0
+            for pending in state.pending {
+                guard count < Self.maximumBatch else { break }
+                bytes += pending.message.payload.readableBytes
+                // One message over the byte bound still goes, alone.
+                if count > 0 && bytes > Self.maximumBatchBytes { break }
+                count += 1
+            }
+            let batch = Array(state.pending.prefix(count))
+            state.pending.removeFirst(count)
+            return batch
+        }
+    }
+
+    /// What one batch did, for after its commit.
+    private struct Outcome: Sendable {
+        var verdicts: [MQTTPublishVerdict] = []
+        var outboxAdded: [String: Int] = [:]
+        var devices: Set<String> = []
+        var tenantOfDevice: [String: String] = [:]
+    }
+
+    private func commit(_ batch: [Pending]) async {
+        let started = ContinuousClock.now
+        self.batchSize.record(batch.count)
+        let outcome: Outcome
+        do {
+            try await self.backlog.load(from: self.store)
+            outcome = try await self.store.transaction { session in
+                try await self.store(batch, in: session)
+            }
+        } catch {
+            for pending in batch { pending.completion(.failure(error)) }
+            return
+        }
+        self.commitTime.record(duration: ContinuousClock.now - started)
+        for (integrationID, count) in outcome.outboxAdded { self.backlog.added(count, to: integrationID) }
+        if !outcome.outboxAdded.isEmpty { self.uplinkDoorbell.ring() }
+        for device in outcome.devices {
+            if let tenantID = outcome.tenantOfDevice[device] { self.messageBells.ring(tenantID + "/" + device) }
+        }
+        var accepted = 0
+        for (pending, verdict) in zip(batch, outcome.verdicts) {
+            if verdict == .accepted { accepted += 1 }
+            pending.completion(.success(verdict))
+        }
+        self.ingested.increment(by: accepted)
+    }
+
+    private func store(_ batch: [Pending], in session: StoreSession) async throws -> Outcome {
+        let routes = try await self.routes(for: Set(batch.map(\.deviceID)), in: session)
+        var outcome = Outcome()
+        var records: [DeviceMessage] = []
+        var targets: [[String]] = []
+        // Counted as this batch adds to them, so that a batch cannot overfill a backlog.
+        var added: [String: Int] = [:]
+        let backlog = self.backlog
+        for pending in batch {
+            guard let route = routes[pending.deviceID] ?? nil, route.status == .accepted else {
+                // Deleted, rejected or decommissioned since it connected: nothing of it is kept.
+                outcome.verdicts.append(.refused(.notAuthorized))
+                continue
+            }
+            let message = pending.message
+            if let refusal = Self.unforwardable(message, of: pending.deviceID, route: route) {
+                self.unforwardable.increment()
+                outcome.verdicts.append(.refused(refusal))
+                continue
+            }
+            let full = route.targets.filter { backlog.isFull($0.integrationID, adding: added[$0.integrationID, default: 0]) }
+            if !full.isEmpty && message.qos != .atMostOnce {
+                self.refused.increment()
+                outcome.verdicts.append(.refused(.quotaExceeded))
+                continue
+            }
+            // A QoS 0 message is kept in the history but not sent to a full integration.
+            let integrations = route.targets.lazy.filter { !full.contains($0) }.map(\.integrationID)
+            for integrationID in integrations { added[integrationID, default: 0] += 1 }
+            records.append(
+                DeviceMessage(
+                    tenantID: route.tenantID, deviceID: pending.deviceID, topic: message.topic,
+                    payload: Data(message.payload.readableBytesView), qos: Int(message.qos.rawValue), retain: message.retain,
+                    receivedAt: pending.receivedAt
+                )
+            )
+            targets.append(Array(integrations))
+            outcome.verdicts.append(.accepted)
+            outcome.devices.insert(pending.deviceID)
+            outcome.tenantOfDevice[pending.deviceID] = route.tenantID
+        }
+        let sequences = try await session.messages.append(records)
+        var outbox: [OutboxMessage] = []
+        for (index, record) in records.enumerated() {
+            for integrationID in targets[index] {
+                outbox.append(
+                    OutboxMessage(
+                        tenantID: record.tenantID, integrationID: integrationID, deviceID: record.deviceID,
+                        messageSequence: sequences[index], topic: record.topic, payload: record.payload, qos: record.qos,
+                        receivedAt: record.receivedAt
+                    )
+                )
+            }
+        }
+        try await session.outbox.append(outbox)
+        outcome.outboxAdded = added
+        try await self.trimHistories(of: records, in: session)
+        return outcome
+    }
+
+    /// Why AWS could never take this message through one of the device's integrations, as a
+    /// reason code for the device; nil when every one can. Refused now, it is neither stored nor
+    /// acknowledged as if it would reach AWS.
+    static func unforwardable(_ message: MQTTBrokerMessage, of deviceID: String, route: DeviceRoute) -> MQTTReasonCode? {
+        let size = message.payload.readableBytes
+        for target in route.targets {
+            let topic = UplinkFormat.topic(target.uplinkTopic, deviceID: deviceID, deviceName: route.name, mqttTopic: message.topic)
+            guard (try? AWSIoTValidation.publishTopic(topic)) != nil else { return .topicNameInvalid }
+            // The envelope carries the payload in base64, with the device's name and topic: at least that much.
+            let body = target.payloadFormat == "envelope" ? 4 * ((size + 2) / 3) + route.name.utf8.count + message.topic.utf8.count : size
+            guard body <= AWSIoTValidation.maximumPayloadSize else { return .implementationSpecificError }
+        }
+        return nil
+    }
+
+    /// Each device's history is trimmed once per tenth of its length, not once per message: it
+    /// holds its newest `messageHistoryLimit` messages, and up to a tenth more between trims.
+    private func trimHistories(of records: [DeviceMessage], in session: StoreSession) async throws {
+        let keep = self.historyLimit
+        let every = max(1, keep / 10)
+        var stored: [String: (tenantID: String, count: Int)] = [:]
+        for record in records { stored[record.deviceID, default: (record.tenantID, 0)].count += 1 }
+        let due = self.state.withLock { state -> [(deviceID: String, tenantID: String)] in
+            var due: [(String, String)] = []
+            for (deviceID, entry) in stored {
+                let count = state.sinceTrim[deviceID, default: 0] + entry.count
+                if count >= every {
+                    due.append((deviceID, entry.tenantID))
+                    state.sinceTrim[deviceID] = nil
+                } else {
+                    state.sinceTrim[deviceID] = count
+                }
+            }
+            return due
+        }
+        for device in due {
+            try await session.messages.trim(tenantID: device.tenantID, deviceID: device.deviceID, keep: keep)
+        }
+    }
+
+    /// The routes of these devices: from memory while the store's routing generation is the one
+    /// they were read at, from the store (one query for all that are missing) otherwise.
+    private func routes(for deviceIDs: Set<String>, in session: StoreSession) async throws -> [String: DeviceRoute?] {
+        let generation = try await session.routing.generation()
+        var known: [String: DeviceRoute?] = [:]
+        let missing = self.state.withLock { state -> [String] in
+            if state.generation != generation {
+                state.routes.removeAll(keepingCapacity: true)
+                state.generation = generation
+            }
+            var missing: [String] = []
+            for deviceID in deviceIDs {
+                if let route = state.routes[deviceID] { known[deviceID] = .some(route) } else { missing.append(deviceID) }
+            }
+            return missing
+        }
+        guard !missing.isEmpty else { return known }
+        let loaded = try await session.routing.routes(deviceIDs: missing)
+        self.state.withLock { state in
+            for deviceID in missing {
+                let route = loaded[deviceID]
+                known[deviceID] = .some(route)
+                if state.generation == generation { state.routes[deviceID] = .some(route) }
+            }
+        }
+        return known
+    }
+}
