@@ -96,4 +96,88 @@ struct UplinkTests {
             #expect(sent == ["m0", "m1", "m2", "m3", "m4", "m5"])
         }
     }
+
+    @Test("an integration whose endpoint accepts connections and never answers holds back only its own messages, which go once it answers")
+    func hungEndpoint() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let moto = try MotoPeer.url()
+        let control = directory.appendingPathComponent("mode")
+        try Data("pass".utf8).write(to: control)
+        let proxyPort = freeLoopbackPort()
+        let proxy = Process()
+        proxy.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        proxy.arguments = ["python3", Self.stallProxy, "\(proxyPort)", "\(moto.port ?? 80)", control.path]
+        let output = directory.appendingPathComponent("proxy.out")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        proxy.standardOutput = try FileHandle(forWritingTo: output)
+        try proxy.run()
+        defer {
+            proxy.terminate()
+            proxy.waitUntilExit()
+        }
+        try await waitUntil("the proxy to listen", seconds: 20) { (try? String(contentsOf: output, encoding: .utf8))?.contains("ready") == true }
+
+        try await ProvisioningFixture.run(.sqlite) { fixture in
+            let run = UUID().uuidString.prefix(6).lowercased()
+            _ = try await fixture.createIntegration(name: "answers") { draft in
+                draft.uplinkTopic = "answers/{deviceId}"
+                draft.thingGroup = .some(nil)
+            }
+            _ = try await fixture.createIntegration(name: "hangs") { draft in
+                draft.endpointURL = .some("http://127.0.0.1:\(proxyPort)")
+                draft.uplinkTopic = "hangs/{deviceId}"
+                draft.thingGroup = .some(nil)
+            }
+            let ids = (0..<4).map { "hung-\(run)-\($0)" }
+            for id in ids {
+                try await fixture.createDevice(id)
+                _ = try await fixture.hub.devices.perform(.accept, on: id, by: fixture.admin)
+            }
+            try await Provisioner(hub: fixture.hub).drain()
+
+            // The second integration's endpoint now takes connections and never answers.
+            try Data("stall".utf8).write(to: control)
+            try await Task.sleep(for: .milliseconds(200))
+            let forwarder = UplinkForwarder(hub: fixture.hub)
+            let forwarding = Task { await forwarder.run() }
+            defer { forwarding.cancel() }
+            let perDevice = 50
+            for index in 0..<perDevice {
+                for id in ids {
+                    #expect(try await fixture.hub.messages.ingest(deviceID: id, message: Self.message(id, "up", "\(id)#\(index)")) == .accepted)
+                }
+            }
+            func arrived(_ prefix: String) throws -> [String: [String]] {
+                var byDevice: [String: [String]] = [:]
+                for publish in try MotoPeer.recordedPublishes() where publish.topic.hasPrefix(prefix + "/hung-\(run)-") {
+                    byDevice[String(publish.topic.dropFirst(prefix.count + 1)), default: []].append(String(decoding: publish.payload, as: UTF8.self))
+                }
+                return byDevice
+            }
+            // Bound: 20 s for 200 messages to moto, with the other integration's requests hanging.
+            try await waitUntil("every message of the answering integration in moto", seconds: 20) {
+                try arrived("answers").values.reduce(0) { $0 + $1.count } >= ids.count * perDevice
+            }
+            for id in ids {
+                #expect(try arrived("answers")[id] == (0..<perDevice).map { "\(id)#\($0)" })
+            }
+            let waiting = try await fixture.hub.store.session.outbox.countByIntegration()
+            #expect(waiting.values.reduce(0, +) == ids.count * perDevice, "the hung integration's messages wait in its outbox")
+            #expect(try arrived("hangs").isEmpty)
+
+            try Data("pass".utf8).write(to: control)
+            try await waitUntil("the hung integration's messages in moto once it answers", seconds: 120) {
+                try arrived("hangs").values.reduce(0) { $0 + $1.count } >= ids.count * perDevice
+            }
+            for id in ids {
+                #expect(try arrived("hangs")[id] == (0..<perDevice).map { "\(id)#\($0)" })
+            }
+            try await waitUntil("the outbox empty", seconds: 20) {
+                try await fixture.hub.store.session.outbox.countByIntegration().values.reduce(0, +) == 0
+            }
+        }
+    }
+
+    static let stallProxy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers/stall_proxy.py").path
 }

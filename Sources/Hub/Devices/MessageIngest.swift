@@ -191,11 +191,14 @@ final class MessageIngest: Sendable {
         return outcome
     }
 
-    /// Why AWS could never take this message through one of the device's integrations, as a
-    /// reason code for the device; nil when every one can. Refused now, it is neither stored nor
-    /// acknowledged as if it would reach AWS.
+    /// Why AWS could never take this message, as a reason code for the device; nil when it
+    /// could. Refused now, it is neither stored nor acknowledged as if it would reach AWS. A
+    /// payload over AWS IoT's 128 KiB is refused whether or not the device is bound yet: the
+    /// hub takes what it could forward, so that binding a device later never finds a history
+    /// it cannot send.
     static func unforwardable(_ message: MQTTBrokerMessage, of deviceID: String, route: DeviceRoute) -> MQTTReasonCode? {
         let size = message.payload.readableBytes
+        guard size <= AWSIoTValidation.maximumPayloadSize else { return .implementationSpecificError }
         for target in route.targets {
             let topic = UplinkFormat.topic(target.uplinkTopic, deviceID: deviceID, deviceName: route.name, mqttTopic: message.topic)
             guard (try? AWSIoTValidation.publishTopic(topic)) != nil else { return .topicNameInvalid }

@@ -19,8 +19,9 @@ final class IntegrationLane: Sendable {
 
     /// Consecutive failed publishes that open the breaker.
     static let failuresToOpen = 5
-    /// How long the breaker stays open: 1 s, doubling to a minute while probes fail.
-    static let openFor = Backoff(first: 1, maximum: 60, jitter: 1...1)
+    /// How long the breaker stays open: 1 s, doubling to 30 s while probes fail (so an endpoint
+    /// that comes back is used again within 30 s).
+    static let openFor = Backoff(first: 1, maximum: 30, jitter: 1...1)
 
     private struct State {
         var slots: Int
@@ -107,7 +108,9 @@ final class IntegrationLane: Sendable {
 
     var breaker: BreakerState { self.state.withLock { $0.breaker } }
 
-    func succeeded() {
+    /// A publish went through; true when that closed the breaker.
+    @discardableResult
+    func succeeded() -> Bool {
         let closed = self.state.withLock { state -> Bool in
             state.consecutiveFailures = 0
             guard state.breaker != .closed else { return false }
@@ -116,6 +119,7 @@ final class IntegrationLane: Sendable {
             return true
         }
         if closed { self.breakerGauge.record(0) }
+        return closed
     }
 
     /// A publish failed (not one AWS refused for good): enough in a row, or a failed probe, opens the breaker.

@@ -254,7 +254,15 @@ public final class UplinkForwarder: Sendable {
                     switch outcome {
                     case .taken:
                         taken.append(message)
-                        lane.succeeded()
+                        if lane.succeeded() {
+                            // The endpoint is back: the integration's other queues, held while it
+                            // was away (for up to a minute), go now.
+                            self.state.withLock { state in
+                                state.held = state.held.filter { $0.key.integrationID != key.integrationID }
+                                state.failures = state.failures.filter { $0.key.integrationID != key.integrationID }
+                            }
+                            self.hub.uplinkDoorbell.ring()
+                        }
                         Counter(label: "conduit_uplink_published_total").increment()
                         if !succeeded {
                             // One that went through ends the run of failures (once, not per message).

@@ -406,12 +406,12 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             durable.map { $0.map { verdict } } ?? eventLoop.makeSucceededFuture(verdict)
         }
         let size = message.payload.readableBytes
-        self.ingestPending(adding: size)
+        self.ingestPending(messages: 1, bytes: size)
         let verdict = previous.flatMap { stored }
         self.acknowledgementTail = verdict.map { _ in }
         verdict.whenComplete { result in
             let handler = loopBound.value
-            handler.ingestPending(adding: -size)
+            handler.ingestPending(messages: -1, bytes: -size)
             let outcome: MQTTConnectionStateMachine.StoreOutcome
             switch result {
             case .success(.accepted) where handler.state.refusesUnasked:
@@ -440,8 +440,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// Counts the messages and bytes handed to the observer and not yet answered, and stops
     /// reading the socket while they are over the bound: a client that publishes faster than the
     /// store takes is slowed by TCP, not buffered here, QoS 0 included.
-    private func ingestPending(adding bytes: Int) {
-        self.pendingIngest.messages += bytes >= 0 ? 1 : -1
+    private func ingestPending(messages: Int, bytes: Int) {
+        self.pendingIngest.messages += messages
         self.pendingIngest.bytes += bytes
         let limits = self.broker.configuration
         let over = self.pendingIngest.messages >= limits.maximumPendingPublishes || self.pendingIngest.bytes >= limits.maximumPendingPublishBytes
