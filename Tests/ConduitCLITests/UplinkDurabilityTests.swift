@@ -22,7 +22,7 @@ struct UplinkDurabilityTests {
         }
         let mqttPort = freeLoopbackPort()
         func serve() async throws -> ConduitServer {
-            try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "\(mqttPort)", "--log-level", "debug"], in: directory, environment: environment).server
+            try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "\(mqttPort)"], in: directory, environment: environment).server
         }
 
         let created = try await conduit("devices", "create", "--id", "durable-1", "--name", "Durable", "--label", "fleet")
@@ -68,7 +68,6 @@ struct UplinkDurabilityTests {
                 "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print([c.execute(q).fetchall() for q in ('SELECT COUNT(*), MIN(seq), MAX(seq) FROM outbox', 'SELECT COUNT(*) FROM device_messages', 'SELECT id, status, active FROM integrations', 'SELECT wanted, state FROM aws_things')])",
                 database,
             ])
-            try? server.output.write(toFile: "/tmp/durable-debug.log", atomically: true, encoding: .utf8)
             Issue.record(
                 "\(try arrived().count) of \(total) in moto; the store: \(counts.stdout)\(counts.stderr); the server's log ends:\n\(server.output.suffix(4000))"
             )

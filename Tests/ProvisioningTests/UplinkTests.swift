@@ -112,10 +112,16 @@ struct UplinkTests {
         FileManager.default.createFile(atPath: output.path, contents: nil)
         proxy.standardOutput = try FileHandle(forWritingTo: output)
         try proxy.run()
-        defer {
-            proxy.terminate()
-            proxy.waitUntilExit()
+        do {
+            try await Self.hungEndpoint(proxyPort: proxyPort, control: control, output: output)
+        } catch {
+            Issue.record(error)
         }
+        kill(proxy.processIdentifier, SIGKILL)
+        await ConduitExecutable.waitForExit(proxy)
+    }
+
+    private static func hungEndpoint(proxyPort: Int, control: URL, output: URL) async throws {
         try await waitUntil("the proxy to listen", seconds: 20) { (try? String(contentsOf: output, encoding: .utf8))?.contains("ready") == true }
 
         try await ProvisioningFixture.run(.sqlite) { fixture in
@@ -171,7 +177,11 @@ struct UplinkTests {
                 try arrived("hangs").values.reduce(0) { $0 + $1.count } >= ids.count * perDevice
             }
             for id in ids {
-                #expect(try arrived("hangs")[id] == (0..<perDevice).map { "\(id)#\($0)" })
+                // A request that timed out while the endpoint hung may still land once it answers
+                // (at least once): duplicates are allowed, gaps and reordering of first arrivals are not.
+                var seen = Set<String>()
+                let firsts = try (arrived("hangs")[id] ?? []).filter { seen.insert($0).inserted }
+                #expect(firsts == (0..<perDevice).map { "\(id)#\($0)" })
             }
             try await waitUntil("the outbox empty", seconds: 20) {
                 try await fixture.hub.store.session.outbox.countByIntegration().values.reduce(0, +) == 0

@@ -100,7 +100,7 @@ final class MessageIngest: Sendable {
     private struct Outcome: Sendable {
         var verdicts: [MQTTPublishVerdict] = []
         var outboxAdded: [String: Int] = [:]
-        var devices: Set<String> = []
+        /// The devices that had a message stored, with their tenants.
         var tenantOfDevice: [String: String] = [:]
     }
 
@@ -120,9 +120,7 @@ final class MessageIngest: Sendable {
         self.commitTime.record(duration: ContinuousClock.now - started)
         for (integrationID, count) in outcome.outboxAdded { self.backlog.added(count, to: integrationID) }
         if !outcome.outboxAdded.isEmpty { self.uplinkDoorbell.ring() }
-        for device in outcome.devices {
-            if let tenantID = outcome.tenantOfDevice[device] { self.messageBells.ring(tenantID + "/" + device) }
-        }
+        for (device, tenantID) in outcome.tenantOfDevice { self.messageBells.ring(tenantID + "/" + device) }
         var accepted = 0
         for (pending, verdict) in zip(batch, outcome.verdicts) {
             if verdict == .accepted { accepted += 1 }
@@ -135,7 +133,8 @@ final class MessageIngest: Sendable {
         let routes = try await self.routes(for: Set(batch.map(\.deviceID)), in: session)
         var outcome = Outcome()
         var records: [DeviceMessage] = []
-        var targets: [[String]] = []
+        // The messages each integration takes, by their index in `records`.
+        var forwarded: [String: [Int]] = [:]
         // Counted as this batch adds to them, so that a batch cannot overfill a backlog.
         var added: [String: Int] = [:]
         let backlog = self.backlog
@@ -158,8 +157,10 @@ final class MessageIngest: Sendable {
                 continue
             }
             // A QoS 0 message is kept in the history but not sent to a full integration.
-            let integrations = route.targets.lazy.filter { !full.contains($0) }.map(\.integrationID)
-            for integrationID in integrations { added[integrationID, default: 0] += 1 }
+            for target in route.targets where !full.contains(target) {
+                added[target.integrationID, default: 0] += 1
+                forwarded[target.integrationID, default: []].append(records.count)
+            }
             records.append(
                 DeviceMessage(
                     tenantID: route.tenantID, deviceID: pending.deviceID, topic: message.topic,
@@ -167,25 +168,15 @@ final class MessageIngest: Sendable {
                     receivedAt: pending.receivedAt
                 )
             )
-            targets.append(Array(integrations))
             outcome.verdicts.append(.accepted)
-            outcome.devices.insert(pending.deviceID)
             outcome.tenantOfDevice[pending.deviceID] = route.tenantID
         }
         let sequences = try await session.messages.append(records)
-        var outbox: [OutboxMessage] = []
-        for (index, record) in records.enumerated() {
-            for integrationID in targets[index] {
-                outbox.append(
-                    OutboxMessage(
-                        tenantID: record.tenantID, integrationID: integrationID, deviceID: record.deviceID,
-                        messageSequence: sequences[index], topic: record.topic, payload: record.payload, qos: record.qos,
-                        receivedAt: record.receivedAt
-                    )
-                )
-            }
+        // The outbox rows copy their message's row in the store: the payload is encoded and sent
+        // to the database once.
+        for (integrationID, indices) in forwarded {
+            try await session.outbox.appendCopies(ofMessages: indices.map { sequences[$0] }, integrationID: integrationID)
         }
-        try await session.outbox.append(outbox)
         outcome.outboxAdded = added
         try await self.trimHistories(of: records, in: session)
         return outcome

@@ -75,6 +75,8 @@ public final class UplinkForwarder: Sendable {
     let configuration: Configuration
     let logger: Logger
     private let state = Mutex(State())
+    private let publishTime = Timer(label: "conduit_uplink_publish_seconds")
+    private let published = Counter(label: "conduit_uplink_published_total")
 
     public init(hub: Hub, configuration: Configuration = Configuration()) {
         self.hub = hub
@@ -240,7 +242,7 @@ public final class UplinkForwarder: Sendable {
                             let started = ContinuousClock.now
                             do {
                                 try await client.publish(topic: rendered.topic, payload: rendered.body, qos: 1)
-                                Timer(label: "conduit_uplink_publish_seconds").record(duration: ContinuousClock.now - started)
+                                self.publishTime.record(duration: ContinuousClock.now - started)
                                 return (message, .taken)
                             } catch let error as AWSIoTValidationError {
                                 return (message, .refused(error.description))
@@ -263,7 +265,7 @@ public final class UplinkForwarder: Sendable {
                             }
                             self.hub.uplinkDoorbell.ring()
                         }
-                        Counter(label: "conduit_uplink_published_total").increment()
+                        self.published.increment()
                         if !succeeded {
                             // One that went through ends the run of failures (once, not per message).
                             succeeded = true

@@ -5,23 +5,25 @@ import SQLKit
 public struct OutboxRepository: Sendable {
     let session: StoreSession
 
-    public func append(_ message: OutboxMessage) async throws {
-        try await self.append([message])
-    }
-
-    /// Appends many messages with one statement.
-    public func append(_ messages: [OutboxMessage]) async throws {
-        guard !messages.isEmpty else { return }
+    /// Appends, for the integration, a copy of each of these stored device messages (by their
+    /// sequence in `device_messages`), in their order: the payload goes from row to row in the
+    /// database, not through Conduit again.
+    public func appendCopies(ofMessages sequences: [Int], integrationID: String) async throws {
+        guard !sequences.isEmpty else { return }
         var query = SQLQueryString(
-            "INSERT INTO outbox (tenant_id, integration_id, device_id, message_seq, topic, payload, qos, received_at, attempts) VALUES "
+            """
+            INSERT INTO outbox (tenant_id, integration_id, device_id, message_seq, topic, payload, qos, received_at, attempts)
+            SELECT m.tenant_id, \(bind: integrationID), m.device_id, m.seq, m.topic, m.payload, m.qos, m.received_at, 0
+            FROM device_messages m WHERE m.seq IN (
+            """
         )
-        for (index, message) in messages.enumerated() {
+        for (index, sequence) in sequences.enumerated() {
             if index > 0 { query.appendLiteral(", ") }
-            query.appendRow([
-                message.tenantID, message.integrationID, message.deviceID, message.messageSequence, message.topic,
-                message.payload.base64EncodedString(), message.qos, message.receivedAt.storeMilliseconds, 0,
-            ])
+            query.appendInterpolation(bind: sequence)
         }
+        // Rows are numbered in the order the SELECT yields them (both engines), so each
+        // device's outbox keeps the order of its messages.
+        query.appendLiteral(") ORDER BY m.seq")
         try await self.session.sql.raw(query).run()
     }
 
