@@ -38,6 +38,7 @@ public final class AWSClient: Sendable {
     /// connect until then, so this also bounds how long an unreachable endpoint takes to fail).
     public let requestTimeout: TimeAmount
     let logger: Logger
+    let signingKeys = AWSSigningKeyCache()
 
     public init(
         credentialProvider: any AWSCredentialProvider, httpClient: HTTPClient = .shared,
@@ -111,7 +112,9 @@ public final class AWSClient: Sendable {
         body: [UInt8]
     ) async throws -> AWSResponse {
         let resolved = try await self.credentials.current()
-        let signer = AWSSigner(credentials: resolved.credentials, region: endpoint.region, service: endpoint.signingName)
+        let signer = AWSSigner(
+            credentials: resolved.credentials, region: endpoint.region, service: endpoint.signingName, signingKeys: self.signingKeys
+        )
         let rawQuery = query.map { "\(AWSSigner.uriEncode($0.0))=\(AWSSigner.uriEncode($0.1))" }.joined(separator: "&")
         var host = endpoint.url.host ?? ""
         if let port = endpoint.url.port { host += ":\(port)" }

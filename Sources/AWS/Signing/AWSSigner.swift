@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// AWS Signature Version 4, in its two forms: an `Authorization` header, or a presigned URL
 /// (the signature in the query string). The steps are named as AWS's documentation names them:
@@ -52,10 +53,12 @@ public struct AWSSigner: Sendable {
     /// Add the session token after signing instead of signing it (some services, e.g. IoT
     /// WebSocket presigning, want it so).
     public var omitSessionTokenFromSignature: Bool
+    /// Keeps each day's signing key, which otherwise costs four HMACs per request.
+    public var signingKeys: AWSSigningKeyCache?
 
     public init(
         credentials: AWSCredentials, region: String, service: String, normalizePath: Bool = true,
-        payload: Payload = .signed(header: false), omitSessionTokenFromSignature: Bool = false
+        payload: Payload = .signed(header: false), omitSessionTokenFromSignature: Bool = false, signingKeys: AWSSigningKeyCache? = nil
     ) {
         self.credentials = credentials
         self.region = region
@@ -63,6 +66,7 @@ public struct AWSSigner: Sendable {
         self.normalizePath = normalizePath
         self.payload = payload
         self.omitSessionTokenFromSignature = omitSessionTokenFromSignature
+        self.signingKeys = signingKeys
     }
 
     static let algorithm = "AWS4-HMAC-SHA256"
@@ -175,6 +179,12 @@ public struct AWSSigner: Sendable {
     }
 
     private func signingKey(stamp: AWSDate) -> SymmetricKey {
+        guard let cache = self.signingKeys else { return self.deriveSigningKey(stamp: stamp) }
+        let scope = AWSSigningKeyCache.Scope(accessKeyID: self.credentials.accessKeyID, day: stamp.day, region: self.region, service: self.service)
+        return cache.key(for: scope, secret: self.credentials.secretAccessKey) { self.deriveSigningKey(stamp: stamp) }
+    }
+
+    private func deriveSigningKey(stamp: AWSDate) -> SymmetricKey {
         var key = SymmetricKey(data: Data(("AWS4" + self.credentials.secretAccessKey).utf8))
         for part in [stamp.day, self.region, self.service, "aws4_request"] {
             key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Data(part.utf8), using: key)))
@@ -224,8 +234,15 @@ public struct AWSSigner: Sendable {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = String(parts[0])
             let value = parts.count > 1 ? String(parts[1]) : ""
-            return (name.removingPercentEncoding ?? name, value.removingPercentEncoding ?? value)
+            return (Self.percentDecoded(name), Self.percentDecoded(value))
         }
+    }
+
+    /// Foundation's percent-decoding is slow even for text with nothing to decode, and nearly
+    /// every query string signed (`qos=1&retain=false`) has nothing.
+    private static func percentDecoded(_ text: String) -> String {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
+        return text.removingPercentEncoding ?? text
     }
 
     /// The path with dot segments and repeated slashes removed (when normalizing), each segment
@@ -286,14 +303,73 @@ struct AWSDate {
     let day: String
 
     init(_ date: Date) {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        func pad(_ value: Int?, _ width: Int) -> String {
-            let text = String(value ?? 0)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+        // The proleptic Gregorian calendar from days since 1970 (Howard Hinnant's
+        // `civil_from_days`): Calendar's dateComponents cost more than the rest of the signature.
+        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
+        let (days, secondOfDay) = (seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400, ((seconds % 86_400) + 86_400) % 86_400)
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
+        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        func append(_ value: Int, width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var value = max(0, value)
+            while divisor > 0 {
+                bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                value %= divisor
+                divisor /= 10
+            }
         }
-        self.day = pad(c.year, 4) + pad(c.month, 2) + pad(c.day, 2)
-        self.timestamp = self.day + "T" + pad(c.hour, 2) + pad(c.minute, 2) + pad(c.second, 2) + "Z"
+        append(year, width: 4)
+        append(month, width: 2)
+        append(day, width: 2)
+        self.day = String(decoding: bytes, as: UTF8.self)
+        bytes.append(UInt8(ascii: "T"))
+        append(secondOfDay / 3600, width: 2)
+        append(secondOfDay / 60 % 60, width: 2)
+        append(secondOfDay % 60, width: 2)
+        bytes.append(UInt8(ascii: "Z"))
+        self.timestamp = String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Signing keys by key, day, region and service. A key is derived from the secret with four
+/// HMACs and serves a whole day, so a client that signs thousands of requests a second keeps it.
+public final class AWSSigningKeyCache: Sendable {
+    struct Scope: Hashable {
+        var accessKeyID: String
+        var day: String
+        var region: String
+        var service: String
+    }
+
+    private struct Entry {
+        /// The secret it came from: a rotated secret under the same key id derives anew.
+        var secret: String
+        var key: SymmetricKey
+    }
+
+    private let entries = Mutex<[Scope: Entry]>([:])
+    /// Enough for every region and service a client signs for in a day, and yesterday's.
+    static let capacity = 64
+
+    public init() {}
+
+    func key(for scope: Scope, secret: String, derive: () -> SymmetricKey) -> SymmetricKey {
+        if let entry = self.entries.withLock({ $0[scope] }), entry.secret == secret { return entry.key }
+        let key = derive()
+        self.entries.withLock { entries in
+            if entries.count >= Self.capacity { entries.removeAll() }
+            entries[scope] = Entry(secret: secret, key: key)
+        }
+        return key
     }
 }

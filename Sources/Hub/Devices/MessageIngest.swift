@@ -11,6 +11,10 @@ import Synchronization
 /// batch, not once per message. Each message's verdict comes when its own transaction has
 /// committed; messages are stored in the order they were submitted, so a client's order holds.
 ///
+/// The forwarder's removals of what AWS took ride in the same transactions
+/// (``removeFromOutbox(_:)``): a removal costs no flush of its own, and never waits in SQLite's
+/// busy handler behind a commit.
+///
 /// Ingest routes from memory (``DeviceRoute`` per device, read from the store on first sight);
 /// each batch reads the store's routing generation, one number, and forgets what it knew when
 /// another writer changed a device, a binding or an integration.
@@ -23,12 +27,25 @@ final class MessageIngest: Sendable {
         var completion: @Sendable (Result<MQTTPublishVerdict, any Error>) -> Void
     }
 
+    /// Outbox rows AWS took, to remove in the next commit.
+    struct Removal: Sendable {
+        var sequences: [Int]
+        var completion: @Sendable (Result<Int, any Error>) -> Void
+    }
+
+    /// What one transaction writes.
+    private struct Batch {
+        var messages: [Pending]
+        var removals: [Removal]
+    }
+
     /// At most this many messages, and this many payload bytes, in one transaction.
     static let maximumBatch = 512
     static let maximumBatchBytes = 4 << 20
 
     private struct State {
         var pending: [Pending] = []
+        var removals: [Removal] = []
         var writing = false
         /// What ingest knows of devices, as of `generation`; a known-absent device maps to nil.
         var routes: [String: DeviceRoute?] = [:]
@@ -61,11 +78,28 @@ final class MessageIngest: Sendable {
     func submit(_ pending: Pending) {
         let start = self.state.withLock { state -> Bool in
             state.pending.append(pending)
-            guard !state.writing else { return false }
-            state.writing = true
-            return true
+            return Self.startWriting(&state)
         }
         if start { Task { await self.drain() } }
+    }
+
+    /// Removes these outbox rows in the next commit; returns how many were there.
+    func removeFromOutbox(_ sequences: [Int]) async throws -> Int {
+        guard !sequences.isEmpty else { return 0 }
+        return try await withCheckedThrowingContinuation { continuation in
+            let start = self.state.withLock { state -> Bool in
+                state.removals.append(Removal(sequences: sequences, completion: { continuation.resume(with: $0) }))
+                return Self.startWriting(&state)
+            }
+            if start { Task { await self.drain() } }
+        }
+    }
+
+    /// True when the caller is to start the writer.
+    private static func startWriting(_ state: inout State) -> Bool {
+        guard !state.writing else { return false }
+        state.writing = true
+        return true
     }
 
     private func drain() async {
@@ -74,13 +108,16 @@ final class MessageIngest: Sendable {
         }
     }
 
-    /// The oldest pending messages up to the bounds; nil (and the writer stops) when none wait.
-    private func nextBatch() -> [Pending]? {
-        self.state.withLock { state -> [Pending]? in
-            guard !state.pending.isEmpty else {
+    /// The oldest pending messages up to the bounds, and every removal waiting; nil (and the
+    /// writer stops) when nothing waits.
+    private func nextBatch() -> Batch? {
+        self.state.withLock { state -> Batch? in
+            guard !state.pending.isEmpty || !state.removals.isEmpty else {
                 state.writing = false
                 return nil
             }
+            let removals = state.removals
+            state.removals = []
             var count = 0
             var bytes = 0
             for pending in state.pending {
@@ -90,9 +127,9 @@ final class MessageIngest: Sendable {
                 if count > 0 && bytes > Self.maximumBatchBytes { break }
                 count += 1
             }
-            let batch = Array(state.pending.prefix(count))
+            let messages = Array(state.pending.prefix(count))
             state.pending.removeFirst(count)
-            return batch
+            return Batch(messages: messages, removals: removals)
         }
     }
 
@@ -102,22 +139,31 @@ final class MessageIngest: Sendable {
         var outboxAdded: [String: Int] = [:]
         /// The devices that had a message stored, with their tenants.
         var tenantOfDevice: [String: String] = [:]
+        /// Rows each removal found, in the batch's order.
+        var removed: [Int] = []
     }
 
-    private func commit(_ batch: [Pending]) async {
+    private func commit(_ work: Batch) async {
         let started = ContinuousClock.now
-        self.batchSize.record(batch.count)
+        let batch = work.messages
+        if !batch.isEmpty { self.batchSize.record(batch.count) }
         let outcome: Outcome
         do {
             try await self.backlog.load(from: self.store)
             outcome = try await self.store.transaction { session in
-                try await self.store(batch, in: session)
+                var outcome = batch.isEmpty ? Outcome() : try await self.store(batch, in: session)
+                for removal in work.removals {
+                    outcome.removed.append(try await session.outbox.delete(sequences: removal.sequences))
+                }
+                return outcome
             }
         } catch {
             for pending in batch { pending.completion(.failure(error)) }
+            for removal in work.removals { removal.completion(.failure(error)) }
             return
         }
         self.commitTime.record(duration: ContinuousClock.now - started)
+        for (removal, count) in zip(work.removals, outcome.removed) { removal.completion(.success(count)) }
         for (integrationID, count) in outcome.outboxAdded { self.backlog.added(count, to: integrationID) }
         if !outcome.outboxAdded.isEmpty { self.uplinkDoorbell.ring() }
         for (device, tenantID) in outcome.tenantOfDevice { self.messageBells.ring(tenantID + "/" + device) }

@@ -317,7 +317,8 @@ public final class UplinkForwarder: Sendable {
     /// after a higher one was read).
     private func remove(_ messages: [OutboxMessage]) async throws {
         guard let integrationID = messages.first?.integrationID else { return }
-        let removed = try await self.hub.store.session.outbox.delete(sequences: messages.map(\.sequence))
+        // In ingest's next group commit: no flush of its own.
+        let removed = try await self.hub.ingest.removeFromOutbox(messages.map(\.sequence))
         self.hub.uplinkBacklog.removed(removed, from: integrationID)
     }
 
@@ -361,12 +362,43 @@ enum UplinkFormat {
 
     /// The template with `{deviceId}`, `{deviceName}` (MQTT's special characters made `_`) and
     /// `{subtopic}` (what follows `devices/{id}/`) filled in.
+    /// Works on UTF-8 bytes in one pass: it runs for every message forwarded.
     static func topic(_ template: String, deviceID: String, deviceName: String, mqttTopic: String) -> String {
         let prefix = "devices/\(deviceID)/"
-        let subtopic = mqttTopic.hasPrefix(prefix) ? String(mqttTopic.dropFirst(prefix.count)) : ""
-        let name = String(deviceName.map { "/+#$".contains($0) || $0.isNewline || $0 == "\0" ? "_" : $0 })
-        return template.replacingOccurrences(of: "{deviceId}", with: deviceID).replacingOccurrences(of: "{deviceName}", with: name)
-            .replacingOccurrences(of: "{subtopic}", with: subtopic)
+        let subtopic = mqttTopic.utf8.starts(with: prefix.utf8) ? mqttTopic.utf8.dropFirst(prefix.utf8.count) : mqttTopic.utf8.prefix(0)
+        let template = Array(template.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(template.count + deviceID.utf8.count + subtopic.count)
+        var index = 0
+        while index < template.count {
+            if template[index] == UInt8(ascii: "{") {
+                let rest = template[index...]
+                if rest.starts(with: "{deviceId}".utf8) {
+                    out.append(contentsOf: deviceID.utf8)
+                    index += 10
+                    continue
+                }
+                if rest.starts(with: "{subtopic}".utf8) {
+                    out.append(contentsOf: subtopic)
+                    index += 10
+                    continue
+                }
+                if rest.starts(with: "{deviceName}".utf8) {
+                    for character in deviceName {
+                        if "/+#$".contains(character) || character.isNewline || character == "\0" {
+                            out.append(UInt8(ascii: "_"))
+                        } else {
+                            out.append(contentsOf: character.utf8)
+                        }
+                    }
+                    index += 12
+                    continue
+                }
+            }
+            out.append(template[index])
+            index += 1
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     struct Envelope: Encodable {

@@ -55,9 +55,10 @@ public final class SQLStore: Sendable {
                 try await threadPool.shutdownGracefully()
                 if let failure { throw failure }
             }
-            let database = SQLitePooledDatabase(pool: pool, logger: logger).sql(queryLogLevel: .trace)
+            let gate = WriteGate()
+            let database = GatedSQLDatabase(base: SQLitePooledDatabase(pool: pool, logger: logger).sql(queryLogLevel: .trace), gate: gate)
             let store = SQLStore(
-                dialect: .sqlite, location: location, sql: database, logger: logger, writeGate: WriteGate(),
+                dialect: .sqlite, location: location, sql: database, logger: logger, writeGate: gate,
                 shutdown: shutdown
             )
             do {
@@ -112,15 +113,8 @@ public final class SQLStore: Sendable {
 
     /// Runs `body` in one transaction on one connection: committed when it returns, rolled back when it throws.
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> R) async throws -> R {
-        await self.writeGate?.acquire()
-        do {
-            let result = try await self.runTransaction(body)
-            await self.writeGate?.release()
-            return result
-        } catch {
-            await self.writeGate?.release()
-            throw error
-        }
+        guard let gate = self.writeGate, !WriteGate.held else { return try await self.runTransaction(body) }
+        return try await gate.withGate { try await self.runTransaction(body) }
     }
 
     private func runTransaction<R: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> R) async throws -> R {
