@@ -34,6 +34,7 @@ public final class Hub: Sendable {
     let provisioningDoorbell = Doorbell()
     /// Rung when messages are written to the uplink outbox.
     let uplinkDoorbell = Doorbell()
+    let uplinkMarks = UplinkQueueMarks()
     let uplinkBacklog: UplinkBacklog
     /// Device messages on their way into the store, in group commits.
     let ingest: MessageIngest
@@ -79,7 +80,7 @@ public final class Hub: Sendable {
         self.secrets = secrets
         self.connections = AWSConnections(environment: aws, secrets: secrets, logger: logger)
         self.ingest = MessageIngest(
-            store: store, backlog: self.uplinkBacklog, uplinkDoorbell: self.uplinkDoorbell, messageBells: self.messageBells,
+            store: store, backlog: self.uplinkBacklog, uplinkDoorbell: self.uplinkDoorbell, uplinkMarks: self.uplinkMarks, messageBells: self.messageBells,
             historyLimit: messageHistoryLimit
         )
     }

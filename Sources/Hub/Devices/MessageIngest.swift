@@ -57,6 +57,7 @@ final class MessageIngest: Sendable {
     private let store: SQLStore
     private let backlog: UplinkBacklog
     private let uplinkDoorbell: Doorbell
+    private let uplinkMarks: UplinkQueueMarks
     private let messageBells: Doorbells
     private let historyLimit: Int
     private let state = Mutex(State())
@@ -66,10 +67,11 @@ final class MessageIngest: Sendable {
     private let refused = Counter(label: "conduit_uplink_refused_total")
     private let unforwardable = Counter(label: "conduit_uplink_unforwardable_total")
 
-    init(store: SQLStore, backlog: UplinkBacklog, uplinkDoorbell: Doorbell, messageBells: Doorbells, historyLimit: Int) {
+    init(store: SQLStore, backlog: UplinkBacklog, uplinkDoorbell: Doorbell, uplinkMarks: UplinkQueueMarks, messageBells: Doorbells, historyLimit: Int) {
         self.store = store
         self.backlog = backlog
         self.uplinkDoorbell = uplinkDoorbell
+        self.uplinkMarks = uplinkMarks
         self.messageBells = messageBells
         self.historyLimit = historyLimit
     }
@@ -139,6 +141,8 @@ final class MessageIngest: Sendable {
         var outboxAdded: [String: Int] = [:]
         /// The devices that had a message stored, with their tenants.
         var tenantOfDevice: [String: String] = [:]
+        /// The device queues that got outbox rows.
+        var queues: Set<UplinkQueueKey> = []
         /// Rows each removal found, in the batch's order.
         var removed: [Int] = []
     }
@@ -165,7 +169,10 @@ final class MessageIngest: Sendable {
         self.commitTime.record(duration: ContinuousClock.now - started)
         for (removal, count) in zip(work.removals, outcome.removed) { removal.completion(.success(count)) }
         for (integrationID, count) in outcome.outboxAdded { self.backlog.added(count, to: integrationID) }
-        if !outcome.outboxAdded.isEmpty { self.uplinkDoorbell.ring() }
+        if !outcome.outboxAdded.isEmpty {
+            self.uplinkMarks.mark(outcome.queues)
+            self.uplinkDoorbell.ring()
+        }
         for (device, tenantID) in outcome.tenantOfDevice { self.messageBells.ring(tenantID + "/" + device) }
         var accepted = 0
         for (pending, verdict) in zip(batch, outcome.verdicts) {
@@ -206,6 +213,7 @@ final class MessageIngest: Sendable {
             for target in route.targets where !full.contains(target) {
                 added[target.integrationID, default: 0] += 1
                 forwarded[target.integrationID, default: []].append(records.count)
+                outcome.queues.insert(UplinkQueueKey(integrationID: target.integrationID, deviceID: pending.deviceID))
             }
             records.append(
                 DeviceMessage(

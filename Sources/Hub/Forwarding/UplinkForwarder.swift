@@ -48,11 +48,7 @@ public final class UplinkForwarder: Sendable {
         }
     }
 
-    /// One device's queue in one integration.
-    struct QueueKey: Hashable, Sendable {
-        var integrationID: String
-        var deviceID: String
-    }
+    typealias QueueKey = UplinkQueueKey
 
     private struct State {
         var running: Set<QueueKey> = []
@@ -105,11 +101,15 @@ public final class UplinkForwarder: Sendable {
         }
     }
 
+    /// Starts device queues as they get work: those ingest marks as it commits, and those a read
+    /// of the outbox finds (at start, then once a ``Configuration/pollInterval``, for rows no mark
+    /// told of).
     private func dispatch(stopWhenEmpty: Bool, deadline: ContinuousClock.Instant?) async -> Bool {
         // Counted before the first removal, or the count would miss it (ingest counts before it adds).
         try? await self.hub.uplinkBacklog.load(from: self.hub.store)
         var cursor: (integrationID: String, deviceID: String)?
         var lastRecount = ContinuousClock.now
+        var nextScan = ContinuousClock.now
         return await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
                 if let deadline, ContinuousClock.now >= deadline { return false }
@@ -119,32 +119,64 @@ public final class UplinkForwarder: Sendable {
                     lastRecount = ContinuousClock.now
                     try? await self.hub.uplinkBacklog.recount(from: self.hub.store)
                 }
-                var queues: [(integrationID: String, deviceID: String)]
-                do {
-                    let page = self.configuration.concurrency * 4
-                    queues = try await self.hub.store.session.outbox.queues(after: cursor, limit: page)
-                    if queues.isEmpty && cursor != nil {
-                        // The end of the round: the next starts from the beginning, now.
-                        queues = try await self.hub.store.session.outbox.queues(after: nil, limit: page)
+                var candidates = self.hub.uplinkMarks.snapshot()
+                var scanned = false
+                let idle = self.state.withLock { $0.running.isEmpty }
+                if ContinuousClock.now >= nextScan || (stopWhenEmpty && candidates.isEmpty && idle) {
+                    scanned = true
+                    do {
+                        let page = self.configuration.concurrency * 4
+                        var queues = try await self.hub.store.session.outbox.queues(after: cursor, limit: page)
+                        if queues.isEmpty && cursor != nil {
+                            // The end of the round: the next starts from the beginning, now.
+                            queues = try await self.hub.store.session.outbox.queues(after: nil, limit: page)
+                        }
+                        cursor = queues.count == page ? queues.last : nil
+                        var known = Set(candidates)
+                        for queue in queues {
+                            let key = QueueKey(integrationID: queue.integrationID, deviceID: queue.deviceID)
+                            if known.insert(key).inserted { candidates.append(key) }
+                        }
+                    } catch {
+                        self.logger.warning("cannot read the uplink outbox", metadata: ["error": "\(error)"])
                     }
-                    cursor = queues.count == page ? queues.last : nil
-                } catch {
-                    self.logger.warning("cannot read the uplink outbox", metadata: ["error": "\(error)"])
-                    queues = []
+                    // A full page goes on with the next at once.
+                    nextScan = ContinuousClock.now + (cursor == nil ? .seconds(self.configuration.pollInterval) : .zero)
+                }
+                // Each integration with work is read once for all its queues of this round.
+                var integrations: [String: Integration] = [:]
+                var gone: [QueueKey] = []
+                for integrationID in Set(candidates.map(\.integrationID)) {
+                    do {
+                        if let integration = try await self.hub.store.session.integrations.get(id: integrationID),
+                            integration.active, integration.status == .active
+                        {
+                            integrations[integrationID] = integration
+                        } else {
+                            // Deleted, paused or being deleted: nothing goes out. A resumed
+                            // integration's queues are found by the next read of the outbox.
+                            gone += candidates.filter { $0.integrationID == integrationID }
+                        }
+                    } catch {
+                        self.logger.warning("cannot read an integration", metadata: [LogKey.integrationID: "\(integrationID)", "error": "\(error)"])
+                    }
+                }
+                if !gone.isEmpty {
+                    self.hub.uplinkMarks.unmark(gone)
+                    let skipped = Set(gone)
+                    candidates.removeAll { skipped.contains($0) }
                 }
                 let now = ContinuousClock.now
                 // Each integration with work gets an equal share of the running queues.
-                let integrations = Set(queues.map(\.integrationID))
                 let share = max(1, self.configuration.concurrency / max(1, integrations.count))
-                let lanes = Dictionary(uniqueKeysWithValues: integrations.map { ($0, self.lane($0)) })
+                let lanes = Dictionary(uniqueKeysWithValues: integrations.keys.map { ($0, self.lane($0)) })
                 let started: [QueueKey] = self.state.withLock { state in
                     // A hold that is over is no hold (and a queue that is gone, paused or drained
                     // elsewhere, must not keep its past hold as the next wake-up).
                     state.held = state.held.filter { $0.value > now }
                     var started: [QueueKey] = []
-                    for queue in queues where state.running.count < self.configuration.concurrency {
-                        let key = QueueKey(integrationID: queue.integrationID, deviceID: queue.deviceID)
-                        guard !state.running.contains(key), state.held[key] == nil,
+                    for key in candidates where state.running.count < self.configuration.concurrency {
+                        guard integrations[key.integrationID] != nil, !state.running.contains(key), state.held[key] == nil,
                             state.runningPerIntegration[key.integrationID, default: 0] < share,
                             lanes[key.integrationID]?.mayStart(now: now) ?? true
                         else { continue }
@@ -154,21 +186,27 @@ public final class UplinkForwarder: Sendable {
                     }
                     return started
                 }
+                // A queue running already keeps its mark: what came after its read goes next time.
+                self.hub.uplinkMarks.unmark(started)
                 for key in started {
+                    guard let integration = integrations[key.integrationID] else { continue }
                     group.addTask {
-                        await self.forward(key)
+                        let again = await self.forward(key, integration: integration)
                         self.state.withLock { state in
                             _ = state.running.remove(key)
                             state.runningPerIntegration[key.integrationID, default: 1] -= 1
                         }
+                        // Held after a failure: it goes again when the hold is over.
+                        if again { self.hub.uplinkMarks.mark([key]) }
                         self.hub.uplinkDoorbell.ring()
                     }
                 }
                 let running = self.state.withLock { $0.running.count }
-                if stopWhenEmpty && queues.isEmpty && running == 0 { return true }
-                if started.isEmpty || queues.count > started.count {
-                    // Wait for a queue to end, new messages, or the next hold or breaker to lapse.
-                    let wakeUps = self.state.withLock { state in Array(state.held.values) } + lanes.values.compactMap(\.openUntil)
+                if stopWhenEmpty && scanned && candidates.isEmpty && running == 0 { return true }
+                if started.count < candidates.count || started.isEmpty {
+                    // Wait for a queue to end, new messages, the next read of the outbox, or the
+                    // next hold or breaker to lapse.
+                    let wakeUps = self.state.withLock { state in Array(state.held.values) } + lanes.values.compactMap(\.openUntil) + [nextScan]
                     var wait = Duration.seconds(self.configuration.pollInterval)
                     if let next = wakeUps.min() { wait = min(wait, max(.milliseconds(10), next - ContinuousClock.now)) }
                     await self.hub.uplinkDoorbell.wait(since: generation, timeout: wait)
@@ -180,18 +218,17 @@ public final class UplinkForwarder: Sendable {
 
     /// Publishes one device's queued messages for one integration, oldest first and up to
     /// ``Configuration/window`` at once, until the queue is empty or a publish fails (then the
-    /// queue is held back for a while).
-    private func forward(_ key: QueueKey) async {
+    /// queue is held back for a while). Returns true when the queue is held and is to go again.
+    ///
+    /// A run reads the queue until a read comes back short: a message stored after that read
+    /// marks the queue again (ingest marks it when it commits), and the queue runs again.
+    private func forward(_ key: QueueKey, integration: Integration) async -> Bool {
         let session = self.hub.store.session
         let lane = self.lane(key.integrationID)
         defer { lane.probeEnded() }
+        // The device's record is read only when the topic or the body shows it.
+        let needsDevice = integration.settings.payloadFormat == "envelope" || integration.settings.uplinkTopic.contains("{deviceName}")
         do {
-            guard let integration = try await session.integrations.get(id: key.integrationID) else { return }
-            guard integration.active, integration.status == .active else {
-                // Paused or being deleted: nothing goes out; look again later.
-                self.hold(key, for: .seconds(self.configuration.pollInterval * 5))
-                return
-            }
             let client = try self.hub.connections.dataClient(for: integration)
             var device: Device?
             var loadedDevice = false
@@ -216,8 +253,9 @@ public final class UplinkForwarder: Sendable {
                                 integrationID: key.integrationID, deviceID: key.deviceID, after: after, limit: self.configuration.batch
                             )
                             next = 0
-                            if let last = buffer.last { after = last.sequence } else { exhausted = true }
-                            if !loadedDevice, let first = buffer.first {
+                            if let last = buffer.last { after = last.sequence }
+                            exhausted = buffer.count < self.configuration.batch
+                            if needsDevice, !loadedDevice, let first = buffer.first {
                                 device = try await session.devices.get(tenantID: first.tenantID, id: key.deviceID)
                                 loadedDevice = true
                             }
@@ -296,8 +334,9 @@ public final class UplinkForwarder: Sendable {
                 try await self.drop(message, reason: reason)
             }
             if let failure { throw failure }
+            return false
         } catch {
-            if Task.isCancelled { return }
+            if Task.isCancelled { return false }
             Counter(label: "conduit_uplink_failed_total").increment()
             let failures = self.state.withLock { state -> Int in
                 state.failures[key, default: 0] += 1
@@ -310,6 +349,7 @@ public final class UplinkForwarder: Sendable {
                 "uplink publish failed; holding the device's queue",
                 metadata: [LogKey.deviceID: "\(key.deviceID)", LogKey.integrationID: "\(key.integrationID)", "error": "\(error)", "conduit.retry_in": "\(delay)"]
             )
+            return true
         }
     }
 
