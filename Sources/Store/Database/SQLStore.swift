@@ -42,14 +42,20 @@ public final class SQLStore: Sendable {
             // each connection of its own: a connection waiting for the lock can never starve the one
             // holding it, as it could on the small shared pool.
             let connections = max(1, maxConnections)
-            let threadPool = NIOThreadPool(numberOfThreads: connections)
+            // And one for the WAL checkpointer's connection.
+            let threadPool = NIOThreadPool(numberOfThreads: connections + 1)
             threadPool.start()
             let source = SQLiteConnectionPoolSource(path: url.path, threadPool: threadPool)
             let pool = EventLoopGroupConnectionPool(
                 source: source, maxConnectionsPerEventLoop: connections, requestTimeout: .seconds(30),
                 pruneInterval: nil, logger: logger, on: eventLoopGroup.next()
             )
+            let checkpointer = Task {
+                await WALCheckpointer.run(path: url.path, threadPool: threadPool, eventLoop: eventLoopGroup.any(), logger: logger)
+            }
             let shutdown: @Sendable () async throws -> Void = {
+                checkpointer.cancel()
+                await checkpointer.value
                 var failure: (any Error)?
                 do { try await pool.shutdownAsync() } catch { failure = error }
                 try await threadPool.shutdownGracefully()
