@@ -156,9 +156,9 @@ final class MessageIngest: Sendable {
             try await self.backlog.load(from: self.store)
             outcome = try await self.store.transaction { session in
                 var outcome = batch.isEmpty ? Outcome() : try await self.store(batch, in: session)
-                for removal in work.removals {
-                    outcome.removed.append(try await session.outbox.delete(sequences: removal.sequences))
-                }
+                // Every removal waiting, in one statement: each is a round trip on PostgreSQL.
+                let found = try await session.outbox.deleteFinding(sequences: work.removals.flatMap(\.sequences))
+                outcome.removed = work.removals.map { removal in removal.sequences.count { found.contains($0) } }
                 return outcome
             }
         } catch {

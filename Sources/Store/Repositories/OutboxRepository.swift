@@ -67,14 +67,28 @@ public struct OutboxRepository: Sendable {
     /// Removes these messages; returns how many were still there.
     @discardableResult
     public func delete(sequences: [Int]) async throws -> Int {
-        guard !sequences.isEmpty else { return 0 }
-        var query = SQLQueryString("DELETE FROM outbox WHERE seq IN (")
-        for (index, sequence) in sequences.enumerated() {
-            if index > 0 { query.appendLiteral(", ") }
-            query.appendInterpolation(bind: sequence)
+        try await self.deleteFinding(sequences: sequences).count
+    }
+
+    /// Deletes these rows and returns the sequences that were there, in statements of up to
+    /// 8,192 (both engines' limits on parameters are above it).
+    public func deleteFinding(sequences: [Int]) async throws -> Set<Int> {
+        var found = Set<Int>()
+        var start = 0
+        while start < sequences.count {
+            let chunk = sequences[start..<min(sequences.count, start + 8192)]
+            start = chunk.endIndex
+            var query = SQLQueryString("DELETE FROM outbox WHERE seq IN (")
+            for (index, sequence) in chunk.enumerated() {
+                if index > 0 { query.appendLiteral(", ") }
+                query.appendInterpolation(bind: sequence)
+            }
+            query.appendLiteral(") RETURNING seq")
+            for row in try await self.session.sql.raw(query).all() {
+                found.insert(try row.decode(column: "seq", as: Int.self))
+            }
         }
-        query.appendLiteral(") RETURNING seq")
-        return try await self.session.sql.raw(query).all().count
+        return found
     }
 
     /// Messages waiting, per integration.
