@@ -64,7 +64,9 @@ struct MetadataCredentialTests {
     func instanceMetadata() async throws {
         try await MetadataEndpoint.withServer { port in
             let resolved = try await AWSInstanceMetadataCredentialProvider(
-                environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(port)"]
+                // The endpoint is here and answers: a test machine busy with the rest of the suite
+                // may take longer than the 2 s that probe for an absent one.
+                environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(port)", "AWS_METADATA_SERVICE_TIMEOUT": "15"]
             ).resolve()
             #expect(resolved.credentials.accessKeyID == "ASIAMETA")
             #expect(resolved.source == "instance role conduit-instance-role")
@@ -76,6 +78,7 @@ struct MetadataCredentialTests {
         try await MetadataEndpoint.withServer { port in
             var environment = try CredentialTests.files(config: nil, credentials: nil)
             environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "http://127.0.0.1:\(port)"
+            environment["AWS_METADATA_SERVICE_TIMEOUT"] = "15"
             #expect(try await AWSDefaultCredentials.chain(region: "us-east-1", environment: environment).resolve().source == "instance role conduit-instance-role")
             environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = "http://127.0.0.1:\(port)/container/creds"
             environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = "container-token"

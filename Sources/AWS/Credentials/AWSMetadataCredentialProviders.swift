@@ -81,7 +81,9 @@ public struct AWSContainerCredentialProvider: AWSCredentialProvider {
 }
 
 /// EC2 instance metadata, IMDSv2 only (a session token first): the role attached to the
-/// instance. Off with `AWS_EC2_METADATA_DISABLED=true`; `AWS_EC2_METADATA_SERVICE_ENDPOINT` moves it.
+/// instance. Off with `AWS_EC2_METADATA_DISABLED=true`; `AWS_EC2_METADATA_SERVICE_ENDPOINT` moves it;
+/// `AWS_METADATA_SERVICE_TIMEOUT` (seconds, default 2) and `AWS_METADATA_SERVICE_NUM_ATTEMPTS`
+/// (default 2) bound each request and the tries for the token, as in the AWS SDKs.
 public struct AWSInstanceMetadataCredentialProvider: AWSCredentialProvider {
     let environment: [String: String]
     let httpClient: HTTPClient
@@ -100,10 +102,12 @@ public struct AWSInstanceMetadataCredentialProvider: AWSCredentialProvider {
         var tokenRequest = HTTPClientRequest(url: base + "/latest/api/token")
         tokenRequest.method = .PUT
         tokenRequest.headers.add(name: "X-aws-ec2-metadata-token-ttl-seconds", value: "21600")
-        // Two tries of two seconds, as the SDKs allow: off EC2 nothing answers and the chain moves on.
+        // Two tries of two seconds by default: off EC2 nothing answers and the chain moves on.
+        let timeout = TimeAmount.milliseconds(Int64(1000 * (self.environment["AWS_METADATA_SERVICE_TIMEOUT"].flatMap(Double.init).map { max(0.1, $0) } ?? 2)))
+        let attempts = self.environment["AWS_METADATA_SERVICE_NUM_ATTEMPTS"].flatMap(Int.init).map { max(1, $0) } ?? 2
         var token: String?
-        for _ in 0..<2 where token == nil {
-            guard let response = try? await self.httpClient.execute(tokenRequest, timeout: .seconds(2)) else { continue }
+        for _ in 0..<attempts where token == nil {
+            guard let response = try? await self.httpClient.execute(tokenRequest, timeout: timeout) else { continue }
             let body = try await response.body.collect(upTo: 4096)
             guard response.status == .ok else { throw AWSCredentialError.notFound("instance metadata refused a token") }
             token = String(buffer: body)
@@ -112,14 +116,14 @@ public struct AWSInstanceMetadataCredentialProvider: AWSCredentialProvider {
         let header = [("X-aws-ec2-metadata-token", token)]
         var roleRequest = HTTPClientRequest(url: base + "/latest/meta-data/iam/security-credentials/")
         roleRequest.headers.add(name: header[0].0, value: header[0].1)
-        let roleResponse = try await self.httpClient.execute(roleRequest, timeout: .seconds(2))
+        let roleResponse = try await self.httpClient.execute(roleRequest, timeout: timeout)
         let roles = String(buffer: try await roleResponse.body.collect(upTo: 4096))
         guard roleResponse.status == .ok, let role = roles.split(whereSeparator: \.isNewline).first.map(String.init), !role.isEmpty else {
             throw AWSCredentialError.notFound("the instance has no IAM role")
         }
         return try await fetchMetadataCredentials(
             base + "/latest/meta-data/iam/security-credentials/" + role, headers: header, source: "instance role \(role)",
-            httpClient: self.httpClient
+            httpClient: self.httpClient, timeout: timeout
         )
     }
 }
