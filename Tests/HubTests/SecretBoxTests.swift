@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Hub
+import Synchronization
 import Testing
 
 @Suite("Secrets at rest")
@@ -42,6 +43,64 @@ struct SecretBoxTests {
         #expect(try SecretBox.loadOrCreate(keyFile: path).open(sealed) == "s3cret")
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
         #expect(throws: HubError.self) { try SecretBox.loadOrCreate(keyFile: path) }
+    }
+
+    @Test("starts racing on a new key file agree on one key: none overwrites a key another already uses")
+    func concurrentFirstStart() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-keys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var lost: [String] = []
+        for round in 0..<30 {
+            let path = directory + "/master-\(round).key"
+            let go = Mutex(false)
+            let boxes = Mutex<[SecretBox]>([])
+            let threads = (0..<4).map { _ in
+                Thread {
+                    while !go.withLock({ $0 }) {}
+                    if let box = try? SecretBox.loadOrCreate(keyFile: path) { boxes.withLock { $0.append(box) } }
+                }
+            }
+            for thread in threads { thread.start() }
+            go.withLock { $0 = true }
+            while threads.contains(where: { !$0.isFinished }) { usleep(100) }
+            // A secret sealed by any of them opens with the key in the file: none of them sealed
+            // under a key that another start then replaced.
+            let kept = try SecretBox.loadOrCreate(keyFile: path)
+            let all = boxes.withLock { $0 }
+            if all.count != 4 { lost.append("round \(round): \(4 - all.count) starts failed") }
+            for box in all where (try? kept.open(try box.seal("probe"))) != "probe" {
+                lost.append("round \(round): a start's key is not the file's")
+            }
+        }
+        #expect(lost.isEmpty)
+    }
+
+    @Test("the key file is readable by others at no moment, not even while it is being written")
+    func neverReadable() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-keys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let exposed = Mutex<[String]>([])
+        for attempt in 0..<40 {
+            let path = directory + "/master-\(attempt).key"
+            let done = Mutex(false)
+            // The attacker: another user's process looking at the file as soon as it exists.
+            let watcher = Thread {
+                var status = stat()
+                while !done.withLock({ $0 }) {
+                    if stat(path, &status) == 0, status.st_mode & 0o077 != 0 {
+                        exposed.withLock { $0.append("\(path): \(String(status.st_mode & 0o777, radix: 8))") }
+                        return
+                    }
+                }
+            }
+            watcher.start()
+            _ = try SecretBox.loadOrCreate(keyFile: path)
+            done.withLock { $0 = true }
+            while !watcher.isFinished { usleep(100) }
+        }
+        #expect(exposed.withLock { $0 }.isEmpty)
     }
 
     @Test("a configured master key must be 32 bytes of base64")

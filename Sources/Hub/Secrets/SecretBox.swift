@@ -1,5 +1,8 @@
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Encrypts secrets at rest (AWS secret keys, device private keys) with AES-256-GCM under a
 /// master key: from configuration, or a key file made on first use and readable by its owner only.
@@ -23,28 +26,65 @@ public struct SecretBox: Sendable {
 
     /// The key in `path`, made there (mode 0600, folder 0700) when missing. A key file others can
     /// read is refused: it would expose every secret it protects.
+    ///
+    /// The file is made in one step, `open(O_CREAT | O_EXCL, 0600)`: it never exists with a wider
+    /// mode, and of two processes starting at once on a new file, one makes the key and the other
+    /// reads it (neither seals under a key the other then replaces).
     public static func loadOrCreate(keyFile path: String) throws -> SecretBox {
-        let manager = FileManager.default
-        if manager.fileExists(atPath: path) {
-            let attributes = try manager.attributesOfItem(atPath: path)
-            if let permissions = attributes[.posixPermissions] as? NSNumber, permissions.intValue & 0o077 != 0 {
-                throw HubError.invalidField(
-                    "master key file", "\(path) must be readable by its owner only (chmod 600); it is \(String(permissions.intValue, radix: 8))"
-                )
-            }
-            return try SecretBox(base64: String(contentsOfFile: path, encoding: .utf8))
-        }
+        if FileManager.default.fileExists(atPath: path) { return try self.load(keyFile: path) }
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
-            try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         let key = SymmetricKey(size: .bits256)
-        let text = key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
-        // Created with its final mode, so there is no moment at which others could read it.
-        guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw HubError.invalidField("master key file", "cannot create \(path)")
+        let text = Array((key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n").utf8)
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            let error = errno
+            if error == EEXIST { return try self.load(keyFile: path) }
+            throw HubError.invalidField("master key file", "cannot create \(path): \(String(cString: strerror(error)))")
+        }
+        var written = 0
+        var failure: Int32?
+        while written < text.count {
+            let count = text[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                break
+            }
+            written += count
+        }
+        if failure == nil, fsync(descriptor) != 0 { failure = errno }
+        Glibc.close(descriptor)
+        if let failure {
+            // A key half written is no key: nothing may be sealed under it.
+            unlink(path)
+            throw HubError.invalidField("master key file", "cannot write \(path): \(String(cString: strerror(failure)))")
         }
         return SecretBox(key: key)
+    }
+
+    /// Reads an existing key file. One shorter than a key may be another process's, made a moment
+    /// ago and still being written: it is read again for up to 5 s.
+    private static func load(keyFile path: String) throws -> SecretBox {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        if let permissions = attributes[.posixPermissions] as? NSNumber, permissions.intValue & 0o077 != 0 {
+            throw HubError.invalidField(
+                "master key file", "\(path) must be readable by its owner only (chmod 600); it is \(String(permissions.intValue, radix: 8))"
+            )
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while true {
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            do {
+                return try SecretBox(base64: text)
+            } catch {
+                // 32 bytes are 44 characters of base64.
+                guard text.utf8.count < 44, Date() < deadline else { throw error }
+                usleep(10_000)
+            }
+        }
     }
 
     /// Seals a secret; each call uses a fresh random nonce.
