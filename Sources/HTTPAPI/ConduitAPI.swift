@@ -1,6 +1,7 @@
 import Hub
 import Hummingbird
 import Logging
+import NIOCore
 import Prometheus
 
 /// Conduit's HTTP API: the router with every route, and the application that serves it.
@@ -33,13 +34,18 @@ public enum ConduitAPI {
 
     /// The application serving `router` (``router(hub:metrics:)``, with whatever else was added to it) on `host:port`.
     /// Add no route to the router after this.
+    ///
+    /// A connection is closed when no whole request head has come within `idleTimeout` of its
+    /// opening or of its last response (a client that sends its headers a byte at a time, or
+    /// nothing at all, cannot hold it); a request being answered is never cut.
     public static func application(
-        router: Router<ConduitRequestContext>, host: String, port: Int, logger: Logger,
+        router: Router<ConduitRequestContext>, host: String, port: Int, idleTimeout: Duration = .seconds(30), logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         self.completeRouting(router)
         return Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: TimeAmount(idleTimeout))),
             configuration: .init(address: .hostname(host, port: port), serverName: "conduit"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
             logger: logger

@@ -33,6 +33,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(SettingsCatalog.help("Port of the HTTP API and the console; 0 picks a free one", key: "http.port", default: "8080"), valueName: "port"))
     var httpPort: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            SettingsCatalog.help(
+                "Seconds an HTTP connection may sit without a whole request head, or idle between requests, before it is closed (slow or stalled clients cannot hold connections open)",
+                key: "http.idleTimeout", default: "30"
+            ),
+            valueName: "seconds"
+        )
+    )
+    var httpIdleTimeout: Int?
+
     @Option(help: ArgumentHelp(SettingsCatalog.help("Address the MQTT broker listens on", key: "mqtt.host", default: "127.0.0.1"), valueName: "host"))
     var mqttHost: String?
 
@@ -166,6 +177,7 @@ struct ServeCommand: AsyncParsableCommand {
         let location = try settings.databaseLocation()
         let host = settings.string(self.httpHost, key: "http.host") ?? "127.0.0.1"
         let port = try settings.int(self.httpPort, key: "http.port", range: 0...65535, default: 8080)
+        let httpIdleTimeout = try settings.int(self.httpIdleTimeout, key: "http.idleTimeout", range: 1...3600, default: 30)
         let mqttHost = settings.string(self.mqttHost, key: "mqtt.host") ?? "127.0.0.1"
         let mqttPort = try settings.int(self.mqttPort, key: "mqtt.port", range: 0...65535, default: 1883)
         let anonymous = try settings.bool(self.mqttAnonymous ? true : nil, key: "mqtt.anonymous", default: false)
@@ -248,7 +260,7 @@ struct ServeCommand: AsyncParsableCommand {
             try await Console(hub: hub).register(on: router)
             let httpServing = ServingFlag()
             let app = ConduitAPI.application(
-                router: router, host: host, port: port, logger: Logger(label: "conduit.http"),
+                router: router, host: host, port: port, idleTimeout: .seconds(httpIdleTimeout), logger: Logger(label: "conduit.http"),
                 onServerRunning: { port in
                     httpServing.set()
                     // Only now that every listener is bound: a start that fails never uses up the token.

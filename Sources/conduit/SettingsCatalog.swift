@@ -27,7 +27,7 @@ enum SettingsCatalog {
         .init(key: "data.dir", kind: .string), .init(key: "database.url", kind: .string),
         .init(key: "masterKeyFile", kind: .string), .init(key: "masterKey", kind: .string),
         .init(key: "log.level", kind: .string), .init(key: "log.format", kind: .string),
-        .init(key: "http.host", kind: .string), .init(key: "http.port", kind: .integer),
+        .init(key: "http.host", kind: .string), .init(key: "http.port", kind: .integer), .init(key: "http.idleTimeout", kind: .integer),
         .init(key: "mqtt.host", kind: .string), .init(key: "mqtt.port", kind: .integer),
         .init(key: "mqtt.anonymous", kind: .boolean), .init(key: "mqtt.tls.port", kind: .integer),
         .init(key: "mqtt.tls.cert", kind: .string), .init(key: "mqtt.tls.key", kind: .string),

@@ -237,7 +237,7 @@ struct CLITests {
         // with its environment variable named in its own help text.
         let options = try #require(help.stdout.components(separatedBy: "OPTIONS:").last)
         let settings = [
-            ("--data-dir", "CONDUIT_DATA_DIR"), ("--http-host", "CONDUIT_HTTP_HOST"), ("--http-port", "CONDUIT_HTTP_PORT"),
+            ("--data-dir", "CONDUIT_DATA_DIR"), ("--http-host", "CONDUIT_HTTP_HOST"), ("--http-port", "CONDUIT_HTTP_PORT"), ("--http-idle-timeout", "CONDUIT_HTTP_IDLE_TIMEOUT"),
             ("--database-url", "CONDUIT_DATABASE_URL"), ("--log-level", "CONDUIT_LOG_LEVEL"),
             ("--log-format", "CONDUIT_LOG_FORMAT"), ("--config", "CONDUIT_CONFIG"),
             ("--mqtt-host", "CONDUIT_MQTT_HOST"), ("--mqtt-port", "CONDUIT_MQTT_PORT"), ("--mqtt-anonymous", "CONDUIT_MQTT_ANONYMOUS"),
