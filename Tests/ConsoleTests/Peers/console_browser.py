@@ -33,6 +33,7 @@ from selenium.common.exceptions import (
     StaleElementReferenceException,
     TimeoutException,
     UnexpectedAlertPresentException,
+    WebDriverException,
 )
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -176,6 +177,17 @@ class Walk:
         return len(self.driver.find_elements(By.CSS_SELECTOR, css)) > 0
 
     def text(self, css):
+        """The element's text. An element the page replaces while it is read (a document still
+        settling after a redirect) is found and read again."""
+        for _ in range(25):
+            try:
+                return self.find(css).text.strip()
+            except StaleElementReferenceException:
+                pass
+            except WebDriverException as error:
+                if "does not belong to the document" not in str(error):
+                    raise
+            time.sleep(0.2)
         return self.find(css).text.strip()
 
     def wait_for(self, what, probe, seen=None, timeout=WAIT):
