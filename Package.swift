@@ -230,7 +230,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI", "Hub", "Store", "AWSIoT", "ConduitTesting", .product(name: "SQLKit", package: "sql-kit"),
+                "HTTPAPI", "Hub", "Store", "AWS", "AWSIoT", "ConduitTesting", .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -147,15 +147,32 @@ public struct AWSIoTClient: Sendable {
 
     struct Empty: Decodable {}
 
+    /// The most pages one list reads: 400 pages of 250 are 100,000 items. An endpoint that
+    /// answers every page with another token (or the same one again) cannot keep Conduit asking.
+    public static let maximumPages = 400
+
     /// Every item of a paged list: asks for pages with the previous page's token (`nextToken`
-    /// or `nextMarker`) until a page comes without one.
-    static func allPages<Item>(_ fetch: (_ token: String?) async throws -> (items: [Item], next: String?)) async throws -> [Item] {
+    /// or `nextMarker`) until a page comes without one, for at most ``maximumPages``.
+    static func allPages<Item>(
+        maximumPages: Int = AWSIoTClient.maximumPages, _ fetch: (_ token: String?) async throws -> (items: [Item], next: String?)
+    ) async throws -> [Item] {
         var items: [Item] = []
         var token: String?
+        var pages = 0
         repeat {
+            guard pages < maximumPages else {
+                throw AWSError(
+                    code: "TooManyPages", message: "the list had more than \(maximumPages) pages; Conduit reads no further", statusCode: 0
+                )
+            }
             let page = try await fetch(token)
+            pages += 1
             items += page.items
-            token = page.next.flatMap { $0.isEmpty ? nil : $0 }
+            let next = page.next.flatMap { $0.isEmpty ? nil : $0 }
+            guard next == nil || next != token else {
+                throw AWSError(code: "RepeatedPageToken", message: "the list answered the same page token twice", statusCode: 0)
+            }
+            token = next
         } while token != nil
         return items
     }

@@ -37,6 +37,9 @@ public struct MQTTClientConfiguration: Sendable {
     /// False for a persistent session: the server keeps the subscriptions and the QoS 1 messages
     /// that arrive while the client is away, and sends again those it did not acknowledge.
     public var cleanSession: Bool
+    /// The largest packet the client takes from the server; a bigger one closes the connection.
+    /// AWS IoT's messages are at most 128 KB, and the topic and header add little.
+    public var maximumPacketSize: Int = 132 * 1024
 
     public init(
         host: String, port: Int = 8883, clientIdentifier: String, tls: TLS?, subscriptions: [String], keepAlive: UInt16 = 30,
@@ -160,7 +163,7 @@ public final class MQTTClient: Sendable {
                         let name = serverName.first?.isLetter == true ? serverName : nil
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: name))
                     }
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(MQTTPacketDecoder(version: .v3_1_1)))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(MQTTPacketDecoder(version: .v3_1_1, maximumPacketSize: configuration.maximumPacketSize)))
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(MQTTPacketEncoder(version: .v3_1_1)))
                     return try NIOAsyncChannel<MQTTPacket, MQTTPacket>(wrappingChannelSynchronously: channel)
                 }

@@ -153,6 +153,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(
         help: ArgumentHelp(
             SettingsCatalog.help(
+                "Endpoints besides AWS's own that integrations may use for endpointUrl and mqttEndpoint (a local stack, a proxy): exact scheme://host:port entries (https, http or mqtts), separated by commas. Tenants cannot add to it",
+                key: "aws.endpointAllowlist", default: "none: AWS IoT's hosts for each integration's region only"
+            ),
+            valueName: "list"
+        )
+    )
+    var awsEndpointAllowlist: String?
+
+    @Option(
+        help: ArgumentHelp(
+            SettingsCatalog.help(
                 "Messages each integration's uplink outbox holds at most; beyond, devices' QoS 1 messages are refused (5.0: PUBACK 0x97) until it drains",
                 key: "uplink.backlogLimit", default: "100000"
             ),
@@ -224,6 +235,7 @@ struct ServeCommand: AsyncParsableCommand {
         try await Listeners.check(listeners)
         Listeners.raiseOpenFileLimit()
         let secrets = try settings.secretBox()
+        let aws = try settings.awsEnvironment(allowlist: self.awsEndpointAllowlist)
         let nodeID = try settings.nodeID(self.nodeId)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -232,7 +244,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await store.migrate()
             let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), messageHistoryLimit: historyLimit, secrets: secrets,
-                uplinkBacklogLimit: backlogLimit
+                aws: aws, uplinkBacklogLimit: backlogLimit
             )
             let broker: MQTTBroker
             if anonymous {

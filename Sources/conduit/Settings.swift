@@ -1,3 +1,4 @@
+import AWS
 import ArgumentParser
 import Configuration
 import Foundation
@@ -167,6 +168,20 @@ struct Settings {
 
     /// The master key: `CONDUIT_MASTER_KEY` (or `masterKey` in the file), else the key file,
     /// made on first use.
+    /// How the hub reaches AWS: the SDKs' credential chain, and the endpoints besides AWS's own
+    /// that the operator lets integrations use (`aws.endpointAllowlist`).
+    func awsEnvironment(allowlist flag: String? = nil) throws -> AWSEnvironment {
+        var environment = AWSEnvironment()
+        if let text = self.string(flag, key: "aws.endpointAllowlist") {
+            do {
+                environment.endpointAllowlist = try AWSEndpointAllowlist(parsing: text)
+            } catch {
+                throw ValidationError("aws.endpointAllowlist: \(error.reason)")
+            }
+        }
+        return environment
+    }
+
     func secretBox() throws -> SecretBox {
         do {
             if let key = self.reader.string(forKey: ConfigKey("masterKey")), !key.isEmpty {

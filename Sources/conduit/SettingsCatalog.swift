@@ -35,6 +35,7 @@ enum SettingsCatalog {
         .init(key: "mqtt.maxKeepAlive", kind: .integer), .init(key: "mqtt.maxInflight", kind: .integer),
         .init(key: "mqtt.maxPacketSize", kind: .integer),
         .init(key: "messageHistory", kind: .integer), .init(key: "aws.reconcileInterval", kind: .integer),
+        .init(key: "aws.endpointAllowlist", kind: .string),
         .init(key: "uplink.backlogLimit", kind: .integer), .init(key: "uplink.deviceWindow", kind: .integer), .init(key: "node.id", kind: .string),
     ]
 

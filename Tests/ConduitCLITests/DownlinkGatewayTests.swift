@@ -45,7 +45,11 @@ struct DownlinkGatewayTests {
         let moto = try MotoPeer.url().absoluteString
         let account = MotoPeer.Account()
         let iot = try account.iot()
-        let environment = ["AWS_ACCESS_KEY_ID": "AKIACONDUITGATEWAY01", "AWS_SECRET_ACCESS_KEY": "moto", "AWS_ENDPOINT_URL_STS": moto]
+        let environment = [
+            "AWS_ACCESS_KEY_ID": "AKIACONDUITGATEWAY01", "AWS_SECRET_ACCESS_KEY": "moto", "AWS_ENDPOINT_URL_STS": moto,
+            // The operator lists the motos and the mosquitto standing in for AWS's broker.
+            "CONDUIT_AWS_ENDPOINT_ALLOWLIST": (try MotoPeer.allowlistEntries() + ["mqtts://localhost:\(mosquitto.port)"]).joined(separator: ","),
+        ]
         let mqtt = freeLoopbackPort()
         func serve() async throws -> (ConduitServer, Int) {
             try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "\(mqtt)"], in: directory, environment: environment)

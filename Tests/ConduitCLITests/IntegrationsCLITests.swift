@@ -56,16 +56,20 @@ struct IntegrationsCLITests {
         #expect(try await conduit("integrations", "reconcile", id).stdout == "no drift: AWS holds what Conduit made\n")
 
         // Changed from the CLI: only what is given changes.
-        let updated = try await conduit("integrations", "update", id, "--payload-format", "envelope", "--mqtt-endpoint", "mqtt.example:8883")
+        let updated = try await conduit("integrations", "update", id, "--payload-format", "envelope", "--mqtt-endpoint", "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com:8883")
         #expect(updated.status == 0, "\(updated.stderr)")
         #expect(updated.stdout == "updated \(id)\n")
         let changed = try await conduit("integrations", "show", id)
         #expect(changed.stdout.contains("payload format  envelope"))
-        #expect(changed.stdout.contains("mqtt endpoint   mqtt.example:8883"))
+        #expect(changed.stdout.contains("mqtt endpoint   a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com:8883"))
         #expect(changed.stdout.contains("thing group     cli-group"), "the rest stays")
         let refused = try await conduit("integrations", "update", id, "--mqtt-endpoint", "no-port")
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("mqttEndpoint: must be host:port"))
+        // A host that is not AWS's, and that the operator did not list, is refused.
+        let elsewhere = try await conduit("integrations", "update", id, "--mqtt-endpoint", "mqtt.example:8883")
+        #expect(elsewhere.status != 0)
+        #expect(elsewhere.stderr.contains("mqttEndpoint: mqtt.example:8883 is not an AWS IoT data endpoint for region us-east-1"), "\(elsewhere.stderr)")
         #expect(try await conduit("integrations", "update", id, "--no-mqtt-endpoint").status == 0)
         #expect(try await conduit("integrations", "show", id).stdout.contains("mqtt endpoint   the data endpoint, port 8883"))
 

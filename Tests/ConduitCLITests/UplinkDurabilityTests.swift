@@ -16,6 +16,7 @@ struct UplinkDurabilityTests {
         let account = MotoPeer.Account()
         let environment = [
             "AWS_ACCESS_KEY_ID": "AKIACONDUITDURABLE01", "AWS_SECRET_ACCESS_KEY": "moto", "AWS_ENDPOINT_URL_STS": moto.url.absoluteString,
+            "CONDUIT_AWS_ENDPOINT_ALLOWLIST": "http://127.0.0.1:\(moto.url.port ?? 80)",
         ]
         func conduit(_ arguments: String...) async throws -> ConduitExecutable.Result {
             try await ConduitExecutable.run(Array(arguments), in: directory, environment: environment)

@@ -51,9 +51,13 @@ public enum ConduitExecutable {
         }
     }
 
-    /// The test process's environment without any CONDUIT_ setting, plus `extra`.
+    /// The test process's environment without any CONDUIT_ setting, plus `extra`. The motos the
+    /// tests share are in the operator's endpoint allowlist, unless `extra` sets its own.
     static func environment(_ extra: [String: String]) -> [String: String] {
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CONDUIT_") }
+        if let motos = try? MotoPeer.allowlistEntries(), !motos.isEmpty {
+            environment["CONDUIT_AWS_ENDPOINT_ALLOWLIST"] = motos.joined(separator: ",")
+        }
         environment.merge(extra) { _, new in new }
         return environment
     }
@@ -252,4 +256,20 @@ public func makeTemporaryDirectory() throws -> URL {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-cli-\(UUID().uuidString.lowercased())")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     return directory
+}
+
+/// How many connections reached a socket from ``holdLoopbackPort()`` and wait to be accepted:
+/// accepts (and closes) each without waiting. A client that connected and gave up still counts,
+/// since the kernel completed its handshake.
+public func connectionsMade(to socket: Int32) -> Int {
+    let flags = fcntl(socket, F_GETFL)
+    _ = fcntl(socket, F_SETFL, flags | O_NONBLOCK)
+    var count = 0
+    while true {
+        let accepted = accept(socket, nil, nil)
+        guard accepted >= 0 else { break }
+        close(accepted)
+        count += 1
+    }
+    return count
 }

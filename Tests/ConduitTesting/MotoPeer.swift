@@ -24,13 +24,23 @@ public enum MotoPeer {
         return url
     }
 
-    /// Conduit's own credentials (any key does for moto), with STS at moto and quick retries.
-    public static func environment(quotas: [String: Double] = AWSRateLimiter.awsIoTQuotas) throws -> AWSEnvironment {
+    /// Conduit's own credentials (any key does for moto), with STS at moto and quick retries, and
+    /// both motos in the operator's endpoint allowlist, with `allowing` (`mqtts://host:port`...).
+    public static func environment(quotas: [String: Double] = AWSRateLimiter.awsIoTQuotas, allowing extra: [String] = []) throws -> AWSEnvironment {
         let url = try self.url()
         return AWSEnvironment(
             ownCredentials: { _ in AWSStaticCredentialProvider(AWSCredentials(accessKeyID: "AKIACONDUITTEST0001", secretAccessKey: "moto")) },
-            stsEndpointURL: url, retryPolicy: AWSRetryPolicy(maximumAttempts: 4, baseDelay: 0.01, maximumDelay: 0.2), quotas: quotas
+            stsEndpointURL: url, retryPolicy: AWSRetryPolicy(maximumAttempts: 4, baseDelay: 0.01, maximumDelay: 0.2), quotas: quotas,
+            endpointAllowlist: try AWSEndpointAllowlist(parsing: (try self.allowlistEntries() + extra).joined(separator: ","))
         )
+    }
+
+    /// The motos as allowlist entries (`http://127.0.0.1:PORT`), those that are set.
+    public static func allowlistEntries() throws -> [String] {
+        ["CONDUIT_TEST_MOTO_URL", "CONDUIT_TEST_MOTO_AUTH_URL"].compactMap { variable in
+            guard let url = (try? self.url(variable)), let host = url.host, let port = url.port, let scheme = url.scheme else { return nil }
+            return "\(scheme)://\(host):\(port)"
+        }
     }
 
     /// A fresh AWS account in moto.

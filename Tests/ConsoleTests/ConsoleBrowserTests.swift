@@ -33,12 +33,17 @@ struct ConsoleBrowserTests {
         try? FileManager.default.removeItem(at: screenshots)
         try FileManager.default.createDirectory(at: screenshots, withIntermediateDirectories: true)
 
-        let (server, http) = try await ConduitServer.start(["--http-port", "0"], in: directory)
+        // The gateway's MQTT endpoint: a loopback port nothing listens on, listed by the operator.
+        let gateway = "127.0.0.1:\(freeLoopbackPort())"
+        let allowlist = (try MotoPeer.allowlistEntries() + ["mqtts://\(gateway)"]).joined(separator: ",")
+        let (server, http) = try await ConduitServer.start(
+            ["--http-port", "0"], in: directory, environment: ["CONDUIT_AWS_ENDPOINT_ALLOWLIST": allowlist]
+        )
         let walk: ConduitExecutable.Result
         do {
             let mqtt = try #require(server.mqttPort, "no MQTT port in the server's log:\n\(server.output)")
             walk = try await Self.python([
-                Self.browser, "--base", "http://127.0.0.1:\(http)", "--moto", moto, "--mqtt-port", "\(mqtt)",
+                Self.browser, "--base", "http://127.0.0.1:\(http)", "--moto", moto, "--mqtt-port", "\(mqtt)", "--gateway-endpoint", gateway,
                 "--admin-email", admin.email, "--admin-password", admin.password,
                 "--reader-email", reader.email, "--reader-password", reader.password,
                 "--screenshots", screenshots.path,

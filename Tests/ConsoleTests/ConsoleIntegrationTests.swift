@@ -9,10 +9,18 @@ import Testing
 /// reconcile and delete.
 @Suite("Console integration pages")
 struct ConsoleIntegrationTests {
+    /// The downlink gateway's endpoint in these forms: a loopback port nothing listens on (never
+    /// the public data endpoint moto names), which the harness's operator allowlist names.
+    static let gatewayEndpoint = "127.0.0.1:\(freeLoopbackPort())"
+
+    static func environment() throws -> AWSEnvironment {
+        try MotoPeer.environment(allowing: ["mqtts://\(Self.gatewayEndpoint)"])
+    }
+
     static func form(_ account: MotoPeer.Account, moto: URL, _ changes: [String: String] = [:]) -> [(String, String)] {
         var fields: [String: String] = [
             "name": "prod", "region": "us-east-1", "credentials": "role", "roleArn": account.roleARN, "externalId": "conduit-test",
-            "endpointUrl": moto.absoluteString, "mqttEndpoint": "127.0.0.1:\(freeLoopbackPort())", "thingGroup": "", "policy": "perThing",
+            "endpointUrl": moto.absoluteString, "mqttEndpoint": Self.gatewayEndpoint, "thingGroup": "", "policy": "perThing",
             "uplinkTopic": "fleet/{deviceName}/{subtopic}", "payloadFormat": "envelope", "bind": "labels", "bindValues": "plant-a",
         ]
         fields.merge(changes) { _, new in new }
@@ -22,7 +30,7 @@ struct ConsoleIntegrationTests {
     @Test("bad fields come back beside the field, with what was typed; nothing is saved", arguments: [TestDatabase.sqlite])
     func refusals(_ database: TestDatabase) async throws {
         let moto = try MotoPeer.url()
-        try await ConsoleHarness.run(database, aws: try MotoPeer.environment()) { console in
+        try await ConsoleHarness.run(database, aws: try Self.environment()) { console in
             try await console.user("admin@example.com", role: .admin)
             let browser = try await console.signedIn("admin@example.com")
             let token = try await console.csrf(of: browser)
@@ -53,7 +61,7 @@ struct ConsoleIntegrationTests {
     @Test("checked with AWS, saved, paused, reconciled and deleted from the console", arguments: TestDatabase.allCases)
     func lifecycle(_ database: TestDatabase) async throws {
         let moto = try MotoPeer.url()
-        try await ConsoleHarness.run(database, aws: try MotoPeer.environment()) { console in
+        try await ConsoleHarness.run(database, aws: try Self.environment()) { console in
             try await console.user("admin@example.com", role: .admin)
             let browser = try await console.signedIn("admin@example.com")
             let token = try await console.csrf(of: browser)

@@ -14,10 +14,10 @@ struct ProvisioningFixture {
     let iot: AWSIoTClient
 
     static func run(
-        _ database: TestDatabase, quotas: [String: Double] = AWSRateLimiter.awsIoTQuotas,
+        _ database: TestDatabase, quotas: [String: Double] = AWSRateLimiter.awsIoTQuotas, allowing: [String] = [],
         _ body: @escaping @Sendable (ProvisioningFixture) async throws -> Void
     ) async throws {
-        try await database.withHub(aws: try MotoPeer.environment(quotas: quotas)) { hub in
+        try await database.withHub(aws: try MotoPeer.environment(quotas: quotas, allowing: allowing)) { hub in
             let tenant = try await hub.access.tenant(named: Tenant.defaultName)
             let account = MotoPeer.Account()
             try await body(

@@ -124,7 +124,7 @@ struct UplinkTests {
     private static func hungEndpoint(proxyPort: Int, control: URL, output: URL) async throws {
         try await waitUntil("the proxy to listen", seconds: 20) { (try? String(contentsOf: output, encoding: .utf8))?.contains("ready") == true }
 
-        try await ProvisioningFixture.run(.sqlite) { fixture in
+        try await ProvisioningFixture.run(.sqlite, allowing: ["http://127.0.0.1:\(proxyPort)"]) { fixture in
             let run = UUID().uuidString.prefix(6).lowercased()
             _ = try await fixture.createIntegration(name: "answers") { draft in
                 draft.uplinkTopic = "answers/{deviceId}"

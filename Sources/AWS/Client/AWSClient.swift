@@ -41,7 +41,7 @@ public final class AWSClient: Sendable {
     let signingKeys = AWSSigningKeyCache()
 
     public init(
-        credentialProvider: any AWSCredentialProvider, httpClient: HTTPClient = .shared,
+        credentialProvider: any AWSCredentialProvider, httpClient: HTTPClient = AWSClient.sharedHTTPClient,
         retryPolicy: AWSRetryPolicy = .init(), rateLimiter: AWSRateLimiter = .init(), requestTimeout: TimeAmount = .seconds(30),
         logger: Logger = Logger(label: "conduit.aws")
     ) {
@@ -52,6 +52,15 @@ public final class AWSClient: Sendable {
         self.rateLimiter = rateLimiter
         self.logger = logger
     }
+
+    /// The process's client for AWS calls, made once and never shut down (as `HTTPClient.shared`,
+    /// but it follows no redirect: a 3xx is an answer, never a way to send a signed request, or
+    /// a tenant's payload, to another host).
+    public static let sharedHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     /// The credentials in use and where they came from.
     public func resolvedCredentials() async throws -> AWSResolvedCredentials {
@@ -138,7 +147,10 @@ public final class AWSClient: Sendable {
         let bytes = Array((try await response.body.collect(upTo: 16 << 20)).readableBytesView)
         let headers = response.headers.map { ($0.name, $0.value) }
         guard (200..<300).contains(Int(response.status.code)) else {
-            throw AWSError.decode(statusCode: Int(response.status.code), headers: headers, body: bytes)
+            let error = AWSError.decode(statusCode: Int(response.status.code), headers: headers, body: bytes)
+            // A host that is not AWS (one the operator allowed: a proxy, a local stack) could be
+            // anything; what it answers is not repeated to whoever configured the endpoint.
+            throw AWSEndpointRules.isAWSHost(endpoint.url.host ?? "") ? error : error.withheld(from: endpoint.url.host ?? "")
         }
         return AWSResponse(statusCode: Int(response.status.code), headers: headers, body: bytes)
     }

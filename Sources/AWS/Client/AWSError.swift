@@ -71,6 +71,22 @@ public struct AWSError: Error, Sendable, Equatable, CustomStringConvertible {
         )
     }
 
+    /// The error as told of a host that is not AWS: its status and code (kept if it is an
+    /// identifier, since the code decides retries and recovery), never its message.
+    func withheld(from host: String) -> AWSError {
+        func isName(_ value: String) -> Bool {
+            (1...128).contains(value.utf8.count) && value.utf8.allSatisfy { byte in
+                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || "_.:-".utf8.contains(byte)
+            }
+        }
+        return AWSError(
+            code: isName(self.code) ? self.code : "HTTP\(self.statusCode)",
+            message: "\(HTTPStatusText.text(self.statusCode)) (the answer of \(host), which is not an AWS host, is not shown)",
+            statusCode: self.statusCode, requestID: nil, resourceID: self.resourceID.flatMap { isName($0) ? $0 : nil }
+        )
+    }
+
     /// `aws.protocoltests#InvalidRequest` or `ThrottlingException:http://internal...` -> the name alone.
     static func stripNamespace(_ value: String) -> String {
         var name = Substring(value)

@@ -202,6 +202,7 @@ public final class DownlinkGateways: Sendable {
         } else {
             return nil
         }
+        try self.hub.connections.checkMQTTEndpoint(host: host, port: port, region: settings.region)
         let clientID = ProvisioningPlan.gatewayThingName(integration.id)
         let filter = "\(settings.downlinkPrefix)/+/down"
         let key = ConnectionKey(

@@ -20,14 +20,19 @@ public struct AWSEnvironment: Sendable {
     public var retryPolicy: AWSRetryPolicy
     /// Requests a second per operation; AWS IoT Core's published quotas by default.
     public var quotas: [String: Double]
+    /// Endpoints other than AWS's own that integrations may use: the operator's
+    /// `--aws-endpoint-allowlist`. Empty by default: AWS's hosts only.
+    public var endpointAllowlist: AWSEndpointAllowlist
 
     public init(
         ownCredentials: @escaping @Sendable (_ region: String) -> any AWSCredentialProvider = { region in
             AWSDefaultCredentials.chain(region: region)
         },
-        stsEndpointURL: URL? = nil, httpClient: HTTPClient = .shared, dataHTTPClient: HTTPClient = AWSEnvironment.publishHTTPClient,
-        retryPolicy: AWSRetryPolicy = AWSRetryPolicy(), quotas: [String: Double] = AWSRateLimiter.awsIoTQuotas
+        stsEndpointURL: URL? = nil, httpClient: HTTPClient = AWSClient.sharedHTTPClient, dataHTTPClient: HTTPClient = AWSEnvironment.publishHTTPClient,
+        retryPolicy: AWSRetryPolicy = AWSRetryPolicy(), quotas: [String: Double] = AWSRateLimiter.awsIoTQuotas,
+        endpointAllowlist: AWSEndpointAllowlist = AWSEndpointAllowlist()
     ) {
+        self.endpointAllowlist = endpointAllowlist
         self.ownCredentials = ownCredentials
         self.stsEndpointURL = stsEndpointURL
         self.httpClient = httpClient
@@ -86,7 +91,8 @@ final class AWSConnections: Sendable {
             return cached
         }
         let client = try self.makeClient(settings: integration.settings, credentials: integration.credentials)
-        let dataURL = integration.settings.endpointURL.flatMap(URL.init(string:)) ?? integration.dataEndpoint.flatMap { URL(string: "https://\($0)") }
+        let dataURL = try integration.settings.endpointURL.map { try self.endpointURL($0, region: integration.settings.region) }
+            ?? integration.dataEndpoint.map { try self.endpointURL("https://\($0)", region: integration.settings.region) }
         // Publishes go on their own pool of connections, and give up sooner than a job's patient calls.
         let publisher = try self.makeClient(
             settings: integration.settings, credentials: integration.credentials, httpClient: self.environment.dataHTTPClient,
@@ -158,6 +164,34 @@ final class AWSConnections: Sendable {
             credentialProvider: provider, httpClient: httpClient ?? self.environment.httpClient, retryPolicy: retryPolicy ?? self.environment.retryPolicy,
             rateLimiter: limiter, requestTimeout: requestTimeout, logger: self.logger
         )
-        return AWSIoTClient(client: client, region: region, endpointURL: settings.endpointURL.flatMap(URL.init(string:)))
+        return AWSIoTClient(client: client, region: region, endpointURL: try settings.endpointURL.map { try self.endpointURL($0, region: region) })
+    }
+
+    /// The endpoint URL if the rule allows it: AWS IoT's own hosts for the region, or the
+    /// operator's allowlist. Checked on every use, so that a stored integration from before the
+    /// rule, or from before the operator narrowed the list, reaches nothing it may not.
+    func endpointURL(_ value: String, region: String) throws -> URL {
+        do {
+            return try AWSEndpointRules.httpEndpoint(value, region: region, allowlist: self.environment.endpointAllowlist)
+        } catch {
+            throw HubError.invalidField("endpointUrl", error.reason)
+        }
+    }
+
+    /// Refuses an MQTT endpoint the rule does not allow (see ``endpointURL(_:region:)``).
+    func checkMQTTEndpoint(host: String, port: Int, region: String) throws {
+        do {
+            try AWSEndpointRules.mqttEndpoint(host: host, port: port, region: region, allowlist: self.environment.endpointAllowlist)
+        } catch {
+            throw HubError.invalidField("mqttEndpoint", error.reason)
+        }
+    }
+
+    /// Refuses settings whose endpoints the rule does not allow.
+    func checkEndpoints(_ settings: IntegrationSettings) throws {
+        if let url = settings.endpointURL { _ = try self.endpointURL(url, region: settings.region) }
+        if let endpoint = settings.mqttEndpoint, let (host, port) = IntegrationRules.hostAndPort(endpoint) {
+            try self.checkMQTTEndpoint(host: host, port: port, region: settings.region)
+        }
     }
 }

@@ -103,14 +103,6 @@ enum IntegrationRules {
         }
     }
 
-    static func endpointURL(_ value: String) throws {
-        guard let url = URL(string: value), let scheme = url.scheme, ["https", "http"].contains(scheme), url.host?.isEmpty == false,
-            url.query == nil
-        else {
-            throw HubError.invalidField("endpointUrl", "must be an http(s) URL such as https://iot.eu-west-1.amazonaws.com")
-        }
-    }
-
     static func thingGroup(_ value: String) throws {
         guard !value.isEmpty, value.utf8.count <= 128,
             value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })

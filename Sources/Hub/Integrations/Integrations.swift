@@ -51,6 +51,7 @@ public struct Integrations: Sendable {
         )
         integration.credentials = try await self.credentials(credentialsInput, by: principal)
         try self.apply(draft, to: &integration, settings: &settings)
+        try self.hub.connections.checkEndpoints(settings)
         integration.settings = settings
         try await self.checkGatewayCertificateIsOwn(integration)
         integration.dataEndpoint = try await self.check(integration)
@@ -68,7 +69,6 @@ public struct Integrations: Sendable {
             settings.region = region
         }
         if let endpointURL = draft.endpointURL {
-            if let url = endpointURL { try IntegrationRules.endpointURL(url) }
             settings.endpointURL = endpointURL
         }
         if let policy = draft.policy {
@@ -264,6 +264,7 @@ public struct Integrations: Sendable {
         var settings = integration.settings
         try self.apply(draft, to: &integration, settings: &settings)
         if let bind = draft.bind { settings.binding = try IntegrationRules.binding(bind) }
+        try self.hub.connections.checkEndpoints(settings)
         let reachChanged = settings.region != integration.settings.region || settings.endpointURL != integration.settings.endpointURL
         integration.settings = settings
         if draft.gateway != nil { try await self.checkGatewayCertificateIsOwn(integration) }

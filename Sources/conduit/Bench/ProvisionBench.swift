@@ -54,7 +54,10 @@ struct ProvisionBench: AsyncParsableCommand {
         let own = AWSStaticCredentialProvider(AWSCredentials(accessKeyID: "AKIACONDUITBENCH0001", secretAccessKey: "bench"))
         let hub = Hub(
             store: store, logger: Logger(label: "bench.hub"),
-            aws: AWSEnvironment(ownCredentials: { _ in own }, stsEndpointURL: endpoint, quotas: quotas)
+            aws: AWSEnvironment(
+                ownCredentials: { _ in own }, stsEndpointURL: endpoint, quotas: quotas,
+                endpointAllowlist: try AWSEndpointAllowlist(parsing: "\(endpoint.scheme ?? "http")://\(endpoint.host ?? ""):\(endpoint.port ?? 80)")
+            )
         )
         let tenant = try await hub.access.ensureDefaultTenant()
         let admin = Principal(tenantID: tenant.id, role: .admin, actor: "bench")

@@ -81,7 +81,10 @@ struct UplinkBench: AsyncParsableCommand {
         }
         let store = try await SQLStore.open(location, maxConnections: 16, logger: Logger(label: "bench.store"))
         try await store.migrate()
-        let hub = Hub(store: store, logger: Logger(label: "bench.hub"), messageHistoryLimit: 1000, uplinkBacklogLimit: 10_000_000)
+        let hub = Hub(
+            store: store, logger: Logger(label: "bench.hub"), messageHistoryLimit: 1000,
+            aws: AWSEnvironment(endpointAllowlist: try AWSEndpointAllowlist(parsing: "http://127.0.0.1:\(sinkPort)")), uplinkBacklogLimit: 10_000_000
+        )
         let tenant = try await hub.access.ensureDefaultTenant()
         let admin = Principal(tenantID: tenant.id, role: .admin, actor: "bench")
         var draft = IntegrationDraft()

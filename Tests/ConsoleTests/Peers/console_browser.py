@@ -358,9 +358,9 @@ class Walk:
             self.click(details.find_element(By.TAG_NAME, "summary"))
             self.wait_for("#endpoint-url to show once Advanced is open", endpoint.is_displayed)
         self.fill("#endpoint-url", self.args.moto)
-        # The downlink gateway connects to a loopback port nothing listens on: never to the
-        # public data endpoint moto names.
-        self.fill("#mqtt-endpoint", f"127.0.0.1:{unused_loopback_port()}")
+        # The downlink gateway connects to a loopback port nothing listens on (which the
+        # operator's allowlist names): never to the public data endpoint moto names.
+        self.fill("#mqtt-endpoint", self.args.gateway_endpoint)
         self.fill("#thing-group", "console-test")
         self.choose("#policy-per-thing")
         self.fill("#uplink-topic", "conduit/{deviceId}/up")
@@ -679,6 +679,7 @@ def main():
     parser.add_argument("--base", required=True, help="the console, http://127.0.0.1:PORT")
     parser.add_argument("--moto", required=True, help="moto_server's URL, standing in for AWS IoT")
     parser.add_argument("--mqtt-port", required=True, type=int, help="Conduit's MQTT broker port")
+    parser.add_argument("--gateway-endpoint", required=True, help="host:port for the downlink gateway, in Conduit's endpoint allowlist")
     parser.add_argument("--admin-email", required=True)
     parser.add_argument("--admin-password", required=True)
     parser.add_argument("--reader-email", required=True)
