@@ -15,6 +15,8 @@ public protocol DeviceConnectionControl: Sendable {
     func send(_ message: MQTTBrokerMessage)
     /// The delivery ids of the messages the device's session holds already.
     func pendingDeliveryIDs(_ deviceID: String) -> Set<Int>
+    /// Forgets the retained messages on the device's topics: it was deleted or decommissioned.
+    func forgetRetainedMessages(ofDevice deviceID: String)
 }
 
 /// The domain: the registry, access control and the event log over one store.
@@ -93,6 +95,14 @@ public final class Hub: Sendable {
     func disconnectDevice(_ deviceID: String) {
         let control = self.connectionControl.withLock { $0 }
         control?.disconnectDevice(deviceID)
+    }
+
+    /// Ends the device's connection and forgets what it left in the broker (its retained
+    /// messages), so that a later device of the same id, in any tenant, never receives them.
+    func forgetDevice(_ deviceID: String) {
+        let control = self.connectionControl.withLock { $0 }
+        control?.disconnectDevice(deviceID)
+        control?.forgetRetainedMessages(ofDevice: deviceID)
     }
 
     var broker: (any DeviceConnectionControl)? { self.connectionControl.withLock { $0 } }

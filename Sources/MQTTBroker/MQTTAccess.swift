@@ -30,6 +30,13 @@ public protocol MQTTAuthenticator: Sendable {
 public protocol MQTTAuthorizer: Sendable {
     func mayPublish(principal: String, topic: String) -> Bool
     func maySubscribe(principal: String, filter: String) -> Bool
+    /// A subscription the principal may hold in general, refused at this QoS: the SUBACK's code
+    /// (a 3.1.1 client reads 0x80) and, for a 5.0 client, the reason string. Nil to grant it.
+    func subscriptionRefusal(principal: String, filter: String, qos: MQTTQoS) -> (code: MQTTReasonCode, reason: String)?
+}
+
+extension MQTTAuthorizer {
+    public func subscriptionRefusal(principal: String, filter: String, qos: MQTTQoS) -> (code: MQTTReasonCode, reason: String)? { nil }
 }
 
 /// What the observer did with a published message.

@@ -105,12 +105,15 @@ public final class MQTTBroker: @unchecked Sendable {
 
     // MARK: Listening
 
-    /// Brings back the persistent sessions the store kept, then binds the TCP listener (and the
-    /// TLS one, when configured) and returns the TCP port.
+    /// Brings back the persistent sessions the store kept, then binds the TCP listener (unless
+    /// it is turned off) and the TLS one (when configured), and returns the TCP port.
     @discardableResult
-    public func start() async throws -> Int {
+    public func start() async throws -> Int? {
         if let sessionStore { self.restore(try await sessionStore.storedSessions()) }
-        let port = try await self.listen(host: self.configuration.host, port: self.configuration.port, tls: nil)
+        var port: Int?
+        if self.configuration.listensWithoutTLS {
+            port = try await self.listen(host: self.configuration.host, port: self.configuration.port, tls: nil)
+        }
         if let tls = self.configuration.tls {
             let context = try Self.makeTLSContext(tls)
             let tlsPort = try await self.listen(host: tls.host, port: tls.port, tls: context)
@@ -306,6 +309,18 @@ public final class MQTTBroker: @unchecked Sendable {
             self.endSession(session)
             if let connection { self.deferred.append { connection.close(reason: reason) } }
             return connection != nil
+        }
+    }
+
+    /// Forgets every retained message on one of `topics` or below it (`devices/pump-1` takes
+    /// `devices/pump-1/state` too): what a deleted client left must not reach whoever takes its
+    /// id next. Returns how many were removed.
+    @discardableResult
+    public func removeRetained(under topics: [String]) -> Int {
+        self.locked {
+            let doomed = self.retained.keys.filter { topic in topics.contains { topic == $0 || topic.hasPrefix($0 + "/") } }
+            for topic in doomed { self.retained[topic] = nil }
+            return doomed.count
         }
     }
 
@@ -586,11 +601,9 @@ public final class MQTTBroker: @unchecked Sendable {
         case .send(let packet):
             self.metrics.delivered.increment()
             if let connection = session.connection { self.send([.publish(packet)], to: connection) }
-            if qos == .atMostOnce, let deliveryID = message.deliveryID, let observer = self.deliveryObserver {
-                // At most once is what the client asked for: written is as delivered as it gets.
-                let client = session.clientIdentifier
-                Task { observer.messageDelivered(clientIdentifier: client, deliveryID: deliveryID) }
-            }
+            // A message with a delivery id (a durable downlink) counts as delivered only when the
+            // client acknowledges it: one written at QoS 0 may be lost on the way, so it stays
+            // queued. (The hub refuses QoS 0 subscriptions that would receive them.)
         case .queued(let slowPublisher):
             // Flow control: a connected subscriber that falls behind holds back the publishers that
             // feed it (they stop being read) instead of losing what they send.

@@ -37,6 +37,8 @@ public struct MQTTBrokerConfiguration: Sendable {
     public var host: String
     /// Port of the plain TCP listener; 0 picks a free one.
     public var port: Int
+    /// False for no plain TCP listener at all: devices connect over TLS only.
+    public var listensWithoutTLS = true
     /// The largest packet accepted from a client, announced to 5.0 clients in CONNACK.
     public var maximumPacketSize: Int
     /// How many QoS 1 and 2 publishes a client may have unacknowledged towards the broker.

@@ -47,7 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(SettingsCatalog.help("Address the MQTT broker listens on", key: "mqtt.host", default: "127.0.0.1"), valueName: "host"))
     var mqttHost: String?
 
-    @Option(help: ArgumentHelp(SettingsCatalog.help("Port of the MQTT broker; 0 picks a free one", key: "mqtt.port", default: "1883"), valueName: "port"))
+    @Option(help: ArgumentHelp(SettingsCatalog.help("Port of the MQTT broker's plaintext listener; 0 turns it off (devices then connect over TLS only)", key: "mqtt.port", default: "1883"), valueName: "port"))
     var mqttPort: Int?
 
     @Flag(
@@ -197,6 +197,7 @@ struct ServeCommand: AsyncParsableCommand {
         let backlogLimit = try settings.int(self.uplinkBacklogLimit, key: "uplink.backlogLimit", range: 1...100_000_000, default: 100_000)
         let deviceWindow = try settings.int(self.uplinkDeviceWindow, key: "uplink.deviceWindow", range: 1...256, default: 1)
         var brokerConfiguration = MQTTBrokerConfiguration(host: mqttHost, port: mqttPort)
+        brokerConfiguration.listensWithoutTLS = mqttPort != 0
         let maxKeepAlive = try settings.int(self.mqttMaxKeepAlive, key: "mqtt.maxKeepAlive", range: 0...65535, default: 0)
         brokerConfiguration.maximumKeepAlive = maxKeepAlive == 0 ? nil : UInt16(maxKeepAlive)
         brokerConfiguration.maximumInflight = try settings.int(self.mqttMaxInflight, key: "mqtt.maxInflight", range: 1...65535, default: 64)
@@ -224,13 +225,17 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let httpListener = ListenerAddress(name: "HTTP", host: host, port: port, hostFlag: "--http-host", portFlag: "--http-port")
         let mqttListener = ListenerAddress(name: "MQTT", host: mqttHost, port: mqttPort, hostFlag: "--mqtt-host", portFlag: "--mqtt-port")
-        var listeners = [httpListener, mqttListener]
+        var listeners = [httpListener]
+        if mqttPort != 0 { listeners.append(mqttListener) }
         if let tls = brokerConfiguration.tls {
             listeners.append(ListenerAddress(name: "MQTT TLS", host: tls.host, port: tls.port, hostFlag: "--mqtt-host", portFlag: "--mqtt-tls-port"))
         }
         LogOutput.bootstrap(level: try settings.logLevel(default: .info), format: try settings.logFormat())
         let logger = Logger(label: "conduit")
         for warning in settings.warnings { logger.warning("\(warning)") }
+        if mqttPort == 0 && brokerConfiguration.tls == nil {
+            logger.warning("mqtt.port is 0 and no TLS listener is configured (mqtt.tls.cert, mqtt.tls.key): no device can connect")
+        }
         // Before the store is opened: a port in use must leave no database and no token behind.
         try await Listeners.check(listeners)
         Listeners.raiseOpenFileLimit()
@@ -262,7 +267,7 @@ struct ServeCommand: AsyncParsableCommand {
                 )
             }
             hub.attach(broker)
-            let brokerPort: Int
+            let brokerPort: Int?
             do {
                 brokerPort = try await broker.start()
             } catch let error as IOError {
@@ -277,10 +282,8 @@ struct ServeCommand: AsyncParsableCommand {
                     httpServing.set()
                     // Only now that every listener is bound: a start that fails never uses up the token.
                     await Self.greet(hub: hub, logger: logger, url: "http://\(host):\(port)")
-                    var metadata: Logger.Metadata = [
-                        "conduit.http": "http://\(host):\(port)", "conduit.mqtt": "mqtt://\(mqttHost):\(brokerPort)",
-                        "conduit.database": "\(location)",
-                    ]
+                    var metadata: Logger.Metadata = ["conduit.http": "http://\(host):\(port)", "conduit.database": "\(location)"]
+                    if let brokerPort { metadata["conduit.mqtt"] = "mqtt://\(mqttHost):\(brokerPort)" }
                     if let tlsPort = broker.tlsPort { metadata["conduit.mqtts"] = "mqtts://\(mqttHost):\(tlsPort)" }
                     logger.info("conduit is serving", metadata: metadata)
                 }

@@ -15,7 +15,7 @@ struct DeviceMQTTTests {
     ) async throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let (server, port) = try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "0"], in: directory)
+        let (server, port) = try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "\(freeLoopbackPort())"], in: directory)
         do {
             let token = try #require(server.bootstrapToken)
             let mqtt = try #require(server.mqttPort, "no MQTT port in:\n\(server.output)")
@@ -112,7 +112,7 @@ struct DeviceMQTTTests {
             #expect((subscribe.stdout + subscribe.stderr).contains("All subscription requests were denied"), "\(subscribe.stdout)\(subscribe.stderr)")
             let own = try await Subprocess.run(
                 ["mosquitto_sub", "-p", "\(mqtt)", "-V", "mqttv311", "-i", "d1", "-u", "d1", "-P", secrets["d1"]!, "-t", "devices/d1/#",
-                 "-C", "1", "-E"], timeout: 10
+                 "-q", "1", "-C", "1", "-E"], timeout: 10
             )
             #expect(own.status == 0 && !(own.stdout + own.stderr).contains("denied"), "\(own.stdout)\(own.stderr)")
 
@@ -202,7 +202,7 @@ struct DeviceMQTTTests {
         try await Self.withServer { http, mqtt, token, secrets, _ in
             let (process, _) = try Subprocess.start(
                 ["timeout", "--signal=KILL", "20", "mosquitto_sub", "-p", "\(mqtt)", "-V", "mqttv5", "-i", "d1", "-u", "d1", "-P",
-                 secrets["d1"]!, "-t", "devices/d1/down"]
+                 secrets["d1"]!, "-t", "devices/d1/down", "-q", "1"]
             )
             try await Task.sleep(for: .milliseconds(500))
             #expect(process.isRunning)

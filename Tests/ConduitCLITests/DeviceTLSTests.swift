@@ -41,6 +41,9 @@ struct DeviceTLSTests {
         do {
             let token = try #require(server.bootstrapToken)
             let tls = try #require(server.mqttTLSPort, "no TLS port in:\n\(server.output)")
+            // --mqtt-port 0: TLS only, no plaintext listener at all.
+            #expect(server.mqttPort == nil)
+            #expect(listeningTCPPorts(of: server.process.processIdentifier) == [port, tls], "\(server.output)")
             for id in ["d1", "d2"] {
                 #expect(try await http("POST", port, "/v1/devices", token: token, json: #"{"id":"\#(id)","name":"\#(id)"}"#).status == 201)
                 #expect(try await http("POST", port, "/v1/devices/\(id)/accept", token: token).status == 200)

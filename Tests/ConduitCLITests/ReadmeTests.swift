@@ -149,7 +149,7 @@ struct ReadmeTests {
 
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let (server, port) = try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "0"], in: directory)
+        let (server, port) = try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "\(freeLoopbackPort())"], in: directory)
         do {
             let mqtt = try #require(server.mqttPort)
             // As written, but on this server's ports: the README's are the defaults, 8080 and 1883.

@@ -87,7 +87,7 @@ public final class ConduitServer: Sendable {
         process.arguments = ["serve"] + arguments
         process.currentDirectoryURL = directory
         // Each test's server takes a free MQTT port unless the test says otherwise: 1883 is one port.
-        process.environment = ConduitExecutable.environment(["CONDUIT_MQTT_PORT": "0"].merging(environment) { _, new in new })
+        process.environment = ConduitExecutable.environment(["CONDUIT_MQTT_PORT": "\(freeLoopbackPort())"].merging(environment) { _, new in new })
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -272,4 +272,32 @@ public func connectionsMade(to socket: Int32) -> Int {
         count += 1
     }
     return count
+}
+
+/// The TCP ports the process listens on, IPv4 and IPv6, as the kernel lists them: its sockets
+/// (from `/proc/PID/fd`) matched by inode against the listening ones in `/proc/net/tcp{,6}`.
+public func listeningTCPPorts(of pid: Int32) -> Set<Int> {
+    var inodes: Set<String> = []
+    let fds = "/proc/\(pid)/fd"
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: fds)) ?? [] {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fds)/\(name)"), target.hasPrefix("socket:[")
+        else { continue }
+        inodes.insert(String(target.dropFirst("socket:[".count).dropLast()))
+    }
+    var ports: Set<Int> = []
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        // Read to the end: a /proc file states no size, and a single read may return its first page only.
+        guard let handle = FileHandle(forReadingAtPath: table) else { continue }
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        try? handle.close()
+        for line in text.split(separator: "\n").dropFirst() {
+            let columns = line.split(separator: " ")
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            guard columns.count > 9, columns[3] == "0A", inodes.contains(String(columns[9])),
+                let portHex = columns[1].split(separator: ":").last, let port = Int(portHex, radix: 16)
+            else { continue }
+            ports.insert(port)
+        }
+    }
+    return ports
 }

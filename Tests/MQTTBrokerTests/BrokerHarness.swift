@@ -19,7 +19,7 @@ func withBroker<R>(
         configuration: configuration, authenticator: authenticator, authorizer: authorizer, observer: observer, logger: .quiet,
         eventLoopGroup: eventLoopGroup
     )
-    let port = try await broker.start()
+    guard let port = try await broker.start() else { throw TestSetupError("the broker has no TCP listener") }
     do {
         let result = try await body(broker, port)
         await broker.shutdown()

@@ -104,6 +104,19 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
         Self.isOwn(filter, device: principal)
     }
 
+    /// A downlink leaves its queue only when the device acknowledges it, which a QoS 0
+    /// subscription never does: one that would receive the device's downlinks
+    /// (`devices/{id}/down`, `devices/{id}/#`, `devices/{id}/+`) is refused, saying why, rather
+    /// than have downlinks written once and forgotten.
+    public func subscriptionRefusal(principal: String, filter: String, qos: MQTTQoS) -> (code: MQTTReasonCode, reason: String)? {
+        let downlinks = Downlinks.topic(principal)
+        guard qos == .atMostOnce, MQTTTopic.matches(filter: filter, topic: downlinks) else { return nil }
+        return (
+            .implementationSpecificError,
+            "\(filter) at QoS 0 would receive downlinks, which need acknowledging: subscribe to \(downlinks) at QoS 1 or 2"
+        )
+    }
+
     static func isOwn(_ topic: String, device: String) -> Bool {
         let own = "devices/\(device)"
         let shadow = "$aws/things/\(device)/shadow"
@@ -155,5 +168,9 @@ extension MQTTBroker: DeviceConnectionControl {
 
     public func pendingDeliveryIDs(_ deviceID: String) -> Set<Int> {
         self.pendingDeliveryIDs(clientIdentifier: deviceID)
+    }
+
+    public func forgetRetainedMessages(ofDevice deviceID: String) {
+        self.removeRetained(under: ["devices/\(deviceID)", "$aws/things/\(deviceID)/shadow"])
     }
 }

@@ -159,7 +159,10 @@ public struct DeviceRegistry: Sendable {
             return (EventType.lifecycle(action), EventLog.json(["from": from.rawValue, "to": device.status.rawValue]))
         }
         Counter(label: "conduit_devices_lifecycle_total", dimensions: [("action", action.rawValue)]).increment()
-        if device.status != .accepted {
+        if device.status == .decommissioned {
+            // For good: what it retained goes with it.
+            self.hub.forgetDevice(id)
+        } else if device.status != .accepted {
             // Access ends now, not at the device's next reconnect.
             self.hub.disconnectDevice(id)
         }
@@ -207,7 +210,7 @@ public struct DeviceRegistry: Sendable {
             try await AWSBindings.sync(deviceID: id, tenantID: principal.tenantID, device: nil, in: session, now: now)
         }
         self.hub.provisioningDoorbell.ring()
-        self.hub.disconnectDevice(id)
+        self.hub.forgetDevice(id)
         self.hub.logger.info("device deleted", metadata: [LogKey.deviceID: "\(id)", LogKey.tenantID: "\(principal.tenantID)"])
     }
 

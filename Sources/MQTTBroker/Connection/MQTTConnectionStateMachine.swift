@@ -56,6 +56,8 @@ struct MQTTConnectionStateMachine {
         var allowed: [Bool]
         /// One per requested filter: a code decided here (invalid, unsupported), or nil for the broker's.
         var decided: [MQTTReasonCode?]
+        /// Why a filter was refused here, for a 5.0 client's SUBACK reason string.
+        var reason: String? = nil
     }
 
     /// What the hub's observer did with a publish.
@@ -474,10 +476,16 @@ struct MQTTConnectionStateMachine {
                 request.decided.append(v5 ? .wildcardSubscriptionsNotSupported : .unspecifiedError)
                 continue
             }
+            let qos = min(entry.qos, configuration.maximumQoS)
+            if let refusal = authorizer.subscriptionRefusal(principal: connected.principal, filter: parsed.filter, qos: qos) {
+                request.decided.append(v5 ? refusal.code : .unspecifiedError)
+                request.reason = request.reason ?? refusal.reason
+                continue
+            }
             request.subscriptions.append(
                 MQTTSubscription(
                     filter: entry.topicFilter, topicFilter: parsed.filter, shareGroup: parsed.shareGroup,
-                    qos: min(entry.qos, configuration.maximumQoS), noLocal: entry.noLocal, retainAsPublished: entry.retainAsPublished,
+                    qos: qos, noLocal: entry.noLocal, retainAsPublished: entry.retainAsPublished,
                     retainHandling: entry.retainHandling, identifier: subscribe.properties.subscriptionIdentifiers.first
                 )
             )
@@ -495,7 +503,9 @@ struct MQTTConnectionStateMachine {
         // 3.1.1 SUBACK has only 0x80 for a refusal.
         let written = self.version.hasProperties ? final : final.map { $0.isFailure ? .unspecifiedError : $0 }
         let accepted = zip(request.filters, final).filter { !$0.1.isFailure }.map(\.0)
-        return (.suback(MQTTSubAckPacket(packetIdentifier: request.packetIdentifier, reasonCodes: written)), accepted)
+        var properties = MQTTProperties.none
+        if self.version.hasProperties, let reason = request.reason { properties.set(.reasonString(reason)) }
+        return (.suback(MQTTSubAckPacket(packetIdentifier: request.packetIdentifier, reasonCodes: written, properties: properties)), accepted)
     }
 
     /// The UNSUBACK for the broker's codes (3.1.1 carries none).

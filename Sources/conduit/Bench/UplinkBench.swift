@@ -109,7 +109,7 @@ struct UplinkBench: AsyncParsableCommand {
         let broker = MQTTBroker(
             configuration: brokerConfiguration, authenticator: access, authorizer: access, observer: access, logger: Logger(label: "bench.mqtt")
         )
-        let brokerPort = try await broker.start()
+        guard let brokerPort = try await broker.start() else { throw ValidationError("the broker has no TCP listener") }
         let forwarder = UplinkForwarder(hub: hub, configuration: .init(window: self.deviceWindow))
         let forwarding = self.forward ? Task { await forwarder.run() } : nil
         defer { forwarding?.cancel() }
