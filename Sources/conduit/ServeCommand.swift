@@ -251,6 +251,8 @@ struct ServeCommand: AsyncParsableCommand {
             let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), messageHistoryLimit: historyLimit, secrets: secrets,
                 aws: aws, uplinkBacklogLimit: backlogLimit
             )
+            let resealed = try await hub.sealLegacySecretsAgain()
+            if resealed > 0 { logger.info("sealed \(resealed) stored secrets again, each bound to its row") }
             let broker: MQTTBroker
             if anonymous {
                 logger.warning(

@@ -61,7 +61,7 @@ struct IntegrationTests {
             let stored = try await api.hub.store.session.sql.raw("SELECT credentials FROM integrations").all()
             let raw = try stored.map { try $0.decode(column: "credentials", as: String.self) }.joined()
             #expect(!raw.contains(secret))
-            #expect(raw.contains("v1:"))
+            #expect(raw.contains("v2:"))
 
             // Tenants do not see each other's integrations.
             #expect(try await api.call(.get, "/v1/integrations/\(id)", token: api.otherTenantAdmin).status == .notFound)
@@ -172,7 +172,7 @@ struct IntegrationTests {
             #expect(!own.text.contains("PRIVATE KEY"))
             let stored = try await api.hub.store.session.sql.raw("SELECT credentials, settings FROM integrations").all()
             let raw = try stored.map { try $0.decode(column: "credentials", as: String.self) + $0.decode(column: "settings", as: String.self) }.joined()
-            #expect(!raw.contains("PRIVATE KEY") && raw.contains("v1:"), "the key is sealed")
+            #expect(!raw.contains("PRIVATE KEY") && raw.contains("v2:"), "the key is sealed")
             // Another integration may not share it: removing one would take the other's away.
             let sharing = try await api.call(
                 .post, "/v1/integrations", token: api.admin,

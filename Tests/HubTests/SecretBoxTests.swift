@@ -6,6 +6,9 @@ import Testing
 
 @Suite("Secrets at rest")
 struct SecretBoxTests {
+    /// The row the tests' values are sealed for.
+    static let row = SecretBinding.awsSecretKey(tenantID: "ten_a", integrationID: "int_1")
+
     static func temporaryPath() -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("conduit-key-\(UUID().uuidString)/master.key").path
     }
@@ -14,33 +17,55 @@ struct SecretBoxTests {
     func roundTrip() throws {
         let box = SecretBox(key: SymmetricKey(size: .bits256))
         let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-        let first = try box.seal(secret)
-        let second = try box.seal(secret)
+        let first = try box.seal(secret, for: Self.row)
+        let second = try box.seal(secret, for: Self.row)
         #expect(first != second)
-        #expect(first.hasPrefix("v1:") && !first.contains(secret))
-        #expect(try box.open(first) == secret)
-        #expect(try box.open(second) == secret)
+        #expect(first.hasPrefix("v2:") && !first.contains(secret))
+        #expect(try box.open(first, for: Self.row) == secret)
+        #expect(try box.open(second, for: Self.row) == secret)
     }
 
     @Test("another key, a changed byte or a foreign value cannot be opened")
     func tampering() throws {
         let box = SecretBox(key: SymmetricKey(size: .bits256))
-        let sealed = try box.seal("private key")
-        #expect(throws: SecretBoxError.unreadable) { try SecretBox(key: SymmetricKey(size: .bits256)).open(sealed) }
+        let sealed = try box.seal("private key", for: Self.row)
+        #expect(throws: SecretBoxError.unreadable) { try SecretBox(key: SymmetricKey(size: .bits256)).open(sealed, for: Self.row) }
         var bytes = Array(Data(base64Encoded: String(sealed.dropFirst(3)))!)
         bytes[bytes.count / 2] ^= 0x01
-        #expect(throws: SecretBoxError.unreadable) { try box.open("v1:" + Data(bytes).base64EncodedString()) }
-        #expect(throws: SecretBoxError.unreadable) { try box.open("plain text") }
+        #expect(throws: SecretBoxError.unreadable) { try box.open("v2:" + Data(bytes).base64EncodedString(), for: Self.row) }
+        #expect(throws: SecretBoxError.unreadable) { try box.open("plain text", for: Self.row) }
+    }
+
+    @Test("a sealed value copied into another row, tenant or purpose does not open; a value sealed before rows were bound still does")
+    func boundToItsRow() throws {
+        let box = SecretBox(key: SymmetricKey(size: .bits256))
+        let sealed = try box.seal("AKIA secret of tenant A", for: Self.row)
+        for elsewhere in [
+            SecretBinding.awsSecretKey(tenantID: "ten_b", integrationID: "int_1"),  // the same row id in another tenant
+            SecretBinding.awsSecretKey(tenantID: "ten_a", integrationID: "int_2"),  // another integration of the tenant
+            SecretBinding.gatewayKey(tenantID: "ten_a", integrationID: "int_1"),  // the same row, another column
+            SecretBinding.thingKey(tenantID: "ten_a", integrationID: "int_1", deviceID: "pump-1"),
+        ] {
+            #expect(throws: SecretBoxError.unreadable, "\(elsewhere)") { try box.open(sealed, for: elsewhere) }
+        }
+        // Fields that run together differently are different rows.
+        let joined = try box.seal("x", for: SecretBinding(purpose: "p", tenantID: "a", row: "b/c"))
+        #expect(throws: SecretBoxError.unreadable) { try box.open(joined, for: SecretBinding(purpose: "p", tenantID: "a/b", row: "c")) }
+        // A v1 value (AES-GCM without additional data) opens, and is marked for sealing again.
+        let key = SymmetricKey(size: .bits256)
+        let legacy = "v1:" + (try AES.GCM.seal(Data("old".utf8), using: key).combined!).base64EncodedString()
+        #expect(try SecretBox(key: key).open(legacy, for: Self.row) == "old")
+        #expect(SecretBox.isLegacy(legacy) && !SecretBox.isLegacy(sealed))
     }
 
     @Test("the key file is made once, owner-only, and reused; a readable one is refused")
     func keyFile() throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-        let sealed = try SecretBox.loadOrCreate(keyFile: path).seal("s3cret")
+        let sealed = try SecretBox.loadOrCreate(keyFile: path).seal("s3cret", for: Self.row)
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber
         #expect(mode?.intValue == 0o600)
-        #expect(try SecretBox.loadOrCreate(keyFile: path).open(sealed) == "s3cret")
+        #expect(try SecretBox.loadOrCreate(keyFile: path).open(sealed, for: Self.row) == "s3cret")
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
         #expect(throws: HubError.self) { try SecretBox.loadOrCreate(keyFile: path) }
     }
@@ -69,7 +94,7 @@ struct SecretBoxTests {
             let kept = try SecretBox.loadOrCreate(keyFile: path)
             let all = boxes.withLock { $0 }
             if all.count != 4 { lost.append("round \(round): \(4 - all.count) starts failed") }
-            for box in all where (try? kept.open(try box.seal("probe"))) != "probe" {
+            for box in all where (try? kept.open(try box.seal("probe", for: Self.row), for: Self.row)) != "probe" {
                 lost.append("round \(round): a start's key is not the file's")
             }
         }
@@ -107,7 +132,7 @@ struct SecretBoxTests {
     func configuredKey() throws {
         let key = Data((0..<32).map { UInt8($0) }).base64EncodedString()
         let box = try SecretBox(base64: key)
-        #expect(try box.open(try box.seal("x")) == "x")
+        #expect(try box.open(try box.seal("x", for: Self.row), for: Self.row) == "x")
         #expect(throws: HubError.invalidField("master key", "must be 32 bytes in base64 (openssl rand -base64 32)")) {
             try SecretBox(base64: "c2hvcnQ=")
         }

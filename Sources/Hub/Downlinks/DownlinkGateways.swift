@@ -181,17 +181,20 @@ public final class DownlinkGateways: Sendable {
         let settings = integration.settings
         guard let certificateID = record.progress.certificateID, let certificate = record.progress.certificatePem else { return nil }
         let sealedKey: String?
+        let binding: SecretBinding
         if let registered = settings.gatewayCertificate {
             // The operator's certificate, once AWS has it; its key is kept with the integration.
             guard certificate == registered else { return nil }
             sealedKey = integration.credentials.sealedGatewayPrivateKey
+            binding = .gatewayKey(tenantID: integration.tenantID, integrationID: integration.id)
         } else {
             sealedKey = record.sealedPrivateKey
+            binding = .thingKey(record)
         }
         guard let sealedKey else {
             throw HubError.conflict("no_gateway_key", "the gateway's private key is missing; give the gateway certificate and key again")
         }
-        let privateKey = try self.hub.secrets.open(sealedKey)
+        let privateKey = try self.hub.secrets.open(sealedKey, for: binding)
         let host: String
         let port: Int
         if let endpoint = settings.mqttEndpoint {

@@ -90,12 +90,12 @@ final class AWSConnections: Sendable {
         if let cached = self.clients.withLock({ $0[integration.id] }), cached.version == integration.updatedAt {
             return cached
         }
-        let client = try self.makeClient(settings: integration.settings, credentials: integration.credentials)
+        let client = try self.makeClient(settings: integration.settings, credentials: integration.credentials, owner: integration)
         let dataURL = try integration.settings.endpointURL.map { try self.endpointURL($0, region: integration.settings.region) }
             ?? integration.dataEndpoint.map { try self.endpointURL("https://\($0)", region: integration.settings.region) }
         // Publishes go on their own pool of connections, and give up sooner than a job's patient calls.
         let publisher = try self.makeClient(
-            settings: integration.settings, credentials: integration.credentials, httpClient: self.environment.dataHTTPClient,
+            settings: integration.settings, credentials: integration.credentials, owner: integration, httpClient: self.environment.dataHTTPClient,
             requestTimeout: .seconds(10)
         )
         let data = dataURL.map { AWSIoTDataClient(client: publisher.client, region: integration.settings.region, endpointURL: $0) }
@@ -119,9 +119,10 @@ final class AWSConnections: Sendable {
 
     /// A client for settings not stored yet (an integration being created or changed).
     /// - Parameters:
+    ///   - owner: the integration whose row holds the credentials (for opening a sealed key).
     ///   - retryPolicy, requestTimeout: for a quick check instead of a job's patient calls.
     func makeClient(
-        settings: IntegrationSettings, credentials: IntegrationCredentials, retryPolicy: AWSRetryPolicy? = nil,
+        settings: IntegrationSettings, credentials: IntegrationCredentials, owner: Integration, retryPolicy: AWSRetryPolicy? = nil,
         httpClient: HTTPClient? = nil, requestTimeout: TimeAmount = .seconds(30)
     ) throws -> AWSIoTClient {
         let region = settings.region
@@ -134,7 +135,7 @@ final class AWSConnections: Sendable {
             }
             let secret: String
             do {
-                secret = try self.secrets.open(sealed)
+                secret = try self.secrets.open(sealed, for: .awsSecretKey(tenantID: owner.tenantID, integrationID: owner.id))
             } catch {
                 throw HubError.conflict(
                     "unreadable_secret", "credentials: the stored secret key cannot be opened with this master key; set the credentials again"

@@ -218,14 +218,16 @@ enum IntegrationRules {
 
     /// The operator's gateway certificate and its key: both given, the key the certificate's,
     /// and the certificate valid now. Returns the certificate and the sealed key.
-    static func gateway(_ input: IntegrationDraft.Gateway, secrets: SecretBox, now: Date) throws -> (certificate: String, sealedKey: String) {
+    static func gateway(
+        _ input: IntegrationDraft.Gateway, secrets: SecretBox, binding: SecretBinding, now: Date
+    ) throws -> (certificate: String, sealedKey: String) {
         guard let certificatePEM = input.certificatePEM else { throw HubError.invalidField("gateway.certificatePem", "is required") }
         guard let keyPEM = input.privateKeyPEM else { throw HubError.invalidField("gateway.privateKey", "is required") }
         let certificate = try GatewayCertificates.check(certificatePEM: certificatePEM, privateKeyPEM: keyPEM, now: now)
-        return (certificate, try secrets.seal(keyPEM))
+        return (certificate, try secrets.seal(keyPEM, for: binding))
     }
 
-    static func credentials(_ input: IntegrationDraft.Credentials, secrets: SecretBox) throws -> IntegrationCredentials {
+    static func credentials(_ input: IntegrationDraft.Credentials, secrets: SecretBox, binding: SecretBinding) throws -> IntegrationCredentials {
         let forms = [input.accessKeyID != nil || input.secretAccessKey != nil, input.roleARN != nil || input.externalID != nil, input.source != nil]
         guard forms.filter({ $0 }).count == 1 else {
             throw HubError.invalidField(
@@ -243,7 +245,7 @@ enum IntegrationRules {
             guard !secret.isEmpty, secret.utf8.count <= 128, !secret.contains(where: { $0.isWhitespace }) else {
                 throw HubError.invalidField("credentials.secretAccessKey", "must be 1 to 128 characters without spaces")
             }
-            return IntegrationCredentials(kind: .accessKey, accessKeyID: keyID, sealedSecretAccessKey: try secrets.seal(secret))
+            return IntegrationCredentials(kind: .accessKey, accessKeyID: keyID, sealedSecretAccessKey: try secrets.seal(secret, for: binding))
         }
         if input.roleARN != nil || input.externalID != nil {
             guard let roleARN = input.roleARN else { throw HubError.invalidField("credentials.roleArn", "is required with externalId") }

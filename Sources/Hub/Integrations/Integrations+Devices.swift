@@ -66,7 +66,7 @@ extension Integrations {
                     "credentials_issued", "the credentials of device '\(deviceID)' were handed out already and are not kept; POST .../rotate for new ones"
                 )
             }
-            let privateKey = try secrets.open(sealed)
+            let privateKey = try secrets.open(sealed, for: .thingKey(record))
             record.progress.credentialsIssuedAt = now
             record.sealedPrivateKey = nil
             record.updatedAt = now

@@ -49,7 +49,7 @@ public struct Integrations: Sendable {
             settings: settings, credentials: IntegrationCredentials(kind: .default), active: true, status: .active, dataEndpoint: nil,
             createdGroups: [], createdAt: now, updatedAt: now
         )
-        integration.credentials = try await self.credentials(credentialsInput, by: principal)
+        integration.credentials = try await self.credentials(credentialsInput, for: integration.id, by: principal)
         try self.apply(draft, to: &integration, settings: &settings)
         try self.hub.connections.checkEndpoints(settings)
         integration.settings = settings
@@ -116,7 +116,10 @@ public struct Integrations: Sendable {
         }
         if let gateway = draft.gateway {
             if let gateway {
-                let (certificate, sealedKey) = try IntegrationRules.gateway(gateway, secrets: self.hub.secrets, now: self.hub.now())
+                let (certificate, sealedKey) = try IntegrationRules.gateway(
+                    gateway, secrets: self.hub.secrets, binding: .gatewayKey(tenantID: integration.tenantID, integrationID: integration.id),
+                    now: self.hub.now()
+                )
                 settings.gatewayCertificate = certificate
                 integration.credentials.sealedGatewayPrivateKey = sealedKey
             } else {
@@ -146,7 +149,9 @@ public struct Integrations: Sendable {
     /// the installation's, for its default tenant (and the CLI) only; another tenant's role must
     /// expect the tenant's id as its ExternalId, so that no tenant can have Conduit assume a role
     /// meant for another (the confused deputy AWS warns about).
-    private func credentials(_ input: IntegrationDraft.Credentials, by principal: Principal) async throws -> IntegrationCredentials {
+    private func credentials(
+        _ input: IntegrationDraft.Credentials, for integrationID: String, by principal: Principal
+    ) async throws -> IntegrationCredentials {
         var input = input
         let tenant = try await self.hub.store.session.tenants.get(id: principal.tenantID)
         let isInstallation = principal.actor == "cli" || tenant?.name == Tenant.defaultName
@@ -163,7 +168,9 @@ public struct Integrations: Sendable {
                 input.externalID = principal.tenantID
             }
         }
-        return try IntegrationRules.credentials(input, secrets: self.hub.secrets)
+        return try IntegrationRules.credentials(
+            input, secrets: self.hub.secrets, binding: .awsSecretKey(tenantID: principal.tenantID, integrationID: integrationID)
+        )
     }
 
     /// Asks AWS for the account's data endpoint with the integration's credentials: the check
@@ -172,7 +179,7 @@ public struct Integrations: Sendable {
         var client: AWSIoTClient
         do {
             client = try self.hub.connections.makeClient(
-                settings: integration.settings, credentials: integration.credentials, retryPolicy: AWSRetryPolicy(maximumAttempts: 2),
+                settings: integration.settings, credentials: integration.credentials, owner: integration, retryPolicy: AWSRetryPolicy(maximumAttempts: 2),
                 requestTimeout: .seconds(4)
             )
             return try await client.describeEndpoint()
@@ -270,7 +277,7 @@ public struct Integrations: Sendable {
         if draft.gateway != nil { try await self.checkGatewayCertificateIsOwn(integration) }
         if let credentials = draft.credentials {
             let gatewayKey = integration.credentials.sealedGatewayPrivateKey
-            integration.credentials = try await self.credentials(credentials, by: principal)
+            integration.credentials = try await self.credentials(credentials, for: integration.id, by: principal)
             integration.credentials.sealedGatewayPrivateKey = gatewayKey
         }
         if draft.credentials != nil || reachChanged {

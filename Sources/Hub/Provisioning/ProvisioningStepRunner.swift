@@ -91,7 +91,7 @@ struct ProvisioningStepRunner {
         case .createKey:
             let requestID = UUID().uuidString.lowercased()
             let key = try DeviceKeyMaterial.generate(commonName: self.thingName, requestID: requestID)
-            record.sealedPrivateKey = try self.provisioner.hub.secrets.seal(key.privateKeyPEM)
+            record.sealedPrivateKey = try self.provisioner.hub.secrets.seal(key.privateKeyPEM, for: .thingKey(record))
             record.progress.keyRequest = .init(nonce: requestID, requestedAt: self.provisioner.hub.now(), csr: key.csrPEM, uncertain: false)
         case .createCertificate:
             try await self.createCertificate(&record)
@@ -310,7 +310,7 @@ struct ProvisioningStepRunner {
     /// Looks among the certificates made since the request for one signed for its key; adopts it.
     private func adoptInterruptedCertificate(_ record: inout ProvisioningJob) async throws -> Bool {
         guard let request = record.progress.keyRequest, let sealed = record.sealedPrivateKey else { return false }
-        let privateKey = try self.provisioner.hub.secrets.open(sealed)
+        let privateKey = try self.provisioner.hub.secrets.open(sealed, for: .thingKey(record))
         // Clocks differ: look five minutes further back than the request.
         let since = request.requestedAt.timeIntervalSince1970 - 300
         let candidates = try await self.client.listCertificates(stop: { page in

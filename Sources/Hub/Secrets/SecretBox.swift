@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Store
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -87,25 +88,70 @@ public struct SecretBox: Sendable {
         }
     }
 
-    /// Seals a secret; each call uses a fresh random nonce.
-    public func seal(_ plaintext: String) throws -> String {
-        let box = try AES.GCM.seal(Data(plaintext.utf8), using: self.key)
+    /// Seals a secret for the row it is stored in; each call uses a fresh random nonce. The
+    /// binding is AES-GCM's additional data: the value opens only for the same tenant, row and
+    /// purpose, so a sealed value copied into another row (another tenant's integration, another
+    /// device's job) does not open there.
+    public func seal(_ plaintext: String, for binding: SecretBinding) throws -> String {
+        let box = try AES.GCM.seal(Data(plaintext.utf8), using: self.key, authenticating: binding.additionalData)
         guard let combined = box.combined else { throw HubError.invalidField("secret", "could not be sealed") }
-        return "v1:" + combined.base64EncodedString()
+        return "v2:" + combined.base64EncodedString()
     }
 
-    /// Opens a sealed secret; a wrong key or a changed byte is an error, never garbage.
-    public func open(_ sealed: String) throws -> String {
-        guard sealed.hasPrefix("v1:"), let data = Data(base64Encoded: String(sealed.dropFirst(3))) else {
+    /// Opens a sealed secret for the row it was read from; a wrong key, a changed byte or
+    /// another row is an error, never garbage. A `v1:` value (sealed before values were bound
+    /// to their rows) opens without a binding; ``isLegacy(_:)`` finds those to seal again.
+    public func open(_ sealed: String, for binding: SecretBinding) throws -> String {
+        let bound = sealed.hasPrefix("v2:")
+        guard bound || sealed.hasPrefix("v1:"), let data = Data(base64Encoded: String(sealed.dropFirst(3))) else {
             throw SecretBoxError.unreadable
         }
         do {
             let box = try AES.GCM.SealedBox(combined: data)
-            return String(decoding: try AES.GCM.open(box, using: self.key), as: UTF8.self)
+            let plaintext = bound ? try AES.GCM.open(box, using: self.key, authenticating: binding.additionalData) : try AES.GCM.open(box, using: self.key)
+            return String(decoding: plaintext, as: UTF8.self)
         } catch {
             throw SecretBoxError.unreadable
         }
     }
+
+    /// A value sealed in the first format, bound to no row.
+    public static func isLegacy(_ sealed: String) -> Bool { sealed.hasPrefix("v1:") }
+}
+
+/// The row a sealed value belongs to: its purpose, its tenant and the row's key.
+public struct SecretBinding: Sendable, Equatable {
+    public let purpose: String
+    public let tenantID: String
+    public let row: String
+
+    public init(purpose: String, tenantID: String, row: String) {
+        self.purpose = purpose
+        self.tenantID = tenantID
+        self.row = row
+    }
+
+    /// An integration's AWS secret access key.
+    public static func awsSecretKey(tenantID: String, integrationID: String) -> SecretBinding {
+        SecretBinding(purpose: "integration.secretAccessKey", tenantID: tenantID, row: integrationID)
+    }
+
+    /// The private key of an integration's own gateway certificate.
+    public static func gatewayKey(tenantID: String, integrationID: String) -> SecretBinding {
+        SecretBinding(purpose: "integration.gatewayPrivateKey", tenantID: tenantID, row: integrationID)
+    }
+
+    /// The private key Conduit made for a device's (or a gateway's) thing in an integration.
+    public static func thingKey(tenantID: String, integrationID: String, deviceID: String) -> SecretBinding {
+        SecretBinding(purpose: "awsThing.privateKey", tenantID: tenantID, row: "\(integrationID)/\(deviceID)")
+    }
+
+    public static func thingKey(_ job: ProvisioningJob) -> SecretBinding {
+        self.thingKey(tenantID: job.tenantID, integrationID: job.integrationID, deviceID: job.deviceID)
+    }
+
+    /// NUL-separated, so that no two bindings read alike.
+    var additionalData: Data { Data("conduit.sealed.v2\u{0}\(self.purpose)\u{0}\(self.tenantID)\u{0}\(self.row)".utf8) }
 }
 
 /// A sealed secret that cannot be opened: not ours, changed, or sealed under another master key.

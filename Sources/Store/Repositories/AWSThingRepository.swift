@@ -53,6 +53,21 @@ public struct AWSThingRepository: Sendable {
         return try await self.session.sql.raw(query).first() != nil
     }
 
+    /// The rows whose private key was sealed in the first format, bound to no row (`v1:`).
+    public func withLegacySealedKeys() async throws -> [ProvisioningJob] {
+        try await self.session.sql.raw("SELECT * FROM aws_things WHERE private_key LIKE 'v1:%'").all().map(Self.record)
+    }
+
+    /// Replaces the sealed private key of a row, if it still holds `expected`.
+    public func replaceSealedKey(integrationID: String, deviceID: String, expected: String, with sealed: String) async throws {
+        try await self.session.sql.raw(
+            """
+            UPDATE aws_things SET private_key = \(bind: sealed)
+            WHERE integration_id = \(bind: integrationID) AND device_id = \(bind: deviceID) AND private_key = \(bind: expected)
+            """
+        ).run()
+    }
+
     /// The row, locked until the transaction ends when `forUpdate`.
     public func get(integrationID: String, deviceID: String, forUpdate: Bool = false) async throws -> ProvisioningJob? {
         try await self.session.sql.raw(
