@@ -21,7 +21,7 @@ struct ConsoleIntegrationTests {
         var fields: [String: String] = [
             "name": "prod", "region": "us-east-1", "credentials": "role", "roleArn": account.roleARN, "externalId": "conduit-test",
             "endpointUrl": moto.absoluteString, "mqttEndpoint": Self.gatewayEndpoint, "thingGroup": "", "policy": "perThing",
-            "uplinkTopic": "fleet/{deviceName}/{subtopic}", "payloadFormat": "envelope", "bind": "labels", "bindValues": "plant-a",
+            "uplinkTopic": "fleet/{deviceId}/{subtopic}", "payloadFormat": "envelope", "bind": "labels", "bindValues": "plant-a",
         ]
         fields.merge(changes) { _, new in new }
         return fields.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
@@ -71,7 +71,7 @@ struct ConsoleIntegrationTests {
             #expect(checked.headers[.cacheControl] == "no-store")
             #expect(checked.body.contains(#"id="check-result" class="flash ok""#))
             #expect(checked.body.contains("AWS accepted these credentials; the data endpoint is "))
-            #expect(checked.body.contains("fleet/Boiler 7/up"), "the topic preview for the sample device")
+            #expect(checked.body.contains("fleet/boiler-7/up"), "the topic preview for the sample device")
             #expect(try await console.hub.integrations.list(by: try await console.cli()).isEmpty, "checking saves nothing")
 
             let saved = try await console.post("/integrations/new", [("csrf", token), ("intent", "save")] + Self.form(account, moto: moto), as: browser)
@@ -81,7 +81,7 @@ struct ConsoleIntegrationTests {
             let page = try await console.get(path, as: browser)
             #expect(page.status == .ok)
             #expect(page.body.contains("Integration prod created"))
-            #expect(page.body.contains(account.roleARN) && page.body.contains("fleet/{deviceName}/{subtopic}") && page.body.contains("labels: plant-a"))
+            #expect(page.body.contains(account.roleARN) && page.body.contains("fleet/{deviceId}/{subtopic}") && page.body.contains("labels: plant-a"))
             #expect(page.body.contains(#"id="gateway""#))
             let list = try await console.get("/integrations", as: browser)
             #expect(list.body.contains(#"data-integration-id="\#(id)""#))
@@ -97,7 +97,7 @@ struct ConsoleIntegrationTests {
 
             // Edit: blank secret keeps the credentials; the change shows.
             let edit = try await console.get("\(path)/edit", as: browser)
-            #expect(edit.body.contains(#"value="fleet/{deviceName}/{subtopic}""#))
+            #expect(edit.body.contains(#"value="fleet/{deviceId}/{subtopic}""#))
             let edited = try await console.post(
                 "\(path)/edit", [("csrf", token)] + Self.form(account, moto: moto, ["uplinkTopic": "fleet/{deviceId}", "payloadFormat": "raw"]), as: browser
             )

@@ -212,6 +212,22 @@ struct ProvisioningPlanTests {
         #expect(document.contains(#""arn:aws:iot:eu-west-1:123456789012:topic/$aws/things/dev:1/shadow/*""#))
     }
 
+    @Test("a per-thing policy is never widened: a template stored before the rule grants no uplink topic rather than '*'")
+    func neverWidened() throws {
+        for template in ["fleet/{deviceName}/{subtopic}", "conduit/x{deviceId}/up", "conduit/{deviceId}{subtopic}", "*/{deviceId}"] {
+            var integration = Self.integration()
+            integration.settings.uplinkTopic = template
+            let plan = ProvisioningPlan(integration: integration, deviceID: "dev:1", device: Self.device, wanted: .active)
+            var progress = AWSThingProgress()
+            progress.thingArn = "arn:aws:iot:eu-west-1:123456789012:thing/dev:1"
+            let document = try #require(plan.policyDocument(progress))
+            let topics = document.components(separatedBy: "\"").filter { $0.contains(":topic/") }
+            #expect(topics == ["arn:aws:iot:eu-west-1:123456789012:topic/$aws/things/dev:1/shadow/*"] || Set(topics).count == 2, "\(template): \(document)")
+            #expect(!topics.contains { $0.contains(":topic/") && !$0.contains("dev:1") }, "\(template): \(document)")
+            #expect(!document.contains("fleet/*") && !document.contains("topic/*"), "\(template): \(document)")
+        }
+    }
+
     @Test("AWS outages and throttling are retried soon; refusals wait longer and show as failed")
     func errors() {
         #expect(!Provisioner.isPermanent(AWSError(code: "ThrottlingException", message: "", statusCode: 429)))

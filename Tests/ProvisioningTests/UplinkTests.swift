@@ -22,7 +22,13 @@ struct UplinkTests {
                 draft.uplinkTopic = "conduit/{deviceId}/up/{subtopic}"
                 draft.thingGroup = .some(nil)
             }
+            // {deviceName} needs a policy of the operator's: a per-thing one could not be scoped by it.
+            let policy = "fleet-\(run)"
+            _ = try await fixture.account.iot().createPolicy(
+                name: policy, document: #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#
+            )
             let envelope = try await fixture.createIntegration(name: "envelope") { draft in
+                draft.policy = .init(name: policy)
                 draft.uplinkTopic = "fleet/{deviceName}/data"
                 draft.payloadFormat = "envelope"
                 draft.thingGroup = .some(nil)

@@ -120,6 +120,9 @@ public struct DeviceRegistry: Sendable {
         let name = try patch.name.map { try Validation.displayName($0) }
         let labels = try patch.labels.map { try Validation.labels($0) }
         let now = self.hub.now()
+        // Labels decide which integrations bind the device, and so what Conduit makes or deletes
+        // in AWS: an operator may change them only within the bindings an admin set.
+        let integrations = labels == nil || principal.role.includes(.admin) ? [] : try await self.hub.store.session.integrations.list(tenantID: principal.tenantID)
         return try await self.mutate(id, by: principal) { device in
             var changed: [String] = []
             if let name, name != device.name {
@@ -127,6 +130,15 @@ public struct DeviceRegistry: Sendable {
                 changed.append("name")
             }
             if let labels, labels != device.labels {
+                var relabelled = device
+                relabelled.labels = labels
+                let moved = integrations.filter { $0.status == .active && $0.settings.binding.binds(device) != $0.settings.binding.binds(relabelled) }
+                if let first = moved.first {
+                    let verb = first.settings.binding.binds(relabelled) ? "add it to" : "remove it from"
+                    throw HubError.forbidden(
+                        "labels: this change would \(verb) integration '\(first.name)' (\(first.id)), which makes or deletes its thing in AWS; that needs the admin role"
+                    )
+                }
                 device.labels = labels
                 changed.append("labels")
             }

@@ -52,6 +52,7 @@ public struct Integrations: Sendable {
         integration.credentials = try await self.credentials(credentialsInput, for: integration.id, by: principal)
         try self.apply(draft, to: &integration, settings: &settings)
         try self.hub.connections.checkEndpoints(settings)
+        try PolicyScope.check(settings)
         integration.settings = settings
         try await self.checkGatewayCertificateIsOwn(integration)
         integration.dataEndpoint = try await self.check(integration)
@@ -272,6 +273,7 @@ public struct Integrations: Sendable {
         try self.apply(draft, to: &integration, settings: &settings)
         if let bind = draft.bind { settings.binding = try IntegrationRules.binding(bind) }
         try self.hub.connections.checkEndpoints(settings)
+        try PolicyScope.check(settings)
         let reachChanged = settings.region != integration.settings.region || settings.endpointURL != integration.settings.endpointURL
         integration.settings = settings
         if draft.gateway != nil { try await self.checkGatewayCertificateIsOwn(integration) }

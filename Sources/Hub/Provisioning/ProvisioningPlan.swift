@@ -175,15 +175,16 @@ struct ProvisioningPlan: Sendable {
                 ],
             ])
         }
-        let uplink = self.settings.uplinkTopic.replacingOccurrences(of: "{deviceId}", with: id)
-            .replacingOccurrences(of: "{deviceName}", with: "*").replacingOccurrences(of: "{subtopic}", with: "*")
+        // Never widened: a template stored before PolicyScope's rule, which cannot name this
+        // thing alone, grants no uplink topic at all.
+        let uplink = PolicyScope.uplinkResource(self.settings.uplinkTopic, thingName: id)
         let downlink = "\(self.settings.downlinkPrefix)/\(id)/down"
         let shadow = "$aws/things/\(id)/shadow/*"
         let document: [String: Any] = [
             "Version": "2012-10-17",
             "Statement": [
                 ["Effect": "Allow", "Action": "iot:Connect", "Resource": "\(prefix):client/\(id)"],
-                ["Effect": "Allow", "Action": "iot:Publish", "Resource": ["\(prefix):topic/\(uplink)", "\(prefix):topic/\(shadow)"]],
+                ["Effect": "Allow", "Action": "iot:Publish", "Resource": (uplink.map { ["\(prefix):topic/\($0)"] } ?? []) + ["\(prefix):topic/\(shadow)"]],
                 [
                     "Effect": "Allow", "Action": "iot:Subscribe",
                     "Resource": ["\(prefix):topicfilter/\(downlink)", "\(prefix):topicfilter/\(shadow)"],
