@@ -102,6 +102,11 @@ struct ThingTests {
     @Test("which integration: none is a 409, several need integrationId; bad input names the field; readers cannot create")
     func choosingAndRefusing() async throws {
         try await APIHarness.run(.sqlite, aws: try MotoPeer.environment()) { api in
+            // One list is at most 100 AWS calls: a larger page is refused before any is made.
+            let tooMany = try await api.call(.get, "/v1/things?limit=101", token: api.reader)
+            #expect(tooMany.status == .badRequest)
+            #expect(tooMany.errorMessage == "limit: must be between 1 and 100 for things: each one listed is a call to AWS")
+            #expect(try await api.call(.get, "/v1/things?limit=100", token: api.reader).status == .ok)
             let none = try await api.call(.post, "/v1/things", token: api.admin, json: #"{"name": "t", "serviceBroker": "AWS"}"#)
             #expect(none.status == .conflict)
             #expect(none.errorCode == "no_integration")

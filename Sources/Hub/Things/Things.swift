@@ -85,8 +85,17 @@ public struct Things: Sendable {
         return try await self.withState(device, by: principal)
     }
 
+    /// The most things one page lists: each costs a GetThingShadow in AWS, so one request may
+    /// make at most this many calls (against the account's quota, shared with every device).
+    public static let maximumPageSize = 100
+
     /// The tenant's things, a page at a time, with the total.
     public func list(page: PageRequest, by principal: Principal) async throws -> (page: Page<Thing>, total: Int) {
+        guard page.limit <= Self.maximumPageSize else {
+            throw HubError.invalidField(
+                "limit", "must be between 1 and \(Self.maximumPageSize) for things: each one listed is a call to AWS"
+            )
+        }
         let filter = DeviceRepository.Filter(label: Self.label)
         let devices = try await self.hub.devices.list(filter: filter, page: page, by: principal)
         let total = try await self.hub.store.session.devices.count(tenantID: principal.tenantID, filter: filter)
