@@ -17,6 +17,7 @@ public enum ConduitAPI {
         SystemRoutes(hub: hub, metrics: metrics).register(on: router)
         let v1 = router.group("v1").add(middleware: AuthenticationMiddleware(hub: hub))
         DeviceRoutes(hub: hub).register(on: v1)
+        DeviceCertificateRoutes(hub: hub).register(on: v1)
         EventRoutes(hub: hub).register(on: v1)
         TokenRoutes(hub: hub).register(on: v1)
         IntegrationRoutes(hub: hub).register(on: v1)

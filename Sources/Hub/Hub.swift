@@ -31,6 +31,8 @@ public final class Hub: Sendable {
     private let connectionControl = Mutex<(any DeviceConnectionControl)?>(nil)
     /// Seals AWS secret keys and device private keys at rest.
     public let secrets: SecretBox
+    /// Signs devices' CSRs, when the operator gave the device CA's key.
+    public let deviceCA: DeviceCA?
     let connections: AWSConnections
     /// Rung when provisioning work is written, so that workers start at once.
     let provisioningDoorbell = Doorbell()
@@ -72,8 +74,9 @@ public final class Hub: Sendable {
     public init(
         store: SQLStore, logger: Logger = Logger(label: "conduit.hub"), messageHistoryLimit: Int = 1000,
         secrets: SecretBox = SecretBox(key: SymmetricKey(size: .bits256)), aws: AWSEnvironment = AWSEnvironment(),
-        uplinkBacklogLimit: Int = 100_000, clock: @escaping @Sendable () -> Date = Date.init
+        uplinkBacklogLimit: Int = 100_000, deviceCA: DeviceCA? = nil, clock: @escaping @Sendable () -> Date = Date.init
     ) {
+        self.deviceCA = deviceCA
         self.uplinkBacklog = UplinkBacklog(limit: uplinkBacklogLimit)
         self.store = store
         self.logger = logger

@@ -9,6 +9,20 @@ public struct MQTTConnectRequest: Sendable {
     public var version: MQTTProtocolVersion
     /// The subject CN of the client's TLS certificate, when it presented one.
     public var certificateCommonName: String?
+    /// That certificate, DER: what a device's enrolled certificate is compared with.
+    public var certificateDER: [UInt8]?
+
+    public init(
+        clientIdentifier: String, username: String? = nil, password: ByteBuffer? = nil, version: MQTTProtocolVersion,
+        certificateCommonName: String? = nil, certificateDER: [UInt8]? = nil
+    ) {
+        self.clientIdentifier = clientIdentifier
+        self.username = username
+        self.password = password
+        self.version = version
+        self.certificateCommonName = certificateCommonName
+        self.certificateDER = certificateDER
+    }
 }
 
 /// The authenticator's verdict on a CONNECT.

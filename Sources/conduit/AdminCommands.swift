@@ -14,7 +14,9 @@ func withAdminHub<R>(_ options: StoreOptions, _ body: (Hub) async throws -> R) a
     let store = try await SQLStore.open(location, maxConnections: 2, logger: Logger(label: "conduit.store"))
     do {
         try await store.migrate()
-        let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), secrets: try settings.secretBox(), aws: try settings.awsEnvironment())
+        let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), secrets: try settings.secretBox(), aws: try settings.awsEnvironment(),
+            deviceCA: try settings.deviceCA()
+        )
         try await hub.access.ensureDefaultTenant()
         let result = try await body(hub)
         await store.shutdown()

@@ -6,7 +6,7 @@ import Store
 struct DevicesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices", abstract: "Manage devices from the command line.",
-        subcommands: [Create.self, List.self, Accept.self, Reject.self, Decommission.self]
+        subcommands: [Create.self, List.self, Accept.self, Reject.self, Decommission.self, Certificate.self]
     )
 
     /// The CLI acts as an operator of the tenant.
@@ -33,6 +33,52 @@ struct DevicesCommand: AsyncParsableCommand {
                     )
                 }
                 print("\(created.device.id)\t\(created.secret)")
+            }
+        }
+    }
+
+    struct Certificate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enrol the device's TLS client certificate (the only one that logs it in), or revoke it.",
+            discussion: """
+                --pem enrols a certificate of your CA; --csr has Conduit's device CA (mqtt.tls.ca with \
+                mqtt.tls.caKey) sign one and prints it. Either replaces the one enrolled before, whose \
+                connections end at once; --revoke leaves none.
+                """
+        )
+        @Argument(help: "The device id.") var id: String
+        @Option(help: "A PEM file with the device's certificate.") var pem: String?
+        @Option(help: "A PEM file with the device's certificate signing request.") var csr: String?
+        @Flag(help: "Revoke the enrolled certificate.") var revoke = false
+        @Option(help: "The tenant.") var tenant: String = Tenant.defaultName
+        @OptionGroup var storeOptions: StoreOptions
+
+        func validate() throws {
+            guard [self.pem != nil, self.csr != nil, self.revoke].filter({ $0 }).count == 1 else {
+                throw ValidationError("give one of --pem FILE, --csr FILE or --revoke")
+            }
+        }
+
+        func run() async throws {
+            let input: DeviceRegistry.CertificateInput?
+            if let path = self.pem ?? self.csr {
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read \(path)") }
+                input = self.pem != nil ? .certificate(pem: text) : .csr(pem: text)
+            } else {
+                input = nil
+            }
+            try await reportingErrors {
+                let pem = try await withAdminHub(self.storeOptions) { hub in
+                    let principal = try await DevicesCommand.principal(hub, tenant: self.tenant)
+                    guard let input else {
+                        _ = try await hub.devices.revokeCertificate(of: self.id, by: principal)
+                        return String?.none
+                    }
+                    let enrolled = try await hub.devices.enrollCertificate(input, for: self.id, by: principal)
+                    FileHandle.standardError.write(Data("enrolled: sha256 \(enrolled.device.certificate?.fingerprint ?? "")\n".utf8))
+                    return enrolled.pem
+                }
+                print(pem ?? "revoked the certificate of \(self.id)", terminator: pem == nil ? "\n" : "")
             }
         }
     }

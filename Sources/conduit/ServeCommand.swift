@@ -77,13 +77,24 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(
         help: ArgumentHelp(
             SettingsCatalog.help(
-                "CA certificates (PEM) that sign device certificates; a device may then log in with a certificate whose CN is its id",
+                "CA certificates (PEM) that sign device certificates; a device may then log in with the certificate enrolled for it (POST /v1/devices/{id}/certificate)",
                 key: "mqtt.tls.ca"
             ),
             valueName: "file"
         )
     )
     var mqttTlsCa: String?
+
+    @Option(
+        help: ArgumentHelp(
+            SettingsCatalog.help(
+                "The private key (PEM) of the device CA, the first certificate in --mqtt-tls-ca: Conduit then signs devices' CSRs at enrolment",
+                key: "mqtt.tls.caKey"
+            ),
+            valueName: "file"
+        )
+    )
+    var mqttTlsCaKey: String?
 
     @Flag(
         help: ArgumentHelp(
@@ -241,6 +252,7 @@ struct ServeCommand: AsyncParsableCommand {
         Listeners.raiseOpenFileLimit()
         let secrets = try settings.secretBox()
         let aws = try settings.awsEnvironment(allowlist: self.awsEndpointAllowlist)
+        let deviceCA = try settings.deviceCA(ca: self.mqttTlsCa, key: self.mqttTlsCaKey)
         let nodeID = try settings.nodeID(self.nodeId)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -249,7 +261,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await store.migrate()
             let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), messageHistoryLimit: historyLimit, secrets: secrets,
-                aws: aws, uplinkBacklogLimit: backlogLimit
+                aws: aws, uplinkBacklogLimit: backlogLimit, deviceCA: deviceCA
             )
             let resealed = try await hub.sealLegacySecretsAgain()
             if resealed > 0 { logger.info("sealed \(resealed) stored secrets again, each bound to its row") }

@@ -168,6 +168,21 @@ struct Settings {
 
     /// The master key: `CONDUIT_MASTER_KEY` (or `masterKey` in the file), else the key file,
     /// made on first use.
+    /// The device CA that signs CSRs: `mqtt.tls.ca` with `mqtt.tls.caKey`; nil without the key.
+    func deviceCA(ca caFlag: String? = nil, key keyFlag: String? = nil) throws -> DeviceCA? {
+        guard let keyPath = self.string(keyFlag, key: "mqtt.tls.caKey") else { return nil }
+        guard let caPath = self.string(caFlag, key: "mqtt.tls.ca") else {
+            throw ValidationError("mqtt.tls.caKey: needs mqtt.tls.ca, the CA certificate the key belongs to")
+        }
+        guard let certificate = try? String(contentsOfFile: caPath, encoding: .utf8) else { throw ValidationError("mqtt.tls.ca: cannot read \(caPath)") }
+        guard let key = try? String(contentsOfFile: keyPath, encoding: .utf8) else { throw ValidationError("mqtt.tls.caKey: cannot read \(keyPath)") }
+        do {
+            return try DeviceCA(certificatePEM: certificate, keyPEM: key)
+        } catch let error as HubError {
+            throw ValidationError(error.message)
+        }
+    }
+
     /// How the hub reaches AWS: the SDKs' credential chain, and the endpoints besides AWS's own
     /// that the operator lets integrations use (`aws.endpointAllowlist`).
     func awsEnvironment(allowlist flag: String? = nil) throws -> AWSEnvironment {

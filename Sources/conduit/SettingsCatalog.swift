@@ -31,7 +31,7 @@ enum SettingsCatalog {
         .init(key: "mqtt.host", kind: .string), .init(key: "mqtt.port", kind: .integer),
         .init(key: "mqtt.anonymous", kind: .boolean), .init(key: "mqtt.tls.port", kind: .integer),
         .init(key: "mqtt.tls.cert", kind: .string), .init(key: "mqtt.tls.key", kind: .string),
-        .init(key: "mqtt.tls.ca", kind: .string), .init(key: "mqtt.tls.requireClientCert", kind: .boolean),
+        .init(key: "mqtt.tls.ca", kind: .string), .init(key: "mqtt.tls.caKey", kind: .string), .init(key: "mqtt.tls.requireClientCert", kind: .boolean),
         .init(key: "mqtt.maxKeepAlive", kind: .integer), .init(key: "mqtt.maxInflight", kind: .integer),
         .init(key: "mqtt.maxPacketSize", kind: .integer),
         .init(key: "messageHistory", kind: .integer), .init(key: "aws.reconcileInterval", kind: .integer),

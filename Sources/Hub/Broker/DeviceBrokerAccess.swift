@@ -26,19 +26,22 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
                 .badUserNameOrPassword, "the client id must be a device id: [a-zA-Z0-9:_-]{1,128}", deviceID: deviceID, counted: "client_id"
             )
         }
-        if let commonName = request.certificateCommonName {
-            // Mutual TLS: a certificate our CA signed, whose CN is the device id, is the credential.
-            guard commonName == deviceID else {
-                return self.refuse(
-                    .notAuthorized, "the certificate's CN is '\(commonName)', not the client id '\(deviceID)'", deviceID: deviceID,
-                    counted: "certificate"
-                )
-            }
+        if let der = request.certificateDER {
+            // Mutual TLS: the certificate enrolled for this device is the credential; any other,
+            // whatever CA signed it and whatever its CN (an earlier device's of the same id, in
+            // another tenant, say), is not.
+            let fingerprint = DeviceRegistry.fingerprint(ofDER: der)
             do {
-                // The certificate vouches for the id: its holder may hear how the device stands.
-                guard let device = try await self.hub.store.session.devices.get(id: deviceID) else {
-                    return self.refuse(.notAuthorized, "no device '\(deviceID)' is registered", deviceID: deviceID, counted: "unknown")
+                guard let device = try await self.hub.store.session.devices.get(id: deviceID),
+                    let enrolled = device.certificate, enrolled.fingerprint == fingerprint
+                else {
+                    // An unknown device and a certificate not enrolled read alike.
+                    return self.refuse(
+                        .notAuthorized, "this certificate is not the one enrolled for the client id's device", deviceID: deviceID,
+                        counted: "certificate"
+                    )
                 }
+                // The certificate vouches for the id: its holder may hear how the device stands.
                 guard device.status == .accepted else {
                     return self.refuse(.notAuthorized, Self.notAccepted(device.status), deviceID: deviceID, counted: device.status.rawValue)
                 }

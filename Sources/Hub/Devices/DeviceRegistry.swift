@@ -166,6 +166,8 @@ public struct DeviceRegistry: Sendable {
         let device = try await self.mutate(id, by: principal) { device in
             let from = device.status
             device.status = try action.apply(to: from)
+            // For good: its certificate logs nothing in again, even should it come back.
+            if device.status == .decommissioned { device.certificate = nil }
             device.updatedAt = now
             device.statusChangedAt = now
             return (EventType.lifecycle(action), EventLog.json(["from": from.rawValue, "to": device.status.rawValue]))

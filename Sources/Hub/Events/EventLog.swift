@@ -7,6 +7,8 @@ public enum EventType {
     public static let deviceUpdated = "device.updated"
     public static let deviceDeleted = "device.deleted"
     public static let deviceSecretRotated = "device.secret_rotated"
+    public static let deviceCertificateEnrolled = "device.certificate_enrolled"
+    public static let deviceCertificateRevoked = "device.certificate_revoked"
     public static let tokenCreated = "token.created"
     public static let tokenRevoked = "token.revoked"
     public static let integrationCreated = "integration.created"
@@ -41,7 +43,7 @@ public enum EventType {
     /// Every type above, for validating filters.
     public static var all: [String] {
         [
-            deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, tokenCreated, tokenRevoked, integrationCreated,
+            deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, deviceCertificateEnrolled, deviceCertificateRevoked, tokenCreated, tokenRevoked, integrationCreated,
             integrationUpdated, integrationDeleted, awsProvisioned, awsDisabled, awsDeprovisioned, awsFailed, awsDriftRepaired,
             awsCredentialsIssued, awsCredentialsRotated, uplinkDropped, downlinkSkipped, userCreated, userDeleted, userRoleChanged,
         ] + LifecycleAction.allCases.map(lifecycle)

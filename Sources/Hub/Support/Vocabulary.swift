@@ -3,6 +3,7 @@
 @_exported import struct Store.APIToken
 @_exported import enum Store.AWSProvisioningState
 @_exported import struct Store.Device
+@_exported import struct Store.DeviceCertificate
 @_exported import struct Store.DeviceMessage
 @_exported import enum Store.DeviceStatus
 @_exported import struct Store.Downlink

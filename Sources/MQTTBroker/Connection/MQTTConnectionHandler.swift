@@ -69,12 +69,12 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         logger.log(level: level, message(), metadata: metadata())
     }
 
-    /// The CN of the client's certificate, on a TLS connection where it presented a valid one.
-    private func peerCommonName(_ context: ChannelHandlerContext) -> String? {
+    /// The client's certificate (DER) and its CN, on a TLS connection where it presented a valid one.
+    private func peerCertificate(_ context: ChannelHandlerContext) -> (der: [UInt8], commonName: String?)? {
         guard self.tls, let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
             let certificate = handler.peerCertificate, let der = try? certificate.toDERBytes()
         else { return nil }
-        return MQTTBroker.commonName(ofCertificate: der)
+        return (der, MQTTBroker.commonName(ofCertificate: der))
     }
 
     // MARK: Channel events
@@ -304,9 +304,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private func authenticate(_ connect: MQTTConnectPacket, clientIdentifier: String, context: ChannelHandlerContext) {
         self.authenticationStarted = .now()
+        let certificate = self.peerCertificate(context)
         let request = MQTTConnectRequest(
             clientIdentifier: clientIdentifier, username: connect.username, password: connect.password,
-            version: connect.version, certificateCommonName: self.peerCommonName(context)
+            version: connect.version, certificateCommonName: certificate?.commonName, certificateDER: certificate?.der
         )
         let authenticator = self.broker.authenticator
         let promise = context.eventLoop.makePromise(of: MQTTAuthenticationResult.self)

@@ -270,5 +270,8 @@ extension Migration {
             }
             return statements
         },
+        Migration(version: 10, name: "a device's enrolled TLS certificate") { _ in
+            ["ALTER TABLE devices ADD COLUMN certificate TEXT"]
+        },
     ]
 }

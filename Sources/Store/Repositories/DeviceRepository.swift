@@ -25,11 +25,12 @@ public struct DeviceRepository: Sendable {
             try await self.session.sql.raw(
                 """
                 INSERT INTO devices (id, tenant_id, name, status, labels, attributes, secret_hash,
-                                     created_at, updated_at, status_changed_at)
+                                     created_at, updated_at, status_changed_at, certificate)
                 VALUES (\(bind: device.id), \(bind: device.tenantID), \(bind: device.name), \(bind: device.status.rawValue),
                         \(bind: try StoreJSON.encode(device.labels)), \(bind: try StoreJSON.encode(device.attributes)),
                         \(bind: device.secretHash), \(bind: device.createdAt.storeMilliseconds),
-                        \(bind: device.updatedAt.storeMilliseconds), \(bind: device.statusChangedAt.storeMilliseconds))
+                        \(bind: device.updatedAt.storeMilliseconds), \(bind: device.statusChangedAt.storeMilliseconds),
+                        \(bind: try device.certificate.map { try StoreJSON.encode($0) }))
                 """
             ).run()
         } catch where StoreError.isUniqueViolation(error) {
@@ -102,7 +103,8 @@ public struct DeviceRepository: Sendable {
             UPDATE devices SET name = \(bind: device.name), status = \(bind: device.status.rawValue),
                 labels = \(bind: try StoreJSON.encode(device.labels)), attributes = \(bind: try StoreJSON.encode(device.attributes)),
                 secret_hash = \(bind: device.secretHash), updated_at = \(bind: device.updatedAt.storeMilliseconds),
-                status_changed_at = \(bind: device.statusChangedAt.storeMilliseconds)
+                status_changed_at = \(bind: device.statusChangedAt.storeMilliseconds),
+                certificate = \(bind: try device.certificate.map { try StoreJSON.encode($0) })
             WHERE tenant_id = \(bind: device.tenantID) AND id = \(bind: device.id)
             """
         ).run()
@@ -165,7 +167,10 @@ public struct DeviceRepository: Sendable {
             secretHash: try row.decode(column: "secret_hash", as: String.self),
             createdAt: Date(storeMilliseconds: try row.decode(column: "created_at", as: Int.self)),
             updatedAt: Date(storeMilliseconds: try row.decode(column: "updated_at", as: Int.self)),
-            statusChangedAt: Date(storeMilliseconds: try row.decode(column: "status_changed_at", as: Int.self))
+            statusChangedAt: Date(storeMilliseconds: try row.decode(column: "status_changed_at", as: Int.self)),
+            certificate: try row.decode(column: "certificate", as: String?.self).map {
+                try JSONDecoder().decode(DeviceCertificate.self, from: Data($0.utf8))
+            }
         )
     }
 }
