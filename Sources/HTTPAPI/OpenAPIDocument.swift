@@ -104,6 +104,44 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
         "409": {$ref: "#/components/responses/Conflict"}
+  /v1/devices/{id}/certificate:
+    parameters:
+      - {$ref: "#/components/parameters/deviceId"}
+    post:
+      summary: Enrol the device's TLS client certificate (operator), the only one that logs it in; replaces the one before and ends its connections
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              minProperties: 1
+              maxProperties: 1
+              properties:
+                certificatePem: {type: string, minLength: 1, description: "The device's certificate, PEM, from the CA in mqtt.tls.ca."}
+                csr: {type: string, minLength: 1, description: "A certificate signing request, PEM, for Conduit's device CA (mqtt.tls.caKey) to sign; the certificate has CN = the device id."}
+      responses:
+        "201": {description: "Enrolled.", content: {application/json: {schema: {$ref: "#/components/schemas/DeviceCertificate"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "413": {$ref: "#/components/responses/TooLarge"}
+    get:
+      summary: The device's enrolled certificate (any role); 404 when none is
+      responses:
+        "200": {description: "The certificate.", content: {application/json: {schema: {$ref: "#/components/schemas/DeviceCertificate"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "404": {$ref: "#/components/responses/NotFound"}
+    delete:
+      summary: Revoke the device's certificate (operator); its connections end now
+      responses:
+        "204": {description: "Revoked (or none was enrolled)."}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
   /v1/devices/{id}/messages:
     parameters:
       - {$ref: "#/components/parameters/deviceId"}
@@ -515,6 +553,18 @@ components:
         createdAt: {type: string, format: date-time}
         updatedAt: {type: string, format: date-time}
         statusChangedAt: {type: string, format: date-time}
+    DeviceCertificate:
+      type: object
+      additionalProperties: false
+      required: [fingerprint, subject, notBefore, notAfter, enrolledAt, source, certificatePem]
+      properties:
+        fingerprint: {type: string, pattern: "^[0-9a-f]{64}$", description: "SHA-256 of the certificate's DER, hex."}
+        subject: {type: string}
+        notBefore: {type: string, format: date-time}
+        notAfter: {type: string, format: date-time}
+        enrolledAt: {type: string, format: date-time}
+        source: {type: string, enum: [pem, csr], description: "pem: given; csr: signed by Conduit's device CA."}
+        certificatePem: {type: string}
     DeviceWithSecret:
       allOf:
         - {$ref: "#/components/schemas/Device"}

@@ -59,7 +59,8 @@ public struct MQTTReasonCode: RawRepresentable, Sendable, Hashable, CustomString
         case .success: 0x00
         case .unsupportedProtocolVersion: 0x01
         case .clientIdentifierNotValid: 0x02
-        case .serverUnavailable, .serverBusy, .serverShuttingDown, .useAnotherServer, .serverMoved, .connectionRateExceeded: 0x03
+        case .serverUnavailable, .serverBusy, .serverShuttingDown, .useAnotherServer, .serverMoved, .connectionRateExceeded, .quotaExceeded:
+            0x03
         case .badUserNameOrPassword, .badAuthenticationMethod: 0x04
         default: 0x05
         }

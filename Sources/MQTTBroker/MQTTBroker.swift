@@ -24,6 +24,8 @@ public final class MQTTBroker: @unchecked Sendable {
     let logger: Logger
     let eventLoopGroup: any EventLoopGroup
     let metrics: Metrics
+    /// Per source address: connections, CONNECT rate, failed logins.
+    let admission: MQTTAdmission
     /// Where persistent sessions are kept, when the broker has a store.
     let journal: MQTTSessionJournal?
     private let sessionStore: (any MQTTSessionStore)?
@@ -44,6 +46,8 @@ public final class MQTTBroker: @unchecked Sendable {
     private var sessions: [String: MQTTSession] = [:]
     private var tree = SubscriptionTree()
     private var retained: [String: MQTTBrokerMessage] = [:]
+    /// Retained messages and their payload bytes, by the client that published them.
+    private var retainedUsage: [String: (count: Int, bytes: Int)] = [:]
     private var shareCursor: [String: Int] = [:]
     private var listeners: [any Channel] = []
     private var connections: [ObjectIdentifier: any Channel] = [:]
@@ -101,6 +105,12 @@ public final class MQTTBroker: @unchecked Sendable {
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.metrics = Metrics()
+        self.admission = MQTTAdmission(
+            limits: .init(
+                connectionsPerAddress: configuration.maximumConnectionsPerAddress, connectsPerSecond: configuration.connectsPerSecondPerAddress,
+                loginFailuresPerMinute: configuration.loginFailuresPerMinutePerAddress
+            )
+        )
     }
 
     // MARK: Listening
@@ -312,6 +322,40 @@ public final class MQTTBroker: @unchecked Sendable {
         }
     }
 
+    /// Keeps (or, with nil, forgets) the retained message on a topic, and counts it against its
+    /// publisher. Lock held.
+    private func setRetained(_ message: MQTTBrokerMessage?, on topic: String) {
+        if let old = self.retained[topic], let owner = old.publisherClientIdentifier, var usage = self.retainedUsage[owner] {
+            usage.count -= 1
+            usage.bytes -= old.payload.readableBytes
+            self.retainedUsage[owner] = usage.count > 0 ? usage : nil
+        }
+        self.retained[topic] = message
+        if let message, let owner = message.publisherClientIdentifier {
+            var usage = self.retainedUsage[owner] ?? (0, 0)
+            usage.count += 1
+            usage.bytes += message.payload.readableBytes
+            self.retainedUsage[owner] = usage
+        }
+    }
+
+    /// True when the client may leave this retained message: within its count and bytes, the
+    /// message it replaces on the topic, if its own, given back first. Clearing one always may.
+    func mayRetain(clientIdentifier: String, topic: String, bytes: Int) -> Bool {
+        guard bytes > 0, self.configuration.maximumRetainedPerClient != nil || self.configuration.maximumRetainedBytesPerClient != nil else {
+            return true
+        }
+        return self.lock.withLock {
+            var usage = self.retainedUsage[clientIdentifier] ?? (0, 0)
+            if let old = self.retained[topic], old.publisherClientIdentifier == clientIdentifier {
+                usage.count -= 1
+                usage.bytes -= old.payload.readableBytes
+            }
+            return usage.count + 1 <= (self.configuration.maximumRetainedPerClient ?? .max)
+                && usage.bytes + bytes <= (self.configuration.maximumRetainedBytesPerClient ?? .max)
+        }
+    }
+
     /// Forgets every retained message on one of `topics` or below it (`devices/pump-1` takes
     /// `devices/pump-1/state` too): what a deleted client left must not reach whoever takes its
     /// id next. Returns how many were removed.
@@ -319,7 +363,7 @@ public final class MQTTBroker: @unchecked Sendable {
     public func removeRetained(under topics: [String]) -> Int {
         self.locked {
             let doomed = self.retained.keys.filter { topic in topics.contains { topic == $0 || topic.hasPrefix($0 + "/") } }
-            for topic in doomed { self.retained[topic] = nil }
+            for topic in doomed { self.setRetained(nil, on: topic) }
             return doomed.count
         }
     }
@@ -535,11 +579,7 @@ public final class MQTTBroker: @unchecked Sendable {
     private func route(_ message: MQTTBrokerMessage, publisher: MQTTConnectionHandle? = nil, now: NIODeadline) -> Int? {
         var ticket: Int?
         if message.retain {
-            if message.payload.readableBytes == 0 {
-                self.retained[message.topic] = nil
-            } else {
-                self.retained[message.topic] = message.compacted()
-            }
+            self.setRetained(message.payload.readableBytes == 0 ? nil : message.compacted(), on: message.topic)
         }
         let matches = self.tree.matches(topic: message.topic)
         if matches.direct.count == 1, let (client, subscription) = matches.direct.first {
@@ -701,6 +741,13 @@ public final class MQTTBroker: @unchecked Sendable {
             for (subscription, allowed) in subscriptions {
                 guard allowed else {
                     codes.append(.notAuthorized)
+                    continue
+                }
+                if let limit = self.configuration.maximumSubscriptionsPerClient, session.state.subscriptions[subscription.filter] == nil,
+                    session.state.subscriptions.count >= limit
+                {
+                    MQTTRefusals.count("subscriptions")
+                    codes.append(.quotaExceeded)
                     continue
                 }
                 let isNew = self.tree.insert(clientIdentifier: clientIdentifier, subscription: subscription)

@@ -39,6 +39,24 @@ public struct MQTTBrokerConfiguration: Sendable {
     public var port: Int
     /// False for no plain TCP listener at all: devices connect over TLS only.
     public var listensWithoutTLS = true
+    /// Subscriptions one client may hold; more are refused (SUBACK 0x97). Nil: no bound.
+    public var maximumSubscriptionsPerClient: Int?
+    /// Retained messages one client may have left in the broker, and their payload bytes; a
+    /// retained PUBLISH past either is refused (5.0 PUBACK or PUBREC 0x97, else the connection
+    /// ends with 0x97). Nil: no bound.
+    public var maximumRetainedPerClient: Int?
+    public var maximumRetainedBytesPerClient: Int?
+    /// Connections one source address may hold; a CONNECT past it is refused (CONNACK 0x97).
+    public var maximumConnectionsPerAddress: Int?
+    /// CONNECTs a second one source address may make (twice as many in a burst); past it,
+    /// CONNACK 0x9F (connection rate exceeded).
+    public var connectsPerSecondPerAddress: Double?
+    /// Failed logins a minute from one source address before its CONNECTs are refused (0x9F)
+    /// without asking the authenticator, for a minute, then twice as long each time, up to 15.
+    public var loginFailuresPerMinutePerAddress: Int?
+    /// The largest packet a client may send before its CONNACK: CONNECT, will included. A
+    /// larger one ends the connection before anything is authenticated.
+    public var maximumConnectPacketSize: Int?
     /// The largest packet accepted from a client, announced to 5.0 clients in CONNACK.
     public var maximumPacketSize: Int
     /// How many QoS 1 and 2 publishes a client may have unacknowledged towards the broker.

@@ -136,6 +136,30 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var mqttMaxPacketSize: Int?
 
+    @Option(help: ArgumentHelp(SettingsCatalog.help("Subscriptions one MQTT client may hold; more are refused (SUBACK 0x97). 0: no bound", key: "mqtt.maxSubscriptions", default: "100"), valueName: "count"))
+    var mqttMaxSubscriptions: Int?
+
+    @Option(help: ArgumentHelp(SettingsCatalog.help("Retained messages one MQTT client (device) may leave in the broker; past it a retained PUBLISH is refused (5.0: PUBACK 0x97; otherwise the connection ends). 0: no bound", key: "mqtt.maxRetained", default: "100"), valueName: "count"))
+    var mqttMaxRetained: Int?
+
+    @Option(help: ArgumentHelp(SettingsCatalog.help("Payload bytes of the retained messages one MQTT client may leave, as above. 0: no bound", key: "mqtt.maxRetainedBytes", default: "1048576"), valueName: "bytes"))
+    var mqttMaxRetainedBytes: Int?
+
+    @Option(help: ArgumentHelp(SettingsCatalog.help("Payload bytes queued for one offline MQTT session (ten times as many for a connected one, whose publishers are slowed instead); past it new messages for it are dropped and counted", key: "mqtt.maxQueuedBytes", default: "8388608"), valueName: "bytes"))
+    var mqttMaxQueuedBytes: Int?
+
+    @Option(help: ArgumentHelp(SettingsCatalog.help("MQTT connections one source address may hold; a CONNECT past it is refused (CONNACK 0x97; 3.1.1: 0x03). 0: no bound", key: "mqtt.maxConnectionsPerAddress", default: "1000"), valueName: "count"))
+    var mqttMaxConnectionsPerAddress: Int?
+
+    @Option(help: ArgumentHelp(SettingsCatalog.help("CONNECTs a second one source address may make, twice as many in a burst; past it, CONNACK 0x9F (3.1.1: 0x03). 0: no bound", key: "mqtt.connectRate", default: "50"), valueName: "per-second"))
+    var mqttConnectRate: Int?
+
+    @Option(help: ArgumentHelp(SettingsCatalog.help("The largest packet a client may send before its CONNACK (CONNECT with its will), in bytes; a larger one ends the connection before anything is checked", key: "mqtt.maxConnectSize", default: "65536"), valueName: "bytes"))
+    var mqttMaxConnectSize: Int?
+
+    @Option(help: ArgumentHelp(SettingsCatalog.help("Failed MQTT logins a minute from one source address before its CONNECTs are refused (0x9F) without a look at the store, for a minute, then twice as long each time, up to 15. 0: no bound", key: "mqtt.loginFailures", default: "20"), valueName: "count"))
+    var mqttLoginFailures: Int?
+
     @Option(
         help: ArgumentHelp(
             SettingsCatalog.help(
@@ -215,6 +239,22 @@ struct ServeCommand: AsyncParsableCommand {
         brokerConfiguration.maximumPacketSize = try settings.int(
             self.mqttMaxPacketSize, key: "mqtt.maxPacketSize", range: 64...268_435_455, default: MQTTBrokerConfiguration.awsMessagePacketSize
         )
+        let mqttMaxSubscriptionsValue = try settings.int(self.mqttMaxSubscriptions, key: "mqtt.maxSubscriptions", range: 0...1_000_000, default: 100)
+        let mqttMaxRetainedValue = try settings.int(self.mqttMaxRetained, key: "mqtt.maxRetained", range: 0...1_000_000, default: 100)
+        let mqttMaxRetainedBytesValue = try settings.int(self.mqttMaxRetainedBytes, key: "mqtt.maxRetainedBytes", range: 0...1_073_741_824, default: 1048576)
+        let mqttMaxQueuedBytesValue = try settings.int(self.mqttMaxQueuedBytes, key: "mqtt.maxQueuedBytes", range: 1024...1_073_741_824, default: 8388608)
+        let mqttMaxConnectionsPerAddressValue = try settings.int(self.mqttMaxConnectionsPerAddress, key: "mqtt.maxConnectionsPerAddress", range: 0...10_000_000, default: 1000)
+        let mqttConnectRateValue = try settings.int(self.mqttConnectRate, key: "mqtt.connectRate", range: 0...1_000_000, default: 50)
+        let mqttMaxConnectSizeValue = try settings.int(self.mqttMaxConnectSize, key: "mqtt.maxConnectSize", range: 64...268_435_455, default: 65536)
+        let mqttLoginFailuresValue = try settings.int(self.mqttLoginFailures, key: "mqtt.loginFailures", range: 0...1_000_000, default: 20)
+        brokerConfiguration.maximumSubscriptionsPerClient = mqttMaxSubscriptionsValue == 0 ? nil : mqttMaxSubscriptionsValue
+        brokerConfiguration.maximumRetainedPerClient = mqttMaxRetainedValue == 0 ? nil : mqttMaxRetainedValue
+        brokerConfiguration.maximumRetainedBytesPerClient = mqttMaxRetainedBytesValue == 0 ? nil : mqttMaxRetainedBytesValue
+        brokerConfiguration.maximumQueuedBytes = mqttMaxQueuedBytesValue
+        brokerConfiguration.maximumConnectionsPerAddress = mqttMaxConnectionsPerAddressValue == 0 ? nil : mqttMaxConnectionsPerAddressValue
+        brokerConfiguration.connectsPerSecondPerAddress = mqttConnectRateValue == 0 ? nil : Double(mqttConnectRateValue)
+        brokerConfiguration.maximumConnectPacketSize = mqttMaxConnectSizeValue
+        brokerConfiguration.loginFailuresPerMinutePerAddress = mqttLoginFailuresValue == 0 ? nil : mqttLoginFailuresValue
         let certificate = settings.string(self.mqttTlsCert, key: "mqtt.tls.cert")
         let key = settings.string(self.mqttTlsKey, key: "mqtt.tls.key")
         switch (certificate, key) {

@@ -93,6 +93,29 @@ struct ConsoleDeviceTests {
         }
     }
 
+    @Test("the device page shows the enrolled TLS certificate's fingerprint, or that none is")
+    func certificate() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let made = try await Subprocess.run([
+            "sh", "-c",
+            "cd '\(directory.path)' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout d1.key -out d1.pem -days 2 -subj /CN=d1 -addext basicConstraints=critical,CA:FALSE 2>/dev/null",
+        ])
+        #expect(made.status == 0, "\(made.stderr)")
+        try await ConsoleHarness.run(.sqlite) { console in
+            try await console.user("reader@example.com", role: .reader)
+            let cli = try await console.cli()
+            _ = try await console.hub.devices.create(.init(id: "d1", name: "D1"), by: cli)
+            let browser = try await console.signedIn("reader@example.com")
+            #expect(try await console.get("/devices/d1", as: browser).body.contains("none enrolled: the device logs in with its secret"))
+            let pem = try String(contentsOf: directory.appendingPathComponent("d1.pem"), encoding: .utf8)
+            let enrolled = try await console.hub.devices.enrollCertificate(.certificate(pem: pem), for: "d1", by: cli)
+            let fingerprint = try #require(enrolled.device.certificate?.fingerprint)
+            let page = try await console.get("/devices/d1", as: browser).body
+            #expect(page.contains(fingerprint) && page.contains("CN=d1, enrolled, valid until"), "\(page)")
+        }
+    }
+
     @Test("a downlink written as text, base64 or hex queues those bytes; bad ones are named", arguments: TestDatabase.allCases)
     func downlinks(_ database: TestDatabase) async throws {
         try await ConsoleHarness.run(database) { console in

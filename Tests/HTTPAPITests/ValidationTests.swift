@@ -106,7 +106,7 @@ struct ValidationTests {
                 ("/v1/devices?cursor=bogus", "cursor: must be a nextCursor returned by this list"),
                 ("/v1/devices?status=sleeping", "status: must be one of pending, accepted, rejected, decommissioned"),
                 ("/v1/devices?label=a%20b", "label: must match [a-zA-Z0-9:_.-]{1,64}"),
-                ("/v1/events?type=device.exploded", "type: must be one of aws.credentials_issued, aws.credentials_rotated, aws.deprovisioned, aws.disabled, aws.drift_repaired, aws.failed, aws.provisioned, device.accepted, device.created, device.decommissioned, device.deleted, device.rejected, device.secret_rotated, device.updated, downlink.skipped, integration.created, integration.deleted, integration.updated, token.created, token.revoked, uplink.dropped, user.created, user.deleted, user.role_changed"),
+                ("/v1/events?type=device.exploded", "type: must be one of aws.credentials_issued, aws.credentials_rotated, aws.deprovisioned, aws.disabled, aws.drift_repaired, aws.failed, aws.provisioned, device.accepted, device.certificate_enrolled, device.certificate_revoked, device.created, device.decommissioned, device.deleted, device.rejected, device.secret_rotated, device.updated, downlink.skipped, integration.created, integration.deleted, integration.updated, token.created, token.revoked, uplink.dropped, user.created, user.deleted, user.role_changed"),
                 ("/v1/events?cursor=bogus", "cursor: must be a nextCursor returned by this list"),
                 ("/v1/events?deviceId=%00", "deviceId: must match [a-zA-Z0-9:_-]{1,128} (it is the device's AWS IoT thing name)"),
                 // A cursor that decodes but carries a key no device id could be.

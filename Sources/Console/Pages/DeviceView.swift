@@ -7,6 +7,13 @@ import HTTPAPI
 /// messages (live), its downlink queue, its shadow and its events. Built here, so that a form
 /// that failed re-renders the same page with its error beside it.
 struct DeviceView: Sendable {
+    struct CertificateRow: Sendable {
+        var fingerprint: String
+        var subject: String
+        var notAfter: String
+        var source: String
+    }
+
     var chrome: Chrome
     var id: String
     var name: String
@@ -17,6 +24,8 @@ struct DeviceView: Sendable {
     var attributes: [Attribute]
     var attributesText: String
     var created: String
+    /// The enrolled TLS certificate: its fingerprint and validity; nil when none is.
+    var certificate: CertificateRow?
     var actions: [Action]
     var aws: [AWSRow]
     var hasAWS: Bool
@@ -152,6 +161,9 @@ struct DeviceView: Sendable {
             attributes: device.attributes.sorted { $0.key < $1.key }.map { Attribute(key: $0.key, value: $0.value) },
             attributesText: forms.edit?.attributes ?? device.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n"),
             created: Formatting.time(device.createdAt),
+            certificate: device.certificate.map {
+                CertificateRow(fingerprint: $0.fingerprint, subject: $0.subject, notAfter: Formatting.time($0.notAfter), source: $0.source == "csr" ? "signed by Conduit" : "enrolled")
+            },
             actions: canOperate ? Self.actions(for: device.status) : [],
             aws: statuses.map { status in
                 let record = status.record

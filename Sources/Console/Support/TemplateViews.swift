@@ -108,6 +108,7 @@ extension DeviceView: MustacheParent {
         case "attributes": self.attributes
         case "attributesText": self.attributesText
         case "created": self.created
+        case "certificate": self.certificate
         case "actions": self.actions
         case "aws": self.aws
         case "hasAWS": self.hasAWS
@@ -122,6 +123,18 @@ extension DeviceView: MustacheParent {
         case "shadowUnavailable": self.shadowUnavailable
         case "events": self.events
         case "forms": self.forms
+        default: unlisted(name, of: self)
+        }
+    }
+}
+
+extension DeviceView.CertificateRow: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "fingerprint": self.fingerprint
+        case "subject": self.subject
+        case "notAfter": self.notAfter
+        case "source": self.source
         default: unlisted(name, of: self)
         }
     }

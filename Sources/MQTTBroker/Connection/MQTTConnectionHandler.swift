@@ -48,12 +48,19 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var readHeldByIngest = false
     /// When the authenticator was asked; a revocation after it wins over its verdict.
     private var authenticationStarted = NIODeadline.now()
+    /// The client's address, as the per-address bounds count it; nil once let go.
+    private var address: String?
+    /// The address holds more connections than it may: this one's CONNECT is refused.
+    private var overAddressLimit = false
 
     init(broker: MQTTBroker, tls: Bool) {
         self.broker = broker
         self.tls = tls
         self.state = MQTTConnectionStateMachine(configuration: broker.sharedConfiguration)
-        self.decoder = MQTTPacketDecoder(maximumPacketSize: broker.configuration.maximumPacketSize)
+        // Until the CONNACK, only a small packet: CONNECT costs nothing much before it is authenticated.
+        self.decoder = MQTTPacketDecoder(
+            maximumPacketSize: min(broker.configuration.maximumPacketSize, broker.configuration.maximumConnectPacketSize ?? .max)
+        )
     }
 
     private var identifier: ObjectIdentifier { ObjectIdentifier(self) }
@@ -81,6 +88,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        self.address = address
+        self.overAddressLimit = !self.broker.admission.opened(address, now: .now())
         self.timer = context.eventLoop.scheduleTask(in: self.broker.configuration.connectTimeout) { [weak self] in
             guard let self, !self.state.isConnected, !self.state.holdsReads else { return }
             self.log(.debug, "no CONNECT in time")
@@ -89,13 +99,21 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.releaseAddress()
         self.context = nil
         self.handle = nil
         self.timer?.cancel()
         self.pauseLimit?.cancel()
     }
 
+    private func releaseAddress() {
+        guard let address = self.address else { return }
+        self.address = nil
+        self.broker.admission.closed(address, now: .now())
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        self.releaseAddress()
         self.timer?.cancel()
         self.timer = nil
         if let clientIdentifier = self.state.channelInactive() {
@@ -119,6 +137,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             self.log(.debug, "connection error", metadata: ["error": "\(error)"])
             return self.run(self.state.closeRequested(nil))
         }
+        if protocolError.reasonCode == .packetTooLarge && !self.state.isConnected { MQTTRefusals.count("connect_size") }
         self.log(.info, "protocol violation; closing", metadata: ["error": "\(protocolError)"])
         self.run(self.state.protocolViolation(protocolError.reasonCode))
     }
@@ -168,7 +187,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             length = try MQTTPacketDecoder.packetLength(in: partial)
         }
         let total = length!
-        let maximum = self.broker.configuration.maximumPacketSize
+        let maximum = self.decoder.maximumPacketSize
         guard total <= maximum else {
             throw MQTTProtocolError(.packetTooLarge, "packet of \(total) bytes is over the maximum of \(maximum)")
         }
@@ -222,6 +241,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         case .attachSession(let connect, let clientIdentifier, let principal):
             self.attachSession(connect, clientIdentifier: clientIdentifier, principal: principal, context: context)
         case .connected(let connack, let keepAliveCheck, let replay):
+            self.decoder.maximumPacketSize = self.broker.configuration.maximumPacketSize
             self.write([.connack(connack)])
             context.flush()
             if let keepAliveCheck { self.scheduleKeepAliveCheck(at: keepAliveCheck) }
@@ -304,6 +324,23 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private func authenticate(_ connect: MQTTConnectPacket, clientIdentifier: String, context: ChannelHandlerContext) {
         self.authenticationStarted = .now()
+        // The per-address bounds, before the authenticator (and the store behind it) is asked.
+        let address = self.address ?? "unknown"
+        var refusal: (bound: String, code: MQTTReasonCode, explanation: String)?
+        if self.overAddressLimit {
+            refusal = ("connections_per_address", .quotaExceeded, "this address holds as many connections as it may")
+        } else {
+            switch self.broker.admission.connectAttempt(address, now: .now()) {
+            case .allow: break
+            case .rateExceeded: refusal = ("connect_rate", .connectionRateExceeded, "too many CONNECTs from this address; slow down")
+            case .paused: refusal = ("login_failures", .connectionRateExceeded, "too many failed logins from this address; try again later")
+            }
+        }
+        if let refusal {
+            MQTTRefusals.count(refusal.bound)
+            self.log(.info, "connection refused", metadata: ["conduit.client_id": "\(clientIdentifier)", "conduit.reason": "\(refusal.explanation)"])
+            return self.run(self.state.authenticated(.reject(refusal.code, explanation: refusal.explanation), authorizer: self.broker.authorizer))
+        }
         let certificate = self.peerCertificate(context)
         let request = MQTTConnectRequest(
             clientIdentifier: clientIdentifier, username: connect.username, password: connect.password,
@@ -316,6 +353,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         promise.futureResult.whenSuccess { result in
             let handler = loopBound.value
             if case .reject(let reason, let explanation) = result {
+                if reason == .badUserNameOrPassword || reason == .notAuthorized {
+                    handler.broker.admission.loginFailed(address, now: .now())
+                }
                 handler.log(
                     .info, "connection refused",
                     metadata: ["conduit.client_id": "\(clientIdentifier)", "conduit.reason": "\(explanation ?? "\(reason)")"]
@@ -358,6 +398,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private func publish(_ message: MQTTBrokerMessage, packetIdentifier: UInt16, acknowledgement: MQTTPacket?, context: ChannelHandlerContext) {
         guard let clientIdentifier = self.state.clientIdentifier, let principal = self.state.principal else { return }
+        if message.retain, !self.broker.mayRetain(clientIdentifier: clientIdentifier, topic: message.topic, bytes: message.payload.readableBytes) {
+            return self.refuseRetained(message, packetIdentifier: packetIdentifier, acknowledgement: acknowledgement, clientIdentifier: clientIdentifier)
+        }
         var route = true
         var earlierTicket: Int?
         if message.qos == .exactlyOnce {
@@ -461,6 +504,25 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Writes an acknowledgement of a client's PUBLISH after any still waiting for the observer.
+    /// A retained message past the client's bound: neither routed nor stored. A 5.0 client
+    /// hears 0x97 in its PUBACK or PUBREC; a QoS 0 or 3.1.1 one, which cannot, is disconnected
+    /// (5.0: DISCONNECT 0x97) rather than believe it was kept.
+    private func refuseRetained(_ message: MQTTBrokerMessage, packetIdentifier: UInt16, acknowledgement: MQTTPacket?, clientIdentifier: String) {
+        MQTTRefusals.count("retained")
+        self.log(.notice, "retained message refused: over the client's bound", metadata: ["conduit.topic": "\(message.topic)"])
+        switch acknowledgement {
+        case .puback(var ack)? where self.state.version.hasProperties:
+            ack.reasonCode = .quotaExceeded
+            self.acknowledge(.puback(ack))
+        case .pubrec(var ack)? where self.state.version.hasProperties:
+            _ = self.broker.releaseQoS2(clientIdentifier: clientIdentifier, connection: self.identifier, packetIdentifier: packetIdentifier)
+            ack.reasonCode = .quotaExceeded
+            self.acknowledge(.pubrec(ack))
+        default:
+            self.run(self.state.closeRequested(.quotaExceeded))
+        }
+    }
+
     private func acknowledge(_ packet: MQTTPacket) {
         self.afterAcknowledgements { handler in
             handler.state.acknowledgementSent()
