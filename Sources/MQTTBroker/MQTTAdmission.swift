@@ -31,7 +31,22 @@ final class MQTTAdmission: Sendable {
     }
 
     let limits: Limits
-    private let addresses = NIOLockedValueBox<[String: Address]>([:])
+    private let addresses = NIOLockedValueBox<(entries: [String: Address], pruneAt: Int)>(([:], 10_000))
+
+    /// What the bounds count by: an IPv4 address, or an IPv6 address's /64 (one host may hold
+    /// a whole /64, so counting single IPv6 addresses would bound nothing).
+    static func key(for address: SocketAddress?) -> String {
+        switch address {
+        case .v6(let v6)?:
+            let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0.prefix(8)) }
+            if bytes.prefix(6).allSatisfy({ $0 == 0 }) || bytes == [0, 0, 0, 0, 0, 0, 0, 0] { return address?.ipAddress ?? "unknown" }
+            return stride(from: 0, to: 8, by: 2).map { String(format: "%02x%02x", bytes[$0], bytes[$0 + 1]) }.joined(separator: ":") + "::/64"
+        case let other?:
+            return other.ipAddress ?? "unknown"
+        case nil:
+            return "unknown"
+        }
+    }
 
     init(limits: Limits) {
         self.limits = limits
@@ -40,14 +55,16 @@ final class MQTTAdmission: Sendable {
     private var burst: Double { (self.limits.connectsPerSecond ?? 0) * 2 }
 
     private func withAddress<R>(_ address: String, now: NIODeadline, _ body: (inout Address) -> R) -> R {
-        self.addresses.withLockedValue { addresses in
-            if addresses.count > 50_000 {
-                // Forget idle addresses rather than grow without bound.
-                addresses = addresses.filter { $0.value.connections > 0 || ($0.value.pausedUntil.map { $0 > now } ?? false) }
+        self.addresses.withLockedValue { state in
+            if state.entries.count > state.pruneAt {
+                // Forget idle addresses rather than grow without bound; the next pass waits until
+                // as many again have come, so a large fleet does not pay for it on every connect.
+                state.entries = state.entries.filter { $0.value.connections > 0 || ($0.value.pausedUntil.map { $0 > now } ?? false) }
+                state.pruneAt = max(10_000, state.entries.count * 2)
             }
-            var entry = addresses[address] ?? Address(tokens: self.burst, refilledAt: now, failuresSince: now)
+            var entry = state.entries[address] ?? Address(tokens: self.burst, refilledAt: now, failuresSince: now)
             let result = body(&entry)
-            addresses[address] = entry
+            state.entries[address] = entry
             return result
         }
     }

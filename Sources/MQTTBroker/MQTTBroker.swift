@@ -234,7 +234,10 @@ public final class MQTTBroker: @unchecked Sendable {
                     }
                     messages.append(outgoing)
                 }
-                let subscriptions = record.subscriptions.compactMap(\.subscription)
+                // A subscription the rules refuse now (one kept from before they did) is not brought back.
+                let subscriptions = record.subscriptions.compactMap(\.subscription).filter {
+                    self.authorizer.subscriptionRefusal(principal: record.principal, filter: $0.topicFilter, qos: $0.qos) == nil
+                }
                 let session = MQTTSession(
                     MQTTSessionState(
                         restoring: record.clientIdentifier, principal: record.principal, expiryInterval: interval,
@@ -327,19 +330,20 @@ public final class MQTTBroker: @unchecked Sendable {
     private func setRetained(_ message: MQTTBrokerMessage?, on topic: String) {
         if let old = self.retained[topic], let owner = old.publisherClientIdentifier, var usage = self.retainedUsage[owner] {
             usage.count -= 1
-            usage.bytes -= old.payload.readableBytes
+            usage.bytes -= old.payload.readableBytes + old.topic.utf8.count
             self.retainedUsage[owner] = usage.count > 0 ? usage : nil
         }
         self.retained[topic] = message
         if let message, let owner = message.publisherClientIdentifier {
             var usage = self.retainedUsage[owner] ?? (0, 0)
             usage.count += 1
-            usage.bytes += message.payload.readableBytes
+            usage.bytes += message.payload.readableBytes + message.topic.utf8.count
             self.retainedUsage[owner] = usage
         }
     }
 
-    /// True when the client may leave this retained message: within its count and bytes, the
+    /// True when the client may leave this retained message: within its count and bytes (payload
+    /// and topic), the
     /// message it replaces on the topic, if its own, given back first. Clearing one always may.
     func mayRetain(clientIdentifier: String, topic: String, bytes: Int) -> Bool {
         guard bytes > 0, self.configuration.maximumRetainedPerClient != nil || self.configuration.maximumRetainedBytesPerClient != nil else {
@@ -349,10 +353,10 @@ public final class MQTTBroker: @unchecked Sendable {
             var usage = self.retainedUsage[clientIdentifier] ?? (0, 0)
             if let old = self.retained[topic], old.publisherClientIdentifier == clientIdentifier {
                 usage.count -= 1
-                usage.bytes -= old.payload.readableBytes
+                usage.bytes -= old.payload.readableBytes + old.topic.utf8.count
             }
             return usage.count + 1 <= (self.configuration.maximumRetainedPerClient ?? .max)
-                && usage.bytes + bytes <= (self.configuration.maximumRetainedBytesPerClient ?? .max)
+                && usage.bytes + bytes + topic.utf8.count <= (self.configuration.maximumRetainedBytesPerClient ?? .max)
         }
     }
 

@@ -19,7 +19,9 @@ struct BrokerBoundsTests {
     }
 
     /// `conduit serve` with `flags`, and an accepted device d1; the body gets the ports, the secret and the server.
-    static func withServer(_ flags: [String], _ body: (_ http: Int, _ mqtt: Int, _ secret: String, _ server: ConduitServer) async throws -> Void) async throws {
+    static func withServer(
+        _ flags: [String], _ body: (_ http: Int, _ mqtt: Int, _ secret: String, _ pending: String, _ server: ConduitServer) async throws -> Void
+    ) async throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let mqtt = freeLoopbackPort()
@@ -29,7 +31,8 @@ struct BrokerBoundsTests {
             let created = try await ConduitCLITests.http("POST", http, "/v1/devices", token: token, json: #"{"id":"d1","name":"d1"}"#)
             let secret = try #require(created.body["secret"] as? String)
             #expect(try await ConduitCLITests.http("POST", http, "/v1/devices/d1/accept", token: token).status == 200)
-            try await body(http, mqtt, secret, server)
+            let pending = try await ConduitCLITests.http("POST", http, "/v1/devices", token: token, json: #"{"id":"d2","name":"d2"}"#)
+            try await body(http, mqtt, secret, try #require(pending.body["secret"] as? String), server)
         } catch {
             await server.stop()
             throw error
@@ -55,7 +58,7 @@ struct BrokerBoundsTests {
             "--mqtt-max-subscriptions", "2", "--mqtt-max-retained", "1", "--mqtt-max-connect-size", "512",
             "--mqtt-max-connections-per-address", "4", "--mqtt-connect-rate", "0", "--mqtt-login-failures", "5",
         ]
-        try await Self.withServer(flags) { http, mqtt, secret, server in
+        try await Self.withServer(flags) { http, mqtt, secret, pending, server in
             #expect(try await Self.bounds(mqtt, "subscriptions", "d1", secret, "3") == [
                 "suback devices/d1/cmd/0 0x01", "suback devices/d1/cmd/1 0x01", "suback devices/d1/cmd/2 0x97",
             ])
@@ -80,13 +83,21 @@ struct BrokerBoundsTests {
             try await Task.sleep(for: .milliseconds(300))
             #expect(try await Self.bounds(mqtt, "connack", "d1", secret) == ["connack 0x00"], "the address's connections were let go")
 
+            // A retained will counts against the same bound: d1 has its one retained message.
+            #expect(try await Self.bounds(mqtt, "will", "d1", secret) == [
+                "connack 0x97 a retained will would take the client past its retained messages' bound",
+            ])
+            // A pending device that knows its secret is refused (0x87) but is no failed login:
+            // retrying behind a shared address, it pauses nobody.
+            #expect(try await Self.bounds(mqtt, "connack", "d2", pending, "6").allSatisfy { $0.hasPrefix("connack 0x87") })
+            #expect(try await Self.bounds(mqtt, "connack", "d1", secret) == ["connack 0x00"])
             // Failed logins: four more (one came above) pause the address; the right secret is then
             // refused too, without the store being asked.
             #expect(try await Self.bounds(mqtt, "connack", "d1", "wrong", "4").allSatisfy { $0.hasPrefix("connack 0x86") })
             #expect(try await Self.bounds(mqtt, "connack", "d1", secret) == ["connack 0x9f too many failed logins from this address; try again later"])
 
             let counted = try await Self.refusals(http)
-            #expect(counted["subscriptions"] == 1 && counted["retained"] == 1 && counted["connect_size"] == 1, "\(counted)")
+            #expect(counted["subscriptions"] == 1 && counted["retained"] == 2 && counted["connect_size"] == 1, "\(counted)")
             #expect(counted["connections_per_address"] == 1 && counted["login_failures"] == 1, "\(counted)")
             #expect(server.output.contains("too many failed logins from this address"))
         }
@@ -94,7 +105,7 @@ struct BrokerBoundsTests {
 
     @Test("CONNECTs from one address past its rate are refused with 0x9F and counted")
     func connectRate() async throws {
-        try await Self.withServer(["--mqtt-connect-rate", "1"]) { http, mqtt, secret, _ in
+        try await Self.withServer(["--mqtt-connect-rate", "1"]) { http, mqtt, secret, _, _ in
             // A burst of two, then one a second.
             let answers = try await Self.bounds(mqtt, "connack", "d1", secret, "4")
             #expect(answers.prefix(2) == ["connack 0x00", "connack 0x00"], "\(answers)")

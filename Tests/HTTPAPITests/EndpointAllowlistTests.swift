@@ -21,6 +21,10 @@ struct EndpointAllowlistTests {
             #expect(throws: Never.self, "\(url)") { try AWSEndpointRules.httpEndpoint(url, region: region, allowlist: none) }
         }
         #expect(throws: Never.self) { try AWSEndpointRules.httpEndpoint("https://iot.cn-north-1.amazonaws.com.cn", region: "cn-north-1", allowlist: none) }
+        // China's data endpoints have two labels before .iot.
+        #expect(throws: Never.self) { try AWSEndpointRules.mqttEndpoint(host: "a1b2c3.ats.iot.cn-north-1.amazonaws.com.cn", port: 8883, region: "cn-north-1", allowlist: none) }
+        // The URL is rebuilt from what was checked, without the scheme's own port (the Host AWS signs is the bare host).
+        #expect(try AWSEndpointRules.httpEndpoint("HTTPS://IOT.EU-WEST-1.AMAZONAWS.COM:443/", region: "eu-west-1", allowlist: none).absoluteString == "https://iot.eu-west-1.amazonaws.com")
         let refused = [
             "http://iot.eu-west-1.amazonaws.com",  // not HTTPS
             "https://iot.eu-west-1.amazonaws.com:8443",  // another port

@@ -31,6 +31,12 @@ struct PolicyScopeTests {
                 #expect(reply.status == .badRequest, "\(template)")
                 #expect(reply.errorMessage == message + suffix, "\(template)")
             }
+            // The downlink prefix goes into the gateway's policy, which Conduit always makes.
+            let prefix = try await api.call(
+                .post, "/v1/integrations", token: api.admin, json: try IntegrationTests.body(account: account, ["downlinkPrefix": "down/*"])
+            )
+            #expect(prefix.status == .badRequest)
+            #expect(prefix.errorMessage?.hasPrefix("downlinkPrefix: must not contain '*'") == true, "\(prefix.text)")
             #expect(try await api.call(.get, "/v1/integrations", token: api.admin).items.isEmpty)
 
             // What a per-thing policy can scope is taken.

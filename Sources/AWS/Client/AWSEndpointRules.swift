@@ -51,8 +51,11 @@ public enum AWSEndpointRules {
                     "\(endpoint) is not AWS IoT's for region \(region) (https://iot.\(region).\(self.dnsSuffix(region: region)), its -ats data endpoint, FIPS or VPC endpoints, on port 443) and is not in the operator's --aws-endpoint-allowlist"
             )
         }
-        // Built from the parts checked, never from the text as written.
-        return URL(string: "\(endpoint.scheme)://\(endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host):\(endpoint.port)")!
+        // Built from the parts checked, never from the text as written; a scheme's own port is
+        // left out, so that the Host header (and what SigV4 signs) is the bare host, as AWS expects.
+        let host = endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host
+        let isDefaultPort = (endpoint.scheme == "https" && endpoint.port == 443) || (endpoint.scheme == "http" && endpoint.port == 80)
+        return URL(string: "\(endpoint.scheme)://\(host)\(isDefaultPort ? "" : ":\(endpoint.port)")")!
     }
 
     /// An MQTT data endpoint `host:port` (always TLS): an AWS IoT data host of `region` on 8883 or
@@ -78,8 +81,9 @@ public enum AWSEndpointRules {
         if host == "data.iot-fips.\(region).\(suffix)" { return true }
         for tail in [".iot.\(region).\(suffix)", ".iot.\(region).vpce.\(suffix)", ".iot-fips.\(region).vpce.\(suffix)"] where host.hasSuffix(tail) {
             let labels = host.dropLast(tail.count).split(separator: ".", omittingEmptySubsequences: false)
-            // One label for a data endpoint; a VPC endpoint's name may have two (vpce-id.data).
-            let most = tail.contains(".vpce.") ? 2 : 1
+            // One label for a data endpoint (two in China: `prefix.ats.iot.cn-north-1...`); a VPC
+            // endpoint's name may have two (vpce-id.data).
+            let most = tail.contains(".vpce.") || suffix == "amazonaws.com.cn" ? 2 : 1
             return (1...most).contains(labels.count) && labels.allSatisfy(self.isDNSLabel)
         }
         return false

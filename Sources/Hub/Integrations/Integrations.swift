@@ -192,7 +192,10 @@ public struct Integrations: Sendable {
             throw HubError.invalidField("credentials", error.message)
         } catch {
             let url = integration.settings.endpointURL ?? "https://iot.\(integration.settings.region).amazonaws.com"
-            throw HubError.invalidField("endpointUrl", "cannot reach AWS IoT at \(url): \(error)")
+            // Not the error itself: which one it was (refused, reset, timed out) would tell a
+            // tenant which ports answer at an address the rule let through.
+            self.hub.logger.info("integration check could not reach AWS IoT", metadata: ["conduit.endpoint": "\(url)", "error": "\(error)"])
+            throw HubError.invalidField("endpointUrl", "cannot reach AWS IoT at \(url): no answer from AWS IoT there")
         }
     }
 

@@ -13,6 +13,12 @@ enum PolicyScope {
     /// - no `*`, `?` or `${`, which AWS IoT reads as policy wildcards and variables.
     /// An existing policy (`policy.name`) is the operator's to scope: any template goes with it.
     static func check(_ settings: IntegrationSettings) throws {
+        // The downlink topics go into the gateway's policy, which Conduit always makes.
+        for wildcard in ["*", "?", "${"] where settings.downlinkPrefix.contains(wildcard) {
+            throw HubError.invalidField(
+                "downlinkPrefix", "must not contain '\(wildcard)', which an AWS IoT policy reads as a wildcard or variable: the gateway's policy would grant more than its topics"
+            )
+        }
         guard settings.perThingPolicy else { return }
         try self.check(uplinkTopic: settings.uplinkTopic)
     }

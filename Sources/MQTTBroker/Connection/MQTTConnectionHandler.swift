@@ -88,10 +88,13 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        let address = MQTTAdmission.key(for: context.channel.remoteAddress)
         self.address = address
         self.overAddressLimit = !self.broker.admission.opened(address, now: .now())
-        self.timer = context.eventLoop.scheduleTask(in: self.broker.configuration.connectTimeout) { [weak self] in
+        // A connection past its address's bound gets a second, not the usual wait, to send the
+        // CONNECT it will be refused.
+        let deadline = self.overAddressLimit ? .seconds(1) : self.broker.configuration.connectTimeout
+        self.timer = context.eventLoop.scheduleTask(in: deadline) { [weak self] in
             guard let self, !self.state.isConnected, !self.state.holdsReads else { return }
             self.log(.debug, "no CONNECT in time")
             self.run(self.state.closeRequested(nil))
@@ -231,6 +234,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         case .authenticate(let connect, let clientIdentifier):
             self.timer?.cancel()
             self.timer = nil
+            // The small bound is for CONNECT alone: what the client sent after it, before its
+            // CONNACK (as MQTT allows), may be as large as any packet.
+            self.decoder.maximumPacketSize = self.broker.configuration.maximumPacketSize
             self.authenticate(connect, clientIdentifier: clientIdentifier, context: context)
         case .refuse(let connack):
             self.closing = true
@@ -329,6 +335,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         var refusal: (bound: String, code: MQTTReasonCode, explanation: String)?
         if self.overAddressLimit {
             refusal = ("connections_per_address", .quotaExceeded, "this address holds as many connections as it may")
+        } else if let will = connect.will, will.retain,
+            !self.broker.mayRetain(clientIdentifier: clientIdentifier, topic: will.topic, bytes: will.payload.readableBytes)
+        {
+            // A retained will counts against the same bound as a retained PUBLISH.
+            refusal = ("retained", .quotaExceeded, "a retained will would take the client past its retained messages' bound")
         } else {
             switch self.broker.admission.connectAttempt(address, now: .now()) {
             case .allow: break
@@ -353,7 +364,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         promise.futureResult.whenSuccess { result in
             let handler = loopBound.value
             if case .reject(let reason, let explanation) = result {
-                if reason == .badUserNameOrPassword || reason == .notAuthorized {
+                // Wrong credentials only: a pending or rejected device that knows its secret, retrying
+                // behind an address it shares, must not pause every device there.
+                if reason == .badUserNameOrPassword {
                     handler.broker.admission.loginFailed(address, now: .now())
                 }
                 handler.log(

@@ -7,6 +7,7 @@ usage: bounds.py PORT STEP ARGS...
   connect-size BYTES                 a CONNECT of about BYTES: `closed-without-connack` or `connack CODE`
   hold N                             open N TCP connections, send nothing, print `held N`, wait to be killed
   connack CLIENT SECRET [N]          N CONNECTs (5.0) one after another: `connack CODE [REASON]` each
+  will CLIENT SECRET                 a CONNECT (5.0) with a retained will: `connack CODE [REASON]`
 """
 import socket
 import struct
@@ -96,6 +97,15 @@ elif step == "hold":
     sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(int(args[0]))]
     print(f"held {len(sockets)}", flush=True)
     threading.Event().wait(60)
+elif step == "will":
+    c = client(args[0], args[1])
+    c.will_set(f"devices/{args[0]}/last-words", b"gone", qos=1, retain=True)
+    result = connected(c)
+    line = f"connack {result['code']:#04x}"
+    if result.get("reason"):
+        line += f" {result['reason']}"
+    print(line, flush=True)
+    c.loop_stop()
 elif step == "connack":
     for _ in range(int(args[2]) if len(args) > 2 else 1):
         c = client(args[0], args[1])
