@@ -46,7 +46,7 @@ final class Subscriber: Sendable {
 
     /// `timeout`: seconds before it is killed, whatever it received.
     static func start(
-        port: Int, version: String, topic: String, count: Int, qos: Int = 0, extra: [String] = [], timeout: Int = 20
+        port: Int, version: String, topic: String, count: Int, qos: Int = 0, extra: [String] = [], timeout: Int = 60
     ) async throws -> Subscriber {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("mosquitto-sub-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)

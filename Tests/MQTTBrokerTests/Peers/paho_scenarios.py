@@ -80,7 +80,7 @@ class Client:
             self.subacks.append(reason_codes)
             self.lock.notify_all()
 
-    def wait(self, condition, what, timeout=8):
+    def wait(self, condition, what, timeout=20):
         deadline = time.time() + timeout
         with self.lock:
             while not condition():
