@@ -11,12 +11,17 @@ struct MigrationTests {
     func migrateIsIdempotent(database: TestDatabase) async throws {
         let (location, cleanup) = try await database.makeLocation()
         let store = try await SQLStore.open(location, logger: .quiet)
-        #expect(try await store.schemaVersion() == 0)
-        let first = try await store.migrate()
-        #expect(first.map(\.version) == Migration.all.map(\.version))
-        #expect(try await store.schemaVersion() == SQLStore.latestSchemaVersion)
-        let second = try await store.migrate()
-        #expect(second.isEmpty)
+        // Shut down however the checks end: a store dropped open stops a debug build.
+        do {
+            #expect(try await store.schemaVersion() == 0)
+            let first = try await store.migrate()
+            #expect(first.map(\.version) == Migration.all.map(\.version))
+            #expect(try await store.schemaVersion() == SQLStore.latestSchemaVersion)
+            let second = try await store.migrate()
+            #expect(second.isEmpty)
+        } catch {
+            Issue.record(error)
+        }
         await store.shutdown()
         await cleanup()
     }
@@ -25,7 +30,13 @@ struct MigrationTests {
     func concurrentMigrators(database: TestDatabase) async throws {
         let (location, cleanup) = try await database.makeLocation()
         var stores: [SQLStore] = []
-        for _ in 0..<4 { stores.append(try await SQLStore.open(location, logger: .quiet)) }
+        do {
+            for _ in 0..<4 { stores.append(try await SQLStore.open(location, logger: .quiet)) }
+        } catch {
+            for store in stores { await store.shutdown() }
+            await cleanup()
+            throw error
+        }
         let outcomes = await withTaskGroup(of: Result<Int, any Error>.self) { group in
             for store in stores {
                 group.addTask {
@@ -34,10 +45,14 @@ struct MigrationTests {
             }
             return await group.reduce(into: []) { $0.append($1) }
         }
-        let applied = try outcomes.map { try $0.get() }.reduce(0, +)
-        #expect(applied == Migration.all.count)
-        let rows = try await stores[0].session.sql.raw("SELECT COUNT(*) AS n FROM conduit_migrations").first()
-        #expect(try rows?.decode(column: "n", as: Int.self) == Migration.all.count)
+        do {
+            let applied = try outcomes.map { try $0.get() }.reduce(0, +)
+            #expect(applied == Migration.all.count)
+            let rows = try await stores[0].session.sql.raw("SELECT COUNT(*) AS n FROM conduit_migrations").first()
+            #expect(try rows?.decode(column: "n", as: Int.self) == Migration.all.count)
+        } catch {
+            Issue.record(error)
+        }
         for store in stores { await store.shutdown() }
         await cleanup()
     }
