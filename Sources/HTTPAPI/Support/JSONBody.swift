@@ -13,12 +13,17 @@ struct JSONBody {
     init(request: Request, context: ConduitRequestContext, allowed: Set<String>) async throws {
         var request = request
         let buffer = try await request.collectBody(upTo: context.maxUploadSize)
-        guard buffer.readableBytes > 0 else {
+        try self.init(bytes: buffer.readableBytesView, allowed: allowed)
+    }
+
+    /// Parses a body's bytes as one JSON object, as ``init(request:context:allowed:)`` does once it has them.
+    init(bytes: some Collection<UInt8>, allowed: Set<String>) throws {
+        guard !bytes.isEmpty else {
             throw HubError.invalidField("body", "must be a JSON object")
         }
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
         } catch {
             throw HubError.invalidField("body", "is not valid JSON")
         }
@@ -57,7 +62,9 @@ struct JSONBody {
     func int(_ key: String) throws -> Int? {
         switch self.fields[key] {
         case nil, .null: return nil
-        case .integer(let value) where abs(value) < 1_000_000_000_000_000: return Int(value)
+        // `magnitude`, not `abs`: abs(Int64.min) traps, and a body with -9223372036854775808
+        // stopped the server (found by Fuzz/FuzzJSONBody).
+        case .integer(let value) where value.magnitude < 1_000_000_000_000_000: return Int(value)
         case .number(let value) where value.rounded() == value && abs(value) < 1e15: return Int(value)
         case let other?: throw HubError.invalidField(self.prefix + key, "must be a whole number, not \(other.typeName)")
         }
@@ -123,6 +130,38 @@ struct JSONBody {
             }
             return result
         case let other?: throw HubError.invalidField(self.prefix + key, "must be an object of strings, not \(other.typeName)")
+        }
+    }
+}
+
+/// The body reader without a request, for the libFuzzer target in `Fuzz/` (scripts/fuzz); the
+/// server never calls it.
+public enum JSONBodyFuzzing {
+    /// Parses `bytes` as a route parses its body, allowing `allowed`, then reads every field, and
+    /// every field of a nested object (allowing `allowed` again), with each reader routes use.
+    ///
+    /// - Returns: the fields some reader got a value from, nested ones as `outer.inner`.
+    /// - Throws: what a route answers for the body as a whole: not JSON, not an object, an unknown field.
+    public static func readEveryField(_ bytes: [UInt8], allowed: Set<String>) throws -> [String] {
+        var accepted: [String] = []
+        Self.readEveryField(of: try JSONBody(bytes: bytes, allowed: allowed), allowed: allowed, into: &accepted)
+        return accepted
+    }
+
+    private static func readEveryField(of body: JSONBody, allowed: Set<String>, into accepted: inout [String]) {
+        for key in body.fields.keys.sorted() {
+            let reads: [() throws -> Any?] = [
+                { try body.bool(key) }, { try body.int(key) }, { try body.string(key) }, { try body.requiredString(key) },
+                { try body.stringArray(key) }, { try body.stringMap(key) }, { try body.stringMap(key, nullable: true) },
+                { try body.anyObject(key) },
+            ]
+            var read = reads.reduce(false) { read, attempt in (try? attempt()) != nil || read }
+            _ = (body.isNull(key), body.has(key))
+            if let nested = try? body.object(key, allowed: allowed) {
+                read = true
+                Self.readEveryField(of: nested, allowed: allowed, into: &accepted)
+            }
+            if read { accepted.append(body.prefix + key) }
         }
     }
 }
