@@ -239,22 +239,28 @@ struct ServeCommand: AsyncParsableCommand {
         brokerConfiguration.maximumPacketSize = try settings.int(
             self.mqttMaxPacketSize, key: "mqtt.maxPacketSize", range: 64...268_435_455, default: MQTTBrokerConfiguration.awsMessagePacketSize
         )
-        let mqttMaxSubscriptionsValue = try settings.int(self.mqttMaxSubscriptions, key: "mqtt.maxSubscriptions", range: 0...1_000_000, default: 100)
-        let mqttMaxRetainedValue = try settings.int(self.mqttMaxRetained, key: "mqtt.maxRetained", range: 0...1_000_000, default: 100)
-        let mqttMaxRetainedBytesValue = try settings.int(self.mqttMaxRetainedBytes, key: "mqtt.maxRetainedBytes", range: 0...1_073_741_824, default: 1048576)
-        let mqttMaxQueuedBytesValue = try settings.int(self.mqttMaxQueuedBytes, key: "mqtt.maxQueuedBytes", range: 1024...1_073_741_824, default: 8388608)
-        let mqttMaxConnectionsPerAddressValue = try settings.int(self.mqttMaxConnectionsPerAddress, key: "mqtt.maxConnectionsPerAddress", range: 0...10_000_000, default: 1000)
-        let mqttConnectRateValue = try settings.int(self.mqttConnectRate, key: "mqtt.connectRate", range: 0...1_000_000, default: 50)
-        let mqttMaxConnectSizeValue = try settings.int(self.mqttMaxConnectSize, key: "mqtt.maxConnectSize", range: 64...268_435_455, default: 65536)
-        let mqttLoginFailuresValue = try settings.int(self.mqttLoginFailures, key: "mqtt.loginFailures", range: 0...1_000_000, default: 20)
-        brokerConfiguration.maximumSubscriptionsPerClient = mqttMaxSubscriptionsValue == 0 ? nil : mqttMaxSubscriptionsValue
-        brokerConfiguration.maximumRetainedPerClient = mqttMaxRetainedValue == 0 ? nil : mqttMaxRetainedValue
-        brokerConfiguration.maximumRetainedBytesPerClient = mqttMaxRetainedBytesValue == 0 ? nil : mqttMaxRetainedBytesValue
-        brokerConfiguration.maximumQueuedBytes = mqttMaxQueuedBytesValue
-        brokerConfiguration.maximumConnectionsPerAddress = mqttMaxConnectionsPerAddressValue == 0 ? nil : mqttMaxConnectionsPerAddressValue
-        brokerConfiguration.connectsPerSecondPerAddress = mqttConnectRateValue == 0 ? nil : Double(mqttConnectRateValue)
-        brokerConfiguration.maximumConnectPacketSize = mqttMaxConnectSizeValue
-        brokerConfiguration.loginFailuresPerMinutePerAddress = mqttLoginFailuresValue == 0 ? nil : mqttLoginFailuresValue
+        brokerConfiguration.maximumSubscriptionsPerClient = try settings.bound(
+            self.mqttMaxSubscriptions, key: "mqtt.maxSubscriptions", upTo: 1_000_000, default: 100
+        )
+        brokerConfiguration.maximumRetainedPerClient = try settings.bound(self.mqttMaxRetained, key: "mqtt.maxRetained", upTo: 1_000_000, default: 100)
+        brokerConfiguration.maximumRetainedBytesPerClient = try settings.bound(
+            self.mqttMaxRetainedBytes, key: "mqtt.maxRetainedBytes", upTo: 1 << 30, default: 1 << 20
+        )
+        brokerConfiguration.maximumQueuedBytes = try settings.int(
+            self.mqttMaxQueuedBytes, key: "mqtt.maxQueuedBytes", range: 1024...(1 << 30), default: 8 << 20
+        )
+        brokerConfiguration.maximumConnectionsPerAddress = try settings.bound(
+            self.mqttMaxConnectionsPerAddress, key: "mqtt.maxConnectionsPerAddress", upTo: 10_000_000, default: 1000
+        )
+        brokerConfiguration.connectsPerSecondPerAddress = try settings.bound(
+            self.mqttConnectRate, key: "mqtt.connectRate", upTo: 1_000_000, default: 50
+        ).map(Double.init)
+        brokerConfiguration.maximumConnectPacketSize = try settings.int(
+            self.mqttMaxConnectSize, key: "mqtt.maxConnectSize", range: 64...268_435_455, default: 64 << 10
+        )
+        brokerConfiguration.loginFailuresPerMinutePerAddress = try settings.bound(
+            self.mqttLoginFailures, key: "mqtt.loginFailures", upTo: 1_000_000, default: 20
+        )
         let certificate = settings.string(self.mqttTlsCert, key: "mqtt.tls.cert")
         let key = settings.string(self.mqttTlsKey, key: "mqtt.tls.key")
         switch (certificate, key) {

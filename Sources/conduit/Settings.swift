@@ -123,6 +123,12 @@ struct Settings {
         return number
     }
 
+    /// A bound: an integer setting where 0 means none (nil).
+    func bound(_ flag: Int?, key: String, upTo maximum: Int, default value: Int) throws -> Int? {
+        let bound = try self.int(flag, key: key, range: 0...maximum, default: value)
+        return bound == 0 ? nil : bound
+    }
+
     /// A boolean setting (``SettingsCatalog/boolean(_:)`` reads the text of one).
     func bool(_ flag: Bool?, key: String, default value: Bool) throws -> Bool {
         if let flag { return flag }

@@ -98,6 +98,11 @@ public enum AWSEndpointRules {
 
     /// `scheme://host[:port][/]` and nothing else.
     static func parseURL(_ value: String, schemes: Set<String>) throws(Refusal) -> Endpoint {
+        try self.parseURLNotingPort(value, schemes: schemes).endpoint
+    }
+
+    /// ``parseURL(_:schemes:)``, and whether the port was written out.
+    static func parseURLNotingPort(_ value: String, schemes: Set<String>) throws(Refusal) -> (endpoint: Endpoint, portGiven: Bool) {
         guard let separator = value.range(of: "://") else {
             throw Refusal(reason: "must be a URL such as https://iot.eu-west-1.amazonaws.com")
         }
@@ -115,6 +120,7 @@ public enum AWSEndpointRules {
         let defaultPort = ["https": 443, "http": 80, "mqtts": 8883][scheme] ?? 443
         var hostText = rest
         var port = defaultPort
+        var portGiven = false
         if rest.hasPrefix("[") {
             guard let close = rest.firstIndex(of: "]") else { throw Refusal(reason: "has an IPv6 address without its ']'") }
             hostText = rest[rest.index(after: rest.startIndex)..<close]
@@ -122,14 +128,16 @@ public enum AWSEndpointRules {
             if !after.isEmpty {
                 guard after.hasPrefix(":"), let number = Int(after.dropFirst()) else { throw Refusal(reason: "has a malformed port") }
                 port = number
+                portGiven = true
             }
         } else if let colon = rest.lastIndex(of: ":") {
             hostText = rest[..<colon]
             guard let number = Int(rest[rest.index(after: colon)...]) else { throw Refusal(reason: "has a malformed port") }
             port = number
+            portGiven = true
         }
         guard (1...65535).contains(port) else { throw Refusal(reason: "has a port outside 1-65535") }
-        return Endpoint(scheme: scheme, host: try self.host(String(hostText)), port: port)
+        return (Endpoint(scheme: scheme, host: try self.host(String(hostText)), port: port), portGiven)
     }
 
     /// A DNS name, an IPv4 address or an IPv6 address (without brackets), lowercased.
@@ -174,16 +182,14 @@ public struct AWSEndpointAllowlist: Sendable, Equatable {
     }
 
     public mutating func add(_ entry: String) throws(AWSEndpointRules.Refusal) {
-        let endpoint: AWSEndpointRules.Endpoint
+        let parsed: (endpoint: AWSEndpointRules.Endpoint, portGiven: Bool)
         do {
-            endpoint = try AWSEndpointRules.parseURL(entry, schemes: ["https", "http", "mqtts"])
+            parsed = try AWSEndpointRules.parseURLNotingPort(entry, schemes: ["https", "http", "mqtts"])
         } catch {
             throw AWSEndpointRules.Refusal(reason: "'\(entry)' \(error.reason)")
         }
-        let afterHost = entry.split(separator: "/", omittingEmptySubsequences: false).dropFirst(2).first ?? ""
-        guard afterHost.hasSuffix("]") == false, afterHost.contains(":") else {
-            throw AWSEndpointRules.Refusal(reason: "'\(entry)' must give its port: scheme://host:port")
-        }
+        guard parsed.portGiven else { throw AWSEndpointRules.Refusal(reason: "'\(entry)' must give its port: scheme://host:port") }
+        let endpoint = parsed.endpoint
         if !self.entries.contains(endpoint) { self.entries.append(endpoint) }
     }
 
