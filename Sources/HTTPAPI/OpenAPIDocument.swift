@@ -1,6 +1,12 @@
+import Hub
+
 /// The OpenAPI 3.1 document of the whole API, served at `/openapi.yaml`. A test fails when its
-/// paths and methods and the router's disagree.
+/// paths and methods and the router's disagree; the rules of its fields (patterns, lengths,
+/// enumerations, limits) are written from the values the server checks with (``FieldRules``,
+/// the hub's limits and enumerations), and schemathesis holds the server to all of it.
 enum OpenAPIDocument {
+    private typealias S = OpenAPISchema
+
     static let yaml = #"""
 openapi: 3.1.0
 info:
@@ -45,8 +51,8 @@ paths:
       summary: List devices by id (any role)
       parameters:
         - {$ref: "#/components/parameters/limit"}
-        - {$ref: "#/components/parameters/cursor"}
-        - {name: label, in: query, schema: {type: string}, description: "Only devices with this label."}
+        - {$ref: "#/components/parameters/deviceCursor"}
+        - {name: label, in: query, schema: \#(S.string(FieldRules.label)), description: "Only devices with this label."}
         - {name: status, in: query, schema: {$ref: "#/components/schemas/DeviceStatus"}}
       responses:
         "200": {description: "A page of devices.", content: {application/json: {schema: {$ref: "#/components/schemas/DeviceList"}}}}
@@ -58,7 +64,7 @@ paths:
         required: true
         content: {application/json: {schema: {$ref: "#/components/schemas/DeviceCreate"}}}
       responses:
-        "201": {description: "The device with its broker secret, shown only here.", content: {application/json: {schema: {$ref: "#/components/schemas/DeviceWithSecret"}}}}
+        "201": {links: \#(Self.links(to: Self.deviceOperations)), description: "The device with its broker secret, shown only here.", content: {application/json: {schema: {$ref: "#/components/schemas/DeviceWithSecret"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
@@ -149,7 +155,7 @@ paths:
       summary: What the device published over MQTT, newest first (any role)
       parameters:
         - {$ref: "#/components/parameters/limit"}
-        - {$ref: "#/components/parameters/cursor"}
+        - {$ref: "#/components/parameters/sequenceCursor"}
       responses:
         "200": {description: "A page of messages.", content: {application/json: {schema: {$ref: "#/components/schemas/MessageList"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
@@ -170,9 +176,9 @@ paths:
               required: [payload_raw]
               additionalProperties: false
               properties:
-                payload_raw: {type: string, contentEncoding: base64, description: "The bytes the device receives, base64; at most 128 KB decoded."}
-                confirmed: {type: boolean, default: false}
-                port: {type: integer, minimum: 0, maximum: 255}
+                payload_raw: \#(S.string(FieldRules.downlinkPayload, "contentEncoding: base64", "description: \"The bytes the device receives, padded base64; at most \(Downlinks.maximumPayload) bytes decoded.\""))
+                confirmed: {type: [boolean, "null"], default: false}
+                port: {type: [integer, "null"], minimum: 0, maximum: 255}
       responses:
         "201": {description: "Queued.", content: {application/json: {schema: {$ref: "#/components/schemas/Downlink"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
@@ -267,9 +273,9 @@ paths:
       summary: The tenant's event log, newest first (any role)
       parameters:
         - {$ref: "#/components/parameters/limit"}
-        - {$ref: "#/components/parameters/cursor"}
-        - {name: deviceId, in: query, schema: {type: string}, description: "Only this device's events."}
-        - {name: type, in: query, schema: {type: string}, description: "Only events of this type, e.g. device.accepted."}
+        - {$ref: "#/components/parameters/sequenceCursor"}
+        - {name: deviceId, in: query, schema: \#(S.string(FieldRules.deviceID)), description: "Only this device's events."}
+        - {name: type, in: query, schema: \#(S.enumeration(EventType.all.sorted())), description: "Only events of this type."}
       responses:
         "200": {description: "A page of events.", content: {application/json: {schema: {$ref: "#/components/schemas/EventList"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
@@ -287,14 +293,14 @@ paths:
         required: true
         content: {application/json: {schema: {$ref: "#/components/schemas/TokenCreate"}}}
       responses:
-        "201": {description: "The token.", content: {application/json: {schema: {$ref: "#/components/schemas/TokenWithSecret"}}}}
+        "201": {links: \#(Self.links(to: [("/v1/tokens/{id}", "delete")])), description: "The token.", content: {application/json: {schema: {$ref: "#/components/schemas/TokenWithSecret"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "413": {$ref: "#/components/responses/TooLarge"}
   /v1/tokens/{id}:
     parameters:
-      - {name: id, in: path, required: true, schema: {type: string}}
+      - {name: id, in: path, required: true, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The token's id; any other text names no token (404)."}
     delete:
       summary: Revoke a token (admin); it stops working at once
       responses:
@@ -316,7 +322,7 @@ paths:
         required: true
         content: {application/json: {schema: {$ref: "#/components/schemas/IntegrationCreate"}}}
       responses:
-        "201": {description: "The integration; a secret access key shows as `<hidden>`.", headers: {Location: {description: "/v1/integrations/{id}", schema: {type: string}}}, content: {application/json: {schema: {$ref: "#/components/schemas/Integration"}}}}
+        "201": {links: \#(Self.links(to: Self.integrationOperations)), description: "The integration; a secret access key shows as `<hidden>`.", headers: {Location: {description: "/v1/integrations/{id}", schema: {type: string}}}, content: {application/json: {schema: {$ref: "#/components/schemas/Integration"}}}}
         "400": {description: "A field breaks a rule (the message names both), or AWS refused the credentials or cannot be reached (the message carries AWS's reason).", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
@@ -344,7 +350,7 @@ paths:
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`integration_exists`: the tenant has another integration of that name. `integration_deleting`: the integration is being deleted (only its credentials may change). `integration_in_use`: region, endpointUrl and the AWS account may change only while it holds nothing in AWS. `integration_changed`: it changed meanwhile; read it again. `gateway_certificate_in_use`: another integration's gateway has that certificate.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`integration_exists`: the tenant has another integration of that name. `integration_deleting`: the integration is being deleted (only its credentials may change). `integration_in_use`: region, endpointUrl and the AWS account may change only while it holds nothing in AWS. `integration_changed`: it changed meanwhile; read it again. `uplink_topic_out_of_scope`: the uplink topic given does not fit the integration's per-thing policy, or the per-thing policy given does not fit its uplink topic (see PerThingUplinkTopic). `gateway_certificate_in_use`: another integration's gateway has that certificate.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "413": {$ref: "#/components/responses/TooLarge"}
     delete:
       summary: Delete an integration (admin); what it made in AWS is removed first
@@ -369,8 +375,8 @@ paths:
   /v1/devices/{id}/shadow:
     parameters:
       - {$ref: "#/components/parameters/deviceId"}
-      - {name: integration, in: query, schema: {type: string}, description: "The integration whose thing's shadow is meant; required when the device is in several."}
-      - {name: name, in: query, schema: {type: string, pattern: "^[a-zA-Z0-9:_-]{1,64}$"}, description: "A named shadow; the classic shadow when left out."}
+      - {name: integration, in: query, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The integration whose thing's shadow is meant; required when the device is in several."}
+      - {name: name, in: query, schema: \#(S.string(FieldRules.shadowName)), description: "A named shadow; the classic shadow when left out."}
     get:
       summary: The device's shadow without AWS's metadata (any role)
       description: "GetThingShadow, read now. A provisioned device without a shadow reads as {\"desired\": {}, \"reported\": {}}."
@@ -379,7 +385,7 @@ paths:
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`not_provisioned`: the device has no thing in AWS. `integration_required`: it is in several integrations; name one with `integration`.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "502": {$ref: "#/components/responses/AWSError"}
     patch:
       summary: Change desired state (admin)
@@ -393,36 +399,38 @@ paths:
               required: [desired]
               additionalProperties: false
               properties:
-                desired: {type: object}
-                version: {type: integer, minimum: 0, description: "Change only if the shadow is at this version; 0 for one that does not exist yet."}
+                desired: {$ref: "#/components/schemas/ShadowState"}
+                version: {type: [integer, "null"], minimum: 0, maximum: 999999999999999, description: "Change only if the shadow is at this version; 0 for one that does not exist yet."}
       responses:
         "200": {description: "The shadow after the change.", content: {application/json: {schema: {$ref: "#/components/schemas/Shadow"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`version_conflict`: the shadow is at another version, given as `currentVersion` beside the message. `not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`version_conflict`: the shadow is at another version, given as `currentVersion` beside the message. `not_provisioned`: the device has no thing in AWS. `integration_required`: it is in several integrations; name one with `integration`.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "502": {$ref: "#/components/responses/AWSError"}
     delete:
       summary: Delete the shadow (admin)
       responses:
         "204": {description: "Deleted (or there was none)."}
+        "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`not_provisioned`: the device has no thing in AWS. `integration_required`: it is in several integrations; name one with `integration`.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "502": {$ref: "#/components/responses/AWSError"}
   /v1/devices/{id}/shadows:
     parameters:
       - {$ref: "#/components/parameters/deviceId"}
-      - {name: integration, in: query, schema: {type: string}, description: "Required when the device is in several integrations."}
+      - {name: integration, in: query, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "Required when the device is in several integrations."}
     get:
       summary: The names of the device's named shadows (any role)
       responses:
         "200": {description: "The names.", content: {application/json: {schema: {type: object, required: [items], properties: {items: {type: array, items: {type: string}}}}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`not_provisioned`: the device has no thing in AWS. `integration_required`: it is in several integrations; name one with `integration`.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
   /v1/things:
     post:
       summary: Create a thing as Para does, provisioned in AWS before the answer (admin)
@@ -434,26 +442,30 @@ paths:
             schema:
               type: object
               required: [name, serviceBroker]
+              additionalProperties: false
               properties:
-                name: {type: string, minLength: 1, maxLength: 256}
-                serviceBroker: {type: string, enum: [AWS]}
-                type: {type: string, const: thing}
-                integrationId: {type: string, description: "Required when the tenant has several AWS integrations."}
-                deviceState: {type: object, description: "Initial desired state."}
+                name: \#(S.string(FieldRules.displayName))
+                serviceBroker: {type: string, pattern: "^[aA][wW][sS]$", description: "AWS (in any case)."}
+                type: {type: [string, "null"], enum: [thing, null]}
+                integrationId: \#(S.string(FieldRules.opaqueIdentifier, nullable: true, "description: \"Required when the tenant has several AWS integrations; any other text names no integration (404).\""))
+                deviceState: {$ref: "#/components/schemas/ShadowState"}
+              patternProperties: {\#(Self.paraFields): {description: "Para's own fields: accepted and ignored."}}
       responses:
-        "201": {description: "Created, with deviceDetails.", content: {application/json: {schema: {$ref: "#/components/schemas/Thing"}}}}
+        "201": {links: \#(Self.links(to: Self.thingOperations)), description: "Created, with deviceDetails.", content: {application/json: {schema: {$ref: "#/components/schemas/Thing"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
-        "409": {description: "`no_integration`: the tenant has no active AWS integration. `integration_inactive`: the one named is not active. `integration_binds_devices`: it binds a list of devices; things go to integrations that bind all devices or by label.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "404": {description: "No integration of that id in the token's tenant.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`no_integration`: the tenant has no active AWS integration. `integration_required`: it has several; name one with integrationId. `integration_inactive`: the one named is not active. `integration_binds_devices`: it binds a list of devices; things go to integrations that bind all devices or by label. `aws_refused`: AWS refused what the integration asks for the thing (a policy it names does not exist...); nothing was kept.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "502": {description: "`aws_error`: AWS did not take the thing within a minute; nothing was kept.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
     get:
       summary: The tenant's things, each with its deviceState read from AWS (any role)
       parameters:
-        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
-        - {name: lastKey, in: query, schema: {type: string}, description: "The lastKey of the previous page."}
+        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: \#(Things.maximumPageSize), default: \#(PageRequest.defaultLimit)}, description: "At most \#(Things.maximumPageSize): each thing listed is a call to AWS."}
+        - {name: lastKey, in: query, schema: \#(S.string(FieldRules.deviceCursor)), description: "The lastKey of the previous page."}
       responses:
         "200": {description: "A page.", content: {application/json: {schema: {type: object, required: [items, totalHits], properties: {items: {type: array, items: {$ref: "#/components/schemas/Thing"}}, totalHits: {type: integer}, lastKey: {type: string}}}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
   /v1/things/{id}:
     parameters:
@@ -471,13 +483,23 @@ paths:
         required: true
         content:
           application/json:
-            schema: {type: object, required: [deviceState], properties: {deviceState: {type: object}}}
+            schema:
+              type: object
+              required: [deviceState]
+              additionalProperties: false
+              properties:
+                deviceState: {$ref: "#/components/schemas/ShadowState"}
+                name: {description: "Accepted and ignored."}
+                type: {description: "Accepted and ignored."}
+                serviceBroker: {description: "Accepted and ignored."}
+              patternProperties: {\#(Self.paraFields): {description: "Para's own fields: accepted and ignored."}}
       responses:
         "200": {description: "The thing after the change.", content: {application/json: {schema: {$ref: "#/components/schemas/Thing"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
+        "409": {description: "`not_provisioned`: the thing has no thing in AWS yet.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "502": {$ref: "#/components/responses/AWSError"}
     delete:
       summary: Delete the thing, with its shadows, certificate, policy and thing in AWS (admin)
@@ -492,11 +514,12 @@ components:
   securitySchemes:
     bearer: {type: http, scheme: bearer}
   parameters:
-    deviceId: {name: id, in: path, required: true, schema: {type: string, pattern: "^[a-zA-Z0-9:_-]{1,128}$"}}
-    limit: {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
-    cursor: {name: cursor, in: query, schema: {type: string}, description: "The nextCursor of the previous page."}
-    integrationPathId: {name: id, in: path, required: true, schema: {type: string, minLength: 1, maxLength: 64}, description: "The integration's id."}
-    integrationId: {name: integrationId, in: path, required: true, schema: {type: string, minLength: 1, maxLength: 64}, description: "The integration's id."}
+    deviceId: {name: id, in: path, required: true, schema: \#(S.string(FieldRules.deviceID)), description: "The device's id; any other text names no device (404)."}
+    limit: {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: \#(PageRequest.maxLimit), default: \#(PageRequest.defaultLimit)}}
+    deviceCursor: {name: cursor, in: query, schema: \#(S.string(FieldRules.deviceCursor)), description: "The nextCursor of the previous page."}
+    sequenceCursor: {name: cursor, in: query, schema: \#(S.string(FieldRules.sequenceCursor)), description: "The nextCursor of the previous page."}
+    integrationPathId: {name: id, in: path, required: true, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The integration's id; any other text names no integration (404)."}
+    integrationId: {name: integrationId, in: path, required: true, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The integration's id; any other text names no integration (404)."}
   responses:
     AWSError: {description: "`aws_error`: AWS failed or could not be reached; try again.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
     BadRequest: {description: "A field breaks a rule; the message names both.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
@@ -522,25 +545,26 @@ components:
           type: object
           required: [code, message]
           properties:
-            code: {type: string, examples: [invalid_field, invalid_transition, not_found, forbidden, integration_exists, integration_deleting, integration_in_use, integration_changed, gateway_certificate_in_use, not_provisioned, credentials_issued, busy]}
+            code: {type: string, examples: [invalid_field, invalid_transition, not_found, forbidden, integration_exists, integration_deleting, integration_in_use, integration_changed, gateway_certificate_in_use, not_provisioned, credentials_issued, busy, integration_required, uplink_topic_out_of_scope, aws_refused]}
             message: {type: string}
-    DeviceStatus: {type: string, enum: [pending, accepted, rejected, decommissioned]}
+    DeviceStatus: \#(S.enumeration(DeviceStatus.allCases.map(\.rawValue)))
+    DisplayName: \#(S.string(FieldRules.displayName, "description: \"Not blank, no control characters; stored without the spaces around it.\""))
     DeviceCreate:
       type: object
       required: [name]
       additionalProperties: false
       properties:
-        id: {type: [string, "null"], pattern: "^[a-zA-Z0-9:_-]{1,128}$", description: "Generated when left out or null. It is the device's MQTT client id and AWS IoT thing name, so it is unique across all tenants: an id another tenant holds is a 409 too."}
-        name: {type: string, minLength: 1, maxLength: 256}
-        labels: {type: array, maxItems: 32, items: {type: string, pattern: "^[a-zA-Z0-9:_.-]{1,64}$"}}
-        attributes: {type: object, maxProperties: 50, additionalProperties: {type: string, maxLength: 800}}
+        id: \#(S.string(FieldRules.deviceID, nullable: true, "description: \"Generated when left out or null. It is the device's MQTT client id and AWS IoT thing name, so it is unique across all tenants: an id another tenant holds is a 409 too.\""))
+        name: {$ref: "#/components/schemas/DisplayName"}
+        labels: {type: [array, "null"], maxItems: \#(FieldRules.maximumLabels), items: \#(S.string(FieldRules.label)), description: "Duplicates count, and are dropped. Null: none."}
+        attributes: {type: [object, "null"], maxProperties: \#(FieldRules.maximumAttributes), propertyNames: \#(S.string(FieldRules.attributeKey)), additionalProperties: \#(S.string(FieldRules.attributeValue)), description: "Null: none."}
     DevicePatch:
       type: object
       additionalProperties: false
       properties:
-        name: {type: string, minLength: 1, maxLength: 256}
-        labels: {type: [array, "null"], maxItems: 32, items: {type: string, pattern: "^[a-zA-Z0-9:_.-]{1,64}$"}, description: "Replaces the labels; null or [] removes them all."}
-        attributes: {type: object, additionalProperties: {type: [string, "null"], maxLength: 800}}
+        name: {$ref: "#/components/schemas/DisplayName"}
+        labels: {type: [array, "null"], maxItems: \#(FieldRules.maximumLabels), items: \#(S.string(FieldRules.label)), description: "Replaces the labels; null or [] removes them all."}
+        attributes: {type: object, propertyNames: \#(S.string(FieldRules.attributeKey)), additionalProperties: \#(S.string(FieldRules.attributeValue, nullable: true)), description: "Merged into the device's: null removes that attribute. The device keeps at most \#(FieldRules.maximumAttributes)."}
     Device:
       type: object
       required: [id, name, status, labels, attributes, createdAt, updatedAt, statusChangedAt]
@@ -632,15 +656,15 @@ components:
       required: [role]
       additionalProperties: false
       properties:
-        role: {type: string, enum: [admin, operator, reader]}
-        name: {type: string, minLength: 1, maxLength: 256}
+        role: \#(S.enumeration(Role.allCases.map(\.rawValue)))
+        name: \#(S.string(FieldRules.displayName, nullable: true, "description: \"Null or left out: '{role} token'.\""))
     Token:
       type: object
       required: [id, name, role, hint, createdAt]
       properties:
         id: {type: string}
         name: {type: string}
-        role: {type: string, enum: [admin, operator, reader]}
+        role: \#(S.enumeration(Role.allCases.map(\.rawValue)))
         hint: {type: string, description: "The token's first characters."}
         createdAt: {type: string, format: date-time}
         lastUsedAt: {type: string, format: date-time}
@@ -659,25 +683,31 @@ components:
         nextCursor: {type: "null"}
     AWSProvisioningState:
       type: string
-      enum: [pending, provisioning, provisioned, disabled, deprovisioning, deprovisioned, failed]
+      enum: \#(S.list(AWSProvisioningState.allCases.map(\.rawValue)))
       description: "pending: nothing to do in AWS yet (the device is pending). provisioned: thing, certificate and policy exist and the certificate is ACTIVE (the device is accepted). disabled: the certificate is INACTIVE (the device is rejected). deprovisioned: removed from AWS (the device is decommissioned, deleted or unbound). provisioning and deprovisioning: on the way. failed: an error that retrying will not fix by itself (see lastError); it is still retried, less often."
     IntegrationCredentialsInput:
-      description: "One of: an access key; an IAM role that Conduit assumes with its own credentials; or Conduit's own credentials (the AWS SDKs' default chain)."
+      description: "One of: an access key; an IAM role that Conduit assumes with its own credentials; or Conduit's own credentials (the AWS SDKs' default chain). A member of another form may be given as null."
       oneOf:
         - type: object
           title: Access key
           required: [accessKeyId, secretAccessKey]
           additionalProperties: false
           properties:
-            accessKeyId: {type: string, pattern: "^[A-Z0-9]{16,128}$"}
-            secretAccessKey: {type: string, minLength: 1, maxLength: 128, writeOnly: true, description: "No spaces. Stored sealed; never shown again (responses say `<hidden>`)."}
+            accessKeyId: \#(S.string(FieldRules.accessKeyID))
+            secretAccessKey: \#(S.string(FieldRules.secretAccessKey, "writeOnly: true", "description: \"Stored sealed; never shown again (responses say `<hidden>`).\""))
+            roleArn: {type: "null"}
+            externalId: {type: "null"}
+            source: {type: "null"}
         - type: object
           title: Role
           required: [roleArn]
           additionalProperties: false
           properties:
-            roleArn: {type: string, maxLength: 2048, pattern: "^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", examples: ["arn:aws:iam::123456789012:role/conduit"]}
-            externalId: {type: string, pattern: "^[a-zA-Z0-9+=,.@:/_-]{2,1224}$", description: "Free in the default tenant; in any other, the tenant's id (filled in when left out)."}
+            roleArn: \#(S.string(FieldRules.roleARN, "examples: [\"arn:aws:iam::123456789012:role/conduit\"]"))
+            externalId: \#(S.string(FieldRules.externalID, nullable: true, "description: \"Free in the default tenant; in any other, the tenant's id (filled in when left out).\""))
+            accessKeyId: {type: "null"}
+            secretAccessKey: {type: "null"}
+            source: {type: "null"}
         - type: object
           title: Conduit's own credentials
           description: "The default tenant's only; 403 in any other."
@@ -685,6 +715,10 @@ components:
           additionalProperties: false
           properties:
             source: {type: string, const: default}
+            accessKeyId: {type: "null"}
+            secretAccessKey: {type: "null"}
+            roleArn: {type: "null"}
+            externalId: {type: "null"}
     IntegrationCredentials:
       type: object
       description: "The credentials as shown: the access key id with the secret as `<hidden>`, the role, or `{source: default}`."
@@ -702,55 +736,66 @@ components:
           required: [name]
           additionalProperties: false
           properties:
-            name: {type: string, pattern: "^[a-zA-Z0-9_+=,.@-]{1,128}$"}
-            perThing: {type: boolean, const: false}
+            name: \#(S.string(FieldRules.policyName))
+            perThing: {enum: [false, null]}
         - type: object
           title: One policy per thing
           required: [perThing]
           additionalProperties: false
           properties:
             perThing: {type: boolean, const: true}
+            name: {type: "null"}
     IntegrationBind:
-      description: "Which of the tenant's devices the integration mirrors: listed ids, every device with any of the labels, or all. A device that stops matching is removed from AWS. `{devices: []}` binds none."
+      description: "Which of the tenant's devices the integration mirrors: listed ids, every device with any of the labels, or all. A device that stops matching is removed from AWS. `{devices: []}` binds none. A member of another form may be given as null."
       oneOf:
         - type: object
           title: Devices
           required: [devices]
           additionalProperties: false
           properties:
-            devices: {type: array, maxItems: 10000, items: {type: string, pattern: "^[a-zA-Z0-9:_-]{1,128}$"}}
+            devices: {type: array, maxItems: 10000, items: \#(S.string(FieldRules.deviceID))}
+            labels: {type: "null"}
+            all: {type: "null"}
         - type: object
           title: Labels
           required: [labels]
           additionalProperties: false
           properties:
-            labels: {type: array, minItems: 1, maxItems: 32, items: {type: string, pattern: "^[a-zA-Z0-9:_.-]{1,64}$"}}
+            labels: {type: array, minItems: 1, maxItems: \#(FieldRules.maximumLabels), items: \#(S.string(FieldRules.label))}
+            devices: {type: "null"}
+            all: {type: "null"}
         - type: object
           title: All
           required: [all]
           additionalProperties: false
           properties:
             all: {type: boolean, const: true}
+            devices: {type: "null"}
+            labels: {type: "null"}
+    ThingAttribute: {allOf: [\#(S.string(FieldRules.attributeKey)), {not: {const: name}}]}
     IntegrationCreate:
       type: object
       required: [name, region, credentials, bind]
       additionalProperties: false
+      description: "An optional member given as null takes its default. Unless `policy` names an existing policy, Conduit makes one per thing, and `uplinkTopic` must be one such a policy can scope (PerThingUplinkTopic)."
+      if: {required: [policy], properties: {policy: {type: object, required: [name], properties: {name: {type: string}}}}}
+      else: {properties: {uplinkTopic: {oneOf: [{$ref: "#/components/schemas/PerThingUplinkTopic"}, {type: "null"}]}}}
       properties:
-        name: {type: string, minLength: 1, maxLength: 256, description: "Unique in the tenant."}
-        type: {type: string, const: aws-iot-core, default: aws-iot-core}
-        region: {type: string, maxLength: 32, pattern: "^([a-z]+-){2,}[0-9]+$", examples: [eu-west-1]}
-        endpointUrl: {type: [string, "null"], format: uri, description: "An http(s) URL without a query overriding AWS IoT's control-plane endpoint (a VPC or FIPS endpoint, a local stack); by default https://iot.{region}.amazonaws.com."}
+        name: {allOf: [{$ref: "#/components/schemas/DisplayName"}], description: "Unique in the tenant."}
+        type: {type: [string, "null"], enum: [aws-iot-core, null], default: aws-iot-core}
+        region: \#(S.string(FieldRules.region, "examples: [eu-west-1]"))
+        endpointUrl: {type: [string, "null"], description: "`scheme://host[:port][/]` (no user info, path, query, fragment or percent-escape) overriding AWS IoT's control-plane endpoint: an AWS IoT host of the region over HTTPS on 443 (FIPS, VPC endpoints), or an endpoint listed in the operator's --aws-endpoint-allowlist; anything else is a 400. By default https://iot.{region}.amazonaws.com."}
         credentials: {$ref: "#/components/schemas/IntegrationCredentialsInput"}
-        policy: {$ref: "#/components/schemas/IntegrationPolicy", default: {perThing: true}}
-        thingGroup: {type: [string, "null"], pattern: "^[a-zA-Z0-9_-]{1,128}$", description: "A thing group every thing joins; made when it does not exist, and then deleted with the integration."}
-        thingAttributes: {type: array, maxItems: 2, default: [], items: {type: string, pattern: "^[a-zA-Z0-9_.,@/:#-]{1,128}$", not: {const: name}}, description: "Device attributes copied to the thing. The device's name always is, as `name`; a thing without a thing type holds 3 attributes."}
-        uplinkTopic: {type: string, minLength: 1, default: "conduit/{deviceId}/up", description: "The AWS IoT topic the device's messages go to. Placeholders: {deviceId}, {deviceName}, {subtopic}. No MQTT wildcards (+, #), not starting with $, at most 7 slashes and 256 bytes."}
-        payloadFormat: {type: string, enum: [raw, envelope], default: raw}
-        downlinkPrefix: {type: string, minLength: 1, default: conduit/devices, description: "Devices receive on {downlinkPrefix}/{deviceId}/down. No placeholders or MQTT wildcards, not starting with $ or ending with /, at most 5 slashes."}
-        active: {type: boolean, default: true, description: "An inactive integration keeps what it made in AWS but does no new work."}
+        policy: {oneOf: [{$ref: "#/components/schemas/IntegrationPolicy"}, {type: "null"}], default: {perThing: true}}
+        thingGroup: \#(S.string(FieldRules.thingGroup, nullable: true, "description: \"A thing group every thing joins; made when it does not exist, and then deleted with the integration.\""))
+        thingAttributes: {type: [array, "null"], maxItems: \#(FieldRules.maximumThingAttributes), default: [], items: {$ref: "#/components/schemas/ThingAttribute"}, description: "Device attributes copied to the thing. The device's name always is, as `name`; a thing without a thing type holds 3 attributes."}
+        uplinkTopic: \#(S.string(FieldRules.uplinkTopic, nullable: true, "default: \"conduit/{deviceId}/up\"", "description: \"The AWS IoT topic the device's messages go to. Placeholders: \(FieldRules.placeholders.map { "{\($0)}" }.joined(separator: ", ")). No MQTT wildcards (+, #), not starting with $, at most 7 slashes and 256 bytes of UTF-8.\""))
+        payloadFormat: \#(S.enumeration(FieldRules.payloadFormats, nullable: true, "default: raw"))
+        downlinkPrefix: \#(S.string(FieldRules.downlinkPrefix, nullable: true, "default: conduit/devices", "description: \"Devices receive on {downlinkPrefix}/{deviceId}/down. No placeholders or MQTT wildcards, not starting with $ or ending with /, at most 5 slashes and 256 bytes of UTF-8.\""))
+        active: {type: [boolean, "null"], default: true, description: "An inactive integration keeps what it made in AWS but does no new work."}
         bind: {$ref: "#/components/schemas/IntegrationBind"}
-        mqttEndpoint: {type: [string, "null"], examples: ["a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:8883"], description: "host:port of the MQTT data endpoint the downlink gateway connects to; by default the account's iot:Data-ATS endpoint on 8883."}
-        mqttTrustRoots: {type: [string, "null"], maxLength: 262144, description: "CA certificates (PEM) the data endpoint's certificate must chain to; by default the system's trust store, which holds Amazon's roots."}
+        mqttEndpoint: \#(S.string(FieldRules.mqttEndpoint, nullable: true, "examples: [\"a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:8883\"]", "description: \"host:port of the MQTT data endpoint the downlink gateway connects to: an AWS IoT data host of the region on 8883 or 443, or mqtts://host:port listed in the operator's --aws-endpoint-allowlist; anything else is a 400. By default the account's iot:Data-ATS endpoint on 8883.\""))
+        mqttTrustRoots: \#(S.string(FieldRules.mqttTrustRoots, nullable: true, "description: \"CA certificates (PEM, -----BEGIN CERTIFICATE-----), at least one, at most 262144 bytes, that the data endpoint's certificate must chain to; by default the system's trust store, which holds Amazon's roots.\""))
         gateway: {oneOf: [{$ref: "#/components/schemas/IntegrationGatewayInput"}, {type: "null"}], description: "The downlink gateway's certificate from your own CA, registered in AWS with RegisterCertificateWithoutCA; null or left out: AWS signs one for a key Conduit makes."}
     IntegrationGatewayInput:
       type: object
@@ -759,24 +804,28 @@ components:
       properties:
         certificatePem: {type: string, description: "Exactly one X.509 certificate, PEM, valid now."}
         privateKey: {type: string, description: "Its private key, PEM (PKCS#8, SEC1 or PKCS#1). Stored sealed; never shown again."}
+    PerThingUplinkTopic: \#(S.string(FieldRules.perThingUplinkTopic, "description: \"An uplink topic a per-thing policy can grant without granting other things' topics: {deviceId} once, as a whole level; {subtopic} only as the whole last level, after it; no {deviceName}, '*', '?' or '${'.\""))
     IntegrationPatch:
       type: object
       additionalProperties: false
+      description: "With a per-thing policy, the uplink topic must be one it can scope (PerThingUplinkTopic): a 400 when this request sets both, a 409 `uplink_topic_out_of_scope` when one of them is the integration's as it stands."
+      if: {required: [policy, uplinkTopic], properties: {policy: {type: object, required: [perThing], properties: {perThing: {const: true}}}}}
+      then: {properties: {uplinkTopic: {$ref: "#/components/schemas/PerThingUplinkTopic"}}}
       properties:
-        name: {type: string, minLength: 1, maxLength: 256}
-        region: {type: string, maxLength: 32, pattern: "^([a-z]+-){2,}[0-9]+$"}
-        endpointUrl: {type: [string, "null"], format: uri, description: "null goes back to AWS IoT's regional endpoint."}
+        name: {$ref: "#/components/schemas/DisplayName"}
+        region: \#(S.string(FieldRules.region))
+        endpointUrl: {type: [string, "null"], description: "As on creation; null goes back to AWS IoT's regional endpoint."}
         credentials: {$ref: "#/components/schemas/IntegrationCredentialsInput"}
         policy: {$ref: "#/components/schemas/IntegrationPolicy"}
-        thingGroup: {type: [string, "null"], pattern: "^[a-zA-Z0-9_-]{1,128}$", description: "null: things join no group."}
-        thingAttributes: {type: array, maxItems: 2, items: {type: string, pattern: "^[a-zA-Z0-9_.,@/:#-]{1,128}$", not: {const: name}}}
-        uplinkTopic: {type: string, minLength: 1}
-        payloadFormat: {type: string, enum: [raw, envelope]}
-        downlinkPrefix: {type: string, minLength: 1}
+        thingGroup: \#(S.string(FieldRules.thingGroup, nullable: true, "description: \"null: things join no group.\""))
+        thingAttributes: {type: array, maxItems: \#(FieldRules.maximumThingAttributes), items: {$ref: "#/components/schemas/ThingAttribute"}}
+        uplinkTopic: \#(S.string(FieldRules.uplinkTopic, "description: \"As on creation.\""))
+        payloadFormat: \#(S.enumeration(FieldRules.payloadFormats))
+        downlinkPrefix: \#(S.string(FieldRules.downlinkPrefix, "description: \"As on creation.\""))
         active: {type: boolean}
         bind: {$ref: "#/components/schemas/IntegrationBind"}
-        mqttEndpoint: {type: [string, "null"], description: "null: the account's iot:Data-ATS endpoint."}
-        mqttTrustRoots: {type: [string, "null"], maxLength: 262144, description: "null: the system's trust store."}
+        mqttEndpoint: \#(S.string(FieldRules.mqttEndpoint, nullable: true, "description: \"As on creation; null: the account's iot:Data-ATS endpoint.\""))
+        mqttTrustRoots: \#(S.string(FieldRules.mqttTrustRoots, nullable: true, "description: \"As on creation; null: the system's trust store.\""))
         gateway: {oneOf: [{$ref: "#/components/schemas/IntegrationGatewayInput"}, {type: "null"}], description: "null: back to a certificate AWS signs; the registered one is removed from AWS."}
     Integration:
       type: object
@@ -936,5 +985,42 @@ components:
       properties:
         items: {type: array, items: {$ref: "#/components/schemas/Drift"}}
         nextCursor: {type: "null"}
+\#(S.shadowSchemas)
 """#
+
+    /// The operations on a device, which the `id` a device's creation answers with names. Not GET
+    /// .../certificate (a new device has none: a 404), nor DELETE .../downlinks (it empties the
+    /// queue, which is still there to read: not a deletion of what the link names).
+    private static let deviceOperations: [(path: String, method: String)] = [
+        ("/v1/devices/{id}", "get"), ("/v1/devices/{id}", "patch"), ("/v1/devices/{id}/secret", "post"), ("/v1/devices/{id}/messages", "get"),
+        ("/v1/devices/{id}/downlinks", "post"), ("/v1/devices/{id}/downlinks", "get"),
+        ("/v1/devices/{id}/accept", "post"), ("/v1/devices/{id}/reject", "post"), ("/v1/devices/{id}/aws", "get"),
+        ("/v1/devices/{id}/shadow", "get"), ("/v1/devices/{id}/shadows", "get"), ("/v1/devices/{id}/certificate", "post"),
+        ("/v1/devices/{id}/decommission", "post"), ("/v1/devices/{id}", "delete"),
+    ]
+    /// Not DELETE: an integration's deletion is a 202 and it reads as `deleting` until AWS is clean.
+    private static let integrationOperations: [(path: String, method: String)] = [
+        ("/v1/integrations/{id}", "get"), ("/v1/integrations/{id}", "patch"), ("/v1/integrations/{id}/reconcile", "post"),
+    ]
+    private static let thingOperations: [(path: String, method: String)] = [
+        ("/v1/things/{id}", "get"), ("/v1/things/{id}", "patch"), ("/v1/things/{id}", "delete"),
+    ]
+
+    /// OpenAPI links from a creation's answer to `operations`, their `id` the answer's.
+    private static func links(to operations: [(path: String, method: String)]) -> String {
+        let links = operations.map { operation in
+            let pointer = operation.path.replacingOccurrences(of: "/", with: "~1").replacingOccurrences(of: "{", with: "%7B")
+                .replacingOccurrences(of: "}", with: "%7D")
+            let name = (operation.method + operation.path).split(whereSeparator: { !$0.isLetter }).map { $0.prefix(1).uppercased() + $0.dropFirst() }
+                .joined()
+            return "\(name): {operationRef: \"#/paths/\(pointer)/\(operation.method)\", parameters: {id: \"$response.body#/id\"}}"
+        }
+        return "{" + links.joined(separator: ", ") + "}"
+    }
+
+    /// Para's own object fields, which its clients send and Conduit accepts and ignores (any JSON),
+    /// as a quoted pattern of exactly those names.
+    private static var paraFields: String {
+        S.quoted("^(?:" + ThingRoutes.paraFields.sorted().joined(separator: "|") + ")$")
+    }
 }

@@ -61,7 +61,7 @@ struct UplinkDurabilityTests {
         let (status, stdout, stderr) = try await publishing.value
         #expect(status == 0, "the device could not send everything: \(stdout)\(stderr)")
         do {
-            try await waitUntil("every message in moto", seconds: 120) { try arrived().count >= total }
+            try await waitUntil("every message in moto", seconds: 300) { try arrived().count >= total }
         } catch {
             let database = directory.appendingPathComponent("data/conduit.sqlite").path
             let counts = try await Subprocess.run([

@@ -46,9 +46,16 @@ struct PolicyScopeTests {
             )
             #expect(scoped.status == .created, "\(scoped.text)")
             let id = try #require(scoped.json?["id"] as? String)
-            // Changing to a widening template is refused as well.
+            // Changing to a widening template is refused as well: against the integration's stored
+            // per-thing policy, a conflict (the request alone is not wrong); with one given, a 400.
             let widened = try await api.call(.patch, "/v1/integrations/\(id)", token: api.admin, json: #"{"uplinkTopic": "fleet/{deviceName}/x"}"#)
-            #expect(widened.status == .badRequest)
+            #expect(widened.status == .conflict)
+            #expect(widened.errorCode == "uplink_topic_out_of_scope")
+            #expect(widened.errorMessage?.hasPrefix("uplinkTopic: must not use {deviceName}") == true, "\(widened.text)")
+            let both = try await api.call(
+                .patch, "/v1/integrations/\(id)", token: api.admin, json: #"{"uplinkTopic": "fleet/{deviceName}/x", "policy": {"perThing": true}}"#
+            )
+            #expect(both.status == .badRequest)
             // With a policy of the operator's, Conduit writes no policy: the template is the operator's call.
             let named = try await api.call(
                 .post, "/v1/integrations", token: api.admin,

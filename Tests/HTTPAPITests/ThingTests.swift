@@ -99,7 +99,7 @@ struct ThingTests {
         }
     }
 
-    @Test("which integration: none is a 409, several need integrationId; bad input names the field; readers cannot create")
+    @Test("which integration: none is a 409, several need integrationId (a 409 too); bad input names the field; readers cannot create")
     func choosingAndRefusing() async throws {
         try await APIHarness.run(.sqlite, aws: try MotoPeer.environment()) { api in
             // One list is at most 100 AWS calls: a larger page is refused before any is made.
@@ -122,7 +122,8 @@ struct ThingTests {
             }
             let ambiguous = try await api.call(.post, "/v1/things", token: api.admin, json: #"{"name": "t", "serviceBroker": "AWS"}"#)
             // (three integrations now: one, two and listed)
-            #expect(ambiguous.status == .badRequest)
+            #expect(ambiguous.status == .conflict)
+            #expect(ambiguous.errorCode == "integration_required")
             #expect(ambiguous.errorMessage?.hasPrefix("integrationId: is required: the tenant has several AWS integrations") == true)
             let cases: [(String, String)] = [
                 (#"{"name": "t", "serviceBroker": "Azure"}"#, "serviceBroker: must be \"AWS\" (Conduit brokers things to AWS IoT Core only)"),

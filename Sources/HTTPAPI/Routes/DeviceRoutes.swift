@@ -43,16 +43,11 @@ struct DeviceRoutes {
 
     @Sendable func list(_ request: Request, context: ConduitRequestContext) async throws -> ListRepresentation<DeviceRepresentation> {
         let principal = try context.requirePrincipal()
-        var filter = DeviceFilter(label: request.query("label"))
-        if let status = request.query("status") {
-            guard let parsed = DeviceStatus(rawValue: status) else {
-                throw HubError.invalidField(
-                    "status", "must be one of \(DeviceStatus.allCases.map(\.rawValue).joined(separator: ", "))"
-                )
-            }
-            filter.status = parsed
+        var filter = DeviceFilter(label: try request.query("label", rule: FieldRules.label))
+        if let status = try request.query("status", oneOf: DeviceStatus.allCases.map(\.rawValue)) {
+            filter.status = DeviceStatus(rawValue: status)
         }
-        let page = try await self.hub.devices.list(filter: filter, page: try request.pageRequest(), by: principal)
+        let page = try await self.hub.devices.list(filter: filter, page: try request.pageRequest(cursor: FieldRules.deviceCursor), by: principal)
         return ListRepresentation(items: page.items.map { DeviceRepresentation($0) }, nextCursor: page.nextCursor)
     }
 
@@ -72,10 +67,18 @@ struct DeviceRoutes {
             throw HubError.invalidField("status", "cannot be patched; POST /v1/devices/{id}/accept, /reject or /decommission")
         }
         if body.has("name"), try body.string("name") == nil { throw HubError.invalidField("name", "must be a string") }
+        if body.isNull("attributes") {
+            throw HubError.invalidField("attributes", "must be an object; a null value inside it removes that attribute")
+        }
+        let attributes = try body.stringMap("attributes", nullable: true)
+        // Every name is checked, those whose null removes nothing too: the document states the rule for all.
+        for key in (attributes?.keys).map(Array.init)?.sorted() ?? [] {
+            try Validation.attributeKey(key, field: "attributes.\(key)")
+        }
         let patch = DeviceRegistry.Patch(
             name: try body.string("name"),
             labels: body.has("labels") ? (try body.stringArray("labels") ?? []) : nil,
-            attributes: try body.stringMap("attributes", nullable: true)
+            attributes: attributes
         )
         return DeviceRepresentation(try await self.hub.devices.update(try context.parameters.require("id"), with: patch, by: principal))
     }
@@ -97,7 +100,7 @@ struct DeviceRoutes {
     @Sendable func messages(_ request: Request, context: ConduitRequestContext) async throws -> ListRepresentation<MessageRepresentation> {
         let principal = try context.requirePrincipal()
         let page = try await self.hub.messages.list(
-            deviceID: try context.parameters.require("id"), page: try request.pageRequest(), by: principal
+            deviceID: try context.parameters.require("id"), page: try request.pageRequest(cursor: FieldRules.sequenceCursor), by: principal
         )
         return ListRepresentation(items: page.items.map(MessageRepresentation.init), nextCursor: page.nextCursor)
     }
@@ -107,6 +110,7 @@ struct DeviceRoutes {
         try principal.require(.operator, to: "queueing downlinks")
         let body = try await JSONBody(request: request, context: context, allowed: ["payload_raw", "confirmed", "port"])
         let encoded = try body.requiredString("payload_raw")
+        try FieldRules.downlinkPayload.check(encoded, field: "payload_raw")
         guard let payload = Data(base64Encoded: encoded) else { throw HubError.invalidField("payload_raw", "must be base64") }
         let downlink = try await self.hub.downlinks.queue(
             .init(payload: payload, confirmed: try body.bool("confirmed") ?? false, port: try body.int("port")),

@@ -51,7 +51,9 @@ struct IntegrationRoutes {
         try principal.require(.admin, to: "changing integrations")
         let body = try await JSONBody(request: request, context: context, allowed: Self.fields)
         if body.has("type") { throw HubError.invalidField("type", "cannot be changed; create a new integration instead") }
-        for required in ["name", "region", "credentials", "bind", "uplinkTopic", "downlinkPrefix", "payloadFormat", "active", "policy"]
+        for required in [
+            "name", "region", "credentials", "bind", "uplinkTopic", "downlinkPrefix", "payloadFormat", "active", "policy", "thingAttributes",
+        ]
         where body.isNull(required) {
             throw HubError.invalidField(required, "cannot be null")
         }

@@ -16,7 +16,7 @@ struct ShadowRoutes {
     @Sendable func get(_ request: Request, context: ConduitRequestContext) async throws -> ShadowRepresentation {
         let principal = try context.requirePrincipal()
         let shadow = try await self.hub.shadows.get(
-            deviceID: try context.parameters.require("id"), integrationID: request.query("integration"), name: request.query("name"), by: principal
+            deviceID: try context.parameters.require("id"), integrationID: try Self.integration(request), name: try Self.name(request), by: principal
         )
         return ShadowRepresentation(shadow)
     }
@@ -30,7 +30,7 @@ struct ShadowRoutes {
         }
         guard let desired = try body.anyObject("desired") else { throw HubError.invalidField("desired", "is required: an object") }
         let shadow = try await self.hub.shadows.updateDesired(
-            deviceID: try context.parameters.require("id"), integrationID: request.query("integration"), name: request.query("name"),
+            deviceID: try context.parameters.require("id"), integrationID: try Self.integration(request), name: try Self.name(request),
             desired: desired, version: try body.int("version"), by: principal
         )
         return ShadowRepresentation(shadow)
@@ -39,7 +39,7 @@ struct ShadowRoutes {
     @Sendable func delete(_ request: Request, context: ConduitRequestContext) async throws -> HTTPResponse.Status {
         let principal = try context.requirePrincipal()
         try await self.hub.shadows.delete(
-            deviceID: try context.parameters.require("id"), integrationID: request.query("integration"), name: request.query("name"), by: principal
+            deviceID: try context.parameters.require("id"), integrationID: try Self.integration(request), name: try Self.name(request), by: principal
         )
         return .noContent
     }
@@ -47,9 +47,21 @@ struct ShadowRoutes {
     @Sendable func list(_ request: Request, context: ConduitRequestContext) async throws -> ShadowListRepresentation {
         let principal = try context.requirePrincipal()
         let names = try await self.hub.shadows.list(
-            deviceID: try context.parameters.require("id"), integrationID: request.query("integration"), by: principal
+            deviceID: try context.parameters.require("id"), integrationID: try Self.integration(request), by: principal
         )
         return ShadowListRepresentation(items: names)
+    }
+}
+
+extension ShadowRoutes {
+    /// `?integration=`, checked as the document states it.
+    static func integration(_ request: Request) throws -> String? {
+        try request.query("integration", rule: FieldRules.opaqueIdentifier)
+    }
+
+    /// `?name=`, a named shadow's, checked as the document states it.
+    static func name(_ request: Request) throws -> String? {
+        try request.query("name", rule: FieldRules.shadowName)
     }
 }
 

@@ -45,7 +45,7 @@ struct ThingRoutes {
 
     @Sendable func list(_ request: Request, context: ConduitRequestContext) async throws -> ThingListRepresentation {
         let principal = try context.requirePrincipal()
-        let page = try PageRequest(limit: try request.integerQuery("limit"), cursor: request.query("lastKey") ?? request.query("cursor"))
+        let page = try request.pageRequest(limit: "limit", cursor: "lastKey", "cursor", rule: FieldRules.deviceCursor)
         let (things, total) = try await self.hub.things.list(page: page, by: principal)
         return ThingListRepresentation(items: things.items.map(ThingRepresentation.init), totalHits: total, lastKey: things.nextCursor)
     }

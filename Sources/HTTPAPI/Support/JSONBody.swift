@@ -165,23 +165,3 @@ public enum JSONBodyFuzzing {
         }
     }
 }
-
-extension Request {
-    /// A query parameter as an integer; anything else is a 400 naming it.
-    func integerQuery(_ name: String) throws -> Int? {
-        guard let raw = self.uri.queryParameters.get(name), !raw.isEmpty else { return nil }
-        guard let value = Int(raw) else { throw HubError.invalidField(name, "must be an integer") }
-        return value
-    }
-
-    /// `limit` and `cursor` from the query.
-    func pageRequest() throws -> PageRequest {
-        try PageRequest(limit: self.integerQuery("limit"), cursor: self.uri.queryParameters.get("cursor"))
-    }
-
-    /// A query parameter, nil when absent or empty.
-    func query(_ name: String) -> String? {
-        guard let value = self.uri.queryParameters.get(name), !value.isEmpty else { return nil }
-        return value
-    }
-}

@@ -90,37 +90,25 @@ enum IntegrationRules {
     static let type = "aws-iot-core"
     static let defaultUplinkTopic = "conduit/{deviceId}/up"
     static let defaultDownlinkPrefix = "conduit/devices"
-    static let payloadFormats = ["raw", "envelope"]
-    static let placeholders = ["deviceId", "deviceName", "subtopic"]
+    static let payloadFormats = FieldRules.payloadFormats
+    static let placeholders = FieldRules.placeholders
+
+    // The string rules are ``FieldRules``', which the OpenAPI document prints.
 
     static func region(_ value: String) throws {
-        // us-east-1, eu-central-2, us-gov-west-1, cn-north-1, ap-southeast-4...
-        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count >= 3, value.utf8.count <= 32, let last = parts.last, Int(last) != nil,
-            parts.dropLast().allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isLowercase } })
-        else {
-            throw HubError.invalidField("region", "must be an AWS region such as eu-west-1")
-        }
+        try FieldRules.region.check(value, field: "region")
     }
 
     static func thingGroup(_ value: String) throws {
-        guard !value.isEmpty, value.utf8.count <= 128,
-            value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
-        else {
-            throw HubError.invalidField("thingGroup", "must match [a-zA-Z0-9_-]{1,128}")
-        }
+        try FieldRules.thingGroup.check(value, field: "thingGroup")
     }
 
     static func policyName(_ value: String) throws {
-        guard !value.isEmpty, value.utf8.count <= 128,
-            value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_+=,.@-".contains($0)) })
-        else {
-            throw HubError.invalidField("policy.name", "must match [\\w+=,.@-]{1,128} (an AWS IoT policy name)")
-        }
+        try FieldRules.policyName.check(value, field: "policy.name")
     }
 
     static func thingAttributes(_ values: [String]) throws {
-        guard values.count <= 2 else {
+        guard values.count <= FieldRules.maximumThingAttributes else {
             throw HubError.invalidField("thingAttributes", "at most 2: a thing without a thing type has 3 attributes, and name is one")
         }
         for (index, key) in values.enumerated() {
@@ -132,55 +120,26 @@ enum IntegrationRules {
     /// A topic template: an MQTT topic for AWS IoT (no wildcards, not under `$`, at most 7
     /// slashes and 256 bytes) whose `{...}` are placeholders Conduit knows.
     static func uplinkTopic(_ value: String) throws {
-        let field = "uplinkTopic"
-        guard !value.isEmpty else { throw HubError.invalidField(field, "must not be empty") }
-        var literal = ""
-        var rest = Substring(value)
-        while let open = rest.firstIndex(of: "{") {
-            literal += rest[..<open]
-            guard let close = rest[open...].firstIndex(of: "}") else {
-                throw HubError.invalidField(field, "has a '{' without its '}'")
-            }
-            let name = String(rest[rest.index(after: open)..<close])
-            guard self.placeholders.contains(name) else {
-                throw HubError.invalidField(
-                    field, "unknown placeholder {\(name)}; known: \(self.placeholders.map { "{\($0)}" }.joined(separator: ", "))"
-                )
-            }
-            rest = rest[rest.index(after: close)...]
+        guard let message = FieldRules.uplinkTopic.violation(value) else { return }
+        // The rule decides; the message names the first unknown placeholder when that is what is wrong.
+        if message == FieldRules.unknownPlaceholderMessage,
+            let name = value.split(separator: "{").dropFirst().lazy.map({ String($0.prefix { $0 != "}" }) })
+                .first(where: { !self.placeholders.contains($0) })
+        {
+            throw HubError.invalidField(
+                "uplinkTopic", "unknown placeholder {\(name)}; known: \(self.placeholders.map { "{\($0)}" }.joined(separator: ", "))"
+            )
         }
-        literal += rest
-        if literal.contains("}") { throw HubError.invalidField(field, "has a '}' without its '{'") }
-        try self.topic(literal, field: field, template: value)
+        throw HubError.invalidField("uplinkTopic", message)
     }
 
     static func downlinkPrefix(_ value: String) throws {
-        let field = "downlinkPrefix"
-        guard !value.isEmpty else { throw HubError.invalidField(field, "must not be empty") }
-        guard !value.contains("{"), !value.contains("}") else { throw HubError.invalidField(field, "takes no placeholders") }
-        guard !value.hasSuffix("/") else { throw HubError.invalidField(field, "must not end with '/'") }
-        guard value.filter({ $0 == "/" }).count <= 5 else {
-            throw HubError.invalidField(field, "must have at most 5 slashes ({downlinkPrefix}/{id}/down may have 7)")
-        }
-        try self.topic(value, field: field, template: value)
-    }
-
-    private static func topic(_ literal: String, field: String, template: String) throws {
-        guard !literal.contains("+"), !literal.contains("#") else {
-            throw HubError.invalidField(field, "must not contain the MQTT wildcards + or #")
-        }
-        guard !template.hasPrefix("$") else { throw HubError.invalidField(field, "must not start with $ (reserved by AWS IoT)") }
-        guard !literal.unicodeScalars.contains(where: { $0.value == 0 || $0.properties.generalCategory == .control }) else {
-            throw HubError.invalidField(field, "must not contain control characters")
-        }
-        guard literal.utf8.count <= 256 else { throw HubError.invalidField(field, "must be at most 256 bytes") }
-        guard template.filter({ $0 == "/" }).count <= 7 else {
-            throw HubError.invalidField(field, "must have at most 7 slashes (AWS IoT allows 8 topic levels)")
-        }
+        try FieldRules.downlinkPrefix.check(value, field: "downlinkPrefix")
     }
 
     /// `host:port`: a DNS name or an IPv4 address (or an IPv6 one in brackets), and a port.
     static func mqttEndpoint(_ value: String) throws {
+        try FieldRules.mqttEndpoint.check(value, field: "mqttEndpoint")
         guard self.hostAndPort(value) != nil else {
             throw HubError.invalidField("mqttEndpoint", "must be host:port, such as a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:8883")
         }
@@ -205,7 +164,7 @@ enum IntegrationRules {
 
     /// One or more CA certificates, PEM.
     static func mqttTrustRoots(_ value: String) throws {
-        guard value.utf8.count <= 256 * 1024 else { throw HubError.invalidField("mqttTrustRoots", "must be at most 256 KB of PEM") }
+        try FieldRules.mqttTrustRoots.check(value, field: "mqttTrustRoots")
         do {
             let certificates = try GatewayCertificates.parse(value)
             guard !certificates.isEmpty else { throw HubError.invalidField("mqttTrustRoots", "must hold at least one certificate (PEM)") }
@@ -239,29 +198,15 @@ enum IntegrationRules {
             guard let secret = input.secretAccessKey else {
                 throw HubError.invalidField("credentials.secretAccessKey", "is required with accessKeyId")
             }
-            guard (16...128).contains(keyID.utf8.count), keyID.allSatisfy({ $0.isASCII && ($0.isUppercase || $0.isNumber) }) else {
-                throw HubError.invalidField("credentials.accessKeyId", "must be an AWS access key id: 16 to 128 of [A-Z0-9]")
-            }
-            guard !secret.isEmpty, secret.utf8.count <= 128, !secret.contains(where: { $0.isWhitespace }) else {
-                throw HubError.invalidField("credentials.secretAccessKey", "must be 1 to 128 characters without spaces")
-            }
+            try FieldRules.accessKeyID.check(keyID, field: "credentials.accessKeyId")
+            try FieldRules.secretAccessKey.check(secret, field: "credentials.secretAccessKey")
             return IntegrationCredentials(kind: .accessKey, accessKeyID: keyID, sealedSecretAccessKey: try secrets.seal(secret, for: binding))
         }
         if input.roleARN != nil || input.externalID != nil {
             guard let roleARN = input.roleARN else { throw HubError.invalidField("credentials.roleArn", "is required with externalId") }
-            let parts = roleARN.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-            guard parts.count == 6, parts[0] == "arn", parts[1].hasPrefix("aws"), parts[2] == "iam", parts[3].isEmpty,
-                parts[4].count == 12, parts[4].allSatisfy(\.isNumber), parts[5].hasPrefix("role/"), parts[5].count > 5,
-                roleARN.utf8.count <= 2048
-            else {
-                throw HubError.invalidField("credentials.roleArn", "must be an IAM role ARN: arn:aws:iam::ACCOUNT:role/NAME")
-            }
+            try FieldRules.roleARN.check(roleARN, field: "credentials.roleArn")
             if let externalID = input.externalID {
-                guard (2...1224).contains(externalID.utf8.count),
-                    externalID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+=,.@:/-_".contains($0)) })
-                else {
-                    throw HubError.invalidField("credentials.externalId", "must be 2 to 1224 of [\\w+=,.@:/-]")
-                }
+                try FieldRules.externalID.check(externalID, field: "credentials.externalId")
             }
             return IntegrationCredentials(kind: .role, roleARN: roleARN, externalID: input.externalID)
         }

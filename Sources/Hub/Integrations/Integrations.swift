@@ -276,7 +276,13 @@ public struct Integrations: Sendable {
         try self.apply(draft, to: &integration, settings: &settings)
         if let bind = draft.bind { settings.binding = try IntegrationRules.binding(bind) }
         try self.hub.connections.checkEndpoints(settings)
-        try PolicyScope.check(settings)
+        do {
+            try PolicyScope.check(settings)
+        } catch let error as HubError where error.field == "uplinkTopic" && (draft.policy == nil || draft.uplinkTopic == nil) {
+            // The template or the policy is the stored one: it is the request against the integration
+            // as it is that conflicts, which the request alone cannot show (the document can't either).
+            throw HubError(kind: .conflict, code: "uplink_topic_out_of_scope", message: error.message, field: error.field)
+        }
         let reachChanged = settings.region != integration.settings.region || settings.endpointURL != integration.settings.endpointURL
         integration.settings = settings
         if draft.gateway != nil { try await self.checkGatewayCertificateIsOwn(integration) }

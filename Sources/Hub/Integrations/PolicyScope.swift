@@ -24,6 +24,8 @@ enum PolicyScope {
     }
 
     static func check(uplinkTopic template: String) throws {
+        // The rule (which the OpenAPI document prints) decides; the steps below say why it refuses.
+        if FieldRules.perThingUplinkTopic.matches(template) { return }
         func refuse(_ reason: String) -> HubError {
             HubError.invalidField(
                 "uplinkTopic", "\(reason), or a per-thing policy would let one thing publish on another's topics; use an existing policy (policy.name) for such a template"
@@ -44,6 +46,7 @@ enum PolicyScope {
                 throw refuse("may have {subtopic} only as the whole last topic level, after {deviceId}'s (such as conduit/{deviceId}/{subtopic})")
             }
         }
+        throw refuse(FieldRules.perThingUplinkTopicMessage)
     }
 
     /// The topic a thing's policy grants for the (checked) template: the thing's id in its level,

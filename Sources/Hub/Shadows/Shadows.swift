@@ -193,13 +193,7 @@ public struct Shadows: Sendable {
 
     /// The device's thing in the integration: the one named, or its only one.
     private func target(deviceID: String, integrationID: String?, name: String?, by principal: Principal) async throws -> Target {
-        if let name {
-            do {
-                try AWSIoTValidation.shadowName(name, field: "name")
-            } catch let error as AWSIoTValidationError {
-                throw HubError.invalidField(error.field, error.rule)
-            }
-        }
+        if let name { try FieldRules.shadowName.check(name, field: "name") }
         _ = try await self.hub.devices.get(deviceID, by: principal)
         let session = self.hub.store.session
         let records = try await session.awsThings.list(tenantID: principal.tenantID, deviceID: deviceID).filter {
@@ -216,9 +210,11 @@ public struct Shadows: Sendable {
             guard let only = records.first else {
                 throw HubError.conflict("not_provisioned", "device '\(deviceID)' has no thing in AWS; accept it into an integration first")
             }
+            // Which one depends on the device's integrations, not on the request alone: a conflict, as none is.
             guard records.count == 1 else {
-                throw HubError.invalidField(
-                    "integration", "is required: device '\(deviceID)' is in \(records.map(\.integrationID).sorted().joined(separator: ", "))"
+                throw HubError.conflict(
+                    "integration_required",
+                    "integration: is required: device '\(deviceID)' is in \(records.map(\.integrationID).sorted().joined(separator: ", "))"
                 )
             }
             record = only

@@ -29,20 +29,22 @@ public struct PageRequest: Sendable, Equatable {
     }
 
     /// The key a cursor carries; a cursor that is not one of ours is a 400 naming `cursor`.
+    /// A cursor is `c1.` and the key of the page's last item (``FieldRules/deviceCursor``,
+    /// ``FieldRules/sequenceCursor``): the document can say exactly which cursors are taken.
     func decodedCursor() throws -> String? {
         guard let cursor else { return nil }
-        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
-            text.hasPrefix("c1:")
+        guard cursor.hasPrefix(Self.cursorPrefix), cursor.count > Self.cursorPrefix.count,
+            !cursor.unicodeScalars.contains(where: { $0.value == 0 })
         else {
-            throw HubError.invalidField("cursor", "must be a nextCursor returned by this list")
+            throw HubError.invalidField("cursor", FieldRules.cursorMessage)
         }
-        return String(text.dropFirst(3))
+        return String(cursor.dropFirst(Self.cursorPrefix.count))
     }
 
+    static let cursorPrefix = "c1."
+
     static func encodeCursor(_ key: String) -> String {
-        Secrets.base64URL(Array(("c1:" + key).utf8))
+        Self.cursorPrefix + key
     }
 
     /// Builds a page from up to `limit + 1` fetched items: the extra one only says there is more.

@@ -57,6 +57,13 @@ public struct Things: Sendable {
         do {
             let device = try await self.hub.devices.perform(.accept, on: id, by: principal)
             let record = try await self.provision(deviceID: id, integrationID: integration.id)
+            // AWS refusing for good (a policy the integration names that does not exist...) is the
+            // integration's to fix: a conflict. Still not done when the wait ran out: AWS is slow or away.
+            if record.state == .failed {
+                throw HubError.conflict(
+                    "aws_refused", "AWS refused the thing (\(record.lastError ?? "failed")); the integration's settings need fixing; nothing was kept"
+                )
+            }
             guard record.state == .provisioned else {
                 throw HubError.upstream(
                     "AWS did not take the thing (\(record.state.rawValue)\(record.lastError.map { ": \($0)" } ?? "")); nothing was kept, try again"
@@ -158,9 +165,11 @@ public struct Things: Sendable {
         guard let only = usable.first else {
             throw HubError.conflict("no_integration", "the tenant has no active AWS IoT Core integration to make things in; create one first (POST /v1/integrations)")
         }
+        // Which one depends on the tenant's integrations, not on the request alone: a conflict, as none is.
         guard usable.count == 1 else {
-            throw HubError.invalidField(
-                "integrationId", "is required: the tenant has several AWS integrations (\(usable.map(\.id).sorted().joined(separator: ", ")))"
+            throw HubError.conflict(
+                "integration_required",
+                "integrationId: is required: the tenant has several AWS integrations (\(usable.map(\.id).sorted().joined(separator: ", ")))"
             )
         }
         return only

@@ -1,0 +1,66 @@
+"""schemathesis hooks for schemathesis_run.py: what the document can state only in words.
+
+An integration's endpoints must be AWS's own for its region or ones the operator allowlisted, and
+its trust roots and gateway certificate must be real PEM; a device's certificate too. The document
+says so in words, and schemathesis generates any string there. Before each request whose body was
+generated to follow the schema, these fields are given values of the test's own that follow the
+rules in words too: moto's URL and a loopback MQTT port (both on the allowlist), a CA and a leaf
+certificate made for the run, and a region that exists. An integration body always names moto, so that Conduit never turns to
+AWS's own endpoints. Bodies generated to break the schema are sent as generated.
+
+Likewise, shadow states larger than AWS keeps are not generated.
+
+The values come from the JSON file named by CONDUIT_SCHEMATHESIS_PINS.
+"""
+
+import json
+import os
+
+import boto3
+import schemathesis
+
+PINS = json.load(open(os.environ["CONDUIT_SCHEMATHESIS_PINS"]))
+# The regions moto serves; AWS has no other either. The document can say only what a region looks like.
+REGIONS = set(boto3.session.Session().get_available_regions("iot"))
+
+
+# AWS IoT keeps at most this many bytes of shadow state, `{"state": {"desired": ...}}` as sent:
+# the document says it in words, which JSON Schema cannot. The server measures compact JSON in UTF-8;
+# this measure (ASCII escapes, slashes counted twice) is never less.
+STATE_BYTES = 8192
+SHADOW_STATE = {"PATCH /v1/devices/{id}/shadow": "desired", "POST /v1/things": "deviceState", "PATCH /v1/things/{id}": "deviceState"}
+
+
+@schemathesis.hook
+def filter_body(context, body):
+    operation = context.operation
+    if operation is None or not isinstance(body, dict):
+        return True
+    key = SHADOW_STATE.get(f"{operation.method.upper()} {operation.path}")
+    if key is None or not isinstance(body.get(key), dict):
+        return True
+    encoded = json.dumps({"state": {"desired": body[key]}}, separators=(",", ":"))
+    return len(encoded) + encoded.count("/") <= STATE_BYTES
+
+
+def body_follows_schema(case):
+    meta = getattr(case, "meta", None)
+    return meta is None or not meta.is_negative_at("body")
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    body = case.body
+    if not isinstance(body, dict) or not body_follows_schema(case):
+        return
+    label = f"{case.method.upper()} {case.path}"
+    if label in ("POST /v1/integrations", "PATCH /v1/integrations/{id}"):
+        body["endpointUrl"] = PINS["endpointUrl"]
+        if isinstance(body.get("region"), str) and body["region"] not in REGIONS:
+            body["region"] = "us-east-1"
+        for key in ("mqttEndpoint", "mqttTrustRoots", "gateway"):
+            if body.get(key) is not None:
+                body[key] = PINS[key]
+    elif label == "POST /v1/devices/{id}/certificate":
+        if body.get("certificatePem") is not None:
+            body["certificatePem"] = PINS["certificatePem"]
