@@ -350,7 +350,7 @@ paths:
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`integration_exists`: the tenant has another integration of that name. `integration_deleting`: the integration is being deleted (only its credentials may change). `integration_in_use`: region, endpointUrl and the AWS account may change only while it holds nothing in AWS. `integration_changed`: it changed meanwhile; read it again. `uplink_topic_out_of_scope`: the uplink topic given does not fit the integration's per-thing policy, or the per-thing policy given does not fit its uplink topic (see PerThingUplinkTopic). `gateway_certificate_in_use`: another integration's gateway has that certificate.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`integration_exists`: the tenant has another integration of that name. `integration_deleting`: the integration is being deleted (only its credentials may change). `integration_in_use`: region, endpointUrl and the AWS account may change only while it holds nothing in AWS. `integration_changed`: it changed meanwhile; read it again. `uplink_topic_out_of_scope`: the uplink topic given does not fit the policy Conduit makes for the integration (per thing or shared), or such a policy given does not fit its uplink topic (see PerThingUplinkTopic). `gateway_certificate_in_use`: another integration's gateway has that certificate.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "413": {$ref: "#/components/responses/TooLarge"}
     delete:
       summary: Delete an integration (admin); what it made in AWS is removed first
@@ -729,7 +729,7 @@ components:
         externalId: {type: string}
         source: {type: string, const: default}
     IntegrationPolicy:
-      description: "The AWS IoT policy attached to each device's certificate: an existing one by name, or a least-privilege one Conduit makes for each thing (the default), which lets the device connect as its own client id, publish on its uplink topic, receive on its downlink topic, and use its shadow."
+      description: "The AWS IoT policy attached to each device's certificate: an existing one by name; a least-privilege one Conduit makes for each thing (the default), which lets the device connect as its own client id, publish on its uplink topic, receive on its downlink topic, and use its shadow; or one shared least-privilege policy Conduit makes for all the integration's things (conduit-shared@{integration id}), which grants each thing the same through AWS IoT's thing policy variable ${iot:Connection.Thing.ThingName} and lets a certificate connect only while attached to a thing. The shared policy needs no CreatePolicy per device (AWS allows 10 a second), and is deleted with the integration."
       oneOf:
         - type: object
           title: Existing policy
@@ -738,6 +738,7 @@ components:
           properties:
             name: \#(S.string(FieldRules.policyName))
             perThing: {enum: [false, null]}
+            shared: {enum: [false, null]}
         - type: object
           title: One policy per thing
           required: [perThing]
@@ -745,6 +746,15 @@ components:
           properties:
             perThing: {type: boolean, const: true}
             name: {type: "null"}
+            shared: {enum: [false, null]}
+        - type: object
+          title: One shared policy
+          required: [shared]
+          additionalProperties: false
+          properties:
+            shared: {type: boolean, const: true}
+            name: {type: "null"}
+            perThing: {enum: [false, null]}
     IntegrationBind:
       description: "Which of the tenant's devices the integration mirrors: listed ids, every device with any of the labels, or all. A device that stops matching is removed from AWS. `{devices: []}` binds none. A member of another form may be given as null."
       oneOf:
@@ -777,7 +787,7 @@ components:
       type: object
       required: [name, region, credentials, bind]
       additionalProperties: false
-      description: "An optional member given as null takes its default. Unless `policy` names an existing policy, Conduit makes one per thing, and `uplinkTopic` must be one such a policy can scope (PerThingUplinkTopic)."
+      description: "An optional member given as null takes its default. Unless `policy` names an existing policy, Conduit makes the policy (one per thing, or one shared), and `uplinkTopic` must be one such a policy can scope (PerThingUplinkTopic)."
       if: {required: [policy], properties: {policy: {type: object, required: [name], properties: {name: {type: string}}}}}
       else: {properties: {uplinkTopic: {oneOf: [{$ref: "#/components/schemas/PerThingUplinkTopic"}, {type: "null"}]}}}
       properties:
@@ -804,12 +814,12 @@ components:
       properties:
         certificatePem: {type: string, description: "Exactly one X.509 certificate, PEM, valid now."}
         privateKey: {type: string, description: "Its private key, PEM (PKCS#8, SEC1 or PKCS#1). Stored sealed; never shown again."}
-    PerThingUplinkTopic: \#(S.string(FieldRules.perThingUplinkTopic, "description: \"An uplink topic a per-thing policy can grant without granting other things' topics: {deviceId} once, as a whole level; {subtopic} only as the whole last level, after it; no {deviceName}, '*', '?' or '${'.\""))
+    PerThingUplinkTopic: \#(S.string(FieldRules.perThingUplinkTopic, "description: \"An uplink topic a policy Conduit makes (per thing or shared) can grant without granting other things' topics: {deviceId} once, as a whole level; {subtopic} only as the whole last level, after it; no {deviceName}, '*', '?' or '${'.\""))
     IntegrationPatch:
       type: object
       additionalProperties: false
-      description: "With a per-thing policy, the uplink topic must be one it can scope (PerThingUplinkTopic): a 400 when this request sets both, a 409 `uplink_topic_out_of_scope` when one of them is the integration's as it stands."
-      if: {required: [policy, uplinkTopic], properties: {policy: {type: object, required: [perThing], properties: {perThing: {const: true}}}}}
+      description: "With a policy Conduit makes (per thing or shared), the uplink topic must be one it can scope (PerThingUplinkTopic): a 400 when this request sets both, a 409 `uplink_topic_out_of_scope` when one of them is the integration's as it stands."
+      if: {required: [policy, uplinkTopic], properties: {policy: {type: object, anyOf: [{required: [perThing], properties: {perThing: {const: true}}}, {required: [shared], properties: {shared: {const: true}}}]}}}
       then: {properties: {uplinkTopic: {$ref: "#/components/schemas/PerThingUplinkTopic"}}}
       properties:
         name: {$ref: "#/components/schemas/DisplayName"}

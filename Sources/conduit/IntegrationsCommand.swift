@@ -65,6 +65,10 @@ struct IntegrationsCommand: AsyncParsableCommand {
         @OptionGroup var credentials: CredentialOptions
         @Option(help: "Attach this existing AWS IoT policy to every certificate (default: a least-privilege policy per thing).")
         var policy: String?
+        @Flag(
+            help: "Make one least-privilege policy for all the things, scoped by AWS IoT's thing policy variables, instead of one per thing (no CreatePolicy per device)."
+        )
+        var sharedPolicy = false
         @Option(help: "Thing group for every thing; made when missing.") var thingGroup: String?
         @Option(name: .customLong("thing-attribute"), help: "A device attribute to copy to the thing; at most 2.") var thingAttributes: [String] = []
         @Option(help: "Uplink topic template; placeholders {deviceId}, {deviceName}, {subtopic}. Default: conduit/{deviceId}/up")
@@ -110,7 +114,8 @@ struct IntegrationsCommand: AsyncParsableCommand {
             draft.region = self.region
             if let endpointUrl { draft.endpointURL = .some(endpointUrl) }
             draft.credentials = self.credentials.draft()
-            draft.policy = self.policy.map { .init(name: $0) } ?? .init(perThing: true)
+            if self.sharedPolicy, self.policy != nil { throw ValidationError("--shared-policy and --policy: give one or the other") }
+            draft.policy = self.policy.map { .init(name: $0) } ?? (self.sharedPolicy ? .init(shared: true) : .init(perThing: true))
             if let thingGroup { draft.thingGroup = .some(thingGroup) }
             draft.thingAttributes = self.thingAttributes
             draft.uplinkTopic = self.uplinkTopic
@@ -238,7 +243,7 @@ struct IntegrationsCommand: AsyncParsableCommand {
                     ("id", integration.id), ("name", integration.name), ("status", integration.status == .deleting ? "deleting" : integration.active ? "active" : "inactive"),
                     ("region", settings.region), ("endpoint url", settings.endpointURL ?? "AWS's own"),
                     ("data endpoint", integration.dataEndpoint ?? "unknown"), ("credentials", credentials),
-                    ("policy", settings.perThingPolicy ? "one per thing" : settings.policyName ?? ""), ("thing group", settings.thingGroup ?? "none"),
+                    ("policy", IntegrationsCommand.policy(settings)), ("thing group", settings.thingGroup ?? "none"),
                     ("uplink topic", settings.uplinkTopic), ("payload format", settings.payloadFormat), ("downlink prefix", settings.downlinkPrefix),
                     ("binds", bind), ("devices", IntegrationsCommand.counts(overview)),
                     ("mqtt endpoint", settings.mqttEndpoint ?? "the data endpoint, port 8883"),
@@ -322,6 +327,14 @@ struct IntegrationsCommand: AsyncParsableCommand {
         text += integration.settings.gatewayCertificate == nil ? ", certificate signed by AWS" : ", certificate of your own CA"
         if let error = overview.gateway?.lastError { text += ", last error: \(error)" }
         return text
+    }
+
+    static func policy(_ settings: IntegrationSettings) -> String {
+        switch settings.policyMode {
+        case .perThing: "one per thing"
+        case .shared: "one shared by all things (thing policy variables)"
+        case .named(let name): name
+        }
     }
 
     static func counts(_ overview: Integrations.Overview) -> String {

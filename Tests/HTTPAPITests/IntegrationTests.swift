@@ -63,6 +63,12 @@ struct IntegrationTests {
             #expect(!raw.contains(secret))
             #expect(raw.contains("v2:"))
 
+            // One shared policy instead of one per thing: the answer says so, and so does a read.
+            let shared = try await api.call(.patch, "/v1/integrations/\(id)", token: api.admin, json: #"{"policy": {"shared": true}}"#)
+            #expect(shared.status == .ok, "\(shared.text)")
+            #expect((shared.json?["policy"] as? [String: Bool]) == ["shared": true])
+            #expect((try await api.call(.get, "/v1/integrations/\(id)", token: api.admin).json?["policy"] as? [String: Bool]) == ["shared": true])
+
             // Tenants do not see each other's integrations.
             #expect(try await api.call(.get, "/v1/integrations/\(id)", token: api.otherTenantAdmin).status == .notFound)
             #expect(try await api.call(.get, "/v1/integrations", token: api.otherTenantAdmin).items.isEmpty)
@@ -128,7 +134,9 @@ struct IntegrationTests {
                 ),
                 (["credentials": ["token": "x"]], "credentials.token: unknown field; allowed: accessKeyId, externalId, roleArn, secretAccessKey, source"),
                 (["policy": ["name": "a b"]], "policy.name: must match [\\w+=,.@-]{1,128} (an AWS IoT policy name)"),
-                (["policy": ["name": "p", "perThing": true]], "policy: give {name: an existing AWS IoT policy} or {perThing: true}"),
+                (["policy": ["name": "p", "perThing": true]], "policy: give one of {name: an existing AWS IoT policy}, {perThing: true} or {shared: true}"),
+                (["policy": ["perThing": true, "shared": true]], "policy: give one of {name: an existing AWS IoT policy}, {perThing: true} or {shared: true}"),
+                (["policy": ["shared": "yes"]], "policy.shared: must be true or false, not a string"),
                 (["thingAttributes": ["a", "b", "c"]], "thingAttributes: at most 2: a thing without a thing type has 3 attributes, and name is one"),
                 (["thingAttributes": ["name"]], "thingAttributes[0]: name is always set; list other attributes"),
                 (["bind": ["labels": ["a"], "all": true]], "bind: give one of {devices: [ids]}, {labels: [labels]} or {all: true}"),

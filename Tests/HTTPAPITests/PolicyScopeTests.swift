@@ -10,7 +10,7 @@ struct PolicyScopeTests {
     func wideningTemplatesRefused() async throws {
         try await APIHarness.run(.sqlite, aws: try MotoPeer.environment()) { api in
             let account = MotoPeer.Account()
-            let suffix = ", or a per-thing policy would let one thing publish on another's topics; use an existing policy (policy.name) for such a template"
+            let suffix = ", or the policy Conduit makes (per thing or shared) would let one thing publish on another's topics; use an existing policy (policy.name) for such a template"
             let cases: [(String, String)] = [
                 ("fleet/{deviceName}/up", "uplinkTopic: must not use {deviceName} (names are neither unique nor fixed)"),
                 ("conduit/pump{deviceId}/up", "uplinkTopic: must have {deviceId} once, as a whole topic level (such as conduit/{deviceId}/up)"),

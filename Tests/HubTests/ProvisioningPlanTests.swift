@@ -60,7 +60,10 @@ struct ProvisioningPlanTests {
             case .createPolicy, .updatePolicy:
                 progress.createdPolicy = plan.policyName
                 progress.policyDocumentDigest = plan.policyDocument(progress).map(ProvisioningPlan.digest)
-            case .attachPolicy: progress.attachedPolicy = plan.policyName
+            case .ensureSharedPolicy: progress.sharedPolicyDigest = plan.policyDocument(progress).map(ProvisioningPlan.digest)
+            case .attachPolicy:
+                progress.attachedPolicy = plan.policyName
+                if !plan.sharedPolicy { progress.sharedPolicyDigest = nil }
             case .deleteCreatedPolicy, .deletePolicy:
                 progress.createdPolicy = nil
                 progress.policyDocumentDigest = nil
@@ -147,6 +150,69 @@ struct ProvisioningPlanTests {
         progress.attributesDigest = shared.attributes.map(ProvisioningPlan.digest)
         progress.groupName = "fleet"
         #expect(Self.walk(shared, from: progress) == [.attachPolicy, .deleteCreatedPolicy])
+    }
+
+    @Test("one shared policy: made sure of before it is attached, never per thing; a change of topics updates it, and no thing's id is in it")
+    func sharedPolicy() throws {
+        var integration = Self.integration()
+        integration.settings.policyMode = .shared
+        let plan = ProvisioningPlan(integration: integration, deviceID: "dev:1", device: Self.device, wanted: .active)
+        #expect(plan.policyName == "conduit-shared@int_1")
+        #expect(
+            Self.walk(plan) == [.begin, .createThing, .createKey, .createCertificate, .ensureSharedPolicy, .attachPolicy, .attachPrincipal, .setGroup]
+        )
+        var progress = AWSThingProgress()
+        progress.thingArn = "arn:aws:iot:eu-west-1:123456789012:thing/dev:1"
+        let document = try #require(plan.policyDocument(progress))
+        // Another thing of the integration gets the very same document.
+        let other = ProvisioningPlan(integration: integration, deviceID: "pump-9", device: nil, wanted: .active)
+        var otherProgress = AWSThingProgress()
+        otherProgress.thingArn = "arn:aws:iot:eu-west-1:123456789012:thing/pump-9"
+        #expect(other.policyDocument(otherProgress) == document)
+        #expect(!document.contains("dev:1"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])
+        let statements = try #require(object["Statement"] as? [[String: Any]])
+        let connect = try #require(statements.first { $0["Action"] as? String == "iot:Connect" })
+        #expect(connect["Resource"] as? String == "arn:aws:iot:eu-west-1:123456789012:client/${iot:Connection.Thing.ThingName}")
+        #expect((connect["Condition"] as? [String: [String: String]]) == ["Bool": ["iot:Connection.Thing.IsAttached": "true"]])
+        let publish = try #require(statements.first { $0["Action"] as? String == "iot:Publish" }?["Resource"] as? [String])
+        #expect(
+            publish == [
+                "arn:aws:iot:eu-west-1:123456789012:topic/conduit/${iot:Connection.Thing.ThingName}/up/*",
+                "arn:aws:iot:eu-west-1:123456789012:topic/$aws/things/${iot:Connection.Thing.ThingName}/shadow/*",
+            ]
+        )
+        #expect(document.contains(#""arn:aws:iot:eu-west-1:123456789012:topicfilter/conduit/devices/${iot:Connection.Thing.ThingName}/down""#))
+
+        // Provisioned; then the topics change: the shared policy is updated, nothing else.
+        var done = AWSThingProgress()
+        done.touched = true
+        done.thingArn = progress.thingArn
+        done.attributesDigest = plan.attributes.map(ProvisioningPlan.digest)
+        done.certificateID = "c"
+        done.certificateArn = "arn:c"
+        done.certificateStatus = .active
+        done.sharedPolicyDigest = ProvisioningPlan.digest(document)
+        done.attachedPolicy = plan.policyName
+        done.principalAttached = true
+        done.groupName = "fleet"
+        #expect(plan.nextStep(done) == nil)
+        integration.settings.downlinkPrefix = "fleet/down"
+        let moved = ProvisioningPlan(integration: integration, deviceID: "dev:1", device: Self.device, wanted: .active)
+        #expect(Self.walk(moved, from: done) == [.ensureSharedPolicy])
+
+        // From a policy of its own to the shared one: the shared one is attached before its own goes.
+        var own = done
+        own.sharedPolicyDigest = nil
+        own.createdPolicy = "conduit-dev.1"
+        own.policyDocumentDigest = "d"
+        own.attachedPolicy = "conduit-dev.1"
+        #expect(Self.walk(plan, from: own) == [.ensureSharedPolicy, .attachPolicy, .deleteCreatedPolicy])
+        // And back: its own policy is made and attached; the shared one is left to the integration.
+        let perThing = ProvisioningPlan(integration: Self.integration(), deviceID: "dev:1", device: Self.device, wanted: .active)
+        #expect(Self.walk(perThing, from: done) == [.createPolicy, .attachPolicy])
+        // Removed, the thing's certificate goes with its attachments; the shared policy stays.
+        #expect(Self.walk(plan.with(wanted: .absent), from: done) == [.deleteCertificate, .deleteThing])
     }
 
     @Test("the gateway: its own policy that only receives downlinks, no group, and a registered certificate replaced when it changes")

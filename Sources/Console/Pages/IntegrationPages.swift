@@ -102,6 +102,7 @@ struct IntegrationPages {
         var mqttEndpoint = ""
         var thingGroup = ""
         var policyPerThing = true
+        var policyShared = false
         var policyNamed = false
         var policyName = ""
         var uplinkTopic = "conduit/{deviceId}/up"
@@ -164,7 +165,8 @@ struct IntegrationPages {
         view.mqttEndpoint = form.raw("mqttEndpoint") ?? ""
         view.thingGroup = form.raw("thingGroup") ?? ""
         view.policyNamed = form.string("policy") == "named"
-        view.policyPerThing = !view.policyNamed
+        view.policyShared = form.string("policy") == "shared"
+        view.policyPerThing = !view.policyNamed && !view.policyShared
         view.policyName = form.raw("policyName") ?? ""
         view.uplinkTopic = form.raw("uplinkTopic") ?? ""
         view.envelopeFormat = form.string("payloadFormat") == "envelope"
@@ -203,7 +205,11 @@ struct IntegrationPages {
         draft.endpointURL = .some(form.string("endpointUrl"))
         draft.mqttEndpoint = .some(form.string("mqttEndpoint"))
         draft.thingGroup = .some(form.string("thingGroup"))
-        draft.policy = form.string("policy") == "named" ? .init(name: form.string("policyName") ?? "") : .init(perThing: true)
+        switch form.string("policy") {
+        case "named": draft.policy = .init(name: form.string("policyName") ?? "")
+        case "shared": draft.policy = .init(shared: true)
+        default: draft.policy = .init(perThing: true)
+        }
         draft.uplinkTopic = form.string("uplinkTopic") ?? ""
         draft.payloadFormat = form.string("payloadFormat") ?? "raw"
         switch form.string("bind") ?? "labels" {
@@ -288,8 +294,9 @@ struct IntegrationPages {
         view.endpointUrl = settings.endpointURL ?? ""
         view.mqttEndpoint = settings.mqttEndpoint ?? ""
         view.thingGroup = settings.thingGroup ?? ""
-        view.policyPerThing = settings.perThingPolicy
-        view.policyNamed = !settings.perThingPolicy
+        view.policyPerThing = settings.policyMode == .perThing
+        view.policyShared = settings.policyMode == .shared
+        view.policyNamed = !settings.conduitMakesPolicy
         view.policyName = settings.policyName ?? ""
         view.uplinkTopic = settings.uplinkTopic
         view.rawFormat = settings.payloadFormat == "raw"
@@ -403,7 +410,7 @@ struct IntegrationPages {
             Setting(name: "Credentials", value: credentials),
             Setting(name: "Data endpoint", value: integration.dataEndpoint ?? "not known yet"),
             Setting(name: "Thing group", value: settings.thingGroup ?? "none"),
-            Setting(name: "Policy", value: settings.perThingPolicy ? "one per thing, made by Conduit" : "\(settings.policyName ?? "") (existing)"),
+            Setting(name: "Policy", value: Self.policy(settings, integrationID: integration.id)),
             Setting(name: "Uplink topic", value: settings.uplinkTopic),
             Setting(name: "Payload format", value: settings.payloadFormat),
             Setting(name: "Downlink prefix", value: settings.downlinkPrefix),
@@ -441,6 +448,15 @@ struct IntegrationPages {
         )
         var response = try self.renderer.page("integration", view)
         return response.clearingFlash(request)
+    }
+
+    /// The policy line of the integration's page.
+    static func policy(_ settings: IntegrationSettings, integrationID: String) -> String {
+        switch settings.policyMode {
+        case .perThing: "one per thing, made by Conduit"
+        case .shared: "one for all things, made by Conduit (conduit-shared@\(integrationID), thing policy variables)"
+        case .named(let name): "\(name) (existing)"
+        }
     }
 
     @Sendable func reconcile(_ request: Request, context: ConduitRequestContext) async throws -> Response {

@@ -111,8 +111,8 @@ struct IntegrationRoutes {
                 roleARN: try credentials.string("roleArn"), externalID: try credentials.string("externalId"), source: try credentials.string("source")
             )
         }
-        if let policy = try body.object("policy", allowed: ["name", "perThing"]) {
-            draft.policy = .init(name: try policy.string("name"), perThing: try policy.bool("perThing"))
+        if let policy = try body.object("policy", allowed: ["name", "perThing", "shared"]) {
+            draft.policy = .init(name: try policy.string("name"), perThing: try policy.bool("perThing"), shared: try policy.bool("shared"))
         }
         if body.has("thingGroup") { draft.thingGroup = .some(try body.string("thingGroup")) }
         draft.thingAttributes = try body.stringArray("thingAttributes")

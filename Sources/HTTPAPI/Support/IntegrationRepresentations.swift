@@ -14,6 +14,7 @@ struct IntegrationRepresentation: ResponseEncodable {
     struct Policy: Encodable {
         var name: String?
         var perThing: Bool?
+        var shared: Bool?
     }
     struct Bind: Encodable {
         var devices: [String]?
@@ -88,7 +89,11 @@ struct IntegrationRepresentation: ResponseEncodable {
         case .default:
             self.credentials = Credentials(source: "default")
         }
-        self.policy = settings.perThingPolicy ? Policy(perThing: true) : Policy(name: settings.policyName)
+        switch settings.policyMode {
+        case .perThing: self.policy = Policy(perThing: true)
+        case .shared: self.policy = Policy(shared: true)
+        case .named(let name): self.policy = Policy(name: name)
+        }
         self.thingGroup = settings.thingGroup
         self.thingAttributes = settings.thingAttributes
         self.uplinkTopic = settings.uplinkTopic

@@ -65,6 +65,8 @@ final class AWSConnections: Sendable {
     private let clients = Mutex<[String: (version: Date, client: AWSIoTClient, data: AWSIoTDataClient?)]>([:])
     private let limiters = Mutex<[String: AWSRateLimiter]>([:])
     private let creations = Mutex<[String: Task<Void, any Error>]>([:])
+    /// The digest of the document each shared policy was last made to hold, by this process.
+    private let policies = Mutex<[String: String]>([:])
 
     init(environment: AWSEnvironment, secrets: SecretBox, logger: Logger) {
         self.environment = environment
@@ -115,6 +117,22 @@ final class AWSConnections: Sendable {
         }
         defer { self.creations.withLock { if $0[key] == task { $0[key] = nil } } }
         try await task.value
+    }
+
+    /// Runs `make` unless this process made policy `name` hold the document of this digest
+    /// already; callers asking at once wait for one run.
+    func ensurePolicy(_ name: String, digest: String, _ make: @escaping @Sendable () async throws -> Void) async throws {
+        if self.policies.withLock({ $0[name] }) == digest { return }
+        try await self.once("policy|\(name)|\(digest)") {
+            if self.policies.withLock({ $0[name] }) == digest { return }
+            try await make()
+            self.policies.withLock { $0[name] = digest }
+        }
+    }
+
+    /// Forgets what ``ensurePolicy(_:digest:_:)`` made of `name` (found missing, or deleted).
+    func forgetPolicy(_ name: String) {
+        _ = self.policies.withLock { $0.removeValue(forKey: name) }
     }
 
     /// A client for settings not stored yet (an integration being created or changed).

@@ -21,14 +21,16 @@ public struct IntegrationDraft: Sendable {
         }
     }
 
-    /// `{"name": existing}` or `{"perThing": true}`.
+    /// `{"name": existing}`, `{"perThing": true}` or `{"shared": true}`.
     public struct Policy: Sendable {
         public var name: String?
         public var perThing: Bool?
+        public var shared: Bool?
 
-        public init(name: String? = nil, perThing: Bool? = nil) {
+        public init(name: String? = nil, perThing: Bool? = nil, shared: Bool? = nil) {
             self.name = name
             self.perThing = perThing
+            self.shared = shared
         }
     }
 

@@ -26,12 +26,14 @@ extension Integrations {
         let client = try self.hub.connections.client(for: integration)
         let session = self.hub.store.session
         var drift: [Drift] = []
+        // The shared policy is one for all the things: the first thing that holds it checks it.
+        var sharedPolicyChecked = false
         func check(_ rows: [ProvisioningJob]) async throws {
             for row in rows where !row.needsWork && (row.wanted == .active || row.wanted == .inactive) {
                 let device = row.isGateway ? nil : try await session.devices.get(tenantID: row.tenantID, id: row.deviceID)
                 let plan = ProvisioningPlan(integration: integration, deviceID: row.deviceID, device: device, wanted: row.wanted)
                 var record = row
-                let repairs = try await self.compare(&record, with: client, plan: plan)
+                let repairs = try await self.compare(&record, with: client, plan: plan, sharedPolicyChecked: &sharedPolicyChecked)
                 guard !repairs.isEmpty else { continue }
                 if try await self.handOver(record, repairs: repairs, expected: row, plan: plan) {
                     // The gateway's drift is named by its thing.
@@ -55,7 +57,9 @@ extension Integrations {
 
     /// Reads the device's resources from AWS; changes `record.progress` so that the plan remakes
     /// what is missing, and says what.
-    private func compare(_ record: inout ProvisioningJob, with client: AWSIoTClient, plan: ProvisioningPlan) async throws -> [String] {
+    private func compare(
+        _ record: inout ProvisioningJob, with client: AWSIoTClient, plan: ProvisioningPlan, sharedPolicyChecked: inout Bool
+    ) async throws -> [String] {
         var repairs: [String] = []
         let thingName = plan.thingName
         var thingExists = false
@@ -118,6 +122,25 @@ extension Integrations {
                 record.progress.policyDocumentDigest = nil
                 record.progress.attachedPolicy = nil
                 repairs.append("policy \(policy) was deleted in AWS: made again")
+            }
+        }
+        if record.wanted == .active, plan.sharedPolicy, record.progress.sharedPolicyDigest != nil, !sharedPolicyChecked {
+            sharedPolicyChecked = true
+            let name = plan.policyName
+            do {
+                let stored = try await client.getPolicy(name: name)
+                if let wanted = plan.policyDocument(record.progress),
+                    stored.policyDocument.map(ProvisioningStepRunner.canonicalJSON) != ProvisioningStepRunner.canonicalJSON(wanted)
+                {
+                    self.hub.connections.forgetPolicy(name)
+                    record.progress.sharedPolicyDigest = nil
+                    repairs.append("policy \(name) was changed in AWS: restored")
+                }
+            } catch let error as AWSError where error.isNotFound {
+                self.hub.connections.forgetPolicy(name)
+                record.progress.sharedPolicyDigest = nil
+                record.progress.attachedPolicy = nil
+                repairs.append("policy \(name) was deleted in AWS: made again")
             }
         }
         if record.wanted == .active, thingExists, let group = record.progress.groupName,

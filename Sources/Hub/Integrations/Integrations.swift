@@ -73,16 +73,16 @@ public struct Integrations: Sendable {
             settings.endpointURL = endpointURL
         }
         if let policy = draft.policy {
-            switch (policy.name, policy.perThing) {
-            case (let name?, nil), (let name?, false?):
+            switch (policy.name, policy.perThing ?? false, policy.shared ?? false) {
+            case (let name?, false, false):
                 try IntegrationRules.policyName(name)
-                settings.policyName = name
-                settings.perThingPolicy = false
-            case (nil, true?):
-                settings.policyName = nil
-                settings.perThingPolicy = true
+                settings.policyMode = .named(name)
+            case (nil, true, false):
+                settings.policyMode = .perThing
+            case (nil, false, true):
+                settings.policyMode = .shared
             default:
-                throw HubError.invalidField("policy", "give {name: an existing AWS IoT policy} or {perThing: true}")
+                throw HubError.invalidField("policy", "give one of {name: an existing AWS IoT policy}, {perThing: true} or {shared: true}")
             }
         }
         if let thingGroup = draft.thingGroup {

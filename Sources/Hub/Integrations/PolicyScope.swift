@@ -19,7 +19,8 @@ enum PolicyScope {
                 "downlinkPrefix", "must not contain '\(wildcard)', which an AWS IoT policy reads as a wildcard or variable: the gateway's policy would grant more than its topics"
             )
         }
-        guard settings.perThingPolicy else { return }
+        // The shared policy grants the same topics, with the thing's name as a policy variable.
+        guard settings.conduitMakesPolicy else { return }
         try self.check(uplinkTopic: settings.uplinkTopic)
     }
 
@@ -28,7 +29,7 @@ enum PolicyScope {
         if FieldRules.perThingUplinkTopic.matches(template) { return }
         func refuse(_ reason: String) -> HubError {
             HubError.invalidField(
-                "uplinkTopic", "\(reason), or a per-thing policy would let one thing publish on another's topics; use an existing policy (policy.name) for such a template"
+                "uplinkTopic", "\(reason), or the policy Conduit makes (per thing or shared) would let one thing publish on another's topics; use an existing policy (policy.name) for such a template"
             )
         }
         for wildcard in ["*", "?", "${"] where template.contains(wildcard) {

@@ -22,6 +22,9 @@ public enum AWSProvisioningStep: String, Sendable, CaseIterable {
     case createPolicy
     /// CreatePolicyVersion: the thing's policy after its integration's topics changed.
     case updatePolicy
+    /// Makes sure the integration's shared policy exists and holds the document its settings
+    /// make (CreatePolicy, or CreatePolicyVersion): once per process for all its things.
+    case ensureSharedPolicy
     /// AttachPolicy to the certificate (and DetachPolicy of one it replaces).
     case attachPolicy
     /// DeletePolicy of the thing's own policy when the integration no longer wants one.

@@ -418,18 +418,23 @@ public final class Provisioner: Sendable {
     // MARK: Integrations
 
     /// Removes deleted integrations whose devices are all gone from AWS: their thing group (when
-    /// Conduit made it), then the integration itself.
+    /// Conduit made it) and their shared policy, then the integration itself.
     func finishDeletedIntegrations() async {
         do {
             for integration in try await self.hub.store.session.integrations.list(status: .deleting) {
                 guard try await self.hub.store.session.awsThings.count(integrationID: integration.id) == 0 else { continue }
+                let client = try self.hub.connections.client(for: integration)
                 for group in integration.createdGroups {
                     do {
-                        try await self.hub.connections.client(for: integration).deleteThingGroup(name: group)
+                        try await client.deleteThingGroup(name: group)
                     } catch let error as AWSError where error.isNotFound {
                         // Gone already.
                     }
                 }
+                // Its shared policy, had it one at any time (no certificate holds it any more).
+                let shared = ProvisioningPlan.sharedPolicyName(integration.id)
+                try await ProvisioningStepRunner.deletePolicy(shared, client: client)
+                self.hub.connections.forgetPolicy(shared)
                 try await self.hub.store.session.integrations.delete(id: integration.id)
                 self.logger.info("integration removed", metadata: [LogKey.integrationID: "\(integration.id)"])
             }

@@ -9,7 +9,9 @@ struct ProvisioningPlan: Sendable {
     var thingName: String
     var thingGroup: String?
     var perThingPolicy: Bool
-    /// The policy to attach: the named one, or the thing's own.
+    /// The integration's one policy for all its things (``sharedPolicyName(_:)``), made once.
+    var sharedPolicy: Bool
+    /// The policy to attach: the named one, the shared one, or the thing's own.
     var policyName: String
     /// The thing attributes to set; nil when the device is gone (nothing to write then).
     var attributes: [String: String]?
@@ -28,6 +30,7 @@ struct ProvisioningPlan: Sendable {
             self.thingName = Self.gatewayThingName(integration.id)
             self.thingGroup = nil
             self.perThingPolicy = true
+            self.sharedPolicy = false
             self.policyName = Self.gatewayPolicyName(integration.id)
             self.attributes = ["conduit": "downlink-gateway"]
             self.registeredCertificate = integration.settings.gatewayCertificate
@@ -35,8 +38,14 @@ struct ProvisioningPlan: Sendable {
             self.isGateway = false
             self.thingName = deviceID
             self.thingGroup = integration.settings.thingGroup
-            self.perThingPolicy = integration.settings.perThingPolicy
-            self.policyName = integration.settings.perThingPolicy ? Self.thingPolicyName(deviceID) : integration.settings.policyName ?? ""
+            switch integration.settings.policyMode {
+            case .perThing:
+                (self.perThingPolicy, self.sharedPolicy, self.policyName) = (true, false, Self.thingPolicyName(deviceID))
+            case .shared:
+                (self.perThingPolicy, self.sharedPolicy, self.policyName) = (false, true, Self.sharedPolicyName(integration.id))
+            case .named(let name):
+                (self.perThingPolicy, self.sharedPolicy, self.policyName) = (false, false, name)
+            }
             self.attributes = device.map { Self.thingAttributes(of: $0, copying: integration.settings.thingAttributes) }
             self.registeredCertificate = nil
         }
@@ -52,6 +61,12 @@ struct ProvisioningPlan: Sendable {
     /// (`conduit-` and its id, `:` as `.`) never holds an `@`, so none collides with it.
     static func gatewayPolicyName(_ integrationID: String) -> String {
         "conduit-gateway@" + integrationID
+    }
+
+    /// The integration's shared policy: `conduit-shared@` and the integration id (no device
+    /// policy holds an `@`, and the gateway's begins otherwise).
+    static func sharedPolicyName(_ integrationID: String) -> String {
+        "conduit-shared@" + integrationID
     }
 
     /// The same plan toward another wanted state.
@@ -81,6 +96,7 @@ struct ProvisioningPlan: Sendable {
                 if progress.createdPolicy == nil || progress.policyDocumentDigest == nil { return .createPolicy }
                 if progress.policyDocumentDigest != self.policyDocument(progress).map(Self.digest) { return .updatePolicy }
             }
+            if self.sharedPolicy, progress.sharedPolicyDigest != self.policyDocument(progress).map(Self.digest) { return .ensureSharedPolicy }
             if progress.attachedPolicy != self.policyName { return .attachPolicy }
             if !self.perThingPolicy && progress.createdPolicy != nil { return .deleteCreatedPolicy }
             if !progress.principalAttached { return .attachPrincipal }
@@ -158,12 +174,18 @@ struct ProvisioningPlan: Sendable {
     /// topic and its shadow; subscribe and receive on its downlink topic and its shadow. The
     /// gateway's: connect as its own client id, subscribe to `{downlinkPrefix}/+/down` and receive
     /// what comes on it, nothing else. Needs the account, which the thing's ARN tells.
+    ///
+    /// The shared policy grants the same, with the thing named by AWS IoT's thing policy variable
+    /// `${iot:Connection.Thing.ThingName}`: the thing attached to the certificate that connects.
+    /// It may connect only while its certificate is attached to a thing
+    /// (`iot:Connection.Thing.IsAttached`), and only with that thing's name as its client id, so
+    /// that the variable always names the thing that is connected.
     func policyDocument(_ progress: AWSThingProgress) -> String? {
         guard let thingArn = progress.thingArn else { return nil }
         let parts = thingArn.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count >= 6 else { return nil }
         let prefix = "arn:\(parts[1]):iot:\(parts[3]):\(parts[4])"
-        let id = self.thingName
+        let id = self.sharedPolicy ? Self.thingNameVariable : self.thingName
         if self.isGateway {
             let downlinks = self.settings.downlinkPrefix
             return Self.json([
@@ -180,10 +202,12 @@ struct ProvisioningPlan: Sendable {
         let uplink = PolicyScope.uplinkResource(self.settings.uplinkTopic, thingName: id)
         let downlink = "\(self.settings.downlinkPrefix)/\(id)/down"
         let shadow = "$aws/things/\(id)/shadow/*"
+        var connect: [String: Any] = ["Effect": "Allow", "Action": "iot:Connect", "Resource": "\(prefix):client/\(id)"]
+        if self.sharedPolicy { connect["Condition"] = ["Bool": ["iot:Connection.Thing.IsAttached": "true"]] }
         let document: [String: Any] = [
             "Version": "2012-10-17",
             "Statement": [
-                ["Effect": "Allow", "Action": "iot:Connect", "Resource": "\(prefix):client/\(id)"],
+                connect,
                 ["Effect": "Allow", "Action": "iot:Publish", "Resource": (uplink.map { ["\(prefix):topic/\($0)"] } ?? []) + ["\(prefix):topic/\(shadow)"]],
                 [
                     "Effect": "Allow", "Action": "iot:Subscribe",
@@ -194,6 +218,9 @@ struct ProvisioningPlan: Sendable {
         ]
         return Self.json(document)
     }
+
+    /// AWS IoT's thing policy variable: the name of the thing the connecting certificate is attached to.
+    static let thingNameVariable = "${iot:Connection.Thing.ThingName}"
 
     private static func json(_ document: [String: Any]) -> String? {
         guard let data = try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes]) else {

@@ -57,6 +57,18 @@ struct ProvisioningStepRunner {
                 missing = true
             }
         }
+        if self.plan.sharedPolicy, record.progress.sharedPolicyDigest != nil {
+            let name = self.plan.policyName
+            do {
+                _ = try await self.client.getPolicy(name: name)
+            } catch let error as AWSError where error.isNotFound {
+                self.provisioner.hub.connections.forgetPolicy(name)
+                record.progress.sharedPolicyDigest = nil
+                if record.progress.attachedPolicy == name { record.progress.attachedPolicy = nil }
+                record.progress.repairs.append("policy \(name) was missing in AWS: made again")
+                missing = true
+            }
+        }
         return missing
     }
 
@@ -116,13 +128,25 @@ struct ProvisioningStepRunner {
             guard let name = record.progress.createdPolicy, let document = self.plan.policyDocument(record.progress) else { return }
             try await self.replacePolicyDocument(name: name, document: document)
             record.progress.policyDocumentDigest = ProvisioningPlan.digest(document)
+        case .ensureSharedPolicy:
+            try await self.ensureSharedPolicy(&record.progress)
         case .attachPolicy:
             guard let arn = record.progress.certificateArn else { return }
-            try await self.client.attachPolicy(name: self.plan.policyName, target: arn)
+            do {
+                try await self.client.attachPolicy(name: self.plan.policyName, target: arn)
+            } catch let error as AWSError where error.isNotFound && self.plan.sharedPolicy {
+                // The shared policy was deleted in AWS (and may have been made again meanwhile by
+                // another of its things' jobs): make sure of it, and try once more. A second
+                // not-found is about the certificate, which forgetWhatIsMissing looks into.
+                self.provisioner.hub.connections.forgetPolicy(self.plan.policyName)
+                try await self.ensureSharedPolicy(&record.progress)
+                try await self.client.attachPolicy(name: self.plan.policyName, target: arn)
+            }
             if let old = record.progress.attachedPolicy, old != self.plan.policyName {
                 try await self.ignoringNotFound { try await self.client.detachPolicy(name: old, target: arn) }
             }
             record.progress.attachedPolicy = self.plan.policyName
+            if !self.plan.sharedPolicy { record.progress.sharedPolicyDigest = nil }
         case .deleteCreatedPolicy, .deletePolicy:
             if let name = record.progress.createdPolicy {
                 try await self.deletePolicy(name)
@@ -365,25 +389,59 @@ struct ProvisioningStepRunner {
         record.progress.policyDocumentDigest = ProvisioningPlan.digest(document)
     }
 
-    /// Makes `document` the policy's default version and deletes the others (AWS keeps five).
-    private func replacePolicyDocument(name: String, document: String) async throws {
-        if try await self.client.getPolicy(name: name).policyDocument.map(Self.canonicalJSON) == Self.canonicalJSON(document) { return }
-        for version in try await self.client.listPolicyVersions(name: name) where !version.isDefaultVersion {
-            try await self.ignoringNotFound { try await self.client.deletePolicyVersion(name: name, versionId: version.versionId) }
+    /// Makes sure the integration's shared policy holds the document the settings make. The
+    /// process remembers what it made, so that of all the things provisioned only the first (and
+    /// the first after a change of topics) calls AWS; the others wait for it.
+    private func ensureSharedPolicy(_ progress: inout AWSThingProgress) async throws {
+        guard let document = self.plan.policyDocument(progress) else { return }
+        let (name, client) = (self.plan.policyName, self.client)
+        let digest = ProvisioningPlan.digest(document)
+        try await self.provisioner.hub.connections.ensurePolicy(name, digest: digest) {
+            do {
+                try await Self.replacePolicyDocument(name: name, document: document, client: client)
+            } catch let error as AWSError where error.isNotFound {
+                do {
+                    _ = try await client.createPolicy(name: name, document: document)
+                } catch let error as AWSError where error.isAlreadyExists {
+                    // Made meanwhile, by another node.
+                    try await Self.replacePolicyDocument(name: name, document: document, client: client)
+                }
+            }
         }
-        try await self.client.createPolicyVersion(name: name, document: document, setAsDefault: true)
-        for version in try await self.client.listPolicyVersions(name: name) where !version.isDefaultVersion {
-            try await self.ignoringNotFound { try await self.client.deletePolicyVersion(name: name, versionId: version.versionId) }
+        progress.sharedPolicyDigest = digest
+    }
+
+    private func replacePolicyDocument(name: String, document: String) async throws {
+        try await Self.replacePolicyDocument(name: name, document: document, client: self.client)
+    }
+
+    /// Makes `document` the policy's default version and deletes the others (AWS keeps five).
+    private static func replacePolicyDocument(name: String, document: String, client: AWSIoTClient) async throws {
+        if try await client.getPolicy(name: name).policyDocument.map(Self.canonicalJSON) == Self.canonicalJSON(document) { return }
+        try await self.deleteOtherVersions(of: name, client: client)
+        try await client.createPolicyVersion(name: name, document: document, setAsDefault: true)
+        try await self.deleteOtherVersions(of: name, client: client)
+    }
+
+    private static func deleteOtherVersions(of name: String, client: AWSIoTClient) async throws {
+        for version in try await client.listPolicyVersions(name: name) where !version.isDefaultVersion {
+            do {
+                try await client.deletePolicyVersion(name: name, versionId: version.versionId)
+            } catch let error as AWSError where error.isNotFound {
+                // Gone already.
+            }
         }
     }
 
-    /// Deletes a policy Conduit made: its other versions first, as AWS requires.
     private func deletePolicy(_ name: String) async throws {
+        try await Self.deletePolicy(name, client: self.client)
+    }
+
+    /// Deletes a policy Conduit made: its other versions first, as AWS requires.
+    static func deletePolicy(_ name: String, client: AWSIoTClient) async throws {
         do {
-            for version in try await self.client.listPolicyVersions(name: name) where !version.isDefaultVersion {
-                try await self.ignoringNotFound { try await self.client.deletePolicyVersion(name: name, versionId: version.versionId) }
-            }
-            try await self.client.deletePolicy(name: name)
+            try await self.deleteOtherVersions(of: name, client: client)
+            try await client.deletePolicy(name: name)
         } catch let error as AWSError where error.isNotFound {
             // Gone already.
         }

@@ -9,6 +9,7 @@
 @_exported import struct Store.Downlink
 @_exported import struct Store.Event
 @_exported import struct Store.Integration
+@_exported import struct Store.IntegrationSettings
 @_exported import enum Store.IntegrationStatus
 @_exported import struct Store.ProvisioningJob
 @_exported import enum Store.Role

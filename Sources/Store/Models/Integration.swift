@@ -52,10 +52,14 @@ public struct IntegrationSettings: Sendable, Equatable, Codable {
     public var region: String
     /// An override of AWS IoT's control-plane endpoint (a VPC or FIPS endpoint, a local stack).
     public var endpointURL: String?
-    /// An existing policy attached to every certificate; nil with ``perThingPolicy``.
+    /// An existing policy attached to every certificate; nil with ``perThingPolicy`` or ``sharedPolicy``.
     public var policyName: String?
     /// Conduit makes a least-privilege policy for each thing.
     public var perThingPolicy: Bool
+    /// Conduit makes one least-privilege policy for all the integration's things, scoped by AWS
+    /// IoT's thing policy variables (`${iot:Connection.Thing.ThingName}`); nil or false otherwise
+    /// (stored integrations predate it). Never true with ``perThingPolicy``.
+    public var sharedPolicy: Bool?
     public var thingGroup: String?
     /// Device attributes copied to the thing (the device name always is, as `name`).
     public var thingAttributes: [String]
@@ -77,8 +81,10 @@ public struct IntegrationSettings: Sendable, Equatable, Codable {
     public init(
         region: String, endpointURL: String?, policyName: String?, perThingPolicy: Bool, thingGroup: String?,
         thingAttributes: [String], uplinkTopic: String, payloadFormat: String, downlinkPrefix: String,
-        binding: IntegrationBinding, mqttEndpoint: String? = nil, mqttTrustRoots: String? = nil, gatewayCertificate: String? = nil
+        binding: IntegrationBinding, mqttEndpoint: String? = nil, mqttTrustRoots: String? = nil, gatewayCertificate: String? = nil,
+        sharedPolicy: Bool? = nil
     ) {
+        self.sharedPolicy = sharedPolicy
         self.mqttEndpoint = mqttEndpoint
         self.mqttTrustRoots = mqttTrustRoots
         self.gatewayCertificate = gatewayCertificate
@@ -92,6 +98,38 @@ public struct IntegrationSettings: Sendable, Equatable, Codable {
         self.payloadFormat = payloadFormat
         self.downlinkPrefix = downlinkPrefix
         self.binding = binding
+    }
+}
+
+extension IntegrationSettings {
+    /// Which policy the integration's device certificates get.
+    public enum PolicyMode: Sendable, Equatable {
+        /// One Conduit makes for each thing.
+        case perThing
+        /// One Conduit makes for all the things, scoped by thing policy variables.
+        case shared
+        /// An existing policy of the operator's.
+        case named(String)
+    }
+
+    public var policyMode: PolicyMode {
+        get {
+            if self.sharedPolicy == true { return .shared }
+            return self.perThingPolicy ? .perThing : .named(self.policyName ?? "")
+        }
+        set {
+            switch newValue {
+            case .perThing: (self.perThingPolicy, self.sharedPolicy, self.policyName) = (true, nil, nil)
+            case .shared: (self.perThingPolicy, self.sharedPolicy, self.policyName) = (false, true, nil)
+            case .named(let name): (self.perThingPolicy, self.sharedPolicy, self.policyName) = (false, nil, name)
+            }
+        }
+    }
+
+    /// True when Conduit makes the policy (per thing or shared): it must scope the uplink topic.
+    public var conduitMakesPolicy: Bool {
+        if case .named = self.policyMode { return false }
+        return true
     }
 }
 

@@ -126,6 +126,9 @@ public struct AWSThingProgress: Sendable, Equatable, Codable {
     /// The per-thing policy Conduit made, and a digest of the document it holds.
     public var createdPolicy: String?
     public var policyDocumentDigest: String?
+    /// A digest of the integration's shared policy document, as last made sure of in AWS for
+    /// this thing: a change of topics makes every thing's job update the policy (once).
+    public var sharedPolicyDigest: String?
     /// The policy attached to the certificate.
     public var attachedPolicy: String?
     public var principalAttached = false

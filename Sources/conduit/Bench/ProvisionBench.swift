@@ -24,6 +24,8 @@ struct ProvisionBench: AsyncParsableCommand {
     @Option(help: "The AWS stand-in, e.g. http://127.0.0.1:5000.") var moto: String
     @Option(help: "Devices to provision.") var devices = 1000
     @Option(help: "Attach this policy (made by the bench) instead of one policy per thing.") var policy: String?
+    @Flag(help: "One shared policy with thing policy variables instead of one policy per thing (no CreatePolicy per device).")
+    var sharedPolicy = false
     @Option(help: "Multiply every quota by this (1 = AWS's).") var quotaScale = 1.0
     @Option(help: "Jobs the provisioner runs at once.") var concurrency = 48
     @Flag(help: "Afterwards delete the integration and time the removal too.") var cleanup = false
@@ -32,6 +34,7 @@ struct ProvisionBench: AsyncParsableCommand {
         guard URL(string: self.moto)?.host != nil else { throw ValidationError("--moto: a URL such as http://127.0.0.1:5000") }
         guard (1...100_000).contains(self.devices) else { throw ValidationError("--devices: 1 to 100000") }
         guard self.quotaScale > 0 else { throw ValidationError("--quota-scale: above 0") }
+        if self.sharedPolicy, self.policy != nil { throw ValidationError("--shared-policy and --policy: give one or the other") }
     }
 
     func run() async throws {
@@ -78,7 +81,7 @@ struct ProvisionBench: AsyncParsableCommand {
         draft.region = "us-east-1"
         draft.endpointURL = .some(endpoint.absoluteString)
         draft.credentials = .init(roleARN: roleARN, externalID: "conduit-bench")
-        draft.policy = self.policy.map { .init(name: $0) } ?? .init(perThing: true)
+        draft.policy = self.policy.map { .init(name: $0) } ?? (self.sharedPolicy ? .init(shared: true) : .init(perThing: true))
         draft.thingGroup = .some("bench-fleet")
         draft.bind = .init(labels: ["bench"])
         let integration = try await hub.integrations.create(draft, by: admin)
