@@ -362,7 +362,8 @@ class Walk:
         # operator's allowlist names): never to the public data endpoint moto names.
         self.fill("#mqtt-endpoint", self.args.gateway_endpoint)
         self.fill("#thing-group", "console-test")
-        self.choose("#policy-per-thing")
+        # One shared policy with thing policy variables; the device provisioned below gets it.
+        self.choose("#policy-shared")
         self.fill("#uplink-topic", "conduit/{deviceId}/up")
         self.choose("#bind-labels")
         self.fill("#bind-values", "console")
@@ -390,6 +391,9 @@ class Walk:
             raise AssertionError(f"expected /integrations/ID after saving, still on {self.driver.current_url}; #flash: {self.flash()!r}")
         self.integration_id = match.group(1)
         self.expect_flash_not_error("saving the integration")
+        shared = f"conduit-shared@{self.integration_id}"
+        if shared not in self.driver.find_element(By.TAG_NAME, "main").text:
+            raise AssertionError(f"expected the integration's page to name its shared policy {shared}")
         self.shot("integration")
         print(f"ok: integration 'moto' checked against moto and saved as {self.integration_id}", flush=True)
 
