@@ -51,6 +51,8 @@ public final class MQTTBroker: @unchecked Sendable {
     private var shareCursor: [String: Int] = [:]
     private var listeners: [any Channel] = []
     private var connections: [ObjectIdentifier: any Channel] = [:]
+    /// Each event loop's connection deadlines.
+    private var timers: [ObjectIdentifier: MQTTConnectionTimers] = [:]
     private var boundTLSPort: Int?
     private var connectedCount = 0
     /// When each client's access was last revoked (`disconnect`), so that a CONNECT already being
@@ -172,6 +174,16 @@ public final class MQTTBroker: @unchecked Sendable {
         return bound
     }
 
+    /// The deadlines of the connections on `eventLoop`.
+    func timers(on eventLoop: any EventLoop) -> MQTTConnectionTimers {
+        self.lock.withLock {
+            if let timers = self.timers[ObjectIdentifier(eventLoop)] { return timers }
+            let timers = MQTTConnectionTimers(eventLoop: eventLoop)
+            self.timers[ObjectIdentifier(eventLoop)] = timers
+            return timers
+        }
+    }
+
     func configure(_ channel: any Channel, tls: Bool) throws {
         let handler = MQTTConnectionHandler(broker: self, tls: tls)
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -203,6 +215,9 @@ public final class MQTTBroker: @unchecked Sendable {
             connection.pipeline.fireUserInboundEventTriggered(MQTTConnectionHandler.ServerShutdown())
         }
         for connection in connections { try? await connection.closeFuture.get() }
+        for timers in self.lock.withLock({ Array(self.timers.values) }) {
+            try? await timers.eventLoop.submit { timers.stop() }.get()
+        }
         await self.journal?.flush(on: self.eventLoopGroup.next(), within: .seconds(10))
     }
 

@@ -29,8 +29,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// whatever else the client sent is not handled.
     private var closing = false
     private var context: ChannelHandlerContext?
-    /// The CONNECT deadline until CONNECT came, then the keep-alive check.
-    private var timer: Scheduled<Void>?
+    /// Its event loop's deadlines, where this connection has the CONNECT deadline until CONNECT
+    /// came (none while the authenticator runs), then the keep-alive check.
+    private var timers: MQTTConnectionTimers?
     /// Acknowledgements leave in the order their PUBLISHes came [MQTT-4.6.0-2], each after the
     /// observer has the message: this is the tail of that chain.
     private var acknowledgementTail: EventLoopFuture<Void>?
@@ -94,8 +95,16 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         // A connection past its address's bound gets a second, not the usual wait, to send the
         // CONNECT it will be refused.
         let deadline = self.overAddressLimit ? .seconds(1) : self.broker.configuration.connectTimeout
-        self.timer = context.eventLoop.scheduleTask(in: deadline) { [weak self] in
-            guard let self, !self.state.isConnected, !self.state.holdsReads else { return }
+        let timers = self.broker.timers(on: context.eventLoop)
+        self.timers = timers
+        timers.set(context.eventLoop.now + deadline, for: self)
+    }
+
+    /// The deadline this connection last set has passed: the CONNECT's, or the keep-alive check's.
+    func deadlinePassed(now: NIODeadline) {
+        if self.state.isConnected {
+            self.run(self.state.keepAliveCheckDue(now: now))
+        } else if !self.state.holdsReads {
             self.log(.debug, "no CONNECT in time")
             self.run(self.state.closeRequested(nil))
         }
@@ -105,7 +114,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         self.releaseAddress()
         self.context = nil
         self.handle = nil
-        self.timer?.cancel()
+        self.timers?.remove(self)
+        self.timers = nil
         self.pauseLimit?.cancel()
     }
 
@@ -117,8 +127,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.releaseAddress()
-        self.timer?.cancel()
-        self.timer = nil
+        self.timers?.remove(self)
         if let clientIdentifier = self.state.channelInactive() {
             self.broker.connectionClosed(clientIdentifier: clientIdentifier, connection: self.identifier, publishWill: true)
             self.log(.debug, "client disconnected")
@@ -232,8 +241,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         case .write(let packets):
             self.write(packets)
         case .authenticate(let connect, let clientIdentifier):
-            self.timer?.cancel()
-            self.timer = nil
+            self.timers?.remove(self)
             // The small bound is for CONNECT alone: what the client sent after it, before its
             // CONNACK (as MQTT allows), may be as large as any packet.
             self.decoder.maximumPacketSize = self.broker.configuration.maximumPacketSize
@@ -317,13 +325,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func scheduleKeepAliveCheck(at deadline: NIODeadline) {
-        guard let context = self.context else { return }
-        self.timer?.cancel()
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.timer = context.eventLoop.scheduleTask(deadline: deadline) {
-            let handler = loopBound.value
-            handler.run(handler.state.keepAliveCheckDue(now: handler.context?.eventLoop.now ?? .now()))
-        }
+        guard self.context != nil else { return }
+        self.timers?.set(deadline, for: self)
     }
 
     // MARK: CONNECT

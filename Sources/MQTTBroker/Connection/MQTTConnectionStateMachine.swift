@@ -69,8 +69,9 @@ struct MQTTConnectionStateMachine {
 
     private enum State {
         case awaitingConnect
-        /// `principal` is set once the authenticator accepted the client.
-        case authenticating(MQTTConnectPacket, clientIdentifier: String, principal: String?)
+        /// `principal` is set once the authenticator accepted the client. Boxed: inline, the
+        /// CONNECT would size the state of every connection long after it was handled.
+        indirect case authenticating(MQTTConnectPacket, clientIdentifier: String, principal: String?)
         case connected(Connected)
         case closed
     }

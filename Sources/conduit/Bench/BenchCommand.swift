@@ -18,8 +18,9 @@ struct MQTTBench: AsyncParsableCommand {
         commandName: "mqtt",
         abstract: "Publish through any MQTT broker to subscribers; print throughput and latency.",
         discussion: """
-            Run it against `conduit serve --mqtt-anonymous` and against mosquitto on the same machine
-            to compare them. The latency is from the publisher's write to the subscriber's read, both
+            Run it against `conduit serve --mqtt-anonymous --mqtt-max-connections-per-address 0
+            --mqtt-connect-rate 0` (every client comes from one address) and against mosquitto on the
+            same machine to compare them. The latency is from the publisher's write to the subscriber's read, both
             in this process; throughput counts delivered messages over the time from the first
             publish to the last delivery.
             """
