@@ -61,7 +61,7 @@ public final class MQTTBroker: @unchecked Sendable {
     private var shuttingDown = false
     /// Mailboxes written to, and actions that wake other threads, while the lock was held: run
     /// by ``locked(_:)`` once it is let go.
-    private var wakeups: [MQTTOutboundMailbox] = []
+    private var wakeups: [MQTTConnectionHandle] = []
     private var deferred: [@Sendable () -> Void] = []
 
     /// Runs `body` under the lock, then wakes the connections it wrote to and runs what it
@@ -77,8 +77,8 @@ public final class MQTTBroker: @unchecked Sendable {
             }
             return (result, self.wakeups, self.deferred)
         }
-        for mailbox in wakeups {
-            if writeOnThisLoop { mailbox.deliverIfOnLoop() } else { mailbox.schedule() }
+        for connection in wakeups {
+            if writeOnThisLoop { connection.deliverIfOnLoop() } else { connection.schedule() }
         }
         for action in deferred { action() }
         return result
@@ -87,7 +87,7 @@ public final class MQTTBroker: @unchecked Sendable {
     /// Queues packets for a connection; its loop is woken once the lock is let go. Lock held.
     private func send(_ packets: [MQTTPacket], to connection: MQTTConnectionHandle) {
         guard !packets.isEmpty else { return }
-        if connection.mailbox.enqueue(packets) { self.wakeups.append(connection.mailbox) }
+        if connection.enqueue(packets) { self.wakeups.append(connection) }
     }
 
     public init(
@@ -729,7 +729,7 @@ public final class MQTTBroker: @unchecked Sendable {
             if !outcome.send.isEmpty {
                 self.metrics.delivered.increment(by: Int64(outcome.send.count))
                 // Under the lock, so that nothing posted later overtakes them.
-                toWrite = connection.mailbox.take(appending: outcome.send.map { .publish($0) })
+                toWrite = connection.take(appending: outcome.send.map { .publish($0) })
             }
             if outcome.releasePublishers { self.releaseWaiters(of: session) }
             self.persist(session, now: now)

@@ -1,28 +1,82 @@
 import MQTT
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
-/// Packets for one connection from other threads, written in one go on its event loop: under
-/// load many messages share one hop and one flush instead of taking one each.
-final class MQTTOutboundMailbox: @unchecked Sendable {
-    private let lock = NIOLock()
-    private var pending: [MQTTPacket] = []
-    private var scheduled = false
-    private let eventLoop: any EventLoop
-    private let deliver: @Sendable ([MQTTPacket]) -> Void
+/// What the broker keeps of a live connection: where to send packets and how to close it.
+/// Safe to use from any thread: each call hops to the connection's event loop. A class: the
+/// handler and the session hold one, not a copy each.
+///
+/// It is also the connection's mailbox: packets for it from other threads wait here and are
+/// written in one go on its event loop, so that under load many messages share one hop and one
+/// flush instead of taking one each. One object with the handler held weakly, rather than a
+/// mailbox, a lock object, a weak box and three closures: every idle connection has one.
+final class MQTTConnectionHandle: Sendable {
+    let identifier: ObjectIdentifier
+    let version: MQTTProtocolVersion
+    /// How many QoS 1 and 2 messages may be in flight to this client.
+    let receiveMaximum: Int
+    /// The largest packet the client accepts.
+    let maximumPacketSize: Int
+    let eventLoop: any EventLoop
+    /// Weak, so that a session outliving its connection does not keep the connection alive.
+    /// Read and written on `eventLoop` only.
+    nonisolated(unsafe) private weak var handler: MQTTConnectionHandler?
+    private let mailbox = Mutex(Mailbox())
 
-    init(eventLoop: any EventLoop, deliver: @escaping @Sendable ([MQTTPacket]) -> Void) {
-        self.eventLoop = eventLoop
-        self.deliver = deliver
+    private struct Mailbox: ~Copyable {
+        var pending: [MQTTPacket] = []
+        var scheduled = false
     }
+
+    init(
+        identifier: ObjectIdentifier, version: MQTTProtocolVersion, receiveMaximum: Int, maximumPacketSize: Int, eventLoop: any EventLoop,
+        handler: MQTTConnectionHandler
+    ) {
+        self.identifier = identifier
+        self.version = version
+        self.receiveMaximum = receiveMaximum
+        self.maximumPacketSize = maximumPacketSize
+        self.eventLoop = eventLoop
+        self.handler = handler
+    }
+
+    /// Stops reading from this client until ``resumeReading()``: TCP then slows its publishing.
+    func pauseReading() { self.onLoop { $0.setReading(false) } }
+
+    func resumeReading() { self.onLoop { $0.setReading(true) } }
+
+    /// Closes the connection, after a DISCONNECT with `reason` on 5.0.
+    func close(reason: MQTTReasonCode?) {
+        self.onLoop { $0.closeRequested(reason) }
+    }
+
+    private func onLoop(_ body: @escaping (MQTTConnectionHandler) -> Void) {
+        let handle = UncheckedHandle(self, body)
+        self.eventLoop.execute { handle.run() }
+    }
+
+    /// The handle and what to do with its handler, carried to the event loop.
+    private struct UncheckedHandle: @unchecked Sendable {
+        let handle: MQTTConnectionHandle
+        let body: (MQTTConnectionHandler) -> Void
+        init(_ handle: MQTTConnectionHandle, _ body: @escaping (MQTTConnectionHandler) -> Void) {
+            self.handle = handle
+            self.body = body
+        }
+        func run() {
+            if let handler = self.handle.handler { self.body(handler) }
+        }
+    }
+
+    // MARK: The mailbox
 
     /// Adds packets; true when the caller must ``schedule()`` the hop (it may do so after
     /// letting go of its own lock, so that no lock is held across waking another thread).
     func enqueue(_ packets: [MQTTPacket]) -> Bool {
-        self.lock.withLock {
-            self.pending.append(contentsOf: packets)
-            defer { self.scheduled = true }
-            return !self.scheduled
+        self.mailbox.withLock { mailbox in
+            mailbox.pending.append(contentsOf: packets)
+            defer { mailbox.scheduled = true }
+            return !mailbox.scheduled
         }
     }
 
@@ -37,60 +91,22 @@ final class MQTTOutboundMailbox: @unchecked Sendable {
     }
 
     private func deliverPending() {
-        let batch = self.lock.withLock {
-            self.scheduled = false
-            defer { self.pending.removeAll(keepingCapacity: true) }
-            return self.pending
+        let batch = self.mailbox.withLock { mailbox in
+            mailbox.scheduled = false
+            defer { mailbox.pending.removeAll(keepingCapacity: true) }
+            return mailbox.pending
         }
-        if !batch.isEmpty { self.deliver(batch) }
+        guard !batch.isEmpty, let handler = self.handler else { return }
+        handler.write(batch)
+        handler.flush()
     }
 
     /// Takes what waits, with `packets` after it, for the connection's own loop to write now
     /// instead of after a hop; a hop already on its way then finds nothing.
     func take(appending packets: [MQTTPacket]) -> [MQTTPacket] {
-        self.lock.withLock {
-            defer { self.pending.removeAll(keepingCapacity: true) }
-            return self.pending + packets
+        self.mailbox.withLock { mailbox in
+            defer { mailbox.pending.removeAll(keepingCapacity: true) }
+            return mailbox.pending + packets
         }
-    }
-}
-
-/// What the broker keeps of a live connection: where to send packets and how to close it.
-/// Safe to use from any thread: each call hops to the connection's event loop. A class: the
-/// handler and the session hold one, not a copy each.
-final class MQTTConnectionHandle: Sendable {
-    let identifier: ObjectIdentifier
-    let version: MQTTProtocolVersion
-    /// How many QoS 1 and 2 messages may be in flight to this client.
-    let receiveMaximum: Int
-    /// The largest packet the client accepts.
-    let maximumPacketSize: Int
-    /// Where packets for the client wait for its event loop.
-    let mailbox: MQTTOutboundMailbox
-    private let closeConnection: @Sendable (MQTTReasonCode?) -> Void
-    private let setReading: @Sendable (Bool) -> Void
-
-    init(
-        identifier: ObjectIdentifier, version: MQTTProtocolVersion, receiveMaximum: Int, maximumPacketSize: Int,
-        mailbox: MQTTOutboundMailbox, close: @escaping @Sendable (MQTTReasonCode?) -> Void,
-        setReading: @escaping @Sendable (Bool) -> Void
-    ) {
-        self.setReading = setReading
-        self.identifier = identifier
-        self.version = version
-        self.receiveMaximum = receiveMaximum
-        self.maximumPacketSize = maximumPacketSize
-        self.mailbox = mailbox
-        self.closeConnection = close
-    }
-
-    /// Stops reading from this client until ``resumeReading()``: TCP then slows its publishing.
-    func pauseReading() { self.setReading(false) }
-
-    func resumeReading() { self.setReading(true) }
-
-    /// Closes the connection, after a DISCONNECT with `reason` on 5.0.
-    func close(reason: MQTTReasonCode?) {
-        self.closeConnection(reason)
     }
 }

@@ -384,20 +384,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private func attachSession(_ connect: MQTTConnectPacket, clientIdentifier: String, principal: String, context: ChannelHandlerContext) {
         // The broker keeps the handle for as long as the session lives; it reaches this handler
         // weakly, so a closed connection's handler and channel are freed.
-        let reference = WeakHandlerReference(self)
         let eventLoop = context.eventLoop
-        let mailbox = MQTTOutboundMailbox(eventLoop: eventLoop) { packets in
-            guard let handler = reference.handler else { return }
-            handler.write(packets)
-            handler.context?.flush()
-        }
         let handle = MQTTConnectionHandle(
             identifier: self.identifier, version: connect.version,
             receiveMaximum: Int(connect.properties.receiveMaximum ?? UInt16.max),
-            maximumPacketSize: self.state.clientMaximumPacketSize,
-            mailbox: mailbox,
-            close: { reason in eventLoop.execute { reference.handler?.closeRequested(reason) } },
-            setReading: { reading in eventLoop.execute { reference.handler?.setReading(reading) } }
+            maximumPacketSize: self.state.clientMaximumPacketSize, eventLoop: eventLoop, handler: self
         )
         let outcome = self.broker.connect(
             connect, clientIdentifier: clientIdentifier, principal: principal, handle: handle, authenticatedSince: self.authenticationStarted
@@ -406,7 +397,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         self.run(self.state.sessionAttached(outcome, now: eventLoop.now))
     }
 
-    private func closeRequested(_ reason: MQTTReasonCode?) {
+    func closeRequested(_ reason: MQTTReasonCode?) {
         self.run(self.state.closeRequested(reason))
     }
 
@@ -580,6 +571,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     /// Encodes the packets, in order, into one buffer and writes it: a batch from the mailbox
     /// costs one allocation and one write, not one per message.
+    func flush() {
+        self.context?.flush()
+    }
+
     func write(_ packets: [MQTTPacket]) {
         guard let context = self.context, context.channel.isActive, !packets.isEmpty else { return }
         let encoder = MQTTPacketEncoder(version: self.state.version)
@@ -591,15 +586,5 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             encoder.encode(data: packet, out: &buffer)
         }
         context.write(self.wrapOutboundOut(buffer), promise: nil)
-    }
-}
-
-/// The connection handler as the broker's closures see it: weakly, so that a session outliving
-/// its connection does not keep the connection alive. Used only on the handler's event loop.
-final class WeakHandlerReference: @unchecked Sendable {
-    weak var handler: MQTTConnectionHandler?
-
-    init(_ handler: MQTTConnectionHandler) {
-        self.handler = handler
     }
 }
