@@ -20,12 +20,12 @@ struct ConnectionHandlerTests {
         private var written = ByteBuffer()
         private lazy var decoder = MQTTPacketDecoder(version: self.version)
 
-        init(_ version: MQTTProtocolVersion) async throws {
+        init(_ version: MQTTProtocolVersion, on loop: NIOAsyncTestingEventLoop? = nil, broker: MQTTBroker? = nil) async throws {
             self.version = version
-            self.loop = NIOAsyncTestingEventLoop()
+            self.loop = loop ?? NIOAsyncTestingEventLoop()
             self.channel = NIOAsyncTestingChannel(loop: self.loop)
-            self.broker = MQTTBroker(configuration: .init(port: 0), logger: .quiet, eventLoopGroup: self.loop)
-            try await self.loop.executeInContext { [broker, channel] in try broker.configure(channel, tls: false) }
+            self.broker = broker ?? MQTTBroker(configuration: .init(port: 0), logger: .quiet, eventLoopGroup: self.loop)
+            try await self.loop.executeInContext { [broker = self.broker, channel] in try broker.configure(channel, tls: false) }
             try await self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1883)).get()
         }
 
@@ -158,5 +158,36 @@ struct ConnectionHandlerTests {
         }
         try await connection.channel.closeFuture.get()
         #expect(!connection.broker.isConnected(clientIdentifier: "dev"))
+    }
+
+    @Test("a connection that sends no CONNECT is closed once the CONNECT deadline has passed, and not before")
+    func connectDeadline() async throws {
+        let connection = try await Connection(.v5)
+        // The broker's default: 10 s to send CONNECT.
+        await connection.loop.advanceTime(by: .seconds(9))
+        #expect(connection.channel.isActive)
+        await connection.loop.advanceTime(by: .seconds(2))
+        #expect(!connection.channel.isActive)
+    }
+
+    @Test("clients on one event loop keep their own keep-alives: the silent one is closed, the one that pings stays")
+    func keepAlivesOnOneLoop() async throws {
+        let quiet = try await Connection(.v5)
+        let busy = try await Connection(.v5, on: quiet.loop, broker: quiet.broker)
+        try await quiet.send([.connect(MQTTConnectPacket(version: .v5, clientIdentifier: "quiet", keepAlive: 10))])
+        try await busy.send([.connect(MQTTConnectPacket(version: .v5, clientIdentifier: "busy", keepAlive: 10))])
+        guard case .connack = try await quiet.receive(), case .connack = try await busy.receive() else { Issue.record("no CONNACK"); return }
+        for _ in 0..<4 {
+            await quiet.loop.advanceTime(by: .seconds(5))
+            try await busy.send([.pingreq])
+            #expect(try await busy.receive() == .pingresp)
+        }
+        // 20 s without a packet from `quiet`, 15 s past its keep-alive and a half.
+        #expect(!quiet.channel.isActive)
+        #expect(try await quiet.receive() == .disconnect(MQTTReasonPacket(reasonCode: .keepAliveTimeout)))
+        #expect(busy.channel.isActive)
+        #expect(quiet.broker.isConnected(clientIdentifier: "busy"))
+        #expect(!quiet.broker.isConnected(clientIdentifier: "quiet"))
+        try await busy.channel.close()
     }
 }
