@@ -84,10 +84,16 @@ public final class Hub: Sendable {
         self.clock = clock
         self.secrets = secrets
         self.connections = AWSConnections(environment: aws, secrets: secrets, logger: logger)
+        let downlinksForRules = Mutex<Hub?>(nil)
         self.ingest = MessageIngest(
             store: store, backlog: self.uplinkBacklog, uplinkDoorbell: self.uplinkDoorbell, uplinkMarks: self.uplinkMarks, messageBells: self.messageBells,
-            historyLimit: messageHistoryLimit
+            historyLimit: messageHistoryLimit,
+            rulesQueuedDownlinks: { devices in
+                guard let hub = downlinksForRules.withLock({ $0 }) else { return }
+                Task { for device in devices { await hub.downlinks.sendPending(to: device) } }
+            }
         )
+        downlinksForRules.withLock { $0 = self }
     }
 
     /// Lets the hub disconnect devices whose access ends (rejected, decommissioned, deleted, new secret).
@@ -119,6 +125,7 @@ public final class Hub: Sendable {
     public var shadows: Shadows { Shadows(hub: self) }
     public var things: Things { Things(hub: self) }
     public var consoleAccounts: ConsoleAccounts { ConsoleAccounts(hub: self) }
+    public var rules: Rules { Rules(hub: self) }
 
     /// The time now, at the precision the store keeps.
     func now() -> Date { self.clock().truncatedToStorePrecision }

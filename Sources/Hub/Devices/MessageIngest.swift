@@ -52,6 +52,8 @@ final class MessageIngest: Sendable {
         var generation: Int?
         /// Messages stored per device since its history was last trimmed.
         var sinceTrim: [String: Int] = [:]
+        /// The enabled rules, as of `generation`.
+        var rules: RuleSet?
     }
 
     private let store: SQLStore
@@ -67,7 +69,14 @@ final class MessageIngest: Sendable {
     private let refused = Counter(label: "conduit_uplink_refused_total")
     private let unforwardable = Counter(label: "conduit_uplink_unforwardable_total")
 
-    init(store: SQLStore, backlog: UplinkBacklog, uplinkDoorbell: Doorbell, uplinkMarks: UplinkQueueMarks, messageBells: Doorbells, historyLimit: Int) {
+    /// Called after a commit with the devices that rules queued downlinks for.
+    private let rulesQueuedDownlinks: @Sendable (Set<String>) -> Void
+
+    init(
+        store: SQLStore, backlog: UplinkBacklog, uplinkDoorbell: Doorbell, uplinkMarks: UplinkQueueMarks, messageBells: Doorbells, historyLimit: Int,
+        rulesQueuedDownlinks: @escaping @Sendable (Set<String>) -> Void = { _ in }
+    ) {
+        self.rulesQueuedDownlinks = rulesQueuedDownlinks
         self.store = store
         self.backlog = backlog
         self.uplinkDoorbell = uplinkDoorbell
@@ -145,6 +154,8 @@ final class MessageIngest: Sendable {
         var queues: Set<UplinkQueueKey> = []
         /// Rows each removal found, in the batch's order.
         var removed: [Int] = []
+        /// Devices that rules queued downlinks for.
+        var downlinkDevices: Set<String> = []
     }
 
     private func commit(_ work: Batch) async {
@@ -174,6 +185,7 @@ final class MessageIngest: Sendable {
             self.uplinkDoorbell.ring()
         }
         for (device, tenantID) in outcome.tenantOfDevice { self.messageBells.ring(tenantID + "/" + device) }
+        if !outcome.downlinkDevices.isEmpty { self.rulesQueuedDownlinks(outcome.downlinkDevices) }
         var accepted = 0
         for (pending, verdict) in zip(batch, outcome.verdicts) {
             if verdict == .accepted { accepted += 1 }
@@ -183,9 +195,10 @@ final class MessageIngest: Sendable {
     }
 
     private func store(_ batch: [Pending], in session: StoreSession) async throws -> Outcome {
-        let routes = try await self.routes(for: Set(batch.map(\.deviceID)), in: session)
+        let (routes, rules) = try await self.routes(for: Set(batch.map(\.deviceID)), in: session)
         var outcome = Outcome()
         var records: [DeviceMessage] = []
+        var routeOfRecord: [DeviceRoute] = []
         // The messages each integration takes, by their index in `records`.
         var forwarded: [String: [Int]] = [:]
         // Counted as this batch adds to them, so that a batch cannot overfill a backlog.
@@ -222,10 +235,31 @@ final class MessageIngest: Sendable {
                     receivedAt: pending.receivedAt
                 )
             )
+            routeOfRecord.append(route)
             outcome.verdicts.append(.accepted)
             outcome.tenantOfDevice[pending.deviceID] = route.tenantID
         }
         let sequences = try await session.messages.append(records)
+        // The rules, after the messages are stored and in the same commit: what they fire
+        // (outbox rows after the message's own, downlinks, events) and the states they move
+        // are kept or lost with the messages.
+        if !rules.rules.isEmpty {
+            var inputs: [RuleEvaluator.Input] = []
+            for (index, record) in records.enumerated() where rules.rules[record.tenantID] != nil {
+                inputs.append(
+                    RuleEvaluator.Input(
+                        tenantID: record.tenantID, deviceID: record.deviceID, deviceName: routeOfRecord[index].name, labels: routeOfRecord[index].labels,
+                        topic: record.topic, payload: Array(record.payload), sequence: sequences[index], receivedAt: record.receivedAt
+                    )
+                )
+            }
+            if !inputs.isEmpty {
+                let fired = try await RuleEvaluator.run(inputs, rules: rules, in: session)
+                for (integrationID, count) in fired.outboxAdded { added[integrationID, default: 0] += count }
+                outcome.queues.formUnion(fired.queues)
+                outcome.downlinkDevices = fired.downlinkDevices
+            }
+        }
         // The outbox rows copy their message's row in the store: the payload is encoded and sent
         // to the database once.
         for (integrationID, indices) in forwarded {
@@ -281,21 +315,28 @@ final class MessageIngest: Sendable {
 
     /// The routes of these devices: from memory while the store's routing generation is the one
     /// they were read at, from the store (one query for all that are missing) otherwise.
-    private func routes(for deviceIDs: Set<String>, in session: StoreSession) async throws -> [String: DeviceRoute?] {
+    private func routes(for deviceIDs: Set<String>, in session: StoreSession) async throws -> ([String: DeviceRoute?], RuleSet) {
         let generation = try await session.routing.generation()
         var known: [String: DeviceRoute?] = [:]
-        let missing = self.state.withLock { state -> [String] in
+        let (missing, cachedRules) = self.state.withLock { state -> ([String], RuleSet?) in
             if state.generation != generation {
                 state.routes.removeAll(keepingCapacity: true)
+                state.rules = nil
                 state.generation = generation
             }
             var missing: [String] = []
             for deviceID in deviceIDs {
                 if let route = state.routes[deviceID] { known[deviceID] = .some(route) } else { missing.append(deviceID) }
             }
-            return missing
+            return (missing, state.rules)
         }
-        guard !missing.isEmpty else { return known }
+        var rules = cachedRules
+        if rules == nil {
+            let loaded = try await RuleSet.load(from: session)
+            rules = loaded
+            self.state.withLock { state in if state.generation == generation { state.rules = loaded } }
+        }
+        guard !missing.isEmpty else { return (known, rules ?? .empty) }
         let loaded = try await session.routing.routes(deviceIDs: missing)
         self.state.withLock { state in
             for deviceID in missing {
@@ -304,6 +345,6 @@ final class MessageIngest: Sendable {
                 if state.generation == generation { state.routes[deviceID] = .some(route) }
             }
         }
-        return known
+        return (known, rules ?? .empty)
     }
 }

@@ -23,6 +23,8 @@ public enum EventType {
     public static let awsCredentialsRotated = "aws.credentials_rotated"
     public static let uplinkDropped = "uplink.dropped"
     public static let downlinkSkipped = "downlink.skipped"
+    public static let ruleFired = "rule.fired"
+    public static let ruleActionFailed = "rule.action_failed"
     public static let userCreated = "user.created"
     public static let userDeleted = "user.deleted"
     public static let userRoleChanged = "user.role_changed"
@@ -45,7 +47,7 @@ public enum EventType {
         [
             deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, deviceCertificateEnrolled, deviceCertificateRevoked, tokenCreated, tokenRevoked, integrationCreated,
             integrationUpdated, integrationDeleted, awsProvisioned, awsDisabled, awsDeprovisioned, awsFailed, awsDriftRepaired,
-            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped, downlinkSkipped, userCreated, userDeleted, userRoleChanged,
+            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped, downlinkSkipped, ruleFired, ruleActionFailed, userCreated, userDeleted, userRoleChanged,
         ] + LifecycleAction.allCases.map(lifecycle)
     }
 }

@@ -388,6 +388,13 @@ public final class UplinkForwarder: Sendable {
 enum UplinkFormat {
     /// The AWS topic and body of a message.
     static func render(_ message: OutboxMessage, device: Device?, settings: IntegrationSettings, integrationID: String) throws -> (String, [UInt8]) {
+        if let awsTopic = message.awsTopic {
+            // A rule's publish: its topic and payload as the rule made them.
+            try AWSIoTValidation.publishTopic(awsTopic, field: "topic")
+            let body = Array(message.payload)
+            try AWSIoTValidation.payload(body)
+            return (awsTopic, body)
+        }
         let topic = self.topic(settings.uplinkTopic, deviceID: message.deviceID, deviceName: device?.name ?? message.deviceID, mqttTopic: message.topic)
         try AWSIoTValidation.publishTopic(topic, field: "uplinkTopic")
         let body: [UInt8]

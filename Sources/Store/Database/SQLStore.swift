@@ -190,4 +190,5 @@ public struct StoreSession: Sendable {
     public var consoleSessions: ConsoleSessionRepository { ConsoleSessionRepository(session: self) }
     public var mqttSessions: MQTTSessionRepository { MQTTSessionRepository(session: self) }
     public var routing: RoutingRepository { RoutingRepository(session: self) }
+    public var rules: RuleRepository { RuleRepository(session: self) }
 }

@@ -273,5 +273,56 @@ extension Migration {
         Migration(version: 10, name: "a device's enrolled TLS certificate") { _ in
             ["ALTER TABLE devices ADD COLUMN certificate TEXT"]
         },
+        Migration(version: 11, name: "rules, each device's state in them, and outbox rows a rule publishes") { dialect in
+            var statements = [
+                """
+                CREATE TABLE rules (
+                    id TEXT PRIMARY KEY,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    definition TEXT NOT NULL,
+                    enabled INTEGER NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    UNIQUE (tenant_id, name)
+                )
+                """,
+                """
+                CREATE TABLE rule_states (
+                    rule_id TEXT NOT NULL REFERENCES rules(id) ON DELETE CASCADE,
+                    device_id TEXT NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (rule_id, device_id)
+                )
+                """,
+                // A rule's publish: to this AWS topic, its payload as it is (no uplink template, no envelope).
+                "ALTER TABLE outbox ADD COLUMN aws_topic TEXT",
+            ]
+            // Ingest evaluates rules from memory, with the routes: a change to a rule, or to a
+            // device's labels (which rules may watch by), bumps the routing generation.
+            let bump = "UPDATE routing_generation SET generation = generation + 1 WHERE id = 1"
+            switch dialect {
+            case .sqlite:
+                let triggers: [(name: String, event: String, when: String?)] = [
+                    ("rules_routing_insert", "INSERT ON rules", nil),
+                    ("rules_routing_delete", "DELETE ON rules", nil),
+                    ("rules_routing_update", "UPDATE OF definition, enabled ON rules", "OLD.definition IS NOT NEW.definition OR OLD.enabled IS NOT NEW.enabled"),
+                    ("devices_routing_labels", "UPDATE OF labels ON devices", "OLD.labels IS NOT NEW.labels"),
+                ]
+                for trigger in triggers {
+                    let when = trigger.when.map { " WHEN \($0)" } ?? ""
+                    statements.append("CREATE TRIGGER \(trigger.name) AFTER \(trigger.event) FOR EACH ROW\(when) BEGIN \(bump); END")
+                }
+            case .postgres:
+                for (name, event) in [
+                    ("rules_routing", "INSERT OR DELETE OR UPDATE OF definition, enabled ON rules"), ("devices_routing_labels", "UPDATE OF labels ON devices"),
+                ] {
+                    statements.append("CREATE TRIGGER \(name) AFTER \(event) FOR EACH STATEMENT EXECUTE FUNCTION conduit_routing_changed()")
+                }
+            }
+            return statements
+        },
     ]
 }

@@ -17,11 +17,15 @@ public struct OutboxMessage: Sendable, Equatable {
     public var receivedAt: Date
     /// Failed tries so far.
     public var attempts: Int
+    /// A rule's publish: the AWS topic it goes to, its payload as it is (no uplink template, no
+    /// envelope); nil for a device's message.
+    public var awsTopic: String?
 
     public init(
         sequence: Int = 0, tenantID: String, integrationID: String, deviceID: String, messageSequence: Int, topic: String,
-        payload: Data, qos: Int, receivedAt: Date, attempts: Int = 0
+        payload: Data, qos: Int, receivedAt: Date, attempts: Int = 0, awsTopic: String? = nil
     ) {
+        self.awsTopic = awsTopic
         self.sequence = sequence
         self.tenantID = tenantID
         self.integrationID = integrationID

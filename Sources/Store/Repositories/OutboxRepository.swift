@@ -27,6 +27,21 @@ public struct OutboxRepository: Sendable {
         try await self.session.sql.raw(query).run()
     }
 
+    /// Appends a rule's publishes, each after the device's messages already waiting for its
+    /// integration: `message` is the device message whose reading fired it.
+    public func appendPublishes(_ messages: [OutboxMessage]) async throws {
+        for message in messages {
+            try await self.session.sql.raw(
+                """
+                INSERT INTO outbox (tenant_id, integration_id, device_id, message_seq, topic, payload, qos, received_at, attempts, aws_topic)
+                VALUES (\(bind: message.tenantID), \(bind: message.integrationID), \(bind: message.deviceID), \(bind: message.messageSequence),
+                        \(bind: message.topic), \(bind: message.payload.base64EncodedString()), \(bind: message.qos),
+                        \(bind: message.receivedAt.storeMilliseconds), 0, \(bind: message.awsTopic))
+                """
+            ).run()
+        }
+    }
+
     /// The (integration, device) pairs with messages waiting for an active integration, by
     /// integration and device, after `after` (a cursor that goes round, so that no queue waits
     /// behind a page of others that cannot move).
@@ -113,7 +128,8 @@ public struct OutboxRepository: Sendable {
             payload: data,
             qos: try row.decode(column: "qos", as: Int.self),
             receivedAt: Date(storeMilliseconds: try row.decode(column: "received_at", as: Int.self)),
-            attempts: try row.decode(column: "attempts", as: Int.self)
+            attempts: try row.decode(column: "attempts", as: Int.self),
+            awsTopic: try row.decode(column: "aws_topic", as: String?.self)
         )
     }
 }

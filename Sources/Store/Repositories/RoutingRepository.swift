@@ -22,12 +22,15 @@ public struct DeviceRoute: Sendable, Equatable {
     public var status: DeviceStatus
     /// The active integrations the device is bound to, by id.
     public var targets: [Target]
+    /// Its labels, which rules may watch by.
+    public var labels: [String]
 
-    public init(tenantID: String, name: String, status: DeviceStatus, targets: [Target]) {
+    public init(tenantID: String, name: String, status: DeviceStatus, targets: [Target], labels: [String] = []) {
         self.tenantID = tenantID
         self.name = name
         self.status = status
         self.targets = targets
+        self.labels = labels
     }
 }
 
@@ -49,7 +52,7 @@ public struct RoutingRepository: Sendable {
         guard !deviceIDs.isEmpty else { return [:] }
         var query = SQLQueryString(
             """
-            SELECT d.id, d.tenant_id, d.name, d.status, i.id AS integration_id, i.settings FROM devices d
+            SELECT d.id, d.tenant_id, d.name, d.status, d.labels, i.id AS integration_id, i.settings FROM devices d
             LEFT JOIN aws_things t ON t.device_id = d.id AND t.tenant_id = d.tenant_id AND t.wanted = 'active'
             LEFT JOIN integrations i ON i.id = t.integration_id AND i.active = 1 AND i.status = 'active'
             WHERE d.id IN (
@@ -65,7 +68,7 @@ public struct RoutingRepository: Sendable {
                 guard let parsed = DeviceStatus(rawValue: status) else { throw StoreError.corrupt("device \(id) has status '\(status)'") }
                 routes[id] = DeviceRoute(
                     tenantID: try row.decode(column: "tenant_id", as: String.self), name: try row.decode(column: "name", as: String.self),
-                    status: parsed, targets: []
+                    status: parsed, targets: [], labels: try row.decodeJSON(column: "labels", as: [String].self)
                 )
             }
             if let integrationID = try row.decode(column: "integration_id", as: String?.self) {

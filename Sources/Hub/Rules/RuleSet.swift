@@ -1,0 +1,222 @@
+import AWSIoT
+import Foundation
+import MQTT
+import Metrics
+import Store
+
+/// Every enabled rule, parsed once, by tenant; with the tenants' integrations a rule may
+/// publish through. Ingest holds one per routing generation (a rule, a device's labels or an
+/// integration changing moves it).
+struct RuleSet: Sendable {
+    struct Compiled: Sendable {
+        let id: String
+        let name: String
+        let definition: RuleDefinition
+        let path: JSONPath
+        let metrics: RuleMetrics
+    }
+
+    /// Enabled rules by tenant.
+    let rules: [String: [Compiled]]
+    /// Active AWS IoT integrations by id, with their tenant.
+    let integrations: [String: String]
+
+    static let empty = RuleSet(rules: [:], integrations: [:])
+
+    static func load(from session: StoreSession) async throws -> RuleSet {
+        var rules: [String: [Compiled]] = [:]
+        for rule in try await session.rules.listEnabled() {
+            // A definition stored by this version was checked when it was written; one this
+            // version cannot read is left out, not evaluated half-understood.
+            guard let definition = try? JSONDecoder().decode(RuleDefinition.self, from: Data(rule.definition.utf8)),
+                let path = try? JSONPath(parsing: definition.value)
+            else { continue }
+            rules[rule.tenantID, default: []].append(Compiled(id: rule.id, name: rule.name, definition: definition, path: path, metrics: RuleMetrics(ruleID: rule.id)))
+        }
+        var integrations: [String: String] = [:]
+        if !rules.isEmpty {
+            for integration in try await session.integrations.list(status: .active) where integration.active {
+                integrations[integration.id] = integration.tenantID
+            }
+        }
+        return RuleSet(rules: rules, integrations: integrations)
+    }
+}
+
+/// A rule's counters in `/metrics`.
+struct RuleMetrics: Sendable {
+    let evaluated: Counter
+    let fired: Counter
+    let actionFailures: Counter
+    let skippedNotJSON: Counter
+    let skippedNoValue: Counter
+
+    init(ruleID: String) {
+        let rule = [("rule", ruleID)]
+        self.evaluated = Counter(label: "conduit_rule_evaluated_total", dimensions: rule)
+        self.fired = Counter(label: "conduit_rule_fired_total", dimensions: rule)
+        self.actionFailures = Counter(label: "conduit_rule_action_failures_total", dimensions: rule)
+        self.skippedNotJSON = Counter(label: "conduit_rule_skipped_total", dimensions: rule + [("reason", "not_json")])
+        self.skippedNoValue = Counter(label: "conduit_rule_skipped_total", dimensions: rule + [("reason", "no_value")])
+    }
+
+    func skipped(_ reason: RuleSkip) {
+        switch reason {
+        case .notJSON: self.skippedNotJSON.increment()
+        case .noValue, .notANumber: self.skippedNoValue.increment()
+        }
+    }
+}
+
+/// Evaluates the rules on a batch of stored messages, inside ingest's transaction: the states
+/// move, and what fires is written (outbox rows, downlinks, events) in the same commit as the
+/// messages, so that a crash neither loses a firing nor fires twice.
+enum RuleEvaluator {
+    /// One stored message, as the rules see it.
+    struct Input {
+        var tenantID: String
+        var deviceID: String
+        var deviceName: String
+        var labels: [String]
+        var topic: String
+        var payload: [UInt8]
+        var sequence: Int
+        var receivedAt: Date
+    }
+
+    struct Outcome {
+        /// Outbox rows written, by integration, and the device queues they went to.
+        var outboxAdded: [String: Int] = [:]
+        var queues: Set<UplinkQueueKey> = []
+        /// Devices with new downlinks.
+        var downlinkDevices: Set<String> = []
+    }
+
+    /// The part of `topic` after `devices/{id}/`, or nil.
+    static func subtopic(of topic: String, deviceID: String) -> Substring? {
+        let prefix = "devices/" + deviceID + "/"
+        guard topic.hasPrefix(prefix) else { return nil }
+        return topic.dropFirst(prefix.count)
+    }
+
+    static func run(_ inputs: [Input], rules: RuleSet, in session: StoreSession) async throws -> Outcome {
+        var outcome = Outcome()
+        // Which rules each message reaches.
+        var reached: [(input: Int, rule: RuleSet.Compiled, subtopic: Substring)] = []
+        for (index, input) in inputs.enumerated() {
+            guard let tenantRules = rules.rules[input.tenantID], let subtopic = self.subtopic(of: input.topic, deviceID: input.deviceID) else { continue }
+            let device = Device(
+                id: input.deviceID, tenantID: input.tenantID, name: input.deviceName, status: .accepted, labels: input.labels, attributes: [:],
+                secretHash: "", createdAt: input.receivedAt, updatedAt: input.receivedAt, statusChangedAt: input.receivedAt
+            )
+            for rule in tenantRules where rule.definition.source.watches(device) && MQTTTopic.matches(filter: rule.definition.subtopic, topic: String(subtopic)) {
+                reached.append((index, rule, subtopic))
+            }
+        }
+        guard !reached.isEmpty else { return outcome }
+        // Every state the batch needs, in one read per rule.
+        var states: [String: RuleDeviceState] = [:]
+        let pairs = Set(reached.map { "\($0.rule.id)\u{0}\(inputs[$0.input].deviceID)" })
+        let loaded = try await session.rules.states(pairs.map { pair in
+            let parts = pair.split(separator: "\u{0}", maxSplits: 1)
+            return (String(parts[0]), String(parts[1]))
+        })
+        for record in loaded {
+            if let state = try? JSONDecoder().decode(RuleDeviceState.self, from: Data(record.state.utf8)) {
+                states["\(record.ruleID)\u{0}\(record.deviceID)"] = state
+            }
+        }
+        var changed: Set<String> = []
+        var parsed: [Int: JSONValue?] = [:]
+        var publishes: [OutboxMessage] = []
+        for (index, rule, _) in reached {
+            let input = inputs[index]
+            rule.metrics.evaluated.increment()
+            if parsed[index] == nil { parsed[index] = .some(try? JSONValue.parse(input.payload)) }
+            guard let json = parsed[index] ?? nil else {
+                rule.metrics.skipped(.notJSON)
+                continue
+            }
+            let value: Double
+            switch RuleEngine.value(of: json, at: rule.path) {
+            case .success(let read): value = read
+            case .failure(let skip):
+                rule.metrics.skipped(skip.reason)
+                continue
+            }
+            let key = "\(rule.id)\u{0}\(input.deviceID)"
+            var state = states[key] ?? RuleDeviceState()
+            let evaluation = RuleEngine.evaluate(rule.definition, value: value, state: &state, at: input.receivedAt)
+            states[key] = state
+            changed.insert(key)
+            guard !evaluation.fired.isEmpty, let current = evaluation.state else { continue }
+            let context = RuleEngine.Context(
+                deviceID: input.deviceID, deviceName: input.deviceName, value: value, state: current, previousState: evaluation.previousState
+            )
+            for actionIndex in evaluation.fired {
+                let action = rule.definition.actions[actionIndex]
+                var failure: String?
+                if let publish = action.publish {
+                    let topic = RuleEngine.render(publish.topic, context)
+                    if rules.integrations[publish.integrationId] != input.tenantID {
+                        failure = "integration '\(publish.integrationId)' is not an active AWS IoT integration of the tenant"
+                    } else if (try? AWSIoTValidation.publishTopic(topic, field: "topic")) == nil {
+                        failure = "topic '\(topic)' is not one AWS IoT takes"
+                    } else {
+                        let payload = RuleEngine.render(publish.payload, context).encoded
+                        publishes.append(
+                            OutboxMessage(
+                                tenantID: input.tenantID, integrationID: publish.integrationId, deviceID: input.deviceID, messageSequence: input.sequence,
+                                topic: input.topic, payload: Data(payload), qos: 1, receivedAt: input.receivedAt, awsTopic: topic
+                            )
+                        )
+                        outcome.outboxAdded[publish.integrationId, default: 0] += 1
+                        outcome.queues.insert(UplinkQueueKey(integrationID: publish.integrationId, deviceID: input.deviceID))
+                    }
+                } else if let downlink = action.downlink {
+                    let target = downlink.deviceId ?? input.deviceID
+                    let payload = RuleEngine.render(downlink.payload, context).encoded
+                    if let device = try await session.devices.get(tenantID: input.tenantID, id: target), device.status == .accepted {
+                        _ = try await session.downlinks.append(
+                            Downlink(
+                                tenantID: input.tenantID, deviceID: target, payload: Data(payload), confirmed: false, port: nil,
+                                source: "rule:\(rule.id)", createdAt: input.receivedAt
+                            )
+                        )
+                        outcome.downlinkDevices.insert(target)
+                    } else {
+                        failure = "device '\(target)' does not exist or is not accepted"
+                    }
+                } else {
+                    failure = "webhook actions need webhook integrations, which this version does not have"
+                }
+                let data = EventLog.json([
+                    "ruleId": rule.id, "rule": rule.name, "action": "\(actionIndex)", "value": context.valueText, "state": current,
+                    "previousState": evaluation.previousState ?? "",
+                ].merging(failure.map { ["error": $0] } ?? [:]) { $1 })
+                try await session.events.append(
+                    tenantID: input.tenantID, type: failure == nil ? EventType.ruleFired : EventType.ruleActionFailed, deviceID: input.deviceID,
+                    actor: "rule:\(rule.id)", data: data, at: input.receivedAt
+                )
+                if failure == nil { rule.metrics.fired.increment() } else { rule.metrics.actionFailures.increment() }
+            }
+        }
+        try await session.outbox.appendPublishes(publishes)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        var records: [RuleStateRecord] = []
+        for key in changed.sorted() {
+            guard let state = states[key] else { continue }
+            let parts = key.split(separator: "\u{0}", maxSplits: 1)
+            let tenantID = inputs.first { $0.deviceID == parts[1] }?.tenantID ?? ""
+            records.append(
+                RuleStateRecord(
+                    ruleID: String(parts[0]), deviceID: String(parts[1]), tenantID: tenantID,
+                    state: String(decoding: try encoder.encode(state), as: UTF8.self), updatedAt: state.updatedAt ?? Date()
+                )
+            )
+        }
+        try await session.rules.save(records)
+        return outcome
+    }
+}
