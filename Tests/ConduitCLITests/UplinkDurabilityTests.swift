@@ -49,7 +49,7 @@ struct UplinkDurabilityTests {
 
         // AWS goes away a fifth of the way in; Conduit is killed while it is away, with messages
         // taken from the device but not yet in AWS; both come back.
-        try await waitUntil("2,000 messages in moto", seconds: 120) { try arrived().count >= 2_000 }
+        try await waitUntil("2,000 messages in moto", seconds: 300) { try arrived().count >= 2_000 }
         await moto.stop()
         try await waitUntil("the device to get on while AWS is away", seconds: 120) { acknowledged() >= 3_500 }
         await server.kill()
