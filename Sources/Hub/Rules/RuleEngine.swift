@@ -21,6 +21,12 @@ public struct RuleDeviceState: Sendable, Equatable, Codable {
         self.state = state
         self.lastFired = [:]
     }
+
+    /// True when only the last value and its time differ from `other`.
+    func standsAsBefore(_ other: RuleDeviceState) -> Bool {
+        self.state == other.state && self.candidate == other.candidate && self.candidateSince == other.candidateSince
+            && self.candidateSamples == other.candidateSamples && self.lastFired == other.lastFired
+    }
 }
 
 /// What one reading did: the value, the state before and after, and the actions it fires.

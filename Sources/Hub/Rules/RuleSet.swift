@@ -145,10 +145,14 @@ enum RuleEvaluator {
                 continue
             }
             let key = "\(rule.id)\u{0}\(input.deviceID)"
-            var state = states[key] ?? RuleDeviceState()
+            let before = states[key] ?? RuleDeviceState()
+            var state = before
             let evaluation = RuleEngine.evaluate(rule.definition, value: value, state: &state, at: input.receivedAt)
             states[key] = state
-            changed.insert(key)
+            // Written when where the device stands moved, not for every reading: the value and
+            // time shown are those of the last reading that moved it (a write per reading and
+            // rule would cost ingest a statement each).
+            if !state.standsAsBefore(before) { changed.insert(key) }
             guard !evaluation.fired.isEmpty, let current = evaluation.state else { continue }
             let context = RuleEngine.Context(
                 deviceID: input.deviceID, deviceName: input.deviceName, value: value, state: current, previousState: evaluation.previousState

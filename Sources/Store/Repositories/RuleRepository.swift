@@ -78,17 +78,29 @@ public struct RuleRepository: Sendable {
         return try await self.session.sql.raw(query).all().map(Self.state)
     }
 
-    /// Writes these states, new or changed.
+    /// Writes these states, new or changed: up to 200 in one statement.
     public func save(_ records: [RuleStateRecord]) async throws {
-        for record in records {
-            try await self.session.sql.raw(
-                """
-                INSERT INTO rule_states (rule_id, device_id, tenant_id, state, updated_at)
-                VALUES (\(bind: record.ruleID), \(bind: record.deviceID), \(bind: record.tenantID), \(bind: record.state),
-                        \(bind: record.updatedAt.storeMilliseconds))
-                ON CONFLICT (rule_id, device_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
-                """
-            ).run()
+        var start = 0
+        while start < records.count {
+            let chunk = records[start..<min(records.count, start + 200)]
+            var query = SQLQueryString("INSERT INTO rule_states (rule_id, device_id, tenant_id, state, updated_at) VALUES ")
+            for (index, record) in chunk.enumerated() {
+                if index > 0 { query.appendLiteral(", ") }
+                query.appendLiteral("(")
+                query.appendInterpolation(bind: record.ruleID)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: record.deviceID)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: record.tenantID)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: record.state)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: record.updatedAt.storeMilliseconds)
+                query.appendLiteral(")")
+            }
+            query.appendLiteral(" ON CONFLICT (rule_id, device_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at")
+            try await self.session.sql.raw(query).run()
+            start += 200
         }
     }
 

@@ -37,8 +37,14 @@ final class MQTTBenchClient: ChannelInboundHandler {
     private let rate: Double?
     private var pacingStarted: UInt64 = 0
     private var pacer: RepeatedTask?
+    /// Publisher: JSON payloads, `{"v":N,"p":"***"}` with N going 0 to 999 and round again,
+    /// for rules to read, instead of a timestamp and filler.
+    private let json: Bool
 
-    init(role: Role, qos: MQTTQoS, clientIdentifier: String, password: String? = nil, rate: Double? = nil, eventLoop: any EventLoop) {
+    init(
+        role: Role, qos: MQTTQoS, clientIdentifier: String, password: String? = nil, rate: Double? = nil, json: Bool = false, eventLoop: any EventLoop
+    ) {
+        self.json = json
         self.role = role
         self.rate = rate
         self.password = password
@@ -150,8 +156,15 @@ final class MQTTBenchClient: ChannelInboundHandler {
         guard self.sent < allowed else { return }
         while self.sent < allowed && (self.qos == .atMostOnce ? batch < self.window : self.inflight < self.window) {
             var payload = context.channel.allocator.buffer(capacity: self.payloadTemplate.count)
-            payload.writeBytes(self.payloadTemplate)
-            payload.setInteger(DispatchTime.now().uptimeNanoseconds, at: payload.readerIndex)
+            if self.json {
+                let head = #"{"v":\#(self.sent % 1000),"p":""#
+                payload.writeString(head)
+                payload.writeBytes(self.payloadTemplate.prefix(max(0, self.payloadTemplate.count - head.utf8.count - 2)))
+                payload.writeString(#""}"#)
+            } else {
+                payload.writeBytes(self.payloadTemplate)
+                payload.setInteger(DispatchTime.now().uptimeNanoseconds, at: payload.readerIndex)
+            }
             self.sent += 1
             batch += 1
             let id: UInt16? = self.qos == .atMostOnce ? nil : UInt16(self.sent % 65535 + 1)

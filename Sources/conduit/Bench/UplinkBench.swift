@@ -43,12 +43,19 @@ struct UplinkBench: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Forward to the sink; --no-forward measures ingest alone.") var forward = true
     @Option(help: "Publishes of one device in flight at once (serve's --uplink-device-window).") var deviceWindow = 1
     @Option(help: "Give up after this many seconds.") var timeout = 600.0
+    @Option(help: "Rules that read every message (JSON payloads, a value going 0 to 999, two bands): measures ingest with rules. Needs --no-forward.")
+    var rules = 0
 
     func validate() throws {
         guard (1...10_000).contains(self.devices) else { throw ValidationError("--devices: 1 to 10000") }
         guard self.messages >= 1 else { throw ValidationError("--messages: at least 1") }
         guard (8...131_072).contains(self.size) else { throw ValidationError("--size: 8 to 131072") }
         guard ["raw", "envelope"].contains(self.payloadFormat) else { throw ValidationError("--payload-format: raw or envelope") }
+        guard (0...100).contains(self.rules) else { throw ValidationError("--rules: 0 to 100") }
+        if self.rules > 0 && self.forward {
+            throw ValidationError("--rules: needs --no-forward (the JSON payloads carry no timestamp for the sink's latencies)")
+        }
+        if self.rules > 0 && self.size < 32 { throw ValidationError("--rules: needs --size 32 or more, for the JSON") }
         guard [0, 1].contains(self.qos) else { throw ValidationError("--qos: 0 or 1") }
         guard (0...10_000).contains(self.awsLatencyMs) else { throw ValidationError("--aws-latency-ms: 0 to 10000") }
         guard self.rate >= 0 else { throw ValidationError("--rate: 0 or more") }
@@ -95,7 +102,17 @@ struct UplinkBench: AsyncParsableCommand {
         draft.policy = .init(perThing: true)
         draft.payloadFormat = self.payloadFormat
         draft.bind = .init(labels: ["bench"])
-        _ = try await hub.integrations.create(draft, by: admin)
+        let integration = try await hub.integrations.create(draft, by: admin)
+        for index in 0..<self.rules {
+            // Every message reaches every rule; each device crosses a band every few hundred messages.
+            let definition = RuleDefinition(
+                source: .init(labels: ["bench"]), subtopic: "up", value: "$.v", states: ["High": .init(above: 700), "Low": .init(below: 300)],
+                actions: [
+                    .init(on: .init(to: "High"), publish: .init(integrationId: integration.id, topic: "bench/{deviceId}/high", payload: .object(["v": .string("{value}")])))
+                ]
+            )
+            _ = try await hub.rules.create(name: "bench-\(index)", definition: definition, by: admin)
+        }
         var secrets: [String] = []
         for index in 0..<self.devices {
             let created = try await hub.devices.create(.init(id: "bench-\(index)", name: "Bench \(index)", labels: ["bench"]), by: admin)
@@ -122,7 +139,8 @@ struct UplinkBench: AsyncParsableCommand {
                 try await MQTTBenchClient.connect(
                     group, host: "127.0.0.1", port: brokerPort,
                     role: .publisher(topic: "devices/bench-\(index)/up", count: self.messages, size: self.size),
-                    qos: self.qos == 0 ? .atMostOnce : .atLeastOnce, id: "bench-\(index)", password: secrets[index], rate: perDevice
+                    qos: self.qos == 0 ? .atMostOnce : .atLeastOnce, id: "bench-\(index)", password: secrets[index], rate: perDevice,
+                    json: self.rules > 0
                 )
             )
         }
@@ -162,7 +180,7 @@ struct UplinkBench: AsyncParsableCommand {
         }
         let engine = self.databaseURL == nil ? "SQLite" : "PostgreSQL"
         print(
-            "devices \(self.devices) x \(self.messages) messages of \(self.size) B, QoS \(self.qos), \(self.payloadFormat), \(engine), "
+            "devices \(self.devices) x \(self.messages) messages of \(self.size) B, QoS \(self.qos), \(self.payloadFormat), \(engine), rules \(self.rules), "
                 + "AWS latency \(self.awsLatencyMs) ms" + (self.rate > 0 ? String(format: ", at %.0f msg/s", self.rate) : "")
                 + (self.forward ? ", device window \(self.deviceWindow)" : ", forwarding off")
         )
