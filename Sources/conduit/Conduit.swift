@@ -10,6 +10,6 @@ struct Conduit: AsyncParsableCommand {
 
             With no settings at all, Conduit keeps a SQLite database in ./data, serves HTTP on 127.0.0.1:8080 and MQTT on 127.0.0.1:1883. Every setting has a flag, a CONDUIT_* environment variable and a key in an optional JSON config file (--config); a flag wins over the environment, which wins over the file. `conduit serve --help` lists them.
             """,
-        subcommands: [ServeCommand.self, MigrateCommand.self, TenantsCommand.self, TokensCommand.self, UsersCommand.self, DevicesCommand.self, IntegrationsCommand.self, AWSCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, MigrateCommand.self, TenantsCommand.self, TokensCommand.self, UsersCommand.self, DevicesCommand.self, IntegrationsCommand.self, RulesCommand.self, AWSCommand.self, BenchCommand.self]
     )
 }
