@@ -84,16 +84,16 @@ public final class Hub: Sendable {
         self.clock = clock
         self.secrets = secrets
         self.connections = AWSConnections(environment: aws, secrets: secrets, logger: logger)
-        let downlinksForRules = Mutex<Hub?>(nil)
+        let downlinksForRules = WeakHub()
         self.ingest = MessageIngest(
             store: store, backlog: self.uplinkBacklog, uplinkDoorbell: self.uplinkDoorbell, uplinkMarks: self.uplinkMarks, messageBells: self.messageBells,
             historyLimit: messageHistoryLimit,
             rulesQueuedDownlinks: { devices in
-                guard let hub = downlinksForRules.withLock({ $0 }) else { return }
+                guard let hub = downlinksForRules.hub else { return }
                 Task { for device in devices { await hub.downlinks.sendPending(to: device) } }
             }
         )
-        downlinksForRules.withLock { $0 = self }
+        downlinksForRules.hub = self
     }
 
     /// Lets the hub disconnect devices whose access ends (rejected, decommissioned, deleted, new secret).
@@ -144,5 +144,16 @@ extension Hub {
     /// Whether the store answers now: what `/readyz` reports.
     public func storeAnswers() async -> Bool {
         await self.store.ping()
+    }
+}
+
+/// The hub as its own parts' closures hold it: weakly, so that a hub is freed with its last user.
+final class WeakHub: @unchecked Sendable {
+    private let lock = Mutex<Void>(())
+    private weak var _hub: Hub?
+
+    var hub: Hub? {
+        get { self.lock.withLock { _ in self._hub } }
+        set { self.lock.withLock { _ in self._hub = newValue } }
     }
 }

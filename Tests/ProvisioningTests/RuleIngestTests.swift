@@ -51,8 +51,14 @@ struct RuleIngestTests {
             let publishes = try MotoPeer.recordedPublishes()
             let lights = publishes.filter { $0.topic == "lights/\(device)/set" }
             #expect(lights.map { String(decoding: $0.payload, as: UTF8.self) } == [#"{"lightStatus":"off"}"#, #"{"lightStatus":"on"}"#, #"{"lightStatus":"off"}"#])
-            // Each reading went up on the device's own uplink topic too, all eleven.
-            #expect(publishes.filter { $0.topic == "conduit/\(device)/up" }.count == 11)
+            // Each reading went up on the device's own uplink topic too, all eleven, and each
+            // light publish after the reading that fired it (the outbox's order: the device's own first).
+            let mine = publishes.filter { $0.topic == "conduit/\(device)/up" || $0.topic == "lights/\(device)/set" }.map {
+                $0.topic.hasPrefix("lights/") ? "light " + String(decoding: $0.payload, as: UTF8.self) : String(decoding: $0.payload, as: UTF8.self)
+            }
+            #expect(mine.filter { !$0.hasPrefix("light ") }.count == 11)
+            #expect(mine.firstIndex(of: #"light {"lightStatus":"off"}"#) == mine.firstIndex(of: #"{"lightValue": 400}"#).map { $0 + 1 }, "\(mine)")
+            #expect(mine.firstIndex(of: #"light {"lightStatus":"on"}"#) == mine.firstIndex(of: #"{"lightValue": 250}"#).map { $0 + 1 }, "\(mine)")
 
             let states = try await fixture.hub.rules.states(rule.id, by: fixture.admin)
             #expect(states.map(\.deviceID) == [device])
@@ -92,6 +98,48 @@ struct RuleIngestTests {
             #expect(queued.count == 1)
             #expect(queued.first.map { String(decoding: $0.payload, as: UTF8.self) } == #"{"fan":"on","t":32.5}"#)
             #expect(queued.first?.source.hasPrefix("rule:") == true)
+
+            // Deleted and made again under its id, the sensor starts afresh: its first reading,
+            // hot, is where it starts and fires nothing.
+            try await fixture.hub.devices.delete(sensor, by: fixture.admin)
+            try await fixture.createDevice(sensor)
+            _ = try await fixture.hub.devices.perform(.accept, on: sensor, by: fixture.admin)
+            try await send(#"{"t": 35}"#)
+            try await send(#"{"t": 36}"#)
+            #expect(try await fixture.hub.downlinks.list(deviceID: fan, by: fixture.admin).count == 1)
+        }
+    }
+
+    @Test("a changed definition starts every device afresh; a deleted rule forgets its states")
+    func definitionChange() async throws {
+        try await ProvisioningFixture.run(.sqlite) { fixture in
+            let device = "pump-1"
+            try await fixture.createDevice(device)
+            _ = try await fixture.hub.devices.perform(.accept, on: device, by: fixture.admin)
+            var definition = RuleDefinition(
+                source: .init(all: true), subtopic: "up", value: "$.p", states: ["On": .init(above: 10), "Off": .init(below: 5)],
+                actions: [.init(on: .init(to: "On"), downlink: .init(payload: .string("valve open")))]
+            )
+            let rule = try await fixture.hub.rules.create(name: "valve", definition: definition, by: fixture.admin)
+            func send(_ value: Int) async throws {
+                let message = MQTTBrokerMessage(topic: "devices/\(device)/up", payload: ByteBuffer(string: #"{"p": \#(value)}"#), qos: .atLeastOnce)
+                #expect(try await fixture.hub.messages.ingest(deviceID: device, message: message) == .accepted)
+            }
+            try await send(1)
+            #expect(try await fixture.hub.rules.states(rule.id, by: fixture.admin).first?.state.state == "Off")
+            // The states renamed: under the new definition the old "Off" means nothing, and the
+            // next reading (High) is where the device starts, not a crossing.
+            definition.states = ["High": .init(above: 10), "Low": .init(below: 5)]
+            definition.actions = [.init(on: .init(to: "High"), downlink: .init(payload: .string("valve open")))]
+            _ = try await fixture.hub.rules.update(rule.id, definition: definition, by: fixture.admin)
+            #expect(try await fixture.hub.rules.states(rule.id, by: fixture.admin).isEmpty)
+            try await send(20)
+            #expect(try await fixture.hub.downlinks.list(deviceID: device, by: fixture.admin).isEmpty)
+            try await send(1)
+            try await send(20)
+            #expect(try await fixture.hub.downlinks.list(deviceID: device, by: fixture.admin).count == 1)
+            try await fixture.hub.rules.delete(rule.id, by: fixture.admin)
+            #expect(try await fixture.hub.store.session.rules.states([(rule.id, device)]).isEmpty)
         }
     }
 }

@@ -216,6 +216,8 @@ public struct DeviceRegistry: Sendable {
             try await session.messages.deleteAll(tenantID: principal.tenantID, deviceID: id)
             // Its id may be taken again, by another tenant even: nothing queued for it may reach that device.
             try await session.downlinks.deleteAll(tenantID: principal.tenantID, deviceID: id)
+            // A device made again under this id starts afresh in every rule.
+            try await session.rules.deleteStates(tenantID: principal.tenantID, deviceID: id)
             try await session.events.append(
                 tenantID: principal.tenantID, type: EventType.deviceDeleted, deviceID: id, actor: principal.actor,
                 data: EventLog.json(["name": device.name, "status": device.status.rawValue]), at: now

@@ -240,9 +240,14 @@ final class MessageIngest: Sendable {
             outcome.tenantOfDevice[pending.deviceID] = route.tenantID
         }
         let sequences = try await session.messages.append(records)
-        // The rules, after the messages are stored and in the same commit: what they fire
-        // (outbox rows after the message's own, downlinks, events) and the states they move
-        // are kept or lost with the messages.
+        // The outbox rows copy their message's row in the store: the payload is encoded and sent
+        // to the database once.
+        for (integrationID, indices) in forwarded {
+            try await session.outbox.appendCopies(ofMessages: indices.map { sequences[$0] }, integrationID: integrationID)
+        }
+        // The rules, after the messages and their outbox rows are written, in the same commit:
+        // what they fire (outbox rows after the device's own, downlinks, events) and the states
+        // they move are kept or lost with the messages.
         if !rules.rules.isEmpty {
             var inputs: [RuleEvaluator.Input] = []
             for (index, record) in records.enumerated() where rules.rules[record.tenantID] != nil {
@@ -254,16 +259,13 @@ final class MessageIngest: Sendable {
                 )
             }
             if !inputs.isEmpty {
-                let fired = try await RuleEvaluator.run(inputs, rules: rules, in: session)
+                let fired = try await RuleEvaluator.run(
+                    inputs, rules: rules, in: session, isFull: { integrationID, adding in backlog.isFull(integrationID, adding: added[integrationID, default: 0] + adding) }
+                )
                 for (integrationID, count) in fired.outboxAdded { added[integrationID, default: 0] += count }
                 outcome.queues.formUnion(fired.queues)
                 outcome.downlinkDevices = fired.downlinkDevices
             }
-        }
-        // The outbox rows copy their message's row in the store: the payload is encoded and sent
-        // to the database once.
-        for (integrationID, indices) in forwarded {
-            try await session.outbox.appendCopies(ofMessages: indices.map { sequences[$0] }, integrationID: integrationID)
         }
         outcome.outboxAdded = added
         try await self.trimHistories(of: records, in: session)

@@ -65,7 +65,7 @@ public struct JSONPath: Sendable, Equatable, CustomStringConvertible {
                         value = value * 10 + Int(bytes[cursor] - UInt8(ascii: "0"))
                         cursor += 1
                     }
-                    guard cursor > index + 1, cursor < bytes.count, bytes[cursor] == UInt8(ascii: "]") else {
+                    guard cursor > index + 1, value < 1_000_000, cursor < bytes.count, bytes[cursor] == UInt8(ascii: "]") else {
                         throw JSONPathError("[ at character \(index + 1) must hold an index below 1000000 or a quoted name, such as [0] or ['a b']")
                     }
                     steps.append(.index(value))

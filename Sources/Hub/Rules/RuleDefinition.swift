@@ -145,6 +145,7 @@ public struct RuleDefinition: Sendable, Equatable, Codable {
 /// The rules a rule definition must follow; each refusal names the field.
 public enum RuleRules {
     public static let maximumStates = 16
+    public static let maximumRulesPerTenant = 100
     public static let maximumActions = 16
     /// A day: a longer debounce or cooldown is almost surely a mistake of units.
     public static let maximumSeconds = 86_400.0

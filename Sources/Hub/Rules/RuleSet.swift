@@ -50,6 +50,7 @@ struct RuleMetrics: Sendable {
     let actionFailures: Counter
     let skippedNotJSON: Counter
     let skippedNoValue: Counter
+    let skippedNotANumber: Counter
 
     init(ruleID: String) {
         let rule = [("rule", ruleID)]
@@ -58,12 +59,14 @@ struct RuleMetrics: Sendable {
         self.actionFailures = Counter(label: "conduit_rule_action_failures_total", dimensions: rule)
         self.skippedNotJSON = Counter(label: "conduit_rule_skipped_total", dimensions: rule + [("reason", "not_json")])
         self.skippedNoValue = Counter(label: "conduit_rule_skipped_total", dimensions: rule + [("reason", "no_value")])
+        self.skippedNotANumber = Counter(label: "conduit_rule_skipped_total", dimensions: rule + [("reason", "not_a_number")])
     }
 
     func skipped(_ reason: RuleSkip) {
         switch reason {
         case .notJSON: self.skippedNotJSON.increment()
-        case .noValue, .notANumber: self.skippedNoValue.increment()
+        case .noValue: self.skippedNoValue.increment()
+        case .notANumber: self.skippedNotANumber.increment()
         }
     }
 }
@@ -99,7 +102,10 @@ enum RuleEvaluator {
         return topic.dropFirst(prefix.count)
     }
 
-    static func run(_ inputs: [Input], rules: RuleSet, in session: StoreSession) async throws -> Outcome {
+    /// - Parameter isFull: whether the integration's outbox is full with this many more rows.
+    static func run(
+        _ inputs: [Input], rules: RuleSet, in session: StoreSession, isFull: (_ integrationID: String, _ adding: Int) -> Bool = { _, _ in false }
+    ) async throws -> Outcome {
         var outcome = Outcome()
         // Which rules each message reaches.
         var reached: [(input: Int, rule: RuleSet.Compiled, subtopic: Substring)] = []
@@ -166,6 +172,8 @@ enum RuleEvaluator {
                         failure = "integration '\(publish.integrationId)' is not an active AWS IoT integration of the tenant"
                     } else if (try? AWSIoTValidation.publishTopic(topic, field: "topic")) == nil {
                         failure = "topic '\(topic)' is not one AWS IoT takes"
+                    } else if isFull(publish.integrationId, outcome.outboxAdded[publish.integrationId, default: 0] + 1) {
+                        failure = "the outbox of integration '\(publish.integrationId)' is full (AWS has not taken its messages)"
                     } else {
                         let payload = RuleEngine.render(publish.payload, context).encoded
                         publishes.append(
@@ -180,7 +188,9 @@ enum RuleEvaluator {
                 } else if let downlink = action.downlink {
                     let target = downlink.deviceId ?? input.deviceID
                     let payload = RuleEngine.render(downlink.payload, context).encoded
-                    if let device = try await session.devices.get(tenantID: input.tenantID, id: target), device.status == .accepted {
+                    if payload.count > Downlinks.maximumPayload {
+                        failure = "the downlink is \(payload.count) bytes, over \(Downlinks.maximumPayload)"
+                    } else if let device = try await session.devices.get(tenantID: input.tenantID, id: target), device.status == .accepted {
                         _ = try await session.downlinks.append(
                             Downlink(
                                 tenantID: input.tenantID, deviceID: target, payload: Data(payload), confirmed: false, port: nil,

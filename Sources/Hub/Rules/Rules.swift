@@ -25,7 +25,13 @@ public struct Rules: Sendable {
             createdAt: now, updatedAt: now
         )
         do {
-            try await self.hub.store.session.rules.insert(rule)
+            try await self.hub.store.transaction { session in
+                // Every message of the tenant meets every rule, in the one ingest transaction.
+                guard try await session.rules.count(tenantID: principal.tenantID) < RuleRules.maximumRulesPerTenant else {
+                    throw HubError.conflict("too_many_rules", "a tenant has at most \(RuleRules.maximumRulesPerTenant) rules")
+                }
+                try await session.rules.insert(rule)
+            }
         } catch let error as StoreError where error.isConflict {
             throw HubError.conflict("rule_exists", "name: the tenant has a rule named '\(name)' already")
         }
@@ -40,20 +46,26 @@ public struct Rules: Sendable {
         try Self.view(try await self.stored(id, tenantID: principal.tenantID))
     }
 
-    /// Replaces what is given; a changed definition keeps the devices' states (the states a
-    /// device is in are looked up by name: a state the new definition lacks is where it starts again).
+    /// Replaces what is given. A changed definition starts every device afresh: its first
+    /// reading after the change sets its state and fires nothing (a state, or an action's
+    /// cooldown, of the old definition could mean something else in the new one).
     public func update(_ id: String, name: String? = nil, definition: RuleDefinition? = nil, enabled: Bool? = nil, by principal: Principal) async throws -> RuleView {
         try principal.require(.admin, to: "changing rules")
         var rule = try await self.stored(id, tenantID: principal.tenantID)
         if let name { rule.name = try Validation.displayName(name) }
+        let original = rule.definition
         if let definition {
             try await self.check(definition, tenantID: principal.tenantID)
             rule.definition = try Self.encode(definition)
         }
         if let enabled { rule.enabled = enabled }
         rule.updatedAt = self.hub.now()
+        let updated = rule
         do {
-            try await self.hub.store.session.rules.update(rule)
+            try await self.hub.store.transaction { session in
+                try await session.rules.update(updated)
+                if updated.definition != original { try await session.rules.deleteStates(tenantID: updated.tenantID, ruleID: updated.id) }
+            }
         } catch let error as StoreError where error.isConflict {
             throw HubError.conflict("rule_exists", "name: the tenant has a rule named '\(rule.name)' already")
         }
@@ -63,7 +75,10 @@ public struct Rules: Sendable {
     public func delete(_ id: String, by principal: Principal) async throws {
         try principal.require(.admin, to: "changing rules")
         _ = try await self.stored(id, tenantID: principal.tenantID)
-        try await self.hub.store.session.rules.delete(tenantID: principal.tenantID, id: id)
+        try await self.hub.store.transaction { session in
+            try await session.rules.delete(tenantID: principal.tenantID, id: id)
+            try await session.rules.deleteStates(tenantID: principal.tenantID, ruleID: id)
+        }
     }
 
     /// Each device's state in the rule, by device id.

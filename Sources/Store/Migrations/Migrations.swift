@@ -289,14 +289,17 @@ extension Migration {
                 """,
                 """
                 CREATE TABLE rule_states (
-                    rule_id TEXT NOT NULL REFERENCES rules(id) ON DELETE CASCADE,
+                    rule_id TEXT NOT NULL,
                     device_id TEXT NOT NULL,
-                    tenant_id TEXT NOT NULL,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
                     state TEXT NOT NULL,
                     updated_at BIGINT NOT NULL,
                     PRIMARY KEY (rule_id, device_id)
                 )
                 """,
+                // No key to rules: ingest writes states in its own transaction, and one that a rule's
+                // deletion committed beside would fail the whole batch on PostgreSQL (a rule's
+                // deletion removes its states itself).
                 // A rule's publish: to this AWS topic, its payload as it is (no uplink template, no envelope).
                 "ALTER TABLE outbox ADD COLUMN aws_topic TEXT",
             ]
@@ -308,7 +311,10 @@ extension Migration {
                 let triggers: [(name: String, event: String, when: String?)] = [
                     ("rules_routing_insert", "INSERT ON rules", nil),
                     ("rules_routing_delete", "DELETE ON rules", nil),
-                    ("rules_routing_update", "UPDATE OF definition, enabled ON rules", "OLD.definition IS NOT NEW.definition OR OLD.enabled IS NOT NEW.enabled"),
+                    (
+                        "rules_routing_update", "UPDATE OF name, definition, enabled ON rules",
+                        "OLD.name IS NOT NEW.name OR OLD.definition IS NOT NEW.definition OR OLD.enabled IS NOT NEW.enabled"
+                    ),
                     ("devices_routing_labels", "UPDATE OF labels ON devices", "OLD.labels IS NOT NEW.labels"),
                 ]
                 for trigger in triggers {
@@ -317,7 +323,7 @@ extension Migration {
                 }
             case .postgres:
                 for (name, event) in [
-                    ("rules_routing", "INSERT OR DELETE OR UPDATE OF definition, enabled ON rules"), ("devices_routing_labels", "UPDATE OF labels ON devices"),
+                    ("rules_routing", "INSERT OR DELETE OR UPDATE OF name, definition, enabled ON rules"), ("devices_routing_labels", "UPDATE OF labels ON devices"),
                 ] {
                     statements.append("CREATE TRIGGER \(name) AFTER \(event) FOR EACH STATEMENT EXECUTE FUNCTION conduit_routing_changed()")
                 }

@@ -27,8 +27,8 @@ public struct OutboxRepository: Sendable {
         try await self.session.sql.raw(query).run()
     }
 
-    /// Appends a rule's publishes, each after the device's messages already waiting for its
-    /// integration: `message` is the device message whose reading fired it.
+    /// Appends rules' publishes, each after the device's messages already waiting for its
+    /// integration; `messageSequence` is the device message whose reading fired it.
     public func appendPublishes(_ messages: [OutboxMessage]) async throws {
         for message in messages {
             try await self.session.sql.raw(

@@ -27,8 +27,18 @@ public struct RuleRepository: Sendable {
         ).run()
     }
 
+    /// Deletes the rule; ``deleteStates(tenantID:ruleID:)`` forgets its devices' states.
     public func delete(tenantID: String, id: String) async throws {
         try await self.session.sql.raw("DELETE FROM rules WHERE tenant_id = \(bind: tenantID) AND id = \(bind: id)").run()
+    }
+
+    /// Forgets every device's state in the rule (it was deleted, or its definition changed).
+    public func deleteStates(tenantID: String, ruleID: String) async throws {
+        try await self.session.sql.raw("DELETE FROM rule_states WHERE tenant_id = \(bind: tenantID) AND rule_id = \(bind: ruleID)").run()
+    }
+
+    public func count(tenantID: String) async throws -> Int {
+        try await self.session.sql.raw("SELECT COUNT(*) AS n FROM rules WHERE tenant_id = \(bind: tenantID)").first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
     public func get(tenantID: String, id: String, forUpdate: Bool = false) async throws -> Rule? {
