@@ -607,7 +607,7 @@ components:
       required: [id, type, actor, data, createdAt]
       properties:
         id: {type: string}
-        type: {type: string, examples: [device.created, device.updated, device.accepted, device.rejected, device.decommissioned, device.deleted, device.secret_rotated, token.created, token.revoked, integration.created, integration.updated, integration.deleted, aws.provisioned, aws.disabled, aws.deprovisioned, aws.failed, aws.drift_repaired, aws.credentials_issued, aws.credentials_rotated, uplink.dropped, downlink.skipped, user.created, user.deleted, user.role_changed]}
+        type: {type: string, examples: [device.created, device.updated, device.accepted, device.rejected, device.decommissioned, device.deleted, device.secret_rotated, token.created, token.revoked, integration.created, integration.updated, integration.deleted, aws.provisioned, aws.disabled, aws.deprovisioned, aws.failed, aws.drift_repaired, aws.credentials_issued, aws.credentials_rotated, uplink.dropped, downlink.skipped, rule.fired, rule.action_failed, user.created, user.deleted, user.role_changed]}
         deviceId: {type: string}
         actor: {type: string, description: "token:{id}, cli or system"}
         data: {type: object}
