@@ -55,18 +55,35 @@ public enum RuleEngine {
     /// The number at `path` in a JSON message, or why there is none. Numbers, and booleans as
     /// 1 and 0; a numeric string is not a number.
     public static func value(of payload: [UInt8], at path: JSONPath) -> Result<Double, RuleSkipError> {
-        guard let json = try? JSONValue.parse(payload) else { return .failure(.init(.notJSON)) }
-        return self.value(of: json, at: path)
+        guard let json = self.parse(payload) else { return .failure(.init(.notJSON)) }
+        return self.value(ofParsed: json, at: path)
     }
 
-    public static func value(of json: JSONValue, at path: JSONPath) -> Result<Double, RuleSkipError> {
-        switch path.value(in: json) {
-        case nil, .null?: return .failure(.init(.noValue))
-        case .integer(let value)?: return .success(Double(value))
-        case .number(let value)?: return value.isFinite ? .success(value) : .failure(.init(.notANumber))
-        case .bool(let value)?: return .success(value ? 1 : 0)
-        default: return .failure(.init(.notANumber))
+    /// A message parsed for its values (Foundation's objects: several times quicker to make than
+    /// ``JSONValue``'s decoding, which tries each type in turn); nil when it is not JSON.
+    static func parse(_ payload: [UInt8]) -> Any? {
+        try? JSONSerialization.jsonObject(with: Data(payload), options: [.fragmentsAllowed])
+    }
+
+    /// The number at `path` in a parsed message.
+    static func value(ofParsed json: Any, at path: JSONPath) -> Result<Double, RuleSkipError> {
+        var current = json
+        for step in path.steps {
+            switch step {
+            case .key(let key):
+                guard let object = current as? [String: Any], let next = object[key] else { return .failure(.init(.noValue)) }
+                current = next
+            case .index(let index):
+                guard let array = current as? [Any], index < array.count else { return .failure(.init(.noValue)) }
+                current = array[index]
+            }
         }
+        if current is NSNull { return .failure(.init(.noValue)) }
+        if let flag = current as? Bool, !(current is Int), !(current is Double) { return .success(flag ? 1 : 0) }
+        if current is String { return .failure(.init(.notANumber)) }
+        guard let number = current as? NSNumber else { return .failure(.init(.notANumber)) }
+        let value = number.doubleValue
+        return value.isFinite ? .success(value) : .failure(.init(.notANumber))
     }
 
     /// The state whose band holds `value`, if any (bands never overlap).

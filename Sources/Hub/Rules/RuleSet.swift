@@ -133,18 +133,18 @@ enum RuleEvaluator {
             }
         }
         var changed: Set<String> = []
-        var parsed: [Int: JSONValue?] = [:]
+        var parsed: [Int: Any?] = [:]
         var publishes: [OutboxMessage] = []
         for (index, rule, _) in reached {
             let input = inputs[index]
             rule.metrics.evaluated.increment()
-            if parsed[index] == nil { parsed[index] = .some(try? JSONValue.parse(input.payload)) }
+            if parsed[index] == nil { parsed[index] = .some(RuleEngine.parse(input.payload)) }
             guard let json = parsed[index] ?? nil else {
                 rule.metrics.skipped(.notJSON)
                 continue
             }
             let value: Double
-            switch RuleEngine.value(of: json, at: rule.path) {
+            switch RuleEngine.value(ofParsed: json, at: rule.path) {
             case .success(let read): value = read
             case .failure(let skip):
                 rule.metrics.skipped(skip.reason)
