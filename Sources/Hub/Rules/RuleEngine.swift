@@ -79,9 +79,8 @@ public enum RuleEngine {
             }
         }
         if current is NSNull { return .failure(.init(.noValue)) }
-        if let flag = current as? Bool, !(current is Int), !(current is Double) { return .success(flag ? 1 : 0) }
-        if current is String { return .failure(.init(.notANumber)) }
-        guard let number = current as? NSNumber else { return .failure(.init(.notANumber)) }
+        // Numbers and booleans both come as NSNumber (true as 1); a string never does.
+        guard !(current is String), let number = current as? NSNumber else { return .failure(.init(.notANumber)) }
         let value = number.doubleValue
         return value.isFinite ? .success(value) : .failure(.init(.notANumber))
     }

@@ -134,6 +134,8 @@ enum RuleEvaluator {
         }
         var changed: Set<String> = []
         var parsed: [Int: Any?] = [:]
+        // Rules that read the same path of the same message read it once.
+        var read: [String: Result<Double, RuleSkipError>] = [:]
         var publishes: [OutboxMessage] = []
         for (index, rule, _) in reached {
             let input = inputs[index]
@@ -144,7 +146,10 @@ enum RuleEvaluator {
                 continue
             }
             let value: Double
-            switch RuleEngine.value(ofParsed: json, at: rule.path) {
+            let readKey = "\(index)\u{0}\(rule.path.description)"
+            let result = read[readKey] ?? RuleEngine.value(ofParsed: json, at: rule.path)
+            read[readKey] = result
+            switch result {
             case .success(let read): value = read
             case .failure(let skip):
                 rule.metrics.skipped(skip.reason)
