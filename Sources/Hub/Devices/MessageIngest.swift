@@ -42,6 +42,8 @@ final class MessageIngest: Sendable {
     /// At most this many messages, and this many payload bytes, in one transaction.
     static let maximumBatch = 512
     static let maximumBatchBytes = 4 << 20
+    /// Devices' rule states kept in memory at most.
+    static let maximumRememberedRuleStates = 200_000
 
     private struct State {
         var pending: [Pending] = []
@@ -54,6 +56,9 @@ final class MessageIngest: Sendable {
         var sinceTrim: [String: Int] = [:]
         /// The enabled rules, as of `generation`.
         var rules: RuleSet?
+        /// Devices' states in rules as the store holds them, as of `generation` (ingest is their
+        /// only writer; a rule's change or deletion, and a device's deletion, move the generation).
+        var ruleStates: [String: RuleDeviceState] = [:]
     }
 
     private let store: SQLStore
@@ -156,6 +161,9 @@ final class MessageIngest: Sendable {
         var removed: [Int] = []
         /// Devices that rules queued downlinks for.
         var downlinkDevices: Set<String> = []
+        /// Rule states as this batch leaves them, and the generation they were read at.
+        var ruleStates: [String: RuleDeviceState] = [:]
+        var generation: Int?
     }
 
     private func commit(_ work: Batch) async {
@@ -186,6 +194,15 @@ final class MessageIngest: Sendable {
         }
         for (device, tenantID) in outcome.tenantOfDevice { self.messageBells.ring(tenantID + "/" + device) }
         if !outcome.downlinkDevices.isEmpty { self.rulesQueuedDownlinks(outcome.downlinkDevices) }
+        if let generation = outcome.generation, !outcome.ruleStates.isEmpty {
+            // Committed: the store holds these now.
+            self.state.withLock { state in
+                guard state.generation == generation else { return }
+                // Bounded: past it, states are read from the store again as needed.
+                if state.ruleStates.count + outcome.ruleStates.count > Self.maximumRememberedRuleStates { state.ruleStates.removeAll() }
+                state.ruleStates.merge(outcome.ruleStates) { $1 }
+            }
+        }
         var accepted = 0
         for (pending, verdict) in zip(batch, outcome.verdicts) {
             if verdict == .accepted { accepted += 1 }
@@ -195,7 +212,7 @@ final class MessageIngest: Sendable {
     }
 
     private func store(_ batch: [Pending], in session: StoreSession) async throws -> Outcome {
-        let (routes, rules) = try await self.routes(for: Set(batch.map(\.deviceID)), in: session)
+        let (routes, rules, generation) = try await self.routes(for: Set(batch.map(\.deviceID)), in: session)
         var outcome = Outcome()
         var records: [DeviceMessage] = []
         var routeOfRecord: [DeviceRoute] = []
@@ -259,9 +276,13 @@ final class MessageIngest: Sendable {
                 )
             }
             if !inputs.isEmpty {
+                let known = self.state.withLock { $0.generation == generation ? $0.ruleStates : [:] }
                 let fired = try await RuleEvaluator.run(
-                    inputs, rules: rules, in: session, isFull: { integrationID, adding in backlog.isFull(integrationID, adding: added[integrationID, default: 0] + adding) }
+                    inputs, rules: rules, in: session, isFull: { integrationID, adding in backlog.isFull(integrationID, adding: added[integrationID, default: 0] + adding) },
+                    known: known
                 )
+                outcome.ruleStates = fired.states
+                outcome.generation = generation
                 for (integrationID, count) in fired.outboxAdded { added[integrationID, default: 0] += count }
                 outcome.queues.formUnion(fired.queues)
                 outcome.downlinkDevices = fired.downlinkDevices
@@ -317,13 +338,14 @@ final class MessageIngest: Sendable {
 
     /// The routes of these devices: from memory while the store's routing generation is the one
     /// they were read at, from the store (one query for all that are missing) otherwise.
-    private func routes(for deviceIDs: Set<String>, in session: StoreSession) async throws -> ([String: DeviceRoute?], RuleSet) {
+    private func routes(for deviceIDs: Set<String>, in session: StoreSession) async throws -> ([String: DeviceRoute?], RuleSet, Int) {
         let generation = try await session.routing.generation()
         var known: [String: DeviceRoute?] = [:]
         let (missing, cachedRules) = self.state.withLock { state -> ([String], RuleSet?) in
             if state.generation != generation {
                 state.routes.removeAll(keepingCapacity: true)
                 state.rules = nil
+                state.ruleStates.removeAll()
                 state.generation = generation
             }
             var missing: [String] = []
@@ -338,7 +360,7 @@ final class MessageIngest: Sendable {
             rules = loaded
             self.state.withLock { state in if state.generation == generation { state.rules = loaded } }
         }
-        guard !missing.isEmpty else { return (known, rules ?? .empty) }
+        guard !missing.isEmpty else { return (known, rules ?? .empty, generation) }
         let loaded = try await session.routing.routes(deviceIDs: missing)
         self.state.withLock { state in
             for deviceID in missing {
@@ -347,6 +369,6 @@ final class MessageIngest: Sendable {
                 if state.generation == generation { state.routes[deviceID] = .some(route) }
             }
         }
-        return (known, rules ?? .empty)
+        return (known, rules ?? .empty, generation)
     }
 }

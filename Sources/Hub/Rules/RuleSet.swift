@@ -93,6 +93,9 @@ enum RuleEvaluator {
         var queues: Set<UplinkQueueKey> = []
         /// Devices with new downlinks.
         var downlinkDevices: Set<String> = []
+        /// Every state the batch read or moved, as it now stands, for the caller's memory once
+        /// the transaction has committed.
+        var states: [String: RuleDeviceState] = [:]
     }
 
     /// The part of `topic` after `devices/{id}/`, or nil.
@@ -102,9 +105,13 @@ enum RuleEvaluator {
         return topic.dropFirst(prefix.count)
     }
 
-    /// - Parameter isFull: whether the integration's outbox is full with this many more rows.
+    /// - Parameters:
+    ///   - isFull: whether the integration's outbox is full with this many more rows.
+    ///   - known: states as the store holds them, by `rule id NUL device id`, remembered from
+    ///     earlier batches; the others are read from the store.
     static func run(
-        _ inputs: [Input], rules: RuleSet, in session: StoreSession, isFull: (_ integrationID: String, _ adding: Int) -> Bool = { _, _ in false }
+        _ inputs: [Input], rules: RuleSet, in session: StoreSession, isFull: (_ integrationID: String, _ adding: Int) -> Bool = { _, _ in false },
+        known: [String: RuleDeviceState] = [:]
     ) async throws -> Outcome {
         var outcome = Outcome()
         // Which rules each message reaches.
@@ -122,8 +129,12 @@ enum RuleEvaluator {
         guard !reached.isEmpty else { return outcome }
         // Every state the batch needs, in one read per rule.
         var states: [String: RuleDeviceState] = [:]
-        let pairs = Set(reached.map { "\($0.rule.id)\u{0}\(inputs[$0.input].deviceID)" })
-        let loaded = try await session.rules.states(pairs.map { pair in
+        var pairs = Set<String>()
+        for (index, rule, _) in reached {
+            let key = "\(rule.id)\u{0}\(inputs[index].deviceID)"
+            if let state = known[key] { states[key] = state } else { pairs.insert(key) }
+        }
+        let loaded = pairs.isEmpty ? [] : try await session.rules.states(pairs.map { pair in
             let parts = pair.split(separator: "\u{0}", maxSplits: 1)
             return (String(parts[0]), String(parts[1]))
         })
@@ -236,6 +247,7 @@ enum RuleEvaluator {
             )
         }
         try await session.rules.save(records)
+        outcome.states = states
         return outcome
     }
 }
