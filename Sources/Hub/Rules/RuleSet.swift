@@ -8,12 +8,21 @@ import Store
 /// publish through. Ingest holds one per routing generation (a rule, a device's labels or an
 /// integration changing moves it).
 struct RuleSet: Sendable {
-    struct Compiled: Sendable {
+    /// A class: each message that reaches a rule holds it, and copying the definition each time cost ingest.
+    final class Compiled: Sendable {
         let id: String
         let name: String
         let definition: RuleDefinition
         let path: JSONPath
         let metrics: RuleMetrics
+
+        init(id: String, name: String, definition: RuleDefinition, path: JSONPath, metrics: RuleMetrics) {
+            self.id = id
+            self.name = name
+            self.definition = definition
+            self.path = path
+            self.metrics = metrics
+        }
     }
 
     /// Enabled rules by tenant.
