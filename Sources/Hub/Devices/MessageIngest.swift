@@ -58,7 +58,7 @@ final class MessageIngest: Sendable {
         var rules: RuleSet?
         /// Devices' states in rules as the store holds them, as of `generation` (ingest is their
         /// only writer; a rule's change or deletion, and a device's deletion, move the generation).
-        var ruleStates: [String: RuleDeviceState] = [:]
+        var ruleStates: [RuleStateKey: RuleDeviceState] = [:]
     }
 
     private let store: SQLStore
@@ -162,7 +162,7 @@ final class MessageIngest: Sendable {
         /// Devices that rules queued downlinks for.
         var downlinkDevices: Set<String> = []
         /// Rule states as this batch leaves them, and the generation they were read at.
-        var ruleStates: [String: RuleDeviceState] = [:]
+        var ruleStates: [RuleStateKey: RuleDeviceState] = [:]
         var generation: Int?
     }
 

@@ -126,7 +126,7 @@ struct ProvisioningStepRunner {
             try await self.createPolicy(&record)
         case .updatePolicy:
             guard let name = record.progress.createdPolicy, let document = self.plan.policyDocument(record.progress) else { return }
-            try await self.replacePolicyDocument(name: name, document: document)
+            try await Self.replacePolicyDocument(name: name, document: document, client: self.client)
             record.progress.policyDocumentDigest = ProvisioningPlan.digest(document)
         case .ensureSharedPolicy:
             try await self.ensureSharedPolicy(&record.progress)
@@ -149,7 +149,7 @@ struct ProvisioningStepRunner {
             if !self.plan.sharedPolicy { record.progress.sharedPolicyDigest = nil }
         case .deleteCreatedPolicy, .deletePolicy:
             if let name = record.progress.createdPolicy {
-                try await self.deletePolicy(name)
+                try await Self.deletePolicy(name, client: self.client)
             }
             if record.progress.attachedPolicy == record.progress.createdPolicy { record.progress.attachedPolicy = nil }
             record.progress.createdPolicy = nil
@@ -384,7 +384,7 @@ struct ProvisioningStepRunner {
             _ = try await self.client.createPolicy(name: name, document: document)
         } catch let error as AWSError where error.isAlreadyExists {
             // Made by an interrupted try: make sure it holds this document.
-            try await self.replacePolicyDocument(name: name, document: document)
+            try await Self.replacePolicyDocument(name: name, document: document, client: self.client)
         }
         record.progress.policyDocumentDigest = ProvisioningPlan.digest(document)
     }
@@ -411,10 +411,6 @@ struct ProvisioningStepRunner {
         progress.sharedPolicyDigest = digest
     }
 
-    private func replacePolicyDocument(name: String, document: String) async throws {
-        try await Self.replacePolicyDocument(name: name, document: document, client: self.client)
-    }
-
     /// Makes `document` the policy's default version and deletes the others (AWS keeps five).
     private static func replacePolicyDocument(name: String, document: String, client: AWSIoTClient) async throws {
         if try await client.getPolicy(name: name).policyDocument.map(Self.canonicalJSON) == Self.canonicalJSON(document) { return }
@@ -431,10 +427,6 @@ struct ProvisioningStepRunner {
                 // Gone already.
             }
         }
-    }
-
-    private func deletePolicy(_ name: String) async throws {
-        try await Self.deletePolicy(name, client: self.client)
     }
 
     /// Deletes a policy Conduit made: its other versions first, as AWS requires.

@@ -19,10 +19,10 @@ public struct RuleDefinition: Sendable, Equatable, Codable {
             self.all = all
         }
 
-        public func watches(_ device: Device) -> Bool {
+        public func watches(deviceID: String, labels deviceLabels: [String]) -> Bool {
             if self.all == true { return true }
-            if let devices, devices.contains(device.id) { return true }
-            if let labels, device.labels.contains(where: labels.contains) { return true }
+            if let devices, devices.contains(deviceID) { return true }
+            if let labels, deviceLabels.contains(where: labels.contains) { return true }
             return false
         }
     }

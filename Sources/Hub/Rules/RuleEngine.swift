@@ -29,6 +29,14 @@ public struct RuleDeviceState: Sendable, Equatable, Codable {
     }
 }
 
+/// A device in a rule: how states are keyed in memory.
+struct RuleStateKey: Hashable, Comparable, Sendable {
+    var ruleID: String
+    var deviceID: String
+
+    static func < (a: Self, b: Self) -> Bool { (a.ruleID, a.deviceID) < (b.ruleID, b.deviceID) }
+}
+
 /// What one reading did: the value, the state before and after, and the actions it fires.
 public struct RuleEvaluation: Sendable, Equatable {
     public var value: Double
@@ -159,8 +167,7 @@ public enum RuleEngine {
 
         /// The value as JSON writes it: whole numbers without a fraction.
         var valueText: String {
-            if self.value == self.value.rounded(), abs(self.value) < 1e15 { return String(Int64(self.value)) }
-            return String(self.value)
+            RuleEngine.wholeNumber(self.value).map { String($0) } ?? String(self.value)
         }
 
         func text(_ name: String) -> String? {
@@ -173,6 +180,11 @@ public enum RuleEngine {
             default: nil
             }
         }
+    }
+
+    /// The value as a whole number, when it is one that a Double holds exactly.
+    static func wholeNumber(_ value: Double) -> Int64? {
+        value == value.rounded() && abs(value) < 9e15 ? Int64(value) : nil
     }
 
     /// `template` with its placeholders filled in.
@@ -196,8 +208,7 @@ public enum RuleEngine {
     public static func render(_ payload: JSONValue, _ context: Context) -> JSONValue {
         switch payload {
         case .string("{value}"):
-            if context.value == context.value.rounded(), abs(context.value) < 9e15 { return .integer(Int64(context.value)) }
-            return .number(context.value)
+            return self.wholeNumber(context.value).map(JSONValue.integer) ?? .number(context.value)
         case .string(let text): return .string(self.render(text, context))
         case .array(let items): return .array(items.map { self.render($0, context) })
         case .object(let members): return .object(members.mapValues { self.render($0, context) })

@@ -104,7 +104,13 @@ enum RuleEvaluator {
         var downlinkDevices: Set<String> = []
         /// Every state the batch read or moved, as it now stands, for the caller's memory once
         /// the transaction has committed.
-        var states: [String: RuleDeviceState] = [:]
+        var states: [RuleStateKey: RuleDeviceState] = [:]
+    }
+
+    /// A path of one message, read once for all the rules that read it.
+    private struct ReadKey: Hashable {
+        var input: Int
+        var path: String
     }
 
     /// The part of `topic` after `devices/{id}/`, or nil.
@@ -116,48 +122,45 @@ enum RuleEvaluator {
 
     /// - Parameters:
     ///   - isFull: whether the integration's outbox is full with this many more rows.
-    ///   - known: states as the store holds them, by `rule id NUL device id`, remembered from
-    ///     earlier batches; the others are read from the store.
+    ///   - known: states as the store holds them, remembered from earlier batches; the others
+    ///     are read from the store.
     static func run(
         _ inputs: [Input], rules: RuleSet, in session: StoreSession, isFull: (_ integrationID: String, _ adding: Int) -> Bool = { _, _ in false },
-        known: [String: RuleDeviceState] = [:]
+        known: [RuleStateKey: RuleDeviceState] = [:]
     ) async throws -> Outcome {
         var outcome = Outcome()
         // Which rules each message reaches.
-        var reached: [(input: Int, rule: RuleSet.Compiled, subtopic: Substring)] = []
+        var reached: [(input: Int, rule: RuleSet.Compiled)] = []
         for (index, input) in inputs.enumerated() {
-            guard let tenantRules = rules.rules[input.tenantID], let subtopic = self.subtopic(of: input.topic, deviceID: input.deviceID) else { continue }
-            let device = Device(
-                id: input.deviceID, tenantID: input.tenantID, name: input.deviceName, status: .accepted, labels: input.labels, attributes: [:],
-                secretHash: "", createdAt: input.receivedAt, updatedAt: input.receivedAt, statusChangedAt: input.receivedAt
-            )
-            for rule in tenantRules where rule.definition.source.watches(device) && MQTTTopic.matches(filter: rule.definition.subtopic, topic: String(subtopic)) {
-                reached.append((index, rule, subtopic))
+            guard let tenantRules = rules.rules[input.tenantID], let subtopic = self.subtopic(of: input.topic, deviceID: input.deviceID).map(String.init)
+            else { continue }
+            for rule in tenantRules
+            where rule.definition.source.watches(deviceID: input.deviceID, labels: input.labels)
+                && MQTTTopic.matches(filter: rule.definition.subtopic, topic: subtopic)
+            {
+                reached.append((index, rule))
             }
         }
         guard !reached.isEmpty else { return outcome }
         // Every state the batch needs, in one read per rule.
-        var states: [String: RuleDeviceState] = [:]
-        var pairs = Set<String>()
-        for (index, rule, _) in reached {
-            let key = "\(rule.id)\u{0}\(inputs[index].deviceID)"
-            if let state = known[key] { states[key] = state } else { pairs.insert(key) }
+        var states: [RuleStateKey: RuleDeviceState] = [:]
+        var missing = Set<RuleStateKey>()
+        for (index, rule) in reached {
+            let key = RuleStateKey(ruleID: rule.id, deviceID: inputs[index].deviceID)
+            if let state = known[key] { states[key] = state } else { missing.insert(key) }
         }
-        let loaded = pairs.isEmpty ? [] : try await session.rules.states(pairs.map { pair in
-            let parts = pair.split(separator: "\u{0}", maxSplits: 1)
-            return (String(parts[0]), String(parts[1]))
-        })
+        let loaded = missing.isEmpty ? [] : try await session.rules.states(missing.map { ($0.ruleID, $0.deviceID) })
         for record in loaded {
             if let state = try? JSONDecoder().decode(RuleDeviceState.self, from: Data(record.state.utf8)) {
-                states["\(record.ruleID)\u{0}\(record.deviceID)"] = state
+                states[RuleStateKey(ruleID: record.ruleID, deviceID: record.deviceID)] = state
             }
         }
-        var changed: Set<String> = []
+        var changed: Set<RuleStateKey> = []
         var parsed: [Int: Any?] = [:]
         // Rules that read the same path of the same message read it once.
-        var read: [String: Result<Double, RuleSkipError>] = [:]
+        var read: [ReadKey: Result<Double, RuleSkipError>] = [:]
         var publishes: [OutboxMessage] = []
-        for (index, rule, _) in reached {
+        for (index, rule) in reached {
             let input = inputs[index]
             rule.metrics.evaluated.increment()
             if parsed[index] == nil { parsed[index] = .some(RuleEngine.parse(input.payload)) }
@@ -166,7 +169,7 @@ enum RuleEvaluator {
                 continue
             }
             let value: Double
-            let readKey = "\(index)\u{0}\(rule.path.description)"
+            let readKey = ReadKey(input: index, path: rule.path.description)
             let result = read[readKey] ?? RuleEngine.value(ofParsed: json, at: rule.path)
             read[readKey] = result
             switch result {
@@ -175,7 +178,7 @@ enum RuleEvaluator {
                 rule.metrics.skipped(skip.reason)
                 continue
             }
-            let key = "\(rule.id)\u{0}\(input.deviceID)"
+            let key = RuleStateKey(ruleID: rule.id, deviceID: input.deviceID)
             let before = states[key] ?? RuleDeviceState()
             var state = before
             let evaluation = RuleEngine.evaluate(rule.definition, value: value, state: &state, at: input.receivedAt)
@@ -243,14 +246,13 @@ enum RuleEvaluator {
         try await session.outbox.appendPublishes(publishes)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
+        let tenantOfDevice = Dictionary(inputs.map { ($0.deviceID, $0.tenantID) }) { first, _ in first }
         var records: [RuleStateRecord] = []
         for key in changed.sorted() {
-            guard let state = states[key] else { continue }
-            let parts = key.split(separator: "\u{0}", maxSplits: 1)
-            let tenantID = inputs.first { $0.deviceID == parts[1] }?.tenantID ?? ""
+            guard let state = states[key], let tenantID = tenantOfDevice[key.deviceID] else { continue }
             records.append(
                 RuleStateRecord(
-                    ruleID: String(parts[0]), deviceID: String(parts[1]), tenantID: tenantID,
+                    ruleID: key.ruleID, deviceID: key.deviceID, tenantID: tenantID,
                     state: String(decoding: try encoder.encode(state), as: UTF8.self), updatedAt: state.updatedAt ?? Date()
                 )
             )

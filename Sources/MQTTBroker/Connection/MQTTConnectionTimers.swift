@@ -37,8 +37,6 @@ final class MQTTConnectionTimers: @unchecked Sendable {
         self.deadlines.removeValue(forKey: ObjectIdentifier(handler))
     }
 
-    var count: Int { self.deadlines.count }
-
     private func tick() {
         let now = self.eventLoop.now
         var due: [MQTTConnectionHandler] = []
