@@ -597,6 +597,13 @@ class Walk:
             self.go(f"/devices/{DEVICE}")
             self.find("#device-id")
             self.shot("device-narrow")
+            # The integration and its form (the policy choices among them) on a phone.
+            self.go(f"/integrations/{self.integration_id}")
+            self.find("#integration-name")
+            self.shot("integration-narrow")
+            self.go(f"/integrations/{self.integration_id}/edit")
+            self.find("#integration-form")
+            self.shot("integration-form-narrow")
         finally:
             self.driver.set_window_size(1280, 900)
 
@@ -608,6 +615,9 @@ class Walk:
             if background in ("rgb(246, 247, 249)", "rgb(255, 255, 255)"):
                 raise AssertionError(f"expected a dark background with prefers-color-scheme: dark, the body is {background}")
             self.shot("device-dark")
+            self.go(f"/integrations/{self.integration_id}/edit")
+            self.find("#integration-form")
+            self.shot("integration-form-dark")
         finally:
             self.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
         print("ok: /integrations, the integration, /events, /settings/users and /settings/tokens render for the admin; the device page on a phone and in dark mode", flush=True)
