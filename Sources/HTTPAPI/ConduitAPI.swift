@@ -23,6 +23,7 @@ public enum ConduitAPI {
         IntegrationRoutes(hub: hub).register(on: v1)
         ShadowRoutes(hub: hub).register(on: v1)
         ThingRoutes(hub: hub).register(on: v1)
+        RuleRoutes(hub: hub).register(on: v1)
         return router
     }
 

@@ -372,6 +372,83 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
         "409": {description: "`integration_deleting`: the integration is being deleted.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+  /v1/rules:
+    get:
+      summary: The tenant's rules, with what each did on this node (any role)
+      responses:
+        "200": {description: "Rules by name; at most \#(RuleRules.maximumRulesPerTenant).", content: {application/json: {schema: {$ref: "#/components/schemas/RuleList"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+    post:
+      summary: Add a rule that acts on device data (admin)
+      description: "A rule reads a number from the messages of the devices it watches, puts each device in one of its states by the band the value falls in (a value between bands leaves the device where it is: hysteresis), and fires its actions when a device crosses from one state to another, once per crossing. Evaluated at ingest, in the same commit as the message: a crash neither loses a firing nor fires twice, and each device's state is kept in the store."
+      requestBody:
+        required: true
+        content: {application/json: {schema: {$ref: "#/components/schemas/RuleCreate"}}}
+      responses:
+        "201": {links: \#(Self.links(to: Self.ruleOperations)), description: "The rule.", headers: {Location: {description: "/v1/rules/{id}", schema: {type: string}}}, content: {application/json: {schema: {$ref: "#/components/schemas/Rule"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "409": {description: "`rule_exists`: the tenant has a rule of that name. `too_many_rules`: it has \#(RuleRules.maximumRulesPerTenant) already.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "413": {$ref: "#/components/responses/TooLarge"}
+  /v1/rules/{id}:
+    parameters:
+      - {$ref: "#/components/parameters/rulePathId"}
+    get:
+      summary: One rule (any role)
+      responses:
+        "200": {description: "The rule.", content: {application/json: {schema: {$ref: "#/components/schemas/Rule"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "404": {$ref: "#/components/responses/NotFound"}
+    patch:
+      summary: Change a rule (admin)
+      description: "Fields left out keep their values. Definition fields given replace those fields (`debounce: null` removes the debounce), and the whole definition is checked again. A changed definition starts every device afresh: its next reading sets its state and fires nothing."
+      requestBody:
+        required: true
+        content: {application/json: {schema: {$ref: "#/components/schemas/RulePatch"}}}
+      responses:
+        "200": {description: "The rule.", content: {application/json: {schema: {$ref: "#/components/schemas/Rule"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {description: "`rule_exists`: the tenant has another rule of that name.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "413": {$ref: "#/components/responses/TooLarge"}
+    delete:
+      summary: Delete a rule and its devices' states (admin)
+      description: "What it fired already (outbox rows, downlinks, webhook deliveries) still goes out."
+      responses:
+        "204": {description: "Deleted."}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+  /v1/rules/{id}/test:
+    parameters:
+      - {$ref: "#/components/parameters/rulePathId"}
+    post:
+      summary: "Dry run: what a message would do to a device in a state (any role); changes nothing"
+      requestBody:
+        required: true
+        content: {application/json: {schema: {$ref: "#/components/schemas/RuleTest"}}}
+      responses:
+        "200": {description: "The value read (or why none was), the state the device would be in, and the actions that would fire, rendered.", content: {application/json: {schema: {$ref: "#/components/schemas/RuleDryRun"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "413": {$ref: "#/components/responses/TooLarge"}
+  /v1/rules/{id}/states:
+    parameters:
+      - {$ref: "#/components/parameters/rulePathId"}
+    get:
+      summary: Where each device stands in the rule, by device id (any role)
+      parameters:
+        - {$ref: "#/components/parameters/limit"}
+        - {$ref: "#/components/parameters/deviceCursor"}
+      responses:
+        "200": {description: "The devices that have read a value in the rule.", content: {application/json: {schema: {$ref: "#/components/schemas/RuleStateList"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "404": {$ref: "#/components/responses/NotFound"}
   /v1/devices/{id}/shadow:
     parameters:
       - {$ref: "#/components/parameters/deviceId"}
@@ -519,6 +596,7 @@ components:
     deviceCursor: {name: cursor, in: query, schema: \#(S.string(FieldRules.deviceCursor)), description: "The nextCursor of the previous page."}
     sequenceCursor: {name: cursor, in: query, schema: \#(S.string(FieldRules.sequenceCursor)), description: "The nextCursor of the previous page."}
     integrationPathId: {name: id, in: path, required: true, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The integration's id; any other text names no integration (404)."}
+    rulePathId: {name: id, in: path, required: true, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The rule's id; any other text names no rule (404)."}
     integrationId: {name: integrationId, in: path, required: true, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The integration's id; any other text names no integration (404)."}
   responses:
     AWSError: {description: "`aws_error`: AWS failed or could not be reached; try again.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
@@ -995,6 +1073,217 @@ components:
       properties:
         items: {type: array, items: {$ref: "#/components/schemas/Drift"}}
         nextCursor: {type: "null"}
+    RuleSource:
+      description: "Which of the tenant's devices the rule watches: listed ids, every device with any of the labels, or all. A member of another form may be given as null."
+      oneOf:
+        - type: object
+          title: Devices
+          required: [devices]
+          additionalProperties: false
+          properties:
+            devices: {type: array, maxItems: 10000, items: \#(S.string(FieldRules.deviceID))}
+            labels: {type: "null"}
+            all: {enum: [false, null]}
+        - type: object
+          title: Labels
+          required: [labels]
+          additionalProperties: false
+          properties:
+            labels: {type: array, minItems: 1, maxItems: \#(FieldRules.maximumLabels), items: \#(S.string(FieldRules.label))}
+            devices: {type: "null"}
+            all: {enum: [false, null]}
+        - type: object
+          title: All
+          required: [all]
+          additionalProperties: false
+          properties:
+            all: {type: boolean, const: true}
+            devices: {type: "null"}
+            labels: {type: "null"}
+    RuleBand:
+      type: object
+      description: "Values above `above` and below `below` (both exclusive); leave one out for no bound on that side. `above` must be less than `below`, and no two bands of a rule may overlap."
+      additionalProperties: false
+      properties:
+        above: {type: [number, "null"]}
+        below: {type: [number, "null"]}
+      anyOf:
+        - {required: [above], properties: {above: {type: number}}}
+        - {required: [below], properties: {below: {type: number}}}
+    RuleStates:
+      type: object
+      description: "The states by name, each a band of the value. Bands may not overlap; the gaps between them are the hysteresis."
+      minProperties: 1
+      maxProperties: \#(RuleRules.maximumStates)
+      propertyNames: \#(S.string(FieldRules.ruleState))
+      additionalProperties: {$ref: "#/components/schemas/RuleBand"}
+      examples: [{Above: {above: 350}, Below: {below: 300}}]
+    RuleDebounce:
+      description: "A new state holds only once the value stayed in its band this long, or for this many readings in a row."
+      oneOf:
+        - type: object
+          title: Time
+          required: [forSeconds]
+          additionalProperties: false
+          properties:
+            forSeconds: {type: number, exclusiveMinimum: 0, maximum: \#(Int(RuleRules.maximumSeconds))}
+            samples: {type: "null"}
+        - type: object
+          title: Readings
+          required: [samples]
+          additionalProperties: false
+          properties:
+            samples: {type: integer, minimum: 1, maximum: \#(RuleRules.maximumSamples)}
+            forSeconds: {type: "null"}
+    RuleTransition:
+      type: object
+      required: [to]
+      additionalProperties: false
+      description: "Into `to` (one of the rule's states), from `from` (another of them) or from any state when left out. A device's first state is where it starts, not a crossing: nothing fires."
+      properties:
+        to: \#(S.string(FieldRules.ruleState))
+        from: \#(S.string(FieldRules.ruleState, nullable: true))
+    RulePayload:
+      description: "JSON, at most 128 KB and 16 levels deep. In its strings {deviceId}, {deviceName}, {value}, {state} and {previousState} are filled in; a string that is only \"{value}\" becomes the number."
+      examples: [{lightStatus: "off"}]
+    RuleAction:
+      type: object
+      required: ["on"]
+      additionalProperties: false
+      description: "Exactly one of publish, downlink or webhook, fired once per crossing that `on` names, never again while the state holds."
+      properties:
+        "on": {$ref: "#/components/schemas/RuleTransition"}
+        cooldownSeconds: {type: [number, "null"], exclusiveMinimum: 0, maximum: \#(Int(RuleRules.maximumSeconds)), description: "The shortest time between two firings of this action for one device."}
+        publish:
+          type: [object, "null"]
+          required: [integrationId, topic, payload]
+          additionalProperties: false
+          description: "Publish to AWS IoT through an active AWS integration of the tenant, through the same durable outbox as uplinks (after the message that fired it)."
+          properties:
+            integrationId: \#(S.string(FieldRules.opaqueIdentifier))
+            topic: \#(S.string(FieldRules.ruleTopic, "examples: [\"lights/{deviceId}/set\"]"))
+            payload: {$ref: "#/components/schemas/RulePayload"}
+        downlink:
+          type: [object, "null"]
+          required: [payload]
+          additionalProperties: false
+          description: "Queue a downlink to the device that crossed, or to the device named, through its durable queue."
+          properties:
+            deviceId: \#(S.string(FieldRules.deviceID, nullable: true))
+            payload: {$ref: "#/components/schemas/RulePayload"}
+        webhook:
+          type: [object, "null"]
+          required: [integrationId]
+          additionalProperties: false
+          description: "Send the firing to a webhook integration of the tenant."
+          properties:
+            integrationId: \#(S.string(FieldRules.opaqueIdentifier))
+      oneOf:
+        - {title: Publish, required: [publish], properties: {publish: {type: object}, downlink: {type: "null"}, webhook: {type: "null"}}}
+        - {title: Downlink, required: [downlink], properties: {downlink: {type: object}, publish: {type: "null"}, webhook: {type: "null"}}}
+        - {title: Webhook, required: [webhook], properties: {webhook: {type: object}, publish: {type: "null"}, downlink: {type: "null"}}}
+    RuleCreate:
+      type: object
+      required: [name, source, subtopic, value, states, actions]
+      additionalProperties: false
+      properties:
+        name: {$ref: "#/components/schemas/DisplayName"}
+        enabled: {type: [boolean, "null"], description: "True when left out."}
+        source: {$ref: "#/components/schemas/RuleSource"}
+        subtopic: \#(S.string(FieldRules.ruleSubtopic, "description: \"The topic filter under devices/{id}/ whose messages the rule reads, MQTT wildcards allowed; at most 200 bytes.\"", "examples: [up, \"telemetry/#\"]"))
+        value: \#(S.string(FieldRules.ruleValue, "description: \"Where the number is in a JSON message. Booleans read as 1 and 0; a message that is not JSON, lacks the path or holds no number there is counted as skipped.\"", "examples: [\"$.lightValue\", \"$.a.b[0]\"]"))
+        states: {$ref: "#/components/schemas/RuleStates"}
+        debounce: {oneOf: [{$ref: "#/components/schemas/RuleDebounce"}, {type: "null"}]}
+        actions: {type: array, minItems: 1, maxItems: \#(RuleRules.maximumActions), items: {$ref: "#/components/schemas/RuleAction"}}
+    RulePatch:
+      type: object
+      additionalProperties: false
+      properties:
+        name: {$ref: "#/components/schemas/DisplayName"}
+        enabled: {type: boolean}
+        source: {$ref: "#/components/schemas/RuleSource"}
+        subtopic: \#(S.string(FieldRules.ruleSubtopic))
+        value: \#(S.string(FieldRules.ruleValue))
+        states: {$ref: "#/components/schemas/RuleStates"}
+        debounce: {oneOf: [{$ref: "#/components/schemas/RuleDebounce"}, {type: "null"}]}
+        actions: {type: array, minItems: 1, maxItems: \#(RuleRules.maximumActions), items: {$ref: "#/components/schemas/RuleAction"}}
+    Rule:
+      type: object
+      required: [id, name, enabled, source, subtopic, value, states, debounce, actions, metrics, createdAt, updatedAt]
+      properties:
+        id: {type: string}
+        name: {type: string}
+        enabled: {type: boolean}
+        source: {type: object}
+        subtopic: {type: string}
+        value: {type: string}
+        states: {type: object}
+        debounce: {type: [object, "null"]}
+        actions: {type: array, items: {type: object}}
+        metrics:
+          type: object
+          description: "What the rule did on the node that answers, since it started: messages that reached it, that held a value in one of its bands, that held no value, actions fired and actions that failed (recorded as rule.action_failed events). /metrics has the same per node."
+          required: [evaluated, matched, skipped, fired, actionFailures]
+          properties:
+            evaluated: {type: integer, minimum: 0}
+            matched: {type: integer, minimum: 0}
+            skipped: {type: integer, minimum: 0}
+            fired: {type: integer, minimum: 0}
+            actionFailures: {type: integer, minimum: 0}
+        createdAt: {type: string, format: date-time}
+        updatedAt: {type: string, format: date-time}
+    RuleList:
+      type: object
+      required: [items, nextCursor]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/Rule"}}
+        nextCursor: {type: "null"}
+    RuleTest:
+      type: object
+      required: [message]
+      additionalProperties: false
+      properties:
+        message: {description: "The message as the device would send it: any JSON.", examples: [{lightValue: 400}]}
+        deviceId: \#(S.string(FieldRules.deviceID, nullable: true, "description: \"A device of the tenant (400 when there is none of that id), whose id and name fill the templates; {deviceId} and {deviceName} stay as they are when left out.\""))
+        state: \#(S.string(FieldRules.ruleState, nullable: true, "description: \"The device's state before the message (one of the rule's states); none, as for a device's first reading, when left out.\""))
+    RuleDryRun:
+      type: object
+      required: [value, skipped, previousState, state, crossed, actions]
+      properties:
+        value: {type: [number, "null"]}
+        skipped: {type: [string, "null"], enum: [not_json, no_value, not_a_number, null]}
+        previousState: {type: [string, "null"]}
+        state: {type: [string, "null"]}
+        crossed: {type: boolean}
+        actions:
+          type: array
+          items:
+            type: object
+            required: [index, kind, target, payload, coolingDown]
+            properties:
+              index: {type: integer}
+              kind: {type: string, enum: [publish, downlink, webhook]}
+              target: {type: string, description: "The AWS topic, the device, or the webhook integration."}
+              payload: {description: "As rendered; null for a webhook."}
+              coolingDown: {type: boolean, description: "In its cooldown: it would not fire."}
+    RuleState:
+      type: object
+      required: [deviceId, state, candidate, candidateSince, candidateSamples, value, updatedAt, lastFired]
+      properties:
+        deviceId: {type: string}
+        state: {type: [string, "null"]}
+        candidate: {type: [string, "null"], description: "A state the value is in that does not hold yet (debounce)."}
+        candidateSince: {type: [string, "null"], format: date-time}
+        candidateSamples: {type: [integer, "null"]}
+        value: {type: [number, "null"], description: "The value of the last reading that moved the device's standing."}
+        updatedAt: {type: [string, "null"], format: date-time}
+        lastFired: {type: object, additionalProperties: {type: string, format: date-time}, description: "When each action, by index, last fired for the device."}
+    RuleStateList:
+      type: object
+      required: [items, nextCursor]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/RuleState"}}
+        nextCursor: {type: [string, "null"]}
 \#(S.shadowSchemas)
 """#
 
@@ -1011,6 +1300,10 @@ components:
     /// Not DELETE: an integration's deletion is a 202 and it reads as `deleting` until AWS is clean.
     private static let integrationOperations: [(path: String, method: String)] = [
         ("/v1/integrations/{id}", "get"), ("/v1/integrations/{id}", "patch"), ("/v1/integrations/{id}/reconcile", "post"),
+    ]
+    private static let ruleOperations: [(path: String, method: String)] = [
+        ("/v1/rules/{id}", "get"), ("/v1/rules/{id}", "patch"), ("/v1/rules/{id}/test", "post"), ("/v1/rules/{id}/states", "get"),
+        ("/v1/rules/{id}", "delete"),
     ]
     private static let thingOperations: [(path: String, method: String)] = [
         ("/v1/things/{id}", "get"), ("/v1/things/{id}", "patch"), ("/v1/things/{id}", "delete"),

@@ -16,25 +16,14 @@ struct RulesCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("--file: cannot read \(path): \(error.localizedDescription)")
         }
+        guard case .object(let members)? = try? JSONDecoder().decode(JSONValue.self, from: data) else {
+            throw ValidationError("--file: not a JSON object")
+        }
         do {
-            return try JSONDecoder().decode(RuleDefinition.self, from: data)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw ValidationError("\(Self.field(context.codingPath + [key])): is required")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw ValidationError("\(Self.field(context.codingPath)): has the wrong type")
-        } catch let DecodingError.valueNotFound(_, context) {
-            throw ValidationError("\(Self.field(context.codingPath)): cannot be null")
-        } catch {
-            throw ValidationError("--file: not a rule definition in JSON")
+            return try RuleDefinition.decode(members)
+        } catch let error as HubError {
+            throw ValidationError(error.message)
         }
-    }
-
-    static func field(_ path: [any CodingKey]) -> String {
-        var text = ""
-        for key in path {
-            if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
-        }
-        return text.isEmpty ? "definition" : text
     }
 
     static func describe(_ state: RuleDeviceState) -> String {
@@ -88,9 +77,12 @@ struct RulesCommand: AsyncParsableCommand {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 print("id      \(rule.id)\nname    \(rule.name)\nstatus  \(rule.enabled ? "enabled" : "disabled")")
                 print(String(decoding: try encoder.encode(rule.definition), as: UTF8.self))
-                for (deviceID, state) in try await hub.rules.states(rule.id, limit: 1000, by: principal) {
-                    print("device  \(deviceID): \(RulesCommand.describe(state))")
-                }
+                var cursor: String?
+                repeat {
+                    let page = try await hub.rules.states(rule.id, page: try PageRequest(limit: PageRequest.maxLimit, cursor: cursor), by: principal)
+                    for device in page.items { print("device  \(device.deviceID): \(RulesCommand.describe(device.state))") }
+                    cursor = page.nextCursor
+                } while cursor != nil
             }
         }
     }

@@ -60,7 +60,7 @@ struct RuleIngestTests {
             #expect(mine.firstIndex(of: #"light {"lightStatus":"off"}"#) == mine.firstIndex(of: #"{"lightValue": 400}"#).map { $0 + 1 }, "\(mine)")
             #expect(mine.firstIndex(of: #"light {"lightStatus":"on"}"#) == mine.firstIndex(of: #"{"lightValue": 250}"#).map { $0 + 1 }, "\(mine)")
 
-            let states = try await fixture.hub.rules.states(rule.id, by: fixture.admin)
+            let states = try await fixture.hub.rules.states(rule.id, page: try PageRequest(), by: fixture.admin).items
             #expect(states.map(\.deviceID) == [device])
             #expect(states.first?.state.state == "Above")
             #expect(states.first?.state.value == 400)
@@ -126,13 +126,13 @@ struct RuleIngestTests {
                 #expect(try await fixture.hub.messages.ingest(deviceID: device, message: message) == .accepted)
             }
             try await send(1)
-            #expect(try await fixture.hub.rules.states(rule.id, by: fixture.admin).first?.state.state == "Off")
+            #expect(try await fixture.hub.rules.states(rule.id, page: try PageRequest(), by: fixture.admin).items.first?.state.state == "Off")
             // The states renamed: under the new definition the old "Off" means nothing, and the
             // next reading (High) is where the device starts, not a crossing.
             definition.states = ["High": .init(above: 10), "Low": .init(below: 5)]
             definition.actions = [.init(on: .init(to: "High"), downlink: .init(payload: .string("valve open")))]
             _ = try await fixture.hub.rules.update(rule.id, definition: definition, by: fixture.admin)
-            #expect(try await fixture.hub.rules.states(rule.id, by: fixture.admin).isEmpty)
+            #expect(try await fixture.hub.rules.states(rule.id, page: try PageRequest(), by: fixture.admin).items.isEmpty)
             try await send(20)
             #expect(try await fixture.hub.downlinks.list(deviceID: device, by: fixture.admin).isEmpty)
             try await send(1)

@@ -67,6 +67,7 @@ final class MessageIngest: Sendable {
     private let uplinkMarks: UplinkQueueMarks
     private let messageBells: Doorbells
     private let historyLimit: Int
+    let ruleCounters = RuleCounters()
     private let state = Mutex(State())
     private let batchSize = Recorder(label: "conduit_ingest_batch_messages")
     private let commitTime = Timer(label: "conduit_ingest_commit_seconds")
@@ -164,6 +165,8 @@ final class MessageIngest: Sendable {
         /// Rule states as this batch leaves them, and the generation they were read at.
         var ruleStates: [RuleStateKey: RuleDeviceState] = [:]
         var generation: Int?
+        /// What each rule did.
+        var ruleTallies: [String: (counts: RuleCounts, metrics: RuleMetrics)] = [:]
     }
 
     private func commit(_ work: Batch) async {
@@ -194,6 +197,10 @@ final class MessageIngest: Sendable {
         }
         for (device, tenantID) in outcome.tenantOfDevice { self.messageBells.ring(tenantID + "/" + device) }
         if !outcome.downlinkDevices.isEmpty { self.rulesQueuedDownlinks(outcome.downlinkDevices) }
+        if !outcome.ruleTallies.isEmpty {
+            self.ruleCounters.add(outcome.ruleTallies.mapValues(\.counts))
+            for (counts, metrics) in outcome.ruleTallies.values { metrics.add(counts) }
+        }
         if let generation = outcome.generation, !outcome.ruleStates.isEmpty {
             // Committed: the store holds these now.
             self.state.withLock { state in
@@ -282,6 +289,7 @@ final class MessageIngest: Sendable {
                     known: known
                 )
                 outcome.ruleStates = fired.states
+                outcome.ruleTallies = fired.tallies
                 outcome.generation = generation
                 for (integrationID, count) in fired.outboxAdded { added[integrationID, default: 0] += count }
                 outcome.queues.formUnion(fired.queues)

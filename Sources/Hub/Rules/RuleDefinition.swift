@@ -165,6 +165,7 @@ public enum RuleRules {
         } catch {
             throw HubError.invalidField("value", error.message)
         }
+        try FieldRules.ruleValue.check(definition.value, field: "value")
         try self.check(states: definition.states)
         if let debounce = definition.debounce {
             switch (debounce.forSeconds, debounce.samples) {
@@ -217,6 +218,7 @@ public enum RuleRules {
             if level.contains("+"), level != "+" { throw HubError.invalidField("subtopic", "'+' may stand only as a whole level") }
         }
         if filter.unicodeScalars.contains(where: { $0.value == 0 }) { throw HubError.invalidField("subtopic", "must not contain NUL") }
+        try FieldRules.ruleSubtopic.check(filter, field: "subtopic")
     }
 
     static func check(states: [String: RuleDefinition.Band]) throws {
@@ -251,9 +253,9 @@ public enum RuleRules {
     }
 
     static func stateName(_ name: String, field: String) throws {
-        let valid = !name.isEmpty && name.utf8.count <= 64
-            && name.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2D }
-        guard valid else { throw HubError.invalidField(field, "state names must match [A-Za-z0-9_-]{1,64}, not '\(name)'") }
+        guard (try? FieldRules.ruleState.check(name, field: field)) != nil else {
+            throw HubError.invalidField(field, "state names must match [A-Za-z0-9_-]{1,64}, not '\(name)'")
+        }
     }
 
     static func check(_ action: RuleDefinition.Action, field: String, states: [String: RuleDefinition.Band]) throws {
@@ -302,10 +304,86 @@ public enum RuleRules {
             }
             rest = rest[rest.index(after: close)...]
         }
+        try FieldRules.ruleTopic.check(template, field: field)
     }
 
     static func checkPayload(_ payload: JSONValue, field: String) throws {
         guard payload.encoded.count <= 128 * 1024 else { throw HubError.invalidField(field, "must be at most 128 KB of JSON, AWS IoT's limit") }
         guard payload.depth <= 16 else { throw HubError.invalidField(field, "must nest at most 16 levels") }
+    }
+}
+
+extension RuleDefinition {
+    /// The fields of a definition, as `POST /v1/rules` takes them beside `name` and `enabled`.
+    public static let fields: Set<String> = ["source", "subtopic", "value", "states", "debounce", "actions"]
+
+    /// Reads a definition from JSON members: a missing, mistyped or unknown field is an error that
+    /// names it (`actions[0].publish.topic`). The definition is not checked against its rules
+    /// here; ``RuleRules/check(_:)`` does that.
+    public static func decode(_ members: [String: JSONValue]) throws -> RuleDefinition {
+        let value = JSONValue.object(members)
+        let definition: RuleDefinition
+        do {
+            definition = try JSONDecoder().decode(RuleDefinition.self, from: Data(value.encoded))
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw HubError.invalidField(self.field(context.codingPath + [key]), "is required")
+        } catch let DecodingError.typeMismatch(type, context) {
+            throw HubError.invalidField(self.field(context.codingPath), "must be \(self.expected(type))")
+        } catch let DecodingError.valueNotFound(_, context) {
+            throw HubError.invalidField(self.field(context.codingPath), "cannot be null")
+        } catch let DecodingError.dataCorrupted(context) {
+            throw HubError.invalidField(self.field(context.codingPath), "is not valid: \(context.debugDescription)")
+        } catch {
+            throw HubError.invalidField("body", "is not a rule definition")
+        }
+        // Codable passes over members it does not know; a misspelt `cooldownSecs` would then
+        // silently mean no cooldown. What the definition reads back must hold every member sent.
+        let known = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(definition))
+        if let unknown = self.unknownMember(sent: value, known: known, at: "") {
+            throw HubError.invalidField(unknown, "unknown field")
+        }
+        return definition
+    }
+
+    /// The first member of `sent` (not null) that `known` lacks, as a field path.
+    private static func unknownMember(sent: JSONValue, known: JSONValue, at path: String) -> String? {
+        switch (sent, known) {
+        case (.object(let sent), .object(let known)):
+            for key in sent.keys.sorted() {
+                let field = path.isEmpty ? key : path + "." + key
+                guard let knownMember = known[key] else {
+                    if case .null = sent[key] { continue }
+                    return field
+                }
+                // A payload is the user's JSON, kept whole: nothing in it is a field of ours.
+                if key == "payload" { continue }
+                if let unknown = self.unknownMember(sent: sent[key]!, known: knownMember, at: field) { return unknown }
+            }
+        case (.array(let sent), .array(let known)):
+            for (index, (sentItem, knownItem)) in zip(sent, known).enumerated() {
+                if let unknown = self.unknownMember(sent: sentItem, known: knownItem, at: "\(path)[\(index)]") { return unknown }
+            }
+        default:
+            break
+        }
+        return nil
+    }
+
+    private static func field(_ path: [any CodingKey]) -> String {
+        var text = ""
+        for key in path {
+            if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+        }
+        return text.isEmpty ? "body" : text
+    }
+
+    private static func expected(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Double.Type, is Int.Type: "a number"
+        case is Bool.Type: "true or false"
+        case is [Any].Type: "an array"
+        default: "an object"
+        }
     }
 }

@@ -42,6 +42,8 @@ public struct RuleEvaluation: Sendable, Equatable {
     public var value: Double
     public var previousState: String?
     public var state: String?
+    /// The state whose band the value is in, whether or not the device is in it yet.
+    public var band: String?
     /// The device crossed into another state (not its first state: that is no crossing).
     public var crossed: Bool
     /// Indexes of the actions that fire.
@@ -105,9 +107,10 @@ public enum RuleEngine {
         let previous = state.state
         state.value = value
         state.updatedAt = now
-        var evaluation = RuleEvaluation(value: value, previousState: previous, state: previous, crossed: false, fired: [], cooledDown: [])
+        let band = self.band(of: value, in: definition.states)
+        var evaluation = RuleEvaluation(value: value, previousState: previous, state: previous, band: band, crossed: false, fired: [], cooledDown: [])
         // In no band: the device keeps its state (hysteresis), and a state on its way is let go.
-        guard let band = self.band(of: value, in: definition.states), band != previous else {
+        guard let band, band != previous else {
             state.candidate = nil
             state.candidateSince = nil
             state.candidateSamples = nil

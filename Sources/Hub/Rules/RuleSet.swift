@@ -1,5 +1,6 @@
 import AWSIoT
 import Foundation
+import Synchronization
 import MQTT
 import Metrics
 import Store
@@ -52,9 +53,66 @@ struct RuleSet: Sendable {
     }
 }
 
+/// What a rule did with the messages that reached it: read them (evaluated), found no value
+/// in them (skipped), found a value in one of its states' bands (matched), fired actions, or
+/// failed to.
+public struct RuleCounts: Sendable, Equatable {
+    public var evaluated = 0
+    public var matched = 0
+    public var fired = 0
+    public var actionFailures = 0
+    public var skippedNotJSON = 0
+    public var skippedNoValue = 0
+    public var skippedNotANumber = 0
+
+    public init() {}
+
+    public var skipped: Int { self.skippedNotJSON + self.skippedNoValue + self.skippedNotANumber }
+
+    mutating func skip(_ reason: RuleSkip) {
+        switch reason {
+        case .notJSON: self.skippedNotJSON += 1
+        case .noValue: self.skippedNoValue += 1
+        case .notANumber: self.skippedNotANumber += 1
+        }
+    }
+
+    static func += (a: inout RuleCounts, b: RuleCounts) {
+        a.evaluated += b.evaluated
+        a.matched += b.matched
+        a.fired += b.fired
+        a.actionFailures += b.actionFailures
+        a.skippedNotJSON += b.skippedNotJSON
+        a.skippedNoValue += b.skippedNoValue
+        a.skippedNotANumber += b.skippedNotANumber
+    }
+}
+
+/// Each rule's counts on this node since it started, for the API and the console; `/metrics`
+/// has the same as counters. Added once a batch has committed, so a batch tried again is
+/// counted once.
+final class RuleCounters: Sendable {
+    private let counts = Mutex<[String: RuleCounts]>([:])
+
+    func add(_ tallies: [String: RuleCounts]) {
+        self.counts.withLock { counts in
+            for (ruleID, tally) in tallies { counts[ruleID, default: RuleCounts()] += tally }
+        }
+    }
+
+    func counts(of ruleID: String) -> RuleCounts {
+        self.counts.withLock { $0[ruleID] ?? RuleCounts() }
+    }
+
+    func forget(_ ruleID: String) {
+        _ = self.counts.withLock { $0.removeValue(forKey: ruleID) }
+    }
+}
+
 /// A rule's counters in `/metrics`.
 struct RuleMetrics: Sendable {
     let evaluated: Counter
+    let matched: Counter
     let fired: Counter
     let actionFailures: Counter
     let skippedNotJSON: Counter
@@ -64,6 +122,7 @@ struct RuleMetrics: Sendable {
     init(ruleID: String) {
         let rule = [("rule", ruleID)]
         self.evaluated = Counter(label: "conduit_rule_evaluated_total", dimensions: rule)
+        self.matched = Counter(label: "conduit_rule_matched_total", dimensions: rule)
         self.fired = Counter(label: "conduit_rule_fired_total", dimensions: rule)
         self.actionFailures = Counter(label: "conduit_rule_action_failures_total", dimensions: rule)
         self.skippedNotJSON = Counter(label: "conduit_rule_skipped_total", dimensions: rule + [("reason", "not_json")])
@@ -71,11 +130,12 @@ struct RuleMetrics: Sendable {
         self.skippedNotANumber = Counter(label: "conduit_rule_skipped_total", dimensions: rule + [("reason", "not_a_number")])
     }
 
-    func skipped(_ reason: RuleSkip) {
-        switch reason {
-        case .notJSON: self.skippedNotJSON.increment()
-        case .noValue: self.skippedNoValue.increment()
-        case .notANumber: self.skippedNotANumber.increment()
+    func add(_ counts: RuleCounts) {
+        for (counter, count) in [
+            (self.evaluated, counts.evaluated), (self.matched, counts.matched), (self.fired, counts.fired), (self.actionFailures, counts.actionFailures),
+            (self.skippedNotJSON, counts.skippedNotJSON), (self.skippedNoValue, counts.skippedNoValue), (self.skippedNotANumber, counts.skippedNotANumber),
+        ] where count > 0 {
+            counter.increment(by: count)
         }
     }
 }
@@ -105,6 +165,8 @@ enum RuleEvaluator {
         /// Every state the batch read or moved, as it now stands, for the caller's memory once
         /// the transaction has committed.
         var states: [RuleStateKey: RuleDeviceState] = [:]
+        /// What each rule did, by rule id, with its metrics: for after the commit.
+        var tallies: [String: (counts: RuleCounts, metrics: RuleMetrics)] = [:]
     }
 
     /// A path of one message, read once for all the rules that read it.
@@ -160,12 +222,13 @@ enum RuleEvaluator {
         // Rules that read the same path of the same message read it once.
         var read: [ReadKey: Result<Double, RuleSkipError>] = [:]
         var publishes: [OutboxMessage] = []
+        var tallies: [String: (counts: RuleCounts, metrics: RuleMetrics)] = [:]
         for (index, rule) in reached {
             let input = inputs[index]
-            rule.metrics.evaluated.increment()
+            tallies[rule.id, default: (RuleCounts(), rule.metrics)].counts.evaluated += 1
             if parsed[index] == nil { parsed[index] = .some(RuleEngine.parse(input.payload)) }
             guard let json = parsed[index] ?? nil else {
-                rule.metrics.skipped(.notJSON)
+                tallies[rule.id]!.counts.skip(.notJSON)
                 continue
             }
             let value: Double
@@ -175,7 +238,7 @@ enum RuleEvaluator {
             switch result {
             case .success(let read): value = read
             case .failure(let skip):
-                rule.metrics.skipped(skip.reason)
+                tallies[rule.id]!.counts.skip(skip.reason)
                 continue
             }
             let key = RuleStateKey(ruleID: rule.id, deviceID: input.deviceID)
@@ -183,6 +246,7 @@ enum RuleEvaluator {
             var state = before
             let evaluation = RuleEngine.evaluate(rule.definition, value: value, state: &state, at: input.receivedAt)
             states[key] = state
+            if evaluation.band != nil { tallies[rule.id]!.counts.matched += 1 }
             // Written when where the device stands moved, not for every reading: the value and
             // time shown are those of the last reading that moved it (a write per reading and
             // rule would cost ingest a statement each).
@@ -240,7 +304,7 @@ enum RuleEvaluator {
                     tenantID: input.tenantID, type: failure == nil ? EventType.ruleFired : EventType.ruleActionFailed, deviceID: input.deviceID,
                     actor: "rule:\(rule.id)", data: data, at: input.receivedAt
                 )
-                if failure == nil { rule.metrics.fired.increment() } else { rule.metrics.actionFailures.increment() }
+                if failure == nil { tallies[rule.id]!.counts.fired += 1 } else { tallies[rule.id]!.counts.actionFailures += 1 }
             }
         }
         try await session.outbox.appendPublishes(publishes)
@@ -259,6 +323,7 @@ enum RuleEvaluator {
         }
         try await session.rules.save(records)
         outcome.states = states
+        outcome.tallies = tallies
         return outcome
     }
 }

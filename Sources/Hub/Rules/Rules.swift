@@ -7,6 +7,8 @@ public struct RuleView: Sendable, Equatable {
     public var name: String
     public var enabled: Bool
     public var definition: RuleDefinition
+    /// What it did on this node since the node started.
+    public var counts: RuleCounts
     public var createdAt: Date
     public var updatedAt: Date
 }
@@ -35,15 +37,15 @@ public struct Rules: Sendable {
         } catch let error as StoreError where error.isConflict {
             throw HubError.conflict("rule_exists", "name: the tenant has a rule named '\(name)' already")
         }
-        return try Self.view(rule)
+        return try self.view(rule)
     }
 
     public func list(by principal: Principal) async throws -> [RuleView] {
-        try await self.hub.store.session.rules.list(tenantID: principal.tenantID).map(Self.view)
+        try await self.hub.store.session.rules.list(tenantID: principal.tenantID).map(self.view)
     }
 
     public func get(_ id: String, by principal: Principal) async throws -> RuleView {
-        try Self.view(try await self.stored(id, tenantID: principal.tenantID))
+        try self.view(try await self.stored(id, tenantID: principal.tenantID))
     }
 
     /// Replaces what is given. A changed definition starts every device afresh: its first
@@ -69,7 +71,7 @@ public struct Rules: Sendable {
         } catch let error as StoreError where error.isConflict {
             throw HubError.conflict("rule_exists", "name: the tenant has a rule named '\(rule.name)' already")
         }
-        return try Self.view(rule)
+        return try self.view(rule)
     }
 
     public func delete(_ id: String, by principal: Principal) async throws {
@@ -79,15 +81,26 @@ public struct Rules: Sendable {
             try await session.rules.delete(tenantID: principal.tenantID, id: id)
             try await session.rules.deleteStates(tenantID: principal.tenantID, ruleID: id)
         }
+        self.hub.ingest.ruleCounters.forget(id)
+    }
+
+    /// A device's state in a rule.
+    public struct DeviceState: Sendable, Equatable {
+        public var deviceID: String
+        public var state: RuleDeviceState
     }
 
     /// Each device's state in the rule, by device id.
-    public func states(_ id: String, after: String? = nil, limit: Int = 100, by principal: Principal) async throws -> [(deviceID: String, state: RuleDeviceState)] {
+    public func states(_ id: String, page: PageRequest, by principal: Principal) async throws -> Page<DeviceState> {
         _ = try await self.stored(id, tenantID: principal.tenantID)
-        return try await self.hub.store.session.rules.states(tenantID: principal.tenantID, ruleID: id, after: after, limit: limit).compactMap { record in
+        let after = try page.decodedCursor()
+        if let after, !Validation.isDeviceID(after) { throw HubError.invalidField("cursor", "must be a nextCursor returned by this list") }
+        let records = try await self.hub.store.session.rules.states(tenantID: principal.tenantID, ruleID: id, after: after, limit: page.limit + 1)
+        let fetched = records.compactMap { record -> DeviceState? in
             guard let state = try? JSONDecoder().decode(RuleDeviceState.self, from: Data(record.state.utf8)) else { return nil }
-            return (record.deviceID, state)
+            return DeviceState(deviceID: record.deviceID, state: state)
         }
+        return PageRequest.page(fetched, limit: page.limit, key: \.deviceID)
     }
 
     /// What a message would do: the value read, the state the device would be in, and the
@@ -180,10 +193,13 @@ public struct Rules: Sendable {
         return String(decoding: try encoder.encode(definition), as: UTF8.self)
     }
 
-    static func view(_ rule: Rule) throws -> RuleView {
+    func view(_ rule: Rule) throws -> RuleView {
         guard let definition = try? JSONDecoder().decode(RuleDefinition.self, from: Data(rule.definition.utf8)) else {
             throw StoreError.corrupt("rule \(rule.id) has a definition this version cannot read")
         }
-        return RuleView(id: rule.id, name: rule.name, enabled: rule.enabled, definition: definition, createdAt: rule.createdAt, updatedAt: rule.updatedAt)
+        return RuleView(
+            id: rule.id, name: rule.name, enabled: rule.enabled, definition: definition, counts: self.hub.ingest.ruleCounters.counts(of: rule.id),
+            createdAt: rule.createdAt, updatedAt: rule.updatedAt
+        )
     }
 }

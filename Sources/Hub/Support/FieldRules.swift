@@ -179,4 +179,26 @@ public enum FieldRules {
 
     /// CA certificates (PEM) an integration's data endpoint must chain to.
     public static let mqttTrustRoots = StringRule([.utf8Bytes(max: 256 * 1024, message: "must be at most 256 KB of PEM")])
+
+    // Rules (``RuleRules`` checks these, and what no pattern can say).
+
+    /// A rule's state names.
+    public static let ruleState = StringRule(pattern: "^[A-Za-z0-9_-]{1,64}$", message: "state names must match [A-Za-z0-9_-]{1,64}")
+    /// A rule's value: `$`, then `.name`, `['any name']` or `[index]` steps, at most 32.
+    public static let ruleValue = StringRule([
+        .utf8Bytes(max: 1024, message: "must be at most 1024 bytes"),
+        .pattern(#"^\$(?:\.[A-Za-z0-9_-]+|\[[0-9]{1,6}\]|\['(?:[^'\\]|\\[\s\S])*'\]){0,32}$"#, message: "must be $ then .name, ['name'] or [index] steps (at most 32), such as $.a.b[0]"),
+    ])
+    /// A rule's subtopic: an MQTT topic filter under `devices/{id}/`.
+    public static let ruleSubtopic = StringRule([
+        .length(min: 1, max: nil, message: "must not be empty"),
+        .utf8Bytes(max: 200, message: "must be 1 to 200 bytes"),
+        .pattern(#"^(?:(?:\+|[^+#/\x00]*)/)*(?:\+|#|[^+#/\x00]*)$"#, message: "must be a topic filter: '+' only as a whole level, '#' only as the whole last level, no NUL"),
+    ])
+    /// An AWS topic a rule publishes on, with `{deviceId}`, `{state}` or `{previousState}` in it.
+    public static let ruleTopic = StringRule([
+        .length(min: 1, max: nil, message: "must not be empty"),
+        .utf8Bytes(max: 256, message: "must be 1 to 256 bytes"),
+        .pattern(#"^(?!\$)(?:[^{+#\x00]|\{(?:deviceId|state|previousState)\})+$"#, message: "must not start with $, hold + or # or NUL, and name only {deviceId}, {state} or {previousState}"),
+    ])
 }

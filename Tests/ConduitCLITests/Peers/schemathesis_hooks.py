@@ -8,6 +8,11 @@ rules in words too: moto's URL and a loopback MQTT port (both on the allowlist),
 certificate made for the run, and a region that exists. An integration body always names moto, so that Conduit never turns to
 AWS's own endpoints. Bodies generated to break the schema are sent as generated.
 
+A rule's states are bands that may not overlap, its actions fire on crossings into its own states,
+and publish through an integration of the tenant: bodies that follow the schema get the bands of
+Waylay's seed (Above 350, Below 300), actions on those states, and the run's integration; a dry
+run names one of those states and the run's device.
+
 Likewise, shadow states larger than AWS keeps are not generated.
 
 The values come from the JSON file named by CONDUIT_SCHEMATHESIS_PINS.
@@ -64,3 +69,35 @@ def before_call(context, case, kwargs):
     elif label == "POST /v1/devices/{id}/certificate":
         if body.get("certificatePem") is not None:
             body["certificatePem"] = PINS["certificatePem"]
+    else:
+        fix_rule_bodies(label, body)
+
+
+RULE_STATES = {"Above": {"above": 350}, "Below": {"below": 300}}
+
+
+def fix_rule(body):
+    """A rule body that follows the schema, made to follow the rules in words too."""
+    if isinstance(body.get("states"), dict):
+        body["states"] = dict(RULE_STATES)
+    for index, action in enumerate(body.get("actions") or []):
+        if not isinstance(action, dict):
+            continue
+        action["on"] = {"to": "Above", "from": "Below"} if index % 2 else {"to": "Below"}
+        if isinstance(action.get("publish"), dict):
+            action["publish"]["integrationId"] = PINS["integrationId"]
+        if isinstance(action.get("webhook"), dict):
+            if PINS.get("webhookId"):
+                action["webhook"]["integrationId"] = PINS["webhookId"]
+            else:
+                action["webhook"], action["downlink"] = None, {"payload": {}}
+
+
+def fix_rule_bodies(label, body):
+    if label in ("POST /v1/rules", "PATCH /v1/rules/{id}"):
+        fix_rule(body)
+    elif label == "POST /v1/rules/{id}/test":
+        if body.get("state") is not None:
+            body["state"] = "Above" if len(body["state"]) % 2 else "Below"
+        if body.get("deviceId") is not None:
+            body["deviceId"] = "meter-1"

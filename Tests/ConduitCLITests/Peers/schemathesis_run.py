@@ -219,6 +219,22 @@ def main():
             lambda: api.call("GET", "/v1/devices/meter-1/aws")["items"][0]["state"] == "provisioned",
         )
         spare = api.call("POST", "/v1/tokens", {"role": "reader", "name": "spare"}, expect=201)["id"]
+        rule = api.call(
+            "POST",
+            "/v1/rules",
+            {
+                "name": "light",
+                "source": {"all": True},
+                "subtopic": "up",
+                "value": "$.lightValue",
+                "states": {"Above": {"above": 350}, "Below": {"below": 300}},
+                "actions": [
+                    {"on": {"to": "Above"}, "publish": {"integrationId": integration["id"], "topic": "lights/{deviceId}/set", "payload": {"lightStatus": "off"}}},
+                    {"on": {"to": "Below"}, "downlink": {"payload": {"lightStatus": "on"}}},
+                ],
+            },
+            expect=201,
+        )
 
         ca, gateway, gateway_key = certificates(work)
         config = os.path.join(work, "schemathesis.toml")
@@ -247,6 +263,14 @@ values = ["meter-1"]
 
 [dictionaries.integration]
 values = [{toml_string(integration["id"])}]
+
+# The rule operations take the run's rule half the time, as the shadow ones take its device.
+[dictionaries.rule]
+values = [{toml_string(rule["id"])}]
+
+[[operations]]
+include-path-regex = '^/v1/rules/\\{{id\\}}(/test|/states)?$'
+parameters = {{ "path.id" = {{ dictionary = "rule", probability = 0.5 }} }}
 
 [[operations]]
 include-path-regex = '^/v1/devices/\\{{id\\}}/(shadow|shadows|certificate)$'
@@ -279,6 +303,8 @@ phases.coverage.enabled = false
                     "mqttTrustRoots": ca,
                     "gateway": {"certificatePem": gateway, "privateKey": gateway_key},
                     "certificatePem": gateway,
+                    "integrationId": integration["id"],
+                    "webhookId": None,
                 },
                 file,
             )
