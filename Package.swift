@@ -155,6 +155,7 @@ let package = Package(
             dependencies: [
                 "HTTPAPI",
                 "Console",
+                "Backoff",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "AWS",
                 "AWSIoT",

@@ -24,6 +24,7 @@ public enum ConduitAPI {
         ShadowRoutes(hub: hub).register(on: v1)
         ThingRoutes(hub: hub).register(on: v1)
         RuleRoutes(hub: hub).register(on: v1)
+        WebhookRoutes(hub: hub).register(on: v1)
         return router
     }
 

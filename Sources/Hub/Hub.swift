@@ -36,6 +36,10 @@ public final class Hub: Sendable {
     let connections: AWSConnections
     /// Rung when provisioning work is written, so that workers start at once.
     let provisioningDoorbell = Doorbell()
+    /// Rung when webhook deliveries are queued or released.
+    let webhookDoorbell = Doorbell()
+    /// How webhooks are called.
+    public let webhookEnvironment: WebhookEnvironment
     /// Rung when messages are written to the uplink outbox.
     let uplinkDoorbell = Doorbell()
     let uplinkMarks = UplinkQueueMarks()
@@ -74,8 +78,10 @@ public final class Hub: Sendable {
     public init(
         store: SQLStore, logger: Logger = Logger(label: "conduit.hub"), messageHistoryLimit: Int = 1000,
         secrets: SecretBox = SecretBox(key: SymmetricKey(size: .bits256)), aws: AWSEnvironment = AWSEnvironment(),
-        uplinkBacklogLimit: Int = 100_000, deviceCA: DeviceCA? = nil, clock: @escaping @Sendable () -> Date = Date.init
+        uplinkBacklogLimit: Int = 100_000, deviceCA: DeviceCA? = nil, webhooks: WebhookEnvironment = WebhookEnvironment(),
+        clock: @escaping @Sendable () -> Date = Date.init
     ) {
+        self.webhookEnvironment = webhooks
         self.deviceCA = deviceCA
         self.uplinkBacklog = UplinkBacklog(limit: uplinkBacklogLimit)
         self.store = store
@@ -87,7 +93,7 @@ public final class Hub: Sendable {
         let downlinksForRules = WeakHub()
         self.ingest = MessageIngest(
             store: store, backlog: self.uplinkBacklog, uplinkDoorbell: self.uplinkDoorbell, uplinkMarks: self.uplinkMarks, messageBells: self.messageBells,
-            historyLimit: messageHistoryLimit,
+            historyLimit: messageHistoryLimit, webhookDoorbell: self.webhookDoorbell,
             rulesQueuedDownlinks: { devices in
                 guard let hub = downlinksForRules.hub else { return }
                 Task { for device in devices { await hub.downlinks.sendPending(to: device) } }
@@ -126,6 +132,7 @@ public final class Hub: Sendable {
     public var things: Things { Things(hub: self) }
     public var consoleAccounts: ConsoleAccounts { ConsoleAccounts(hub: self) }
     public var rules: Rules { Rules(hub: self) }
+    public var webhooks: Webhooks { Webhooks(hub: self) }
 
     /// The time now, at the precision the store keeps.
     func now() -> Date { self.clock().truncatedToStorePrecision }

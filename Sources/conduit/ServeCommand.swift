@@ -210,6 +210,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(
         help: ArgumentHelp(
             SettingsCatalog.help(
+                "Endpoints at private, loopback or link-local addresses that webhooks may call (a receiver inside your network): exact scheme://host:port entries (https or http), separated by commas. Without an entry, webhooks go to public addresses over https only",
+                key: "webhooks.allowlist", default: "none"
+            ),
+            valueName: "list"
+        )
+    )
+    var webhookAllowlist: String?
+
+    @Option(
+        help: ArgumentHelp(
+            SettingsCatalog.help(
                 "This node's name among the nodes that share a database; it holds leases under it", key: "node.id",
                 default: "the one in node-id in the data dir, made on the first start"
             ),
@@ -298,6 +309,7 @@ struct ServeCommand: AsyncParsableCommand {
         Listeners.raiseOpenFileLimit()
         let secrets = try settings.secretBox()
         let aws = try settings.awsEnvironment(allowlist: self.awsEndpointAllowlist)
+        let webhooks = try settings.webhookEnvironment(allowlist: self.webhookAllowlist)
         let deviceCA = try settings.deviceCA(ca: self.mqttTlsCa, key: self.mqttTlsCaKey)
         let nodeID = try settings.nodeID(self.nodeId)
         let registry = PrometheusCollectorRegistry()
@@ -307,7 +319,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await store.migrate()
             let hub = Hub(store: store, logger: Logger(label: "conduit.hub"), messageHistoryLimit: historyLimit, secrets: secrets,
-                aws: aws, uplinkBacklogLimit: backlogLimit, deviceCA: deviceCA
+                aws: aws, uplinkBacklogLimit: backlogLimit, deviceCA: deviceCA, webhooks: webhooks
             )
             let resealed = try await hub.sealLegacySecretsAgain()
             if resealed > 0 { logger.info("sealed \(resealed) stored secrets again, each bound to its row") }
@@ -356,7 +368,7 @@ struct ServeCommand: AsyncParsableCommand {
                     // Stopped in the reverse order: the workers, then HTTP, then the broker.
                     services: [
                         BrokerService(broker: broker), app, WorkerService(provisioner.run), WorkerService(UplinkForwarder(hub: hub, configuration: .init(window: deviceWindow)).run),
-                        WorkerService(DownlinkGateways(hub: hub, configuration: .init(nodeID: nodeID)).run),
+                        WorkerService(DownlinkGateways(hub: hub, configuration: .init(nodeID: nodeID)).run), WorkerService(WebhookDispatcher(hub: hub).run),
                     ],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger

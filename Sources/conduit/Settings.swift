@@ -1,4 +1,5 @@
 import AWS
+import Backoff
 import ArgumentParser
 import Configuration
 import Foundation
@@ -200,6 +201,29 @@ struct Settings {
                 throw ValidationError("aws.endpointAllowlist: \(error.reason)")
             }
         }
+        return environment
+    }
+
+    /// How webhooks are sent: the endpoints besides public ones they may call
+    /// (`webhooks.allowlist`), and how soon a failed delivery is tried again.
+    func webhookEnvironment(allowlist flag: String? = nil) throws -> WebhookEnvironment {
+        var environment = WebhookEnvironment()
+        if let text = self.string(flag, key: "webhooks.allowlist") {
+            do {
+                environment.allowlist = try AWSEndpointAllowlist(parsing: text)
+            } catch {
+                throw ValidationError("webhooks.allowlist: \(error.reason)")
+            }
+            if let entry = environment.allowlist.entries.first(where: { $0.scheme == "mqtts" }) {
+                throw ValidationError("webhooks.allowlist: '\(entry)' must be https or http")
+            }
+        }
+        let first = try self.int(nil, key: "webhooks.retryFirstMilliseconds", range: 100...3_600_000, default: 5000)
+        let maximum = try self.int(nil, key: "webhooks.retryMaximumSeconds", range: 1...86_400, default: 3600)
+        guard Double(maximum) * 1000 >= Double(first) else {
+            throw ValidationError("webhooks.retryMaximumSeconds: must be at least webhooks.retryFirstMilliseconds")
+        }
+        environment.retry = Backoff(first: Double(first) / 1000, maximum: Double(maximum), jitter: 0.5...1.5)
         return environment
     }
 

@@ -45,6 +45,8 @@ enum SettingsCatalog {
         .init(key: "messageHistory", kind: .integer), .init(key: "aws.reconcileInterval", kind: .integer),
         .init(key: "aws.endpointAllowlist", kind: .string),
         .init(key: "uplink.backlogLimit", kind: .integer), .init(key: "uplink.deviceWindow", kind: .integer), .init(key: "node.id", kind: .string),
+        .init(key: "webhooks.allowlist", kind: .string), .init(key: "webhooks.retryFirstMilliseconds", kind: .integer),
+        .init(key: "webhooks.retryMaximumSeconds", kind: .integer),
     ]
 
     /// The variable that names the config file; it has no key of its own.

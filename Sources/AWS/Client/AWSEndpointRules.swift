@@ -199,3 +199,33 @@ public struct AWSEndpointAllowlist: Sendable, Equatable {
 
     public var isEmpty: Bool { self.entries.isEmpty }
 }
+
+extension AWSEndpointRules {
+    /// A webhook's URL: `https://host[:port]/path[?query]` at a public address (which the hub checks
+    /// by resolving the host, at each delivery), or any URL whose `scheme://host:port` the operator
+    /// allowlisted (`http` too). No user info, no fragment, no backslashes; at most 2048 bytes.
+    /// Returns the URL and its endpoint.
+    public static func webhookURL(_ value: String, allowlist: AWSEndpointAllowlist) throws(Refusal) -> (url: URL, endpoint: Endpoint, allowlisted: Bool) {
+        guard value.utf8.count <= 2048 else { throw Refusal(reason: "must be at most 2048 bytes") }
+        guard let separator = value.range(of: "://") else { throw Refusal(reason: "must be a URL such as https://example.com/hooks/conduit") }
+        let rest = value[separator.upperBound...]
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        let target = rest[authorityEnd...]
+        for (character, what) in [("#", "a fragment"), ("\\", "backslashes")] where value.contains(character) {
+            throw Refusal(reason: "must not contain \(what) ('\(character)')")
+        }
+        guard target.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+            throw Refusal(reason: "its path and query must be printable ASCII without spaces (percent-escape the rest)")
+        }
+        let endpoint = try self.parseURL(String(value[..<separator.upperBound]) + String(rest[..<authorityEnd]), schemes: ["https", "http"])
+        let allowlisted = allowlist.contains(endpoint)
+        guard allowlisted || endpoint.scheme == "https" else {
+            throw Refusal(reason: "must use https (http only for a scheme://host:port the operator allowlisted)")
+        }
+        let host = endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host
+        let defaultPort = endpoint.scheme == "https" ? 443 : 80
+        let text = "\(endpoint.scheme)://\(host)\(endpoint.port == defaultPort ? "" : ":\(endpoint.port)")\(target.isEmpty ? "/" : String(target))"
+        guard let url = URL(string: text) else { throw Refusal(reason: "is not a valid URL") }
+        return (url, endpoint, allowlisted)
+    }
+}

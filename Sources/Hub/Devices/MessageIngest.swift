@@ -64,6 +64,7 @@ final class MessageIngest: Sendable {
     private let store: SQLStore
     private let backlog: UplinkBacklog
     private let uplinkDoorbell: Doorbell
+    private let webhookDoorbell: Doorbell
     private let uplinkMarks: UplinkQueueMarks
     private let messageBells: Doorbells
     private let historyLimit: Int
@@ -80,8 +81,9 @@ final class MessageIngest: Sendable {
 
     init(
         store: SQLStore, backlog: UplinkBacklog, uplinkDoorbell: Doorbell, uplinkMarks: UplinkQueueMarks, messageBells: Doorbells, historyLimit: Int,
-        rulesQueuedDownlinks: @escaping @Sendable (Set<String>) -> Void = { _ in }
+        webhookDoorbell: Doorbell = Doorbell(), rulesQueuedDownlinks: @escaping @Sendable (Set<String>) -> Void = { _ in }
     ) {
+        self.webhookDoorbell = webhookDoorbell
         self.rulesQueuedDownlinks = rulesQueuedDownlinks
         self.store = store
         self.backlog = backlog
@@ -165,6 +167,8 @@ final class MessageIngest: Sendable {
         /// Rule states as this batch leaves them, and the generation they were read at.
         var ruleStates: [RuleStateKey: RuleDeviceState] = [:]
         var generation: Int?
+        /// Webhook deliveries may have been queued (rules fired: their events may go to webhooks).
+        var webhooksQueued = false
         /// What each rule did.
         var ruleTallies: [String: (counts: RuleCounts, metrics: RuleMetrics)] = [:]
     }
@@ -197,6 +201,7 @@ final class MessageIngest: Sendable {
         }
         for (device, tenantID) in outcome.tenantOfDevice { self.messageBells.ring(tenantID + "/" + device) }
         if !outcome.downlinkDevices.isEmpty { self.rulesQueuedDownlinks(outcome.downlinkDevices) }
+        if outcome.webhooksQueued { self.webhookDoorbell.ring() }
         if !outcome.ruleTallies.isEmpty {
             self.ruleCounters.add(outcome.ruleTallies.mapValues(\.counts))
             for (counts, metrics) in outcome.ruleTallies.values { metrics.add(counts) }
@@ -290,6 +295,7 @@ final class MessageIngest: Sendable {
                 )
                 outcome.ruleStates = fired.states
                 outcome.ruleTallies = fired.tallies
+                outcome.webhooksQueued = fired.webhooksQueued || fired.tallies.values.contains { $0.counts.fired + $0.counts.actionFailures > 0 }
                 outcome.generation = generation
                 for (integrationID, count) in fired.outboxAdded { added[integrationID, default: 0] += count }
                 outcome.queues.formUnion(fired.queues)

@@ -25,6 +25,8 @@ public enum EventType {
     public static let downlinkSkipped = "downlink.skipped"
     public static let ruleFired = "rule.fired"
     public static let ruleActionFailed = "rule.action_failed"
+    /// A webhook answered 410 Gone: its deliveries are held until it is resumed.
+    public static let webhookPaused = "webhook.paused"
     public static let userCreated = "user.created"
     public static let userDeleted = "user.deleted"
     public static let userRoleChanged = "user.role_changed"
@@ -47,7 +49,7 @@ public enum EventType {
         [
             deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, deviceCertificateEnrolled, deviceCertificateRevoked, tokenCreated, tokenRevoked, integrationCreated,
             integrationUpdated, integrationDeleted, awsProvisioned, awsDisabled, awsDeprovisioned, awsFailed, awsDriftRepaired,
-            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped, downlinkSkipped, ruleFired, ruleActionFailed, userCreated, userDeleted, userRoleChanged,
+            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped, downlinkSkipped, ruleFired, ruleActionFailed, webhookPaused, userCreated, userDeleted, userRoleChanged,
         ] + LifecycleAction.allCases.map(lifecycle)
     }
 }

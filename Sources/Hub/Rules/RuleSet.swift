@@ -165,6 +165,8 @@ enum RuleEvaluator {
         /// Every state the batch read or moved, as it now stands, for the caller's memory once
         /// the transaction has committed.
         var states: [RuleStateKey: RuleDeviceState] = [:]
+        /// Webhook deliveries were queued.
+        var webhooksQueued = false
         /// What each rule did, by rule id, with its metrics: for after the commit.
         var tallies: [String: (counts: RuleCounts, metrics: RuleMetrics)] = [:]
     }
@@ -258,6 +260,7 @@ enum RuleEvaluator {
             for actionIndex in evaluation.fired {
                 let action = rule.definition.actions[actionIndex]
                 var failure: String?
+                var webhookTarget: String?
                 if let publish = action.publish {
                     let topic = RuleEngine.render(publish.topic, context)
                     if rules.integrations[publish.integrationId] != input.tenantID {
@@ -293,17 +296,30 @@ enum RuleEvaluator {
                     } else {
                         failure = "device '\(target)' does not exist or is not accepted"
                     }
-                } else {
-                    failure = "webhook actions need webhook integrations, which this version does not have"
+                } else if let webhook = action.webhook {
+                    if try await session.webhooks.get(tenantID: input.tenantID, id: webhook.integrationId) == nil {
+                        failure = "webhook '\(webhook.integrationId)' does not exist in the tenant"
+                    } else {
+                        webhookTarget = webhook.integrationId
+                    }
                 }
                 let data = EventLog.json([
                     "ruleId": rule.id, "rule": rule.name, "action": "\(actionIndex)", "value": context.valueText, "state": current,
                     "previousState": evaluation.previousState ?? "",
                 ].merging(failure.map { ["error": $0] } ?? [:]) { $1 })
-                try await session.events.append(
+                let event = try await session.events.append(
                     tenantID: input.tenantID, type: failure == nil ? EventType.ruleFired : EventType.ruleActionFailed, deviceID: input.deviceID,
                     actor: "rule:\(rule.id)", data: data, at: input.receivedAt
                 )
+                // The firing itself goes to the webhook, as its rule.fired event (once, should the
+                // webhook take rule.fired events too).
+                if let webhookTarget {
+                    try await session.webhooks.enqueue(
+                        webhookID: webhookTarget, tenantID: input.tenantID, type: event.type, deviceID: input.deviceID, messageID: event.messageID,
+                        body: event.webhookBody, at: input.receivedAt
+                    )
+                    outcome.webhooksQueued = true
+                }
                 if failure == nil { tallies[rule.id]!.counts.fired += 1 } else { tallies[rule.id]!.counts.actionFailures += 1 }
             }
         }

@@ -176,8 +176,8 @@ public struct Rules: Sendable {
                     throw HubError.invalidField("actions[\(index)].publish.integrationId", "no integration '\(publish.integrationId)' in the tenant")
                 }
             }
-            if action.webhook != nil {
-                throw HubError.invalidField("actions[\(index)].webhook", "webhook integrations are not available in this version")
+            if let webhook = action.webhook, try await self.hub.store.session.webhooks.get(tenantID: tenantID, id: webhook.integrationId) == nil {
+                throw HubError.invalidField("actions[\(index)].webhook.integrationId", "no webhook '\(webhook.integrationId)' in the tenant")
             }
         }
     }

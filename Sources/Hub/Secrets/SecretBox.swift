@@ -146,6 +146,11 @@ public struct SecretBinding: Sendable, Equatable {
         SecretBinding(purpose: "awsThing.privateKey", tenantID: tenantID, row: "\(integrationID)/\(deviceID)")
     }
 
+    /// A webhook's signing secret, and the one before it while it still signs.
+    public static func webhookSecret(tenantID: String, webhookID: String) -> SecretBinding {
+        SecretBinding(purpose: "webhook.secret", tenantID: tenantID, row: webhookID)
+    }
+
     public static func thingKey(_ job: ProvisioningJob) -> SecretBinding {
         self.thingKey(tenantID: job.tenantID, integrationID: job.integrationID, deviceID: job.deviceID)
     }

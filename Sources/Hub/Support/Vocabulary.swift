@@ -13,6 +13,10 @@
 @_exported import enum Store.IntegrationStatus
 @_exported import struct Store.ProvisioningJob
 @_exported import enum Store.Role
+@_exported import struct Store.Webhook
+@_exported import struct Store.WebhookAttempt
+@_exported import struct Store.WebhookDelivery
+@_exported import enum Store.WebhookDeliveryState
 
 import Store
 

@@ -191,4 +191,5 @@ public struct StoreSession: Sendable {
     public var mqttSessions: MQTTSessionRepository { MQTTSessionRepository(session: self) }
     public var routing: RoutingRepository { RoutingRepository(session: self) }
     public var rules: RuleRepository { RuleRepository(session: self) }
+    public var webhooks: WebhookRepository { WebhookRepository(session: self) }
 }

@@ -330,5 +330,69 @@ extension Migration {
             }
             return statements
         },
+        Migration(version: 12, name: "webhooks, the event types each takes, and their durable deliveries and tries") { dialect in
+            [
+                """
+                CREATE TABLE webhooks (
+                    id TEXT PRIMARY KEY,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    url TEXT NOT NULL,
+                    secret TEXT NOT NULL,
+                    previous_secret TEXT,
+                    previous_secret_until BIGINT,
+                    events TEXT NOT NULL,
+                    paused_reason TEXT,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    UNIQUE (tenant_id, name)
+                )
+                """,
+                // What each webhook takes, by event type: an event's append finds its webhooks here
+                // in the statement that queues their deliveries, in the event's own transaction.
+                """
+                CREATE TABLE webhook_subscriptions (
+                    tenant_id TEXT NOT NULL,
+                    event_type TEXT NOT NULL,
+                    webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+                    PRIMARY KEY (tenant_id, event_type, webhook_id)
+                )
+                """,
+                """
+                CREATE TABLE webhook_deliveries (
+                    seq \(dialect.identityPrimaryKey),
+                    webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+                    tenant_id TEXT NOT NULL,
+                    message_id TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    event_type TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    next_attempt_at BIGINT NOT NULL,
+                    last_status INTEGER,
+                    last_error TEXT,
+                    finished_at BIGINT
+                )
+                """,
+                // A device's deliveries to a webhook go in order: the queue's head is its oldest pending one.
+                "CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (webhook_id, device_id, state, seq)",
+                "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at)",
+                "CREATE INDEX webhook_deliveries_log ON webhook_deliveries (webhook_id, seq)",
+                "CREATE INDEX webhook_deliveries_message ON webhook_deliveries (webhook_id, message_id)",
+                """
+                CREATE TABLE webhook_attempts (
+                    delivery_seq BIGINT NOT NULL REFERENCES webhook_deliveries(seq) ON DELETE CASCADE,
+                    attempt INTEGER NOT NULL,
+                    at BIGINT NOT NULL,
+                    status INTEGER,
+                    latency_ms INTEGER NOT NULL,
+                    error TEXT,
+                    PRIMARY KEY (delivery_seq, attempt)
+                )
+                """,
+            ]
+        },
     ]
 }

@@ -16,7 +16,8 @@ public struct EventRepository: Sendable {
         }
     }
 
-    /// Appends an event and returns it with its sequence number.
+    /// Appends an event, queues it to the tenant's webhooks that take its type, and returns it
+    /// with its sequence number.
     @discardableResult
     public func append(
         tenantID: String, type: String, deviceID: String?, actor: String, data: String, at date: Date
@@ -32,10 +33,15 @@ public struct EventRepository: Sendable {
         guard let sequence = try row?.decode(column: "seq", as: Int.self) else {
             throw StoreError.corrupt("event insert returned no sequence")
         }
-        return Event(
+        let event = Event(
             sequence: sequence, tenantID: tenantID, type: type, deviceID: deviceID, actor: actor, data: data,
             createdAt: date.truncatedToStorePrecision
         )
+        // To the webhooks that take it, in the event's own transaction: kept or lost with it.
+        try await self.session.webhooks.enqueueEvent(
+            tenantID: tenantID, type: type, deviceID: deviceID, messageID: event.messageID, at: date, body: event.webhookBody
+        )
+        return event
     }
 
     /// Up to `limit` of the tenant's events older than `before`, newest first.
