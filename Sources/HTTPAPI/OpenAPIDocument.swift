@@ -449,6 +449,96 @@ paths:
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "404": {$ref: "#/components/responses/NotFound"}
+  /v1/webhooks:
+    get:
+      summary: The tenant's webhooks by name, without their secrets (admin)
+      responses:
+        "200": {description: "Webhooks; at most \#(Webhooks.maximumPerTenant).", content: {application/json: {schema: {$ref: "#/components/schemas/WebhookList"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+    post:
+      summary: Add a webhook (admin); its secret is in this answer only
+      description: "Events of the types it takes are queued to it in the transaction that records them, and sent as Standard Webhooks specifies: a JSON body {type, timestamp, data}, with webhook-id (the same on every try), webhook-timestamp and webhook-signature (v1,<base64 HMAC-SHA256 of id.timestamp.body> with the secret's key). A device's events go in order. A failed try is tried again with exponential backoff and jitter, or after the endpoint's Retry-After, for up to 3 days; an endpoint that answers 410 Gone is paused. Redirects are not followed. The URL must reach a public address over https (every address its name resolves to is checked, again at each try), or be a scheme://host:port the operator allowlisted (webhooks.allowlist)."
+      requestBody:
+        required: true
+        content: {application/json: {schema: {$ref: "#/components/schemas/WebhookCreate"}}}
+      responses:
+        "201": {links: \#(Self.links(to: Self.webhookOperations)), description: "The webhook with its secret.", headers: {Location: {description: "/v1/webhooks/{id}", schema: {type: string}}, Cache-Control: {$ref: "#/components/headers/NoStore"}}, content: {application/json: {schema: {$ref: "#/components/schemas/WebhookWithSecret"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "409": {description: "`webhook_exists`: the tenant has a webhook of that name. `too_many_webhooks`: it has \#(Webhooks.maximumPerTenant) already.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "413": {$ref: "#/components/responses/TooLarge"}
+  /v1/webhooks/{id}:
+    parameters:
+      - {$ref: "#/components/parameters/webhookPathId"}
+    get:
+      summary: One webhook (admin)
+      responses:
+        "200": {description: "The webhook.", content: {application/json: {schema: {$ref: "#/components/schemas/Webhook"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+    patch:
+      summary: Change a webhook, pause it or resume it (admin)
+      description: "Fields left out keep their values; none may be null. `paused: false` resumes a paused webhook, and its held deliveries go at once."
+      requestBody:
+        required: true
+        content: {application/json: {schema: {$ref: "#/components/schemas/WebhookPatch"}}}
+      responses:
+        "200": {description: "The webhook.", content: {application/json: {schema: {$ref: "#/components/schemas/Webhook"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {description: "`webhook_exists`: the tenant has another webhook of that name.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "413": {$ref: "#/components/responses/TooLarge"}
+    delete:
+      summary: Delete a webhook with its queue and delivery log (admin)
+      responses:
+        "204": {description: "Deleted."}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+  /v1/webhooks/{id}/secret:
+    parameters:
+      - {$ref: "#/components/parameters/webhookPathId"}
+    post:
+      summary: Rotate the webhook's secret (admin); the new one is in this answer only
+      description: "For a day the old secret signs beside the new one (two signatures in webhook-signature), so that the receiver can switch."
+      responses:
+        "200": {description: "The webhook with its new secret.", headers: {Cache-Control: {$ref: "#/components/headers/NoStore"}}, content: {application/json: {schema: {$ref: "#/components/schemas/WebhookWithSecret"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+  /v1/webhooks/{id}/deliveries:
+    parameters:
+      - {$ref: "#/components/parameters/webhookPathId"}
+    get:
+      summary: The delivery log, newest first, with every try (admin)
+      parameters:
+        - {name: state, in: query, schema: {type: string, enum: [pending, delivered, failed]}}
+        - {$ref: "#/components/parameters/limit"}
+        - {$ref: "#/components/parameters/sequenceCursor"}
+      responses:
+        "200": {description: "Deliveries.", content: {application/json: {schema: {$ref: "#/components/schemas/WebhookDeliveryList"}}}}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+  /v1/webhooks/{id}/deliveries/{deliveryId}/resend:
+    parameters:
+      - {$ref: "#/components/parameters/webhookPathId"}
+      - {name: deliveryId, in: path, required: true, schema: {type: string, pattern: "^[0-9]{1,18}$"}, description: "A delivery's id; any other names no delivery (404)."}
+    post:
+      summary: Send a delivery again (admin)
+      description: "A new delivery of the same message (the same webhook-id, so that the receiver can drop a repeat), after the device's others."
+      responses:
+        "202": {description: "The new delivery.", content: {application/json: {schema: {$ref: "#/components/schemas/WebhookDelivery"}}}}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {description: "`delivery_pending`: it is still being sent.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
   /v1/devices/{id}/shadow:
     parameters:
       - {$ref: "#/components/parameters/deviceId"}
@@ -596,6 +686,7 @@ components:
     deviceCursor: {name: cursor, in: query, schema: \#(S.string(FieldRules.deviceCursor)), description: "The nextCursor of the previous page."}
     sequenceCursor: {name: cursor, in: query, schema: \#(S.string(FieldRules.sequenceCursor)), description: "The nextCursor of the previous page."}
     integrationPathId: {name: id, in: path, required: true, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The integration's id; any other text names no integration (404)."}
+    webhookPathId: {name: id, in: path, required: true, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The webhook's id; any other text names no webhook (404)."}
     rulePathId: {name: id, in: path, required: true, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The rule's id; any other text names no rule (404)."}
     integrationId: {name: integrationId, in: path, required: true, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The integration's id; any other text names no integration (404)."}
   responses:
@@ -685,7 +776,7 @@ components:
       required: [id, type, actor, data, createdAt]
       properties:
         id: {type: string}
-        type: {type: string, examples: [device.created, device.updated, device.accepted, device.rejected, device.decommissioned, device.deleted, device.secret_rotated, token.created, token.revoked, integration.created, integration.updated, integration.deleted, aws.provisioned, aws.disabled, aws.deprovisioned, aws.failed, aws.drift_repaired, aws.credentials_issued, aws.credentials_rotated, uplink.dropped, downlink.skipped, rule.fired, rule.action_failed, user.created, user.deleted, user.role_changed]}
+        type: {type: string, examples: [device.created, device.updated, device.accepted, device.rejected, device.decommissioned, device.deleted, device.secret_rotated, token.created, token.revoked, integration.created, integration.updated, integration.deleted, aws.provisioned, aws.disabled, aws.deprovisioned, aws.failed, aws.drift_repaired, aws.credentials_issued, aws.credentials_rotated, uplink.dropped, downlink.skipped, rule.fired, rule.action_failed, webhook.paused, user.created, user.deleted, user.role_changed]}
         deviceId: {type: string}
         actor: {type: string, description: "token:{id}, cli or system"}
         data: {type: object}
@@ -1284,6 +1375,86 @@ components:
       properties:
         items: {type: array, items: {$ref: "#/components/schemas/RuleState"}}
         nextCursor: {type: [string, "null"]}
+    WebhookEvents: {type: array, minItems: 1, maxItems: \#(Webhooks.maximumEventTypes), items: \#(S.enumeration(Webhooks.eventTypes)), description: "The event types it takes."}
+    WebhookURL: {type: string, minLength: 1, maxLength: 2048, pattern: "^https?://[^#\\\\]+$", examples: ["https://example.com/hooks/conduit"], description: "https at a public address, or a scheme://host:port (http too) the operator allowlisted; no user info or fragment."}
+    WebhookCreate:
+      type: object
+      required: [name, url, events]
+      additionalProperties: false
+      properties:
+        type: {type: [string, "null"], enum: [webhook, null]}
+        name: {$ref: "#/components/schemas/DisplayName"}
+        url: {$ref: "#/components/schemas/WebhookURL"}
+        events: {$ref: "#/components/schemas/WebhookEvents"}
+    WebhookPatch:
+      type: object
+      additionalProperties: false
+      properties:
+        name: {$ref: "#/components/schemas/DisplayName"}
+        url: {$ref: "#/components/schemas/WebhookURL"}
+        events: {$ref: "#/components/schemas/WebhookEvents"}
+        paused: {type: boolean}
+    Webhook:
+      type: object
+      required: [id, type, name, url, events, paused, pausedReason, pending, previousSecretUntil, createdAt, updatedAt]
+      properties:
+        id: {type: string}
+        type: {type: string, const: webhook}
+        name: {type: string}
+        url: {type: string}
+        events: {type: array, items: {type: string}}
+        paused: {type: boolean}
+        pausedReason: {type: [string, "null"]}
+        pending: {type: integer, minimum: 0, description: "Deliveries waiting."}
+        previousSecretUntil: {type: [string, "null"], format: date-time, description: "Until when the secret before the last rotation signs beside the new one."}
+        createdAt: {type: string, format: date-time}
+        updatedAt: {type: string, format: date-time}
+    WebhookWithSecret:
+      allOf:
+        - {$ref: "#/components/schemas/Webhook"}
+        - type: object
+          required: [secret]
+          properties:
+            secret: {type: string, pattern: "^whsec_[A-Za-z0-9+/=]+$", description: "Shown this once; stored sealed. Standard Webhooks' libraries take it as it is."}
+    WebhookList:
+      type: object
+      required: [items, nextCursor]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/Webhook"}}
+        nextCursor: {type: "null"}
+    WebhookDelivery:
+      type: object
+      required: [id, messageId, eventType, deviceId, state, attempts, nextAttemptAt, lastStatus, lastError, createdAt, finishedAt, body, tries]
+      properties:
+        id: {type: integer}
+        messageId: {type: string, description: "The webhook-id header."}
+        eventType: {type: string}
+        deviceId: {type: [string, "null"]}
+        state: {type: string, enum: [pending, delivered, failed]}
+        attempts: {type: integer, minimum: 0}
+        nextAttemptAt: {type: [string, "null"], format: date-time}
+        lastStatus: {type: [integer, "null"]}
+        lastError: {type: [string, "null"]}
+        createdAt: {type: string, format: date-time}
+        finishedAt: {type: [string, "null"], format: date-time}
+        body: {description: "What is sent."}
+        tries:
+          type: array
+          items:
+            type: object
+            required: [attempt, at, status, latencyMs, error]
+            properties:
+              attempt: {type: integer}
+              at: {type: string, format: date-time}
+              status: {type: [integer, "null"], description: "The HTTP status, when an answer came."}
+              latencyMs: {type: integer}
+              error: {type: [string, "null"]}
+    WebhookDeliveryList:
+      type: object
+      required: [items, nextCursor]
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/WebhookDelivery"}}
+        nextCursor: {type: [string, "null"]}
 \#(S.shadowSchemas)
 """#
 
@@ -1304,6 +1475,9 @@ components:
     private static let ruleOperations: [(path: String, method: String)] = [
         ("/v1/rules/{id}", "get"), ("/v1/rules/{id}", "patch"), ("/v1/rules/{id}/test", "post"), ("/v1/rules/{id}/states", "get"),
         ("/v1/rules/{id}", "delete"),
+    ]
+    private static let webhookOperations: [(path: String, method: String)] = [
+        ("/v1/webhooks/{id}", "get"), ("/v1/webhooks/{id}", "patch"), ("/v1/webhooks/{id}/deliveries", "get"), ("/v1/webhooks/{id}", "delete"),
     ]
     private static let thingOperations: [(path: String, method: String)] = [
         ("/v1/things/{id}", "get"), ("/v1/things/{id}", "patch"), ("/v1/things/{id}", "delete"),

@@ -8,6 +8,9 @@ rules in words too: moto's URL and a loopback MQTT port (both on the allowlist),
 certificate made for the run, and a region that exists. An integration body always names moto, so that Conduit never turns to
 AWS's own endpoints. Bodies generated to break the schema are sent as generated.
 
+A webhook's URL must reach a public address, which this network has none of: bodies that
+follow the schema name the run's allowlisted loopback receiver.
+
 A rule's states are bands that may not overlap, its actions fire on crossings into its own states,
 and publish through an integration of the tenant: bodies that follow the schema get the bands of
 Waylay's seed (Above 350, Below 300), actions on those states, and the run's integration; a dry
@@ -94,7 +97,10 @@ def fix_rule(body):
 
 
 def fix_rule_bodies(label, body):
-    if label in ("POST /v1/rules", "PATCH /v1/rules/{id}"):
+    if label in ("POST /v1/webhooks", "PATCH /v1/webhooks/{id}"):
+        if body.get("url") is not None:
+            body["url"] = PINS["webhookUrl"]
+    elif label in ("POST /v1/rules", "PATCH /v1/rules/{id}"):
         fix_rule(body)
     elif label == "POST /v1/rules/{id}/test":
         if body.get("state") is not None:

@@ -167,6 +167,7 @@ def main():
         # Nothing listens here: the gateway's connections to it are refused, at once.
         mqtt_endpoint = f"127.0.0.1:{free_port()}"
         environment = {key: value for key, value in os.environ.items() if not key.startswith("CONDUIT_")}
+        webhook_port = free_port()
         environment.update(
             {
                 "AWS_ACCESS_KEY_ID": "AKIACONDUITSCHEMATHESIS",
@@ -174,6 +175,8 @@ def main():
                 "AWS_ENDPOINT_URL_STS": moto,
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "CONDUIT_AWS_ENDPOINT_ALLOWLIST": f"{moto},mqtts://{mqtt_endpoint}",
+                # Webhooks go to a loopback port nothing answers on: their deliveries wait and retry.
+                "CONDUIT_WEBHOOKS_ALLOWLIST": f"http://127.0.0.1:{webhook_port}",
             }
         )
         server_log = os.path.join(work, "conduit.log")
@@ -219,6 +222,8 @@ def main():
             lambda: api.call("GET", "/v1/devices/meter-1/aws")["items"][0]["state"] == "provisioned",
         )
         spare = api.call("POST", "/v1/tokens", {"role": "reader", "name": "spare"}, expect=201)["id"]
+        webhook_url = f"http://127.0.0.1:{webhook_port}/hooks/conduit"
+        webhook = api.call("POST", "/v1/webhooks", {"name": "ops", "url": webhook_url, "events": ["rule.fired"]}, expect=201)
         rule = api.call(
             "POST",
             "/v1/rules",
@@ -272,6 +277,13 @@ values = [{toml_string(rule["id"])}]
 include-path-regex = '^/v1/rules/\\{{id\\}}(/test|/states)?$'
 parameters = {{ "path.id" = {{ dictionary = "rule", probability = 0.5 }} }}
 
+[dictionaries.webhook]
+values = [{toml_string(webhook["id"])}]
+
+[[operations]]
+include-path-regex = '^/v1/webhooks/\\{{id\\}}'
+parameters = {{ "path.id" = {{ dictionary = "webhook", probability = 0.5 }} }}
+
 [[operations]]
 include-path-regex = '^/v1/devices/\\{{id\\}}/(shadow|shadows|certificate)$'
 parameters = {{ "path.id" = {{ dictionary = "provisioned", probability = 0.5 }}, "query.integration" = {{ dictionary = "integration", probability = 0.5 }} }}
@@ -304,7 +316,8 @@ phases.coverage.enabled = false
                     "gateway": {"certificatePem": gateway, "privateKey": gateway_key},
                     "certificatePem": gateway,
                     "integrationId": integration["id"],
-                    "webhookId": None,
+                    "webhookId": webhook["id"],
+                    "webhookUrl": webhook_url,
                 },
                 file,
             )
