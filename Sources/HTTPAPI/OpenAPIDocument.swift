@@ -776,7 +776,7 @@ components:
       required: [id, type, actor, data, createdAt]
       properties:
         id: {type: string}
-        type: {type: string, examples: [device.created, device.updated, device.accepted, device.rejected, device.decommissioned, device.deleted, device.secret_rotated, token.created, token.revoked, integration.created, integration.updated, integration.deleted, aws.provisioned, aws.disabled, aws.deprovisioned, aws.failed, aws.drift_repaired, aws.credentials_issued, aws.credentials_rotated, uplink.dropped, downlink.skipped, rule.fired, rule.action_failed, webhook.paused, user.created, user.deleted, user.role_changed]}
+        type: {type: string, examples: [device.created, device.updated, device.accepted, device.rejected, device.decommissioned, device.deleted, device.secret_rotated, token.created, token.revoked, integration.created, integration.updated, integration.deleted, aws.provisioned, aws.disabled, aws.deprovisioned, aws.failed, aws.drift_repaired, aws.credentials_issued, aws.credentials_rotated, aws.message_dropped, uplink.dropped, downlink.skipped, rule.fired, rule.action_failed, webhook.paused, user.created, user.deleted, user.role_changed]}
         deviceId: {type: string}
         actor: {type: string, description: "token:{id}, cli or system"}
         data: {type: object}
@@ -805,9 +805,10 @@ components:
         nextCursor: {type: "null"}
     Message:
       type: object
-      required: [topic, payload, qos, retain, receivedAt]
+      required: [topic, payload, qos, retain, receivedAt, source]
       properties:
         topic: {type: string}
+        source: {type: string, enum: [device, aws], description: "aws: taken from AWS IoT on one of an integration's ingest topics."}
         payload: {type: string, contentEncoding: base64}
         payloadText: {type: string, description: "The payload as text; present when it is valid UTF-8."}
         payloadJson: {description: "The payload as JSON; present when it parses as JSON."}
@@ -970,6 +971,7 @@ components:
         thingAttributes: {type: [array, "null"], maxItems: \#(FieldRules.maximumThingAttributes), default: [], items: {$ref: "#/components/schemas/ThingAttribute"}, description: "Device attributes copied to the thing. The device's name always is, as `name`; a thing without a thing type holds 3 attributes."}
         uplinkTopic: \#(S.string(FieldRules.uplinkTopic, nullable: true, "default: \"conduit/{deviceId}/up\"", "description: \"The AWS IoT topic the device's messages go to. Placeholders: \(FieldRules.placeholders.map { "{\($0)}" }.joined(separator: ", ")). No MQTT wildcards (+, #), not starting with $, at most 7 slashes and 256 bytes of UTF-8.\""))
         payloadFormat: \#(S.enumeration(FieldRules.payloadFormats, nullable: true, "default: raw"))
+        ingestTopics: {type: [array, "null"], maxItems: \#(FieldRules.maximumIngestTopics), items: {type: string, minLength: 1, maxLength: 256, pattern: "^(?!\\$)(?:(?:[^/+#{}\\x00]*|\\+)/)*\\{deviceId\\}(?:/(?:[^/+#{}\\x00]*|\\+))*$"}, description: "AWS IoT topic filters whose messages are taken back into Conduit, each with one {deviceId} level naming the device (waylay/{deviceId}/state); + stands for any level. The gateway subscribes to them and its policy grants exactly them; each message goes into its device's history marked source aws, and the rules see it (their subtopic is the levels after {deviceId}). A filter that overlaps the uplink topic is refused (Conduit would take its own messages back). Null or []: none."}
         downlinkPrefix: \#(S.string(FieldRules.downlinkPrefix, nullable: true, "default: conduit/devices", "description: \"Devices receive on {downlinkPrefix}/{deviceId}/down. No placeholders or MQTT wildcards, not starting with $ or ending with /, at most 5 slashes and 256 bytes of UTF-8.\""))
         active: {type: [boolean, "null"], default: true, description: "An inactive integration keeps what it made in AWS but does no new work."}
         bind: {$ref: "#/components/schemas/IntegrationBind"}
@@ -1000,6 +1002,7 @@ components:
         thingAttributes: {type: array, maxItems: \#(FieldRules.maximumThingAttributes), items: {$ref: "#/components/schemas/ThingAttribute"}}
         uplinkTopic: \#(S.string(FieldRules.uplinkTopic, "description: \"As on creation.\""))
         payloadFormat: \#(S.enumeration(FieldRules.payloadFormats))
+        ingestTopics: {type: [array, "null"], maxItems: \#(FieldRules.maximumIngestTopics), items: {type: string, minLength: 1, maxLength: 256, pattern: "^(?!\\$)(?:(?:[^/+#{}\\x00]*|\\+)/)*\\{deviceId\\}(?:/(?:[^/+#{}\\x00]*|\\+))*$"}, description: "AWS IoT topic filters whose messages are taken back into Conduit, each with one {deviceId} level naming the device (waylay/{deviceId}/state); + stands for any level. The gateway subscribes to them and its policy grants exactly them; each message goes into its device's history marked source aws, and the rules see it (their subtopic is the levels after {deviceId}). A filter that overlaps the uplink topic is refused (Conduit would take its own messages back). Null or []: none."}
         downlinkPrefix: \#(S.string(FieldRules.downlinkPrefix, "description: \"As on creation.\""))
         active: {type: boolean}
         bind: {$ref: "#/components/schemas/IntegrationBind"}
@@ -1008,7 +1011,7 @@ components:
         gateway: {oneOf: [{$ref: "#/components/schemas/IntegrationGatewayInput"}, {type: "null"}], description: "null: back to a certificate AWS signs; the registered one is removed from AWS."}
     Integration:
       type: object
-      required: [id, name, type, region, credentials, policy, thingAttributes, uplinkTopic, payloadFormat, downlinkPrefix, gateway, active, bind, status, createdAt, updatedAt]
+      required: [id, name, type, region, credentials, policy, thingAttributes, uplinkTopic, payloadFormat, downlinkPrefix, ingestTopics, gateway, active, bind, status, createdAt, updatedAt]
       properties:
         id: {type: string, examples: [int_4f1c9a2e7b3d5a6c8e01]}
         name: {type: string}
@@ -1022,6 +1025,7 @@ components:
         uplinkTopic: {type: string}
         payloadFormat: {type: string, enum: [raw, envelope]}
         downlinkPrefix: {type: string}
+        ingestTopics: {type: array, items: {type: string}}
         active: {type: boolean}
         bind: {$ref: "#/components/schemas/IntegrationBind"}
         status: {type: string, enum: [active, deleting], description: "deleting: its devices are being removed from AWS; the integration goes when they are."}

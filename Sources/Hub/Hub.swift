@@ -36,6 +36,8 @@ public final class Hub: Sendable {
     let connections: AWSConnections
     /// Rung when provisioning work is written, so that workers start at once.
     let provisioningDoorbell = Doorbell()
+    /// Messages taken back from AWS on ingest topics.
+    let awsIngest = AWSIngest()
     /// Rung when webhook deliveries are queued or released.
     let webhookDoorbell = Doorbell()
     /// How webhooks are called.

@@ -61,6 +61,17 @@ public struct MQTTClientMessage: Sendable {
     public var topic: String
     public var payload: ByteBuffer
     public var qos: MQTTQoS
+    /// The server sent it before (MQTT's DUP flag), with this packet identifier.
+    public var duplicate: Bool = false
+    public var packetIdentifier: UInt16?
+
+    public init(topic: String, payload: ByteBuffer, qos: MQTTQoS, duplicate: Bool = false, packetIdentifier: UInt16? = nil) {
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.duplicate = duplicate
+        self.packetIdentifier = packetIdentifier
+    }
 }
 
 /// An MQTT 3.1.1 client that stays connected: it connects (over mutual TLS with SNI, as AWS IoT
@@ -216,7 +227,12 @@ public final class MQTTClient: Sendable {
                             state.connections += 1
                         }
                     case .publish(let publish):
-                        try await handler(MQTTClientMessage(topic: publish.topic, payload: publish.payload, qos: publish.qos))
+                        try await handler(
+                            MQTTClientMessage(
+                                topic: publish.topic, payload: publish.payload, qos: publish.qos, duplicate: publish.duplicate,
+                                packetIdentifier: publish.packetIdentifier
+                            )
+                        )
                         if let identifier = publish.packetIdentifier {
                             let ack = MQTTAckPacket(packetIdentifier: identifier)
                             try await send(publish.qos == .exactlyOnce ? .pubrec(ack) : .puback(ack))

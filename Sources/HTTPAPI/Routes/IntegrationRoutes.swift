@@ -7,7 +7,7 @@ struct IntegrationRoutes {
 
     static let fields: Set<String> = [
         "name", "type", "region", "endpointUrl", "credentials", "policy", "thingGroup", "thingAttributes", "uplinkTopic",
-        "payloadFormat", "downlinkPrefix", "active", "bind", "mqttEndpoint", "mqttTrustRoots", "gateway",
+        "payloadFormat", "downlinkPrefix", "active", "bind", "mqttEndpoint", "mqttTrustRoots", "gateway", "ingestTopics",
     ]
 
     func register(on group: RouterGroup<ConduitRequestContext>) {
@@ -119,6 +119,7 @@ struct IntegrationRoutes {
         draft.uplinkTopic = try body.string("uplinkTopic")
         draft.payloadFormat = try body.string("payloadFormat")
         draft.downlinkPrefix = try body.string("downlinkPrefix")
+        if body.has("ingestTopics") { draft.ingestTopics = try body.stringArray("ingestTopics") ?? [] }
         draft.active = try body.bool("active")
         if body.has("mqttEndpoint") { draft.mqttEndpoint = .some(try body.string("mqttEndpoint")) }
         if body.has("mqttTrustRoots") { draft.mqttTrustRoots = .some(try body.string("mqttTrustRoots")) }

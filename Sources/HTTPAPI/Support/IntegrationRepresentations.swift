@@ -60,6 +60,7 @@ struct IntegrationRepresentation: ResponseEncodable {
     let policy: Policy
     let thingGroup: String?
     let thingAttributes: [String]
+    let ingestTopics: [String]
     let uplinkTopic: String
     let payloadFormat: String
     let downlinkPrefix: String
@@ -96,6 +97,7 @@ struct IntegrationRepresentation: ResponseEncodable {
         }
         self.thingGroup = settings.thingGroup
         self.thingAttributes = settings.thingAttributes
+        self.ingestTopics = settings.ingestTopics ?? []
         self.uplinkTopic = settings.uplinkTopic
         self.payloadFormat = settings.payloadFormat
         self.downlinkPrefix = settings.downlinkPrefix

@@ -57,9 +57,12 @@ struct MessageRepresentation: Encodable {
     let qos: Int
     let retain: Bool
     let receivedAt: Date
+    /// `device`, or `aws` for a message taken from AWS IoT on an ingest topic.
+    let source: String
 
     init(_ message: DeviceMessage) {
         self.topic = message.topic
+        self.source = message.source ?? "device"
         self.payload = message.payload.base64EncodedString()
         self.payloadText = String(data: message.payload, encoding: .utf8)
         self.payloadJson = self.payloadText == nil ? nil : try? JSONDecoder().decode(JSONValue.self, from: message.payload)

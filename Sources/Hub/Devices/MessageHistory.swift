@@ -2,6 +2,10 @@ import Foundation
 import Logging
 import MQTT
 import MQTTBroker
+import MQTTClient
+import Crypto
+import Synchronization
+import NIOCore
 import Metrics
 import Store
 
@@ -24,6 +28,49 @@ public struct MessageHistory: Sendable {
         deviceID: String, message: MQTTBrokerMessage, completion: @escaping @Sendable (Result<MQTTPublishVerdict, any Error>) -> Void
     ) {
         self.hub.ingest.submit(.init(deviceID: deviceID, message: message, receivedAt: self.hub.now(), completion: completion))
+    }
+
+    /// Stores a message AWS IoT sent on one of an integration's ingest topics in the history of
+    /// the device its topic names, marked `source: aws`; the rules see it; it is not forwarded to
+    /// AWS again. Conduit's own uplink topics are never taken back (they would loop), and a QoS 1
+    /// redelivery (DUP) of a message taken already is acknowledged without storing it again. A
+    /// topic that names no device of the tenant is recorded (`aws.message_dropped`) and let go.
+    func ingestFromAWS(_ message: MQTTClientMessage, integration: Integration, filters: [String]) async throws {
+        let logger = self.hub.logger
+        if MQTTTopic.matches(filter: IngestTopics.uplinkFilter(integration.settings.uplinkTopic), topic: message.topic) {
+            self.hub.awsIngest.looped.increment()
+            logger.notice("a message on the integration's own uplink topic came back from AWS: not taken", metadata: ["conduit.topic": "\(message.topic)"])
+            return
+        }
+        guard let (deviceID, subtopic) = IngestTopics.device(in: message.topic, filters: filters) else { return }
+        let key = AWSIngestMemory.Key(integrationID: integration.id, packetIdentifier: message.packetIdentifier, topic: message.topic, payload: message.payload)
+        if message.duplicate, self.hub.awsIngest.memory.contains(key) {
+            self.hub.awsIngest.duplicates.increment()
+            return
+        }
+        let brokerMessage = MQTTBrokerMessage(topic: message.topic, payload: message.payload, qos: message.qos)
+        let verdict: MQTTPublishVerdict = try await withCheckedThrowingContinuation { continuation in
+            self.hub.ingest.submit(
+                .init(
+                    deviceID: deviceID, message: brokerMessage, receivedAt: self.hub.now(), completion: { continuation.resume(with: $0) },
+                    origin: .init(tenantID: integration.tenantID, subtopic: subtopic)
+                )
+            )
+        }
+        if verdict == .accepted {
+            self.hub.awsIngest.memory.remember(key)
+            self.hub.awsIngest.taken.increment()
+            return
+        }
+        self.hub.awsIngest.dropped.increment()
+        let now = self.hub.now()
+        try await self.hub.store.transaction { session in
+            try await session.events.append(
+                tenantID: integration.tenantID, type: EventType.awsMessageDropped, deviceID: nil, actor: "aws:\(integration.id)",
+                data: EventLog.json(["integrationId": integration.id, "topic": message.topic, "deviceId": deviceID, "reason": "no accepted device '\(deviceID)' in the tenant"]),
+                at: now
+            )
+        }
     }
 
     /// ``submit(deviceID:message:completion:)``, waiting for the verdict.
@@ -59,4 +106,51 @@ public struct MessageHistory: Sendable {
         )
         return PageRequest.page(fetched, limit: page.limit) { String($0.sequence) }
     }
+}
+
+/// Messages taken from AWS lately, to know a QoS 1 redelivery (DUP) of one from a new message
+/// that happens to be alike: a redelivery carries the DUP flag and its first packet identifier.
+final class AWSIngestMemory: Sendable {
+    struct Key: Hashable, Sendable {
+        var integrationID: String
+        var packetIdentifier: UInt16?
+        var digest: [UInt8]
+
+        init(integrationID: String, packetIdentifier: UInt16?, topic: String, payload: ByteBuffer) {
+            self.integrationID = integrationID
+            self.packetIdentifier = packetIdentifier
+            var hasher = SHA256()
+            hasher.update(data: Array(topic.utf8) + [0])
+            hasher.update(data: Array(payload.readableBytesView))
+            self.digest = Array(hasher.finalize())
+        }
+    }
+
+    /// How many are remembered: far more than a session's messages in flight.
+    static let capacity = 4096
+    private let state = Mutex<(keys: Set<Key>, order: [Key], next: Int)>(([], [], 0))
+
+    func contains(_ key: Key) -> Bool { self.state.withLock { $0.keys.contains(key) } }
+
+    func remember(_ key: Key) {
+        self.state.withLock { state in
+            guard state.keys.insert(key).inserted else { return }
+            if state.order.count < Self.capacity {
+                state.order.append(key)
+            } else {
+                state.keys.remove(state.order[state.next])
+                state.order[state.next] = key
+                state.next = (state.next + 1) % Self.capacity
+            }
+        }
+    }
+}
+
+/// What came from AWS on ingest topics, with its counters in `/metrics`.
+struct AWSIngest: Sendable {
+    let memory = AWSIngestMemory()
+    let taken = Counter(label: "conduit_aws_ingest_total", dimensions: [("outcome", "taken")])
+    let dropped = Counter(label: "conduit_aws_ingest_total", dimensions: [("outcome", "unknown_device")])
+    let looped = Counter(label: "conduit_aws_ingest_total", dimensions: [("outcome", "own_uplink")])
+    let duplicates = Counter(label: "conduit_aws_ingest_total", dimensions: [("outcome", "duplicate")])
 }

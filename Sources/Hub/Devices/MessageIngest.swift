@@ -25,6 +25,15 @@ final class MessageIngest: Sendable {
         var message: MQTTBrokerMessage
         var receivedAt: Date
         var completion: @Sendable (Result<MQTTPublishVerdict, any Error>) -> Void
+        /// Set for a message taken from AWS on an ingest topic: kept and seen by the rules, never
+        /// forwarded to AWS again.
+        var origin: AWSOrigin? = nil
+    }
+
+    /// Where a message from AWS came from: the integration's tenant, and its rules' subtopic.
+    struct AWSOrigin: Sendable {
+        var tenantID: String
+        var subtopic: String
     }
 
     /// Outbox rows AWS took, to remove in the next commit.
@@ -228,6 +237,8 @@ final class MessageIngest: Sendable {
         var outcome = Outcome()
         var records: [DeviceMessage] = []
         var routeOfRecord: [DeviceRoute] = []
+        // A message from AWS: its rules' subtopic; nil for a device's own (under devices/{id}/).
+        var subtopicOfRecord: [String?] = []
         // The messages each integration takes, by their index in `records`.
         var forwarded: [String: [Int]] = [:]
         // Counted as this batch adds to them, so that a batch cannot overfill a backlog.
@@ -240,6 +251,24 @@ final class MessageIngest: Sendable {
                 continue
             }
             let message = pending.message
+            if let origin = pending.origin {
+                // From AWS: only a device of the integration's own tenant (ids are global), and no outbox rows.
+                guard route.tenantID == origin.tenantID else {
+                    outcome.verdicts.append(.refused(.notAuthorized))
+                    continue
+                }
+                records.append(
+                    DeviceMessage(
+                        tenantID: route.tenantID, deviceID: pending.deviceID, topic: message.topic, payload: Data(message.payload.readableBytesView),
+                        qos: Int(message.qos.rawValue), retain: false, receivedAt: pending.receivedAt, source: "aws"
+                    )
+                )
+                routeOfRecord.append(route)
+                subtopicOfRecord.append(origin.subtopic)
+                outcome.verdicts.append(.accepted)
+                outcome.tenantOfDevice[pending.deviceID] = route.tenantID
+                continue
+            }
             if let refusal = Self.unforwardable(message, of: pending.deviceID, route: route) {
                 self.unforwardable.increment()
                 outcome.verdicts.append(.refused(refusal))
@@ -265,6 +294,7 @@ final class MessageIngest: Sendable {
                 )
             )
             routeOfRecord.append(route)
+            subtopicOfRecord.append(nil)
             outcome.verdicts.append(.accepted)
             outcome.tenantOfDevice[pending.deviceID] = route.tenantID
         }
@@ -283,7 +313,8 @@ final class MessageIngest: Sendable {
                 inputs.append(
                     RuleEvaluator.Input(
                         tenantID: record.tenantID, deviceID: record.deviceID, deviceName: routeOfRecord[index].name, labels: routeOfRecord[index].labels,
-                        topic: record.topic, payload: Array(record.payload), sequence: sequences[index], receivedAt: record.receivedAt
+                        topic: record.topic, subtopic: subtopicOfRecord[index], payload: Array(record.payload), sequence: sequences[index],
+                        receivedAt: record.receivedAt
                     )
                 )
             }

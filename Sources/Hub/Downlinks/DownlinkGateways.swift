@@ -2,6 +2,7 @@ import Backoff
 import Crypto
 import Foundation
 import Logging
+import MQTT
 import MQTTClient
 import Metrics
 import NIOCore
@@ -144,6 +145,11 @@ public final class DownlinkGateways: Sendable {
     }
 
     static func receive(_ message: MQTTClientMessage, from integration: Integration, hub: Hub) async throws {
+        // Data from AWS on an ingest topic: into the device's history, for the rules.
+        if let filters = integration.settings.ingestTopics, !MQTTTopic.matches(filter: "\(integration.settings.downlinkPrefix)/+/down", topic: message.topic) {
+            try await hub.messages.ingestFromAWS(message, integration: integration, filters: filters)
+            return
+        }
         let outcome = try await hub.downlinks.receive(topic: message.topic, payload: Array(message.payload.readableBytesView), from: integration)
         if case .skipped(let reason) = outcome {
             hub.logger.notice("downlink skipped", metadata: [LogKey.integrationID: "\(integration.id)", "reason": "\(reason)"])
@@ -207,15 +213,15 @@ public final class DownlinkGateways: Sendable {
         }
         try self.hub.connections.checkMQTTEndpoint(host: host, port: port, region: settings.region)
         let clientID = ProvisioningPlan.gatewayThingName(integration.id)
-        let filter = "\(settings.downlinkPrefix)/+/down"
+        let filters = ["\(settings.downlinkPrefix)/+/down"] + (settings.ingestTopics ?? []).map(IngestTopics.subscription)
         let key = ConnectionKey(
-            host: host, port: port, clientID: clientID, certificateID: certificateID, trustRoots: settings.mqttTrustRoots, topicFilter: filter,
-            tenantID: integration.tenantID
+            host: host, port: port, clientID: clientID, certificateID: certificateID, trustRoots: settings.mqttTrustRoots,
+            topicFilter: filters.joined(separator: "\u{0}"), tenantID: integration.tenantID
         )
         let configuration = MQTTClientConfiguration(
             host: host, port: port, clientIdentifier: clientID,
             tls: .init(certificateChainPEM: certificate, privateKeyPEM: privateKey, trustRootsPEM: settings.mqttTrustRoots),
-            subscriptions: [filter], reconnectBackoff: self.configuration.reconnectBackoff, cleanSession: false
+            subscriptions: filters, reconnectBackoff: self.configuration.reconnectBackoff, cleanSession: false
         )
         return (key, configuration)
     }

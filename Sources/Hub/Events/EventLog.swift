@@ -22,6 +22,8 @@ public enum EventType {
     public static let awsCredentialsIssued = "aws.credentials_issued"
     public static let awsCredentialsRotated = "aws.credentials_rotated"
     public static let uplinkDropped = "uplink.dropped"
+    /// A message from AWS IoT on an ingest topic named no device of the integration's tenant.
+    public static let awsMessageDropped = "aws.message_dropped"
     public static let downlinkSkipped = "downlink.skipped"
     public static let ruleFired = "rule.fired"
     public static let ruleActionFailed = "rule.action_failed"
@@ -49,7 +51,7 @@ public enum EventType {
         [
             deviceCreated, deviceUpdated, deviceDeleted, deviceSecretRotated, deviceCertificateEnrolled, deviceCertificateRevoked, tokenCreated, tokenRevoked, integrationCreated,
             integrationUpdated, integrationDeleted, awsProvisioned, awsDisabled, awsDeprovisioned, awsFailed, awsDriftRepaired,
-            awsCredentialsIssued, awsCredentialsRotated, uplinkDropped, downlinkSkipped, ruleFired, ruleActionFailed, webhookPaused, userCreated, userDeleted, userRoleChanged,
+            awsCredentialsIssued, awsCredentialsRotated, awsMessageDropped, uplinkDropped, downlinkSkipped, ruleFired, ruleActionFailed, webhookPaused, userCreated, userDeleted, userRoleChanged,
         ] + LifecycleAction.allCases.map(lifecycle)
     }
 }

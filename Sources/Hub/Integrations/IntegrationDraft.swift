@@ -75,6 +75,8 @@ public struct IntegrationDraft: Sendable {
     public var mqttTrustRoots: String??
     /// `.some(nil)`: back to a certificate AWS signs.
     public var gateway: Gateway??
+    /// AWS topic filters to take messages back from, each with one `{deviceId}` level; `[]` for none.
+    public var ingestTopics: [String]?
 
     public init() {}
 
@@ -83,7 +85,7 @@ public struct IntegrationDraft: Sendable {
         self.credentials != nil && self.name == nil && self.type == nil && self.region == nil && self.endpointURL == nil
             && self.policy == nil && self.thingGroup == nil && self.thingAttributes == nil && self.uplinkTopic == nil
             && self.payloadFormat == nil && self.downlinkPrefix == nil && self.active == nil && self.bind == nil
-            && self.mqttEndpoint == nil && self.mqttTrustRoots == nil && self.gateway == nil
+            && self.mqttEndpoint == nil && self.mqttTrustRoots == nil && self.gateway == nil && self.ingestTopics == nil
     }
 }
 
@@ -121,6 +123,33 @@ enum IntegrationRules {
 
     /// A topic template: an MQTT topic for AWS IoT (no wildcards, not under `$`, at most 7
     /// slashes and 256 bytes) whose `{...}` are placeholders Conduit knows.
+    /// Ingest topic filters: AWS topics with one whole `{deviceId}` level, `+` levels allowed,
+    /// no `#`, not under `$aws/`, and never one of the integration's own uplink topics (Conduit
+    /// would take its own messages back: a loop).
+    static func ingestTopics(_ filters: [String], uplinkTopic: String) throws {
+        guard filters.count <= FieldRules.maximumIngestTopics else { throw HubError.invalidField("ingestTopics", "at most \(FieldRules.maximumIngestTopics)") }
+        let uplinks = IngestTopics.uplinkFilter(uplinkTopic)
+        for (index, filter) in filters.enumerated() {
+            let field = "ingestTopics[\(index)]"
+            guard !filter.isEmpty, filter.utf8.count <= 256 else { throw HubError.invalidField(field, "must be 1 to 256 bytes") }
+            guard !filter.hasPrefix("$") else { throw HubError.invalidField(field, "must not be under $ (AWS's reserved topics)") }
+            let levels = filter.split(separator: "/", omittingEmptySubsequences: false)
+            guard levels.filter({ $0 == "{deviceId}" }).count == 1 else {
+                throw HubError.invalidField(field, "must have exactly one level that is {deviceId}, such as waylay/{deviceId}/state")
+            }
+            for level in levels where level != "{deviceId}" && level != "+" {
+                if level.contains("#") { throw HubError.invalidField(field, "must not contain #: it names one topic per device, + for any one level") }
+                if level.contains("+") || level.contains("{") || level.contains("}") {
+                    throw HubError.invalidField(field, "a level is a name, + or {deviceId}, not '\(level)'")
+                }
+                if level.unicodeScalars.contains(where: { $0.value == 0 }) { throw HubError.invalidField(field, "must not contain NUL") }
+            }
+            if IngestTopics.overlap(IngestTopics.subscription(filter), uplinks) {
+                throw HubError.invalidField(field, "overlaps the integration's uplink topic (\(uplinkTopic)): Conduit would take its own uplinks back")
+            }
+        }
+    }
+
     static func uplinkTopic(_ value: String) throws {
         guard let message = FieldRules.uplinkTopic.violation(value) else { return }
         // The rule decides; the message names the first unknown placeholder when that is what is wrong.

@@ -97,6 +97,10 @@ public struct Integrations: Sendable {
             try IntegrationRules.uplinkTopic(topic)
             settings.uplinkTopic = topic
         }
+        if let topics = draft.ingestTopics {
+            settings.ingestTopics = topics.isEmpty ? nil : topics
+        }
+        try IntegrationRules.ingestTopics(settings.ingestTopics ?? [], uplinkTopic: settings.uplinkTopic)
         if let format = draft.payloadFormat {
             guard IntegrationRules.payloadFormats.contains(format) else {
                 throw HubError.invalidField("payloadFormat", "must be raw or envelope")

@@ -188,14 +188,18 @@ struct ProvisioningPlan: Sendable {
         let id = self.sharedPolicy ? Self.thingNameVariable : self.thingName
         if self.isGateway {
             let downlinks = self.settings.downlinkPrefix
-            return Self.json([
-                "Version": "2012-10-17",
-                "Statement": [
-                    ["Effect": "Allow", "Action": "iot:Connect", "Resource": "\(prefix):client/\(id)"],
-                    ["Effect": "Allow", "Action": "iot:Subscribe", "Resource": "\(prefix):topicfilter/\(downlinks)/+/down"],
-                    ["Effect": "Allow", "Action": "iot:Receive", "Resource": "\(prefix):topic/\(downlinks)/*/down"],
-                ],
-            ])
+            var statements: [[String: Any]] = [
+                ["Effect": "Allow", "Action": "iot:Connect", "Resource": "\(prefix):client/\(id)"],
+                ["Effect": "Allow", "Action": "iot:Subscribe", "Resource": "\(prefix):topicfilter/\(downlinks)/+/down"],
+                ["Effect": "Allow", "Action": "iot:Receive", "Resource": "\(prefix):topic/\(downlinks)/*/down"],
+            ]
+            // Exactly the ingest topics: the filter as subscribed, and its topics (a policy's * for + and {deviceId}).
+            for filter in self.settings.ingestTopics ?? [] {
+                let subscription = IngestTopics.subscription(filter)
+                statements.append(["Effect": "Allow", "Action": "iot:Subscribe", "Resource": "\(prefix):topicfilter/\(subscription)"])
+                statements.append(["Effect": "Allow", "Action": "iot:Receive", "Resource": "\(prefix):topic/\(subscription.replacingOccurrences(of: "+", with: "*"))"])
+            }
+            return Self.json(["Version": "2012-10-17", "Statement": statements])
         }
         // Never widened: a template stored before PolicyScope's rule, which cannot name this
         // thing alone, grants no uplink topic at all.

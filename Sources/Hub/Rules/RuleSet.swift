@@ -151,6 +151,9 @@ enum RuleEvaluator {
         var deviceName: String
         var labels: [String]
         var topic: String
+        /// What the rules' subtopic filters see: for a device's own message nil (the part of
+        /// its topic after `devices/{id}/`); for one from AWS, the levels after `{deviceId}`.
+        var subtopic: String? = nil
         var payload: [UInt8]
         var sequence: Int
         var receivedAt: Date
@@ -196,7 +199,7 @@ enum RuleEvaluator {
         // Which rules each message reaches.
         var reached: [(input: Int, rule: RuleSet.Compiled)] = []
         for (index, input) in inputs.enumerated() {
-            guard let tenantRules = rules.rules[input.tenantID], let subtopic = self.subtopic(of: input.topic, deviceID: input.deviceID).map(String.init)
+            guard let tenantRules = rules.rules[input.tenantID], let subtopic = input.subtopic ?? self.subtopic(of: input.topic, deviceID: input.deviceID).map(String.init)
             else { continue }
             for rule in tenantRules
             where rule.definition.source.watches(deviceID: input.deviceID, labels: input.labels)

@@ -180,6 +180,9 @@ public enum FieldRules {
     /// CA certificates (PEM) an integration's data endpoint must chain to.
     public static let mqttTrustRoots = StringRule([.utf8Bytes(max: 256 * 1024, message: "must be at most 256 KB of PEM")])
 
+    /// An integration's ingest topic filters at most.
+    public static let maximumIngestTopics = 8
+
     // Rules (``RuleRules`` checks these, and what no pattern can say).
 
     /// A rule's state names.

@@ -394,5 +394,8 @@ extension Migration {
                 """,
             ]
         },
+        Migration(version: 13, name: "where a device's message came from (the device, or AWS IoT)") { _ in
+            ["ALTER TABLE device_messages ADD COLUMN source TEXT"]
+        },
     ]
 }

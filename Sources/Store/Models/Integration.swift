@@ -77,6 +77,9 @@ public struct IntegrationSettings: Sendable, Equatable, Codable {
     /// RegisterCertificateWithoutCA; nil to have AWS sign one for a key Conduit makes. Its
     /// private key is kept sealed in ``IntegrationCredentials/sealedGatewayPrivateKey``.
     public var gatewayCertificate: String?
+    /// Topic filters in AWS IoT whose messages are taken back into Conduit, each with one
+    /// `{deviceId}` level that names the device (`waylay/{deviceId}/state`); nil for none.
+    public var ingestTopics: [String]?
 
     public init(
         region: String, endpointURL: String?, policyName: String?, perThingPolicy: Bool, thingGroup: String?,

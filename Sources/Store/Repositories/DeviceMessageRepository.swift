@@ -20,12 +20,12 @@ public struct DeviceMessageRepository: Sendable {
     /// the caller can afford.
     public func append(_ messages: [DeviceMessage]) async throws -> [Int] {
         guard !messages.isEmpty else { return [] }
-        var query = SQLQueryString("INSERT INTO device_messages (tenant_id, device_id, topic, payload, qos, retain, received_at) VALUES ")
+        var query = SQLQueryString("INSERT INTO device_messages (tenant_id, device_id, topic, payload, qos, retain, received_at, source) VALUES ")
         for (index, message) in messages.enumerated() {
             if index > 0 { query.appendLiteral(", ") }
             query.appendRow([
                 message.tenantID, message.deviceID, message.topic, message.payload.base64EncodedString(), message.qos, message.retain ? 1 : 0,
-                message.receivedAt.storeMilliseconds,
+                message.receivedAt.storeMilliseconds, message.source,
             ])
         }
         query.appendLiteral(" RETURNING seq")
@@ -112,7 +112,8 @@ public struct DeviceMessageRepository: Sendable {
             payload: data,
             qos: try row.decode(column: "qos", as: Int.self),
             retain: try row.decode(column: "retain", as: Int.self) != 0,
-            receivedAt: Date(storeMilliseconds: try row.decode(column: "received_at", as: Int.self))
+            receivedAt: Date(storeMilliseconds: try row.decode(column: "received_at", as: Int.self)),
+            source: try row.decode(column: "source", as: String?.self)
         )
     }
 }
