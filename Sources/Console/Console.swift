@@ -30,6 +30,8 @@ public struct Console: Sendable {
         LiveMessages(hub: self.hub).register(on: signed)
         IntegrationPages(hub: self.hub, renderer: self.renderer).register(on: signed)
         EventPages(hub: self.hub, renderer: self.renderer).register(on: signed)
+        RulePages(hub: self.hub, renderer: self.renderer).register(on: signed)
+        WebhookPages(hub: self.hub, renderer: self.renderer).register(on: signed)
         SettingsPages(hub: self.hub, renderer: self.renderer).register(on: signed)
     }
 

@@ -36,14 +36,17 @@ struct ConsoleBrowserTests {
         // The gateway's MQTT endpoint: a loopback port nothing listens on, listed by the operator.
         let gateway = "127.0.0.1:\(freeLoopbackPort())"
         let allowlist = (try MotoPeer.allowlistEntries() + ["mqtts://\(gateway)"]).joined(separator: ",")
+        // A webhook receiver's address the operator allowlisted; nothing answers there, so its deliveries wait.
+        let receiver = "http://127.0.0.1:\(freeLoopbackPort())"
         let (server, http) = try await ConduitServer.start(
-            ["--http-port", "0"], in: directory, environment: ["CONDUIT_AWS_ENDPOINT_ALLOWLIST": allowlist]
+            ["--http-port", "0"], in: directory, environment: ["CONDUIT_AWS_ENDPOINT_ALLOWLIST": allowlist, "CONDUIT_WEBHOOKS_ALLOWLIST": receiver]
         )
         let walk: ConduitExecutable.Result
         do {
             let mqtt = try #require(server.mqttPort, "no MQTT port in the server's log:\n\(server.output)")
             walk = try await Self.python([
                 Self.browser, "--base", "http://127.0.0.1:\(http)", "--moto", moto, "--mqtt-port", "\(mqtt)", "--gateway-endpoint", gateway,
+                "--webhook-url", receiver + "/hooks/conduit",
                 "--admin-email", admin.email, "--admin-password", admin.password,
                 "--reader-email", reader.email, "--reader-password", reader.password,
                 "--screenshots", screenshots.path,

@@ -15,12 +15,14 @@ struct Chrome: Sendable {
     var inDevices: Bool
     var inIntegrations: Bool
     var inEvents: Bool
+    var inRules: Bool
+    var inWebhooks: Bool
     var inUsers: Bool
     var inTokens: Bool
     var signedIn: Bool
 
     enum Section: String, Sendable {
-        case devices, integrations, events, users, tokens, none
+        case devices, integrations, rules, webhooks, events, users, tokens, none
     }
 
 
@@ -35,6 +37,8 @@ struct Chrome: Sendable {
         self.inDevices = section == .devices
         self.inIntegrations = section == .integrations
         self.inEvents = section == .events
+        self.inRules = section == .rules
+        self.inWebhooks = section == .webhooks
         self.inUsers = section == .users
         self.inTokens = section == .tokens
         self.signedIn = signedIn != nil

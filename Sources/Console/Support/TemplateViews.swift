@@ -18,6 +18,8 @@ extension Chrome: MustacheParent {
         case "inDevices": self.inDevices
         case "inIntegrations": self.inIntegrations
         case "inEvents": self.inEvents
+        case "inRules": self.inRules
+        case "inWebhooks": self.inWebhooks
         case "inUsers": self.inUsers
         case "inTokens": self.inTokens
         case "signedIn": self.signedIn

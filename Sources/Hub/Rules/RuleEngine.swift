@@ -170,7 +170,7 @@ public enum RuleEngine {
 
         /// The value as JSON writes it: whole numbers without a fraction.
         var valueText: String {
-            RuleEngine.wholeNumber(self.value).map { String($0) } ?? String(self.value)
+            RuleEngine.format(self.value)
         }
 
         func text(_ name: String) -> String? {
@@ -186,6 +186,11 @@ public enum RuleEngine {
     }
 
     /// The value as a whole number, when it is one that a Double holds exactly.
+    /// A value as JSON writes it: a whole number without a fraction.
+    public static func format(_ value: Double) -> String {
+        self.wholeNumber(value).map { String($0) } ?? String(value)
+    }
+
     static func wholeNumber(_ value: Double) -> Int64? {
         value == value.rounded() && abs(value) < 9e15 ? Int64(value) : nil
     }

@@ -397,6 +397,67 @@ class Walk:
         self.shot("integration")
         print(f"ok: integration 'moto' checked against moto and saved as {self.integration_id}", flush=True)
 
+    def rules_step(self):
+        """A rule added through its form (JSON), tried on a message, and listed with its counts."""
+        self.go("/rules/new")
+        definition = json.dumps({
+            "source": {"devices": [DEVICE]}, "subtopic": "up", "value": "$.lightValue",
+            "states": {"Above": {"above": 350}, "Below": {"below": 300}},
+            "actions": [{"on": {"to": "Above"}, "downlink": {"payload": {"lightStatus": "off", "level": "{value}"}}},
+                        {"on": {"to": "Below"}, "downlink": {"payload": {"lightStatus": "on"}}}],
+        }, indent=2)
+        # A bad definition first: refused, naming the field, with what was typed kept.
+        self.fill("#rule-name", "lights")
+        self.fill("#rule-definition", definition.replace('"above": 350', '"above": 250'))
+        self.submit_with("#create-rule")
+        flash = self.flash()
+        if not flash or "error" not in flash["kinds"] or "overlap" not in flash["text"]:
+            raise AssertionError(f"expected overlapping bands to be refused by name, #flash says {flash!r}")
+        self.shot("rule-refused")
+        self.fill("#rule-definition", definition)
+        self.submit_with("#create-rule")
+        match = self.wait_for("to land on /rules/ID", lambda: re.fullmatch(r"/rules/(rule_[^/]+)", self.path()), seen=lambda: self.flash())
+        self.expect_flash_not_error("adding the rule")
+        rule_path = match.group(0)
+        self.fill("#dry-message", '{"lightValue": 420}')
+        self.select("#dry-state", "Below")
+        self.fill("#dry-device", DEVICE)
+        self.submit_with("#run-dry-run")
+        if self.text("#dry-to") != "Above" or self.text("#dry-from") != "Below":
+            raise AssertionError(f"expected the dry run to go Below -> Above, it says {self.text('#dry-run-result')!r}")
+        actions = self.text("#dry-actions")
+        if "downlink" not in actions or DEVICE not in actions or '"level":420' not in actions:
+            raise AssertionError(f"expected the dry run to show the rendered downlink to {DEVICE}, it shows {actions!r}")
+        self.shot("rule-dry-run")
+        self.go("/rules")
+        row = self.find(f'tr[data-rule-id="{rule_path.split("/")[-1]}"]')
+        if "lights" not in row.text:
+            raise AssertionError(f"expected the rule in /rules, the row says {row.text!r}")
+        self.shot("rules")
+        print("ok: a rule added through its form, refused first for overlapping bands, tried on a message, listed", flush=True)
+
+    def webhooks_step(self):
+        """A webhook added: its secret shown once, then its page with its delivery log."""
+        self.go("/webhooks")
+        self.fill("#webhook-name", "ops")
+        self.fill("#webhook-url", "http://10.0.0.7/hooks")
+        self.submit_with("#create-webhook")
+        flash = self.flash()
+        if not flash or "error" not in flash["kinds"] or "url" not in flash["text"]:
+            raise AssertionError(f"expected a private address to be refused, #flash says {flash!r}")
+        self.fill("#webhook-url", self.args.webhook_url)
+        self.submit_with("#create-webhook")
+        secret = self.text("#webhook-secret")
+        if not secret.startswith("whsec_"):
+            raise AssertionError(f"expected the new webhook's secret, saw {secret!r}")
+        self.shot("webhook-secret")
+        self.submit_with("#to-webhook")
+        if secret in self.page_text():
+            raise AssertionError("expected the secret to be shown once only")
+        self.find("#webhook-url")
+        self.shot("webhook")
+        print("ok: a webhook added (a private address refused first), its secret shown once", flush=True)
+
     def open_new_device_form(self):
         """The "New device" form is folded away under its summary: unfold it as a person would."""
         panel = self.find("#create-device-panel")
@@ -672,6 +733,8 @@ class Walk:
         self.run("sign-in", self.sign_in_step)
         self.run("integration", self.integration_step)
         self.run("device", self.device_step)
+        self.run("rules", self.rules_step)
+        self.run("webhooks", self.webhooks_step)
         self.run("shadow", self.shadow_step)
         self.run("downlink", self.downlink_step)
         self.run("live-message", self.live_step)
@@ -694,6 +757,7 @@ def main():
     parser.add_argument("--moto", required=True, help="moto_server's URL, standing in for AWS IoT")
     parser.add_argument("--mqtt-port", required=True, type=int, help="Conduit's MQTT broker port")
     parser.add_argument("--gateway-endpoint", required=True, help="host:port for the downlink gateway, in Conduit's endpoint allowlist")
+    parser.add_argument("--webhook-url", required=True, help="a webhook receiver's URL the operator allowlisted")
     parser.add_argument("--admin-email", required=True)
     parser.add_argument("--admin-password", required=True)
     parser.add_argument("--reader-email", required=True)
