@@ -235,7 +235,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI", "Hub", "Store", "AWS", "AWSIoT", "ConduitTesting", .product(name: "SQLKit", package: "sql-kit"),
+                "HTTPAPI", "Hub", "Store", "AWS", "AWSIoT", "ConduitTesting", "MQTTBroker", .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -248,7 +248,7 @@ let package = Package(
         .testTarget(
             name: "ProvisioningTests",
             dependencies: [
-                "Hub", "Store", "AWS", "AWSIoT", "ConduitTesting", "MQTT", "MQTTBroker",
+                "Hub", "Store", "AWS", "AWSIoT", "ConduitTesting", "MQTT", "MQTTBroker", "Backoff",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             // The stalling proxy is run by python3 from its place in the tree.

@@ -110,7 +110,7 @@ struct UplinkDurabilityTests {
         #expect(published.status == 0, "\(published.stderr)")
         var arrived: [String] = []
         for _ in 0..<300 {
-            arrived = try MotoPeer.recordedPublishes().filter { $0.topic == "ordered/\(id)" }.map { String(decoding: $0.payload, as: UTF8.self) }
+            arrived = try MotoPeer.recordedPublishes(containing: id).filter { $0.topic == "ordered/\(id)" }.map { String(decoding: $0.payload, as: UTF8.self) }
             if arrived.count >= 300 { break }
             try await Task.sleep(for: .milliseconds(100))
         }

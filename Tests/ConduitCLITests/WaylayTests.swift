@@ -99,8 +99,8 @@ struct WaylayTests {
                 try await Self.publish(mqtt, device, secret, "devices/\(device)/up", #"{"lightValue": \#(value)}"#)
             }
             var lightsSet: [String] = []
-            try await waitUntil("nine readings and three light publishes in moto's recorder", seconds: 60) {
-                let mine = try MotoPeer.recordedPublishes().filter { $0.topic == "conduit/\(device)/up" || $0.topic == "lights/\(device)/set" }
+            try await waitUntil("nine readings and three light publishes in moto's recorder", seconds: 60, interval: .seconds(1)) {
+                let mine = try MotoPeer.recordedPublishes(containing: device).filter { $0.topic == "conduit/\(device)/up" || $0.topic == "lights/\(device)/set" }
                 lightsSet = mine.filter { $0.topic == "lights/\(device)/set" }.map { String(decoding: $0.payload, as: UTF8.self) }
                 return mine.count == 12
             }
@@ -136,7 +136,7 @@ struct WaylayTests {
             #expect(history.count == 11, "nine readings and two from AWS; nothing from the uplink topic")
             #expect(!history.contains { ($0["payloadText"] as? String)?.contains("999") == true })
             // What came from AWS is not sent to AWS again.
-            #expect(try MotoPeer.recordedPublishes().filter { $0.topic.contains(device) && String(decoding: $0.payload, as: UTF8.self).contains("temperature") }.isEmpty)
+            #expect(try MotoPeer.recordedPublishes(containing: device).filter { $0.topic.contains(device) && String(decoding: $0.payload, as: UTF8.self).contains("temperature") }.isEmpty)
         } catch {
             _ = await server.stop()
             await mosquitto.stop()

@@ -98,7 +98,7 @@ struct UplinkTests {
             #expect(await UplinkForwarder(hub: hub).drain())
             #expect(try await hub.messages.ingest(deviceID: id, message: Self.message(id, "up", "m5")) == .accepted)
             #expect(await UplinkForwarder(hub: hub).drain())
-            let sent = try MotoPeer.recordedPublishes().filter { $0.topic == "conduit/\(id)/up" }.map { String(decoding: $0.payload, as: UTF8.self) }
+            let sent = try MotoPeer.recordedPublishes(containing: id).filter { $0.topic == "conduit/\(id)/up" }.map { String(decoding: $0.payload, as: UTF8.self) }
             #expect(sent == ["m0", "m1", "m2", "m3", "m4", "m5"])
         }
     }
@@ -162,7 +162,7 @@ struct UplinkTests {
             }
             func arrived(_ prefix: String) throws -> [String: [String]] {
                 var byDevice: [String: [String]] = [:]
-                for publish in try MotoPeer.recordedPublishes() where publish.topic.hasPrefix(prefix + "/hung-\(run)-") {
+                for publish in try MotoPeer.recordedPublishes(containing: "hung-\(run)-") where publish.topic.hasPrefix(prefix + "/hung-\(run)-") {
                     byDevice[String(publish.topic.dropFirst(prefix.count + 1)), default: []].append(String(decoding: publish.payload, as: UTF8.self))
                 }
                 return byDevice

@@ -17,7 +17,8 @@ import Glibc
 /// Webhooks against a receiver that checks every signature with `standardwebhooks` (PyPI),
 /// Standard Webhooks' reference implementation: retries, order per device, pause on 410, the
 /// delivery log and resending, rotation, and the outbound rules from the attacker's side.
-@Suite("Webhooks, against a standardwebhooks receiver")
+// One test at a time: each runs a receiver and a dispatcher, and the longest waits a minute anyway.
+@Suite("Webhooks, against a standardwebhooks receiver", .serialized)
 struct WebhookTests {
     static let receiverScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers/webhook_receiver.py").path
 
@@ -281,6 +282,38 @@ struct WebhookTests {
             #expect(data?["state"] as? String == "Above")
             #expect(data?["value"] as? String == "400")
             #expect(requests.first?["verified"] as? [Bool] == [true])
+        }
+    }
+
+    @Test("a webhook that takes uplinks gets each device message, in order, as it was sent", arguments: TestDatabase.allCases)
+    func uplinks(database: TestDatabase) async throws {
+        let receiver = try Receiver()
+        try await database.withHub(webhooks: try Self.environment(allowing: ["http://127.0.0.1:\(receiver.port)"])) { hub in
+            let admin = try await Self.admin(hub)
+            _ = try await hub.devices.create(.init(id: "up-1", name: "Up"), by: admin)
+            _ = try await hub.devices.perform(.accept, on: "up-1", by: admin)
+            // A message before the webhook existed goes to no one.
+            let before = MQTTBrokerMessage(topic: "devices/up-1/up", payload: ByteBuffer(string: "before"), qos: .atLeastOnce)
+            #expect(try await hub.messages.ingest(deviceID: "up-1", message: before) == .accepted)
+            let created = try await hub.webhooks.create(name: "stream", url: receiver.url, events: ["uplink"], by: admin)
+            try await receiver.start(secrets: [created.secret])
+            defer { receiver.stop() }
+            try await Self.dispatching(hub) {
+                for payload in [#"{"t": 21.5}"#, "raw bytes", #"{"t": 22}"#] {
+                    let message = MQTTBrokerMessage(topic: "devices/up-1/telemetry", payload: ByteBuffer(string: payload), qos: .atLeastOnce)
+                    #expect(try await hub.messages.ingest(deviceID: "up-1", message: message) == .accepted)
+                }
+                try await waitUntil("three uplinks to arrive") { receiver.requests().count == 3 }
+            }
+            let requests = receiver.requests()
+            #expect(requests.allSatisfy { ($0["verified"] as? [Bool]) == [true] })
+            let bodies = requests.compactMap { $0["body"] as? [String: Any] }
+            #expect(bodies.allSatisfy { $0["type"] as? String == "uplink" })
+            let data = bodies.compactMap { $0["data"] as? [String: Any] }
+            #expect(data.compactMap { $0["payloadText"] as? String } == [#"{"t": 21.5}"#, "raw bytes", #"{"t": 22}"#])
+            #expect((data.first?["payloadJson"] as? [String: Any])?["t"] as? Double == 21.5)
+            #expect(data.allSatisfy { $0["deviceId"] as? String == "up-1" && $0["topic"] as? String == "devices/up-1/telemetry" && $0["source"] as? String == "device" })
+            #expect(Set(requests.compactMap { $0["id"] as? String }).count == 3)
         }
     }
 

@@ -304,6 +304,26 @@ final class MessageIngest: Sendable {
         for (integrationID, indices) in forwarded {
             try await session.outbox.appendCopies(ofMessages: indices.map { sequences[$0] }, integrationID: integrationID)
         }
+        // Webhooks that take every uplink, in the same commit: kept or lost with the messages.
+        if !rules.uplinkWebhooks.isEmpty {
+            var deliveries: [WebhookRepository.NewDelivery] = []
+            for (index, record) in records.enumerated() {
+                guard let webhooks = rules.uplinkWebhooks[record.tenantID] else { continue }
+                let body = Self.uplinkBody(record, sequence: sequences[index])
+                for webhookID in webhooks {
+                    deliveries.append(
+                        .init(
+                            webhookID: webhookID, tenantID: record.tenantID, messageID: "msg_\(sequences[index])", deviceID: record.deviceID,
+                            type: Webhooks.uplink, body: body, at: record.receivedAt
+                        )
+                    )
+                }
+            }
+            if !deliveries.isEmpty {
+                try await session.webhooks.enqueue(deliveries)
+                outcome.webhooksQueued = true
+            }
+        }
         // The rules, after the messages and their outbox rows are written, in the same commit:
         // what they fire (outbox rows after the device's own, downlinks, events) and the states
         // they move are kept or lost with the messages.
@@ -326,7 +346,7 @@ final class MessageIngest: Sendable {
                 )
                 outcome.ruleStates = fired.states
                 outcome.ruleTallies = fired.tallies
-                outcome.webhooksQueued = fired.webhooksQueued || fired.tallies.values.contains { $0.counts.fired + $0.counts.actionFailures > 0 }
+                outcome.webhooksQueued = outcome.webhooksQueued || fired.webhooksQueued || fired.tallies.values.contains { $0.counts.fired + $0.counts.actionFailures > 0 }
                 outcome.generation = generation
                 for (integrationID, count) in fired.outboxAdded { added[integrationID, default: 0] += count }
                 outcome.queues.formUnion(fired.queues)
@@ -336,6 +356,24 @@ final class MessageIngest: Sendable {
         outcome.outboxAdded = added
         try await self.trimHistories(of: records, in: session)
         return outcome
+    }
+
+    /// An uplink as a webhook receives it: `{type: uplink, timestamp, data}`, the payload in
+    /// base64 and, when it is, as text and as JSON.
+    static func uplinkBody(_ record: DeviceMessage, sequence: Int) -> String {
+        var data: [String: Any] = [
+            "deviceId": record.deviceID, "topic": record.topic, "payload": record.payload.base64EncodedString(), "qos": record.qos,
+            "sequence": sequence, "source": record.source ?? "device",
+        ]
+        if let text = String(data: record.payload, encoding: .utf8) {
+            data["payloadText"] = text
+            if let json = try? JSONSerialization.jsonObject(with: record.payload, options: [.fragmentsAllowed]) { data["payloadJson"] = json }
+        }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let body: [String: Any] = ["type": Webhooks.uplink, "timestamp": formatter.string(from: record.receivedAt), "data": data]
+        let encoded = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: encoded, as: UTF8.self)
     }
 
     /// Why AWS could never take this message, as a reason code for the device; nil when it

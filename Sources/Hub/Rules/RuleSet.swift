@@ -16,32 +16,50 @@ struct RuleSet: Sendable {
         let definition: RuleDefinition
         let path: JSONPath
         let metrics: RuleMetrics
+        /// Its place among all the set's rules, and its path's among their distinct paths: a
+        /// batch keeps what it tallies and reads in arrays, not in dictionaries keyed by strings.
+        let ordinal: Int
+        let pathOrdinal: Int
 
-        init(id: String, name: String, definition: RuleDefinition, path: JSONPath, metrics: RuleMetrics) {
+        init(id: String, name: String, definition: RuleDefinition, path: JSONPath, metrics: RuleMetrics, ordinal: Int, pathOrdinal: Int) {
             self.id = id
             self.name = name
             self.definition = definition
             self.path = path
             self.metrics = metrics
+            self.ordinal = ordinal
+            self.pathOrdinal = pathOrdinal
         }
     }
 
     /// Enabled rules by tenant.
     let rules: [String: [Compiled]]
+    /// How many rules, and distinct value paths, there are.
+    var ruleCount = 0
+    var pathCount = 0
     /// Active AWS IoT integrations by id, with their tenant.
     let integrations: [String: String]
+    /// The webhooks that take every uplink, by tenant.
+    var uplinkWebhooks: [String: [String]] = [:]
 
     static let empty = RuleSet(rules: [:], integrations: [:])
 
     static func load(from session: StoreSession) async throws -> RuleSet {
         var rules: [String: [Compiled]] = [:]
+        var paths: [String: Int] = [:]
+        var count = 0
         for rule in try await session.rules.listEnabled() {
             // A definition stored by this version was checked when it was written; one this
             // version cannot read is left out, not evaluated half-understood.
             guard let definition = try? JSONDecoder().decode(RuleDefinition.self, from: Data(rule.definition.utf8)),
                 let path = try? JSONPath(parsing: definition.value)
             else { continue }
-            rules[rule.tenantID, default: []].append(Compiled(id: rule.id, name: rule.name, definition: definition, path: path, metrics: RuleMetrics(ruleID: rule.id)))
+            let pathOrdinal = paths[path.description] ?? paths.count
+            paths[path.description] = pathOrdinal
+            rules[rule.tenantID, default: []].append(
+                Compiled(id: rule.id, name: rule.name, definition: definition, path: path, metrics: RuleMetrics(ruleID: rule.id), ordinal: count, pathOrdinal: pathOrdinal)
+            )
+            count += 1
         }
         var integrations: [String: String] = [:]
         if !rules.isEmpty {
@@ -49,7 +67,11 @@ struct RuleSet: Sendable {
                 integrations[integration.id] = integration.tenantID
             }
         }
-        return RuleSet(rules: rules, integrations: integrations)
+        var set = RuleSet(rules: rules, integrations: integrations)
+        set.ruleCount = count
+        set.pathCount = paths.count
+        set.uplinkWebhooks = try await session.webhooks.uplinkSubscribers()
+        return set
     }
 }
 
@@ -174,12 +196,6 @@ enum RuleEvaluator {
         var tallies: [String: (counts: RuleCounts, metrics: RuleMetrics)] = [:]
     }
 
-    /// A path of one message, read once for all the rules that read it.
-    private struct ReadKey: Hashable {
-        var input: Int
-        var path: String
-    }
-
     /// The part of `topic` after `devices/{id}/`, or nil.
     static func subtopic(of topic: String, deviceID: String) -> Substring? {
         let prefix = "devices/" + deviceID + "/"
@@ -223,27 +239,30 @@ enum RuleEvaluator {
             }
         }
         var changed: Set<RuleStateKey> = []
-        var parsed: [Int: Any?] = [:]
-        // Rules that read the same path of the same message read it once.
-        var read: [ReadKey: Result<Double, RuleSkipError>] = [:]
+        // Each message parsed once, and each path of it read once for all the rules that read it.
+        var parsed = [Any??](repeating: nil, count: inputs.count)
+        var read = [Result<Double, RuleSkipError>?](repeating: nil, count: inputs.count * max(rules.pathCount, 1))
         var publishes: [OutboxMessage] = []
-        var tallies: [String: (counts: RuleCounts, metrics: RuleMetrics)] = [:]
+        var tallies = [RuleCounts](repeating: RuleCounts(), count: rules.ruleCount)
+        var tallied = [RuleSet.Compiled?](repeating: nil, count: rules.ruleCount)
         for (index, rule) in reached {
             let input = inputs[index]
-            tallies[rule.id, default: (RuleCounts(), rule.metrics)].counts.evaluated += 1
+            let ordinal = rule.ordinal
+            if tallied[ordinal] == nil { tallied[ordinal] = rule }
+            tallies[ordinal].evaluated += 1
             if parsed[index] == nil { parsed[index] = .some(RuleEngine.parse(input.payload)) }
             guard let json = parsed[index] ?? nil else {
-                tallies[rule.id]!.counts.skip(.notJSON)
+                tallies[ordinal].skip(.notJSON)
                 continue
             }
             let value: Double
-            let readKey = ReadKey(input: index, path: rule.path.description)
-            let result = read[readKey] ?? RuleEngine.value(ofParsed: json, at: rule.path)
-            read[readKey] = result
+            let slot = index * rules.pathCount + rule.pathOrdinal
+            let result = read[slot] ?? RuleEngine.value(ofParsed: json, at: rule.path)
+            read[slot] = result
             switch result {
             case .success(let read): value = read
             case .failure(let skip):
-                tallies[rule.id]!.counts.skip(skip.reason)
+                tallies[ordinal].skip(skip.reason)
                 continue
             }
             let key = RuleStateKey(ruleID: rule.id, deviceID: input.deviceID)
@@ -251,7 +270,7 @@ enum RuleEvaluator {
             var state = before
             let evaluation = RuleEngine.evaluate(rule.definition, value: value, state: &state, at: input.receivedAt)
             states[key] = state
-            if evaluation.band != nil { tallies[rule.id]!.counts.matched += 1 }
+            if evaluation.band != nil { tallies[ordinal].matched += 1 }
             // Written when where the device stands moved, not for every reading: the value and
             // time shown are those of the last reading that moved it (a write per reading and
             // rule would cost ingest a statement each).
@@ -323,7 +342,7 @@ enum RuleEvaluator {
                     )
                     outcome.webhooksQueued = true
                 }
-                if failure == nil { tallies[rule.id]!.counts.fired += 1 } else { tallies[rule.id]!.counts.actionFailures += 1 }
+                if failure == nil { tallies[ordinal].fired += 1 } else { tallies[ordinal].actionFailures += 1 }
             }
         }
         try await session.outbox.appendPublishes(publishes)
@@ -342,7 +361,7 @@ enum RuleEvaluator {
         }
         try await session.rules.save(records)
         outcome.states = states
-        outcome.tallies = tallies
+        for case let rule? in tallied { outcome.tallies[rule.id] = (tallies[rule.ordinal], rule.metrics) }
         return outcome
     }
 }

@@ -4,7 +4,6 @@ import Foundation
 import Logging
 import Metrics
 import NIOCore
-import NIOHTTP1
 import Store
 import Synchronization
 

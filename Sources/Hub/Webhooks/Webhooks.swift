@@ -9,8 +9,11 @@ public struct Webhooks: Sendable {
     public static let maximumPerTenant = 20
     public static let maximumEventTypes = 64
 
-    /// The event types a webhook may take: every type of the event log.
-    public static var eventTypes: [String] { EventType.all.sorted() }
+    /// Every message a device sends (or that comes from AWS on an ingest topic), as a webhook's event type.
+    public static let uplink = "uplink"
+
+    /// The event types a webhook may take: every type of the event log, and every uplink.
+    public static var eventTypes: [String] { (EventType.all + [uplink]).sorted() }
 
     /// A webhook as the hub shows it, with how many deliveries wait.
     public struct View: Sendable, Equatable {

@@ -397,5 +397,21 @@ extension Migration {
         Migration(version: 13, name: "where a device's message came from (the device, or AWS IoT)") { _ in
             ["ALTER TABLE device_messages ADD COLUMN source TEXT"]
         },
+        Migration(version: 14, name: "webhooks that take uplinks move the routing generation") { dialect in
+            // Ingest knows from memory which tenants' webhooks take every uplink: a change to who
+            // takes them bumps the generation, as a change to a rule does.
+            let bump = "UPDATE routing_generation SET generation = generation + 1 WHERE id = 1"
+            switch dialect {
+            case .sqlite:
+                return [
+                    "CREATE TRIGGER webhook_uplinks_insert AFTER INSERT ON webhook_subscriptions FOR EACH ROW WHEN NEW.event_type = 'uplink' BEGIN \(bump); END",
+                    "CREATE TRIGGER webhook_uplinks_delete AFTER DELETE ON webhook_subscriptions FOR EACH ROW WHEN OLD.event_type = 'uplink' BEGIN \(bump); END",
+                ]
+            case .postgres:
+                return [
+                    "CREATE TRIGGER webhook_uplinks AFTER INSERT OR DELETE ON webhook_subscriptions FOR EACH STATEMENT EXECUTE FUNCTION conduit_routing_changed()"
+                ]
+            }
+        },
     ]
 }

@@ -119,6 +119,56 @@ public struct WebhookRepository: Sendable {
         ).run()
     }
 
+    /// The webhooks that take every uplink, by tenant.
+    public func uplinkSubscribers() async throws -> [String: [String]] {
+        var result: [String: [String]] = [:]
+        for row in try await self.session.sql.raw(
+            "SELECT tenant_id, webhook_id FROM webhook_subscriptions WHERE event_type = 'uplink' ORDER BY tenant_id, webhook_id"
+        ).all() {
+            result[try row.decode(column: "tenant_id", as: String.self), default: []].append(try row.decode(column: "webhook_id", as: String.self))
+        }
+        return result
+    }
+
+    /// A delivery to queue.
+    public struct NewDelivery: Sendable {
+        public var webhookID: String
+        public var tenantID: String
+        public var messageID: String
+        public var deviceID: String
+        public var type: String
+        public var body: String
+        public var at: Date
+
+        public init(webhookID: String, tenantID: String, messageID: String, deviceID: String, type: String, body: String, at: Date) {
+            self.webhookID = webhookID
+            self.tenantID = tenantID
+            self.messageID = messageID
+            self.deviceID = deviceID
+            self.type = type
+            self.body = body
+            self.at = at
+        }
+    }
+
+    /// Queues deliveries, up to 100 in one statement.
+    public func enqueue(_ deliveries: [NewDelivery]) async throws {
+        var start = 0
+        while start < deliveries.count {
+            let chunk = deliveries[start..<min(deliveries.count, start + 100)]
+            start = chunk.endIndex
+            var query = SQLQueryString(
+                "INSERT INTO webhook_deliveries (webhook_id, tenant_id, message_id, device_id, event_type, body, created_at, state, attempts, next_attempt_at) VALUES "
+            )
+            for (index, delivery) in chunk.enumerated() {
+                if index > 0 { query.appendLiteral(", ") }
+                let at = delivery.at.storeMilliseconds
+                query.appendRow([delivery.webhookID, delivery.tenantID, delivery.messageID, delivery.deviceID, delivery.type, delivery.body, at, "pending", 0, at])
+            }
+            try await self.session.sql.raw(query).run()
+        }
+    }
+
     /// Sends a delivery again: a new pending one of the same message, after the device's others.
     public func resend(_ delivery: WebhookDelivery, at date: Date) async throws -> Int {
         let row = try await self.session.sql.raw(

@@ -281,7 +281,7 @@ parameters = {{ "path.id" = {{ dictionary = "rule", probability = 0.5 }} }}
 values = [{toml_string(webhook["id"])}]
 
 [[operations]]
-include-path-regex = '^/v1/webhooks/\\{{id\\}}'
+include-path-regex = '^/v1/webhooks/\\{{id\\}}/'
 parameters = {{ "path.id" = {{ dictionary = "webhook", probability = 0.5 }} }}
 
 [[operations]]
@@ -316,7 +316,6 @@ phases.coverage.enabled = false
                     "gateway": {"certificatePem": gateway, "privateKey": gateway_key},
                     "certificatePem": gateway,
                     "integrationId": integration["id"],
-                    "webhookId": webhook["id"],
                     "webhookUrl": webhook_url,
                 },
                 file,
