@@ -20,8 +20,14 @@ struct RuleSet: Sendable {
         /// batch keeps what it tallies and reads in arrays, not in dictionaries keyed by strings.
         let ordinal: Int
         let pathOrdinal: Int
+        /// Its subtopic filter's place among the set's distinct filters: rules with the same
+        /// filter match a message once.
+        let filterOrdinal: Int
 
-        init(id: String, name: String, definition: RuleDefinition, path: JSONPath, metrics: RuleMetrics, ordinal: Int, pathOrdinal: Int) {
+        init(
+            id: String, name: String, definition: RuleDefinition, path: JSONPath, metrics: RuleMetrics, ordinal: Int, pathOrdinal: Int, filterOrdinal: Int
+        ) {
+            self.filterOrdinal = filterOrdinal
             self.id = id
             self.name = name
             self.definition = definition
@@ -37,6 +43,8 @@ struct RuleSet: Sendable {
     /// How many rules, and distinct value paths, there are.
     var ruleCount = 0
     var pathCount = 0
+    /// The distinct subtopic filters, by ordinal.
+    var filters: [String] = []
     /// Active AWS IoT integrations by id, with their tenant.
     let integrations: [String: String]
     /// The webhooks that take every uplink, by tenant.
@@ -47,6 +55,7 @@ struct RuleSet: Sendable {
     static func load(from session: StoreSession) async throws -> RuleSet {
         var rules: [String: [Compiled]] = [:]
         var paths: [String: Int] = [:]
+        var filters: [String: Int] = [:]
         var count = 0
         for rule in try await session.rules.listEnabled() {
             // A definition stored by this version was checked when it was written; one this
@@ -56,8 +65,13 @@ struct RuleSet: Sendable {
             else { continue }
             let pathOrdinal = paths[path.description] ?? paths.count
             paths[path.description] = pathOrdinal
+            let filterOrdinal = filters[definition.subtopic] ?? filters.count
+            filters[definition.subtopic] = filterOrdinal
             rules[rule.tenantID, default: []].append(
-                Compiled(id: rule.id, name: rule.name, definition: definition, path: path, metrics: RuleMetrics(ruleID: rule.id), ordinal: count, pathOrdinal: pathOrdinal)
+                Compiled(
+                    id: rule.id, name: rule.name, definition: definition, path: path, metrics: RuleMetrics(ruleID: rule.id), ordinal: count,
+                    pathOrdinal: pathOrdinal, filterOrdinal: filterOrdinal
+                )
             )
             count += 1
         }
@@ -70,6 +84,7 @@ struct RuleSet: Sendable {
         var set = RuleSet(rules: rules, integrations: integrations)
         set.ruleCount = count
         set.pathCount = paths.count
+        set.filters = filters.sorted { $0.value < $1.value }.map(\.key)
         set.uplinkWebhooks = try await session.webhooks.uplinkSubscribers()
         return set
     }
@@ -214,14 +229,16 @@ enum RuleEvaluator {
         var outcome = Outcome()
         // Which rules each message reaches.
         var reached: [(input: Int, rule: RuleSet.Compiled)] = []
+        // Whether each distinct filter matches the message: once per message, not once per rule.
+        var matched = [Bool?](repeating: nil, count: rules.filters.count)
         for (index, input) in inputs.enumerated() {
             guard let tenantRules = rules.rules[input.tenantID], let subtopic = input.subtopic ?? self.subtopic(of: input.topic, deviceID: input.deviceID).map(String.init)
             else { continue }
-            for rule in tenantRules
-            where rule.definition.source.watches(deviceID: input.deviceID, labels: input.labels)
-                && MQTTTopic.matches(filter: rule.definition.subtopic, topic: subtopic)
-            {
-                reached.append((index, rule))
+            for slot in matched.indices { matched[slot] = nil }
+            for rule in tenantRules where rule.definition.source.watches(deviceID: input.deviceID, labels: input.labels) {
+                let matches = matched[rule.filterOrdinal] ?? MQTTTopic.matches(filter: rules.filters[rule.filterOrdinal], topic: subtopic)
+                matched[rule.filterOrdinal] = matches
+                if matches { reached.append((index, rule)) }
             }
         }
         guard !reached.isEmpty else { return outcome }
@@ -245,8 +262,14 @@ enum RuleEvaluator {
         var publishes: [OutboxMessage] = []
         var tallies = [RuleCounts](repeating: RuleCounts(), count: rules.ruleCount)
         var tallied = [RuleSet.Compiled?](repeating: nil, count: rules.ruleCount)
+        // A message's fields are copied out once for all the rules it reached, not once per rule.
+        var current = -1
+        var input = inputs[0]
         for (index, rule) in reached {
-            let input = inputs[index]
+            if index != current {
+                input = inputs[index]
+                current = index
+            }
             let ordinal = rule.ordinal
             if tallied[ordinal] == nil { tallied[ordinal] = rule }
             tallies[ordinal].evaluated += 1

@@ -20,13 +20,20 @@ public struct DeviceMessageRepository: Sendable {
     /// the caller can afford.
     public func append(_ messages: [DeviceMessage]) async throws -> [Int] {
         guard !messages.isEmpty else { return [] }
-        var query = SQLQueryString("INSERT INTO device_messages (tenant_id, device_id, topic, payload, qos, retain, received_at, source) VALUES ")
+        // The column only when a message has a source: a device's own (nearly all) leave it NULL,
+        // and a bind fewer per row is measurable at ingest's rates.
+        let sourced = messages.contains { $0.source != nil }
+        var query = SQLQueryString(
+            "INSERT INTO device_messages (tenant_id, device_id, topic, payload, qos, retain, received_at\(sourced ? ", source" : "")) VALUES "
+        )
         for (index, message) in messages.enumerated() {
             if index > 0 { query.appendLiteral(", ") }
-            query.appendRow([
+            var row: [any Encodable & Sendable] = [
                 message.tenantID, message.deviceID, message.topic, message.payload.base64EncodedString(), message.qos, message.retain ? 1 : 0,
-                message.receivedAt.storeMilliseconds, message.source,
-            ])
+                message.receivedAt.storeMilliseconds,
+            ]
+            if sourced { row.append(message.source) }
+            query.appendRow(row)
         }
         query.appendLiteral(" RETURNING seq")
         // Both engines number the rows of one INSERT in the order of its VALUES (SQLite under its
