@@ -36,45 +36,51 @@ struct UplinkDurabilityTests {
         #expect(integration.status == 0, "\(integration.stderr)")
 
         var server = try await serve()
-        let total = 10_000
-        let progress = directory.appendingPathComponent("progress").path
-        let device = Process()
-        device.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        device.arguments = ["python3", Self.publisher, "\(mqttPort)", "durable-1", secret, "\(total)", progress]
-        let publishing = Task { try await Subprocess.runCapturing(device) }
-        func acknowledged() -> Int { Int((try? String(contentsOfFile: progress, encoding: .utf8)) ?? "") ?? 0 }
-        func arrived() throws -> Set<String> {
-            Set(try MotoPeer.recordedPublishes(file: moto.recording).map { String(decoding: $0.payload, as: UTF8.self) })
-        }
-
-        // AWS goes away a fifth of the way in; Conduit is killed while it is away, with messages
-        // taken from the device but not yet in AWS; both come back.
-        try await waitUntil("2,000 messages in moto", seconds: 300) { try arrived().count >= 2_000 }
-        await moto.stop()
-        try await waitUntil("the device to get on while AWS is away", seconds: 120) { acknowledged() >= 3_500 }
-        await server.kill()
-        try await Task.sleep(for: .milliseconds(500))
-        server = try await serve()
-        try await waitUntil("more messages taken while AWS is away", seconds: 120) { acknowledged() >= 5_000 }
-        try await moto.start()
-
-        let (status, stdout, stderr) = try await publishing.value
-        #expect(status == 0, "the device could not send everything: \(stdout)\(stderr)")
         do {
-            try await waitUntil("every message in moto", seconds: 300) { try arrived().count >= total }
+            let total = 10_000
+            let progress = directory.appendingPathComponent("progress").path
+            let device = Process()
+            device.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            device.arguments = ["python3", Self.publisher, "\(mqttPort)", "durable-1", secret, "\(total)", progress]
+            let publishing = Task { try await Subprocess.runCapturing(device) }
+            func acknowledged() -> Int { Int((try? String(contentsOfFile: progress, encoding: .utf8)) ?? "") ?? 0 }
+            func arrived() throws -> Set<String> {
+                Set(try MotoPeer.recordedPublishes(file: moto.recording).map { String(decoding: $0.payload, as: UTF8.self) })
+            }
+
+            // AWS goes away a fifth of the way in; Conduit is killed while it is away, with messages
+            // taken from the device but not yet in AWS; both come back.
+            try await waitUntil("2,000 messages in moto", seconds: 300) { try arrived().count >= 2_000 }
+            await moto.stop()
+            try await waitUntil("the device to get on while AWS is away", seconds: 120) { acknowledged() >= 3_500 }
+            await server.kill()
+            try await Task.sleep(for: .milliseconds(500))
+            server = try await serve()
+            try await waitUntil("more messages taken while AWS is away", seconds: 120) { acknowledged() >= 5_000 }
+            try await moto.start()
+
+            let (status, stdout, stderr) = try await publishing.value
+            #expect(status == 0, "the device could not send everything: \(stdout)\(stderr)")
+            do {
+                try await waitUntil("every message in moto", seconds: 300) { try arrived().count >= total }
+            } catch {
+                let database = directory.appendingPathComponent("data/conduit.sqlite").path
+                let counts = try await Subprocess.run([
+                    "python3", "-c",
+                    "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print([c.execute(q).fetchall() for q in ('SELECT COUNT(*), MIN(seq), MAX(seq) FROM outbox', 'SELECT COUNT(*) FROM device_messages', 'SELECT id, status, active FROM integrations', 'SELECT wanted, state FROM aws_things')])",
+                    database,
+                ])
+                Issue.record(
+                    "\(try arrived().count) of \(total) in moto; the store: \(counts.stdout)\(counts.stderr); the server's log ends:\n\(server.output.suffix(4000))"
+                )
+            }
+            let missing = Set((0..<total).map { "m-\($0)" }).subtracting(try arrived())
+            #expect(missing.isEmpty, "lost: \(missing.sorted().prefix(20))")
         } catch {
-            let database = directory.appendingPathComponent("data/conduit.sqlite").path
-            let counts = try await Subprocess.run([
-                "python3", "-c",
-                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print([c.execute(q).fetchall() for q in ('SELECT COUNT(*), MIN(seq), MAX(seq) FROM outbox', 'SELECT COUNT(*) FROM device_messages', 'SELECT id, status, active FROM integrations', 'SELECT wanted, state FROM aws_things')])",
-                database,
-            ])
-            Issue.record(
-                "\(try arrived().count) of \(total) in moto; the store: \(counts.stdout)\(counts.stderr); the server's log ends:\n\(server.output.suffix(4000))"
-            )
+            // A failure stops the server it started, not leaving it running past the test.
+            await server.kill()
+            throw error
         }
-        let missing = Set((0..<total).map { "m-\($0)" }).subtracting(try arrived())
-        #expect(missing.isEmpty, "lost: \(missing.sorted().prefix(20))")
         await server.stop()
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import SQLKit
+import SQLiteNIO
 
 extension SQLStore {
     /// The schema version this build of Conduit knows.
@@ -12,6 +13,22 @@ extension SQLStore {
     /// A database migrated by a newer Conduit is refused rather than used.
     @discardableResult
     public func migrate(_ migrations: [Migration] = Migration.all) async throws -> [Migration] {
+        // SQLite answers "database is locked" at once, whatever its busy timeout, to some lock
+        // upgrades (a connection switching a fresh file to WAL while others open it), and after
+        // the timeout when another migrator's commit is slow: both pass, so try again a few times.
+        var attempt = 0
+        while true {
+            do {
+                return try await self.migrateOnce(migrations)
+            } catch let error as SQLiteError where error.reason == .busy && attempt < 8 {
+                attempt += 1
+                self.logger.notice("the database is locked by another process; migrating again", metadata: ["conduit.attempt": "\(attempt)"])
+                try await Task.sleep(for: .milliseconds(250 * attempt))
+            }
+        }
+    }
+
+    private func migrateOnce(_ migrations: [Migration]) async throws -> [Migration] {
         let dialect = self.dialect
         let applied = try await self.transaction { session in
             let sql = session.sql
