@@ -99,10 +99,11 @@ struct WaylayTests {
                 try await Self.publish(mqtt, device, secret, "devices/\(device)/up", #"{"lightValue": \#(value)}"#)
             }
             var lightsSet: [String] = []
-            try await waitUntil("nine readings and three light publishes in moto's recorder", seconds: 60, interval: .seconds(1)) {
+            // A bound for a loaded machine, where the forwarder may be backing off from a busy moto.
+            try await waitUntil("nine readings and three light publishes in moto's recorder", seconds: 240, interval: .seconds(1)) {
                 let mine = try MotoPeer.recordedPublishes(containing: device).filter { $0.topic == "conduit/\(device)/up" || $0.topic == "lights/\(device)/set" }
                 lightsSet = mine.filter { $0.topic == "lights/\(device)/set" }.map { String(decoding: $0.payload, as: UTF8.self) }
-                return mine.count == 12
+                return mine.count >= 12
             }
             #expect(lightsSet == [#"{"lightStatus":"off"}"#, #"{"lightStatus":"on"}"#, #"{"lightStatus":"off"}"#])
             let rule = try await ConduitCLITests.http("GET", http, "/v1/rules/\(lightsID)/states", token: token).body

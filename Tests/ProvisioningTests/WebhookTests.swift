@@ -94,8 +94,17 @@ struct WebhookTests {
     /// Runs the dispatcher beside `body`, as `conduit serve` does.
     static func dispatching(_ hub: Hub, _ body: () async throws -> Void) async throws {
         let dispatcher = Task { await WebhookDispatcher(hub: hub, configuration: .init(pollInterval: 0.1)).run() }
-        defer { dispatcher.cancel() }
-        try await body()
+        // Stopped and awaited before the store closes: a dispatcher still in a query then would
+        // hold a connection the store's shutdown no longer knows of.
+        do {
+            try await body()
+        } catch {
+            dispatcher.cancel()
+            await dispatcher.value
+            throw error
+        }
+        dispatcher.cancel()
+        await dispatcher.value
     }
 
     @Test("a receiver answering 500 three times, then 200: the event arrives once, signed, and the log shows four tries", arguments: TestDatabase.allCases)
