@@ -369,11 +369,7 @@ final class MessageIngest: Sendable {
             data["payloadText"] = text
             if let json = try? JSONSerialization.jsonObject(with: record.payload, options: [.fragmentsAllowed]) { data["payloadJson"] = json }
         }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let body: [String: Any] = ["type": Webhooks.uplink, "timestamp": formatter.string(from: record.receivedAt), "data": data]
-        let encoded = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: encoded, as: UTF8.self)
+        return WebhookBody.encode(type: Webhooks.uplink, at: record.receivedAt, data: data)
     }
 
     /// Why AWS could never take this message, as a reason code for the device; nil when it

@@ -200,17 +200,6 @@ public struct WebhookRepository: Sendable {
         ).all().map(Self.delivery)
     }
 
-    /// When the next pending delivery of a webhook not paused is due, if any.
-    public func nextDue() async throws -> Date? {
-        let row = try await self.session.sql.raw(
-            """
-            SELECT MIN(d.next_attempt_at) AS next FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-            WHERE d.state = 'pending' AND w.paused_reason IS NULL
-            """
-        ).first()
-        return try row?.decode(column: "next", as: Int?.self).map { Date(storeMilliseconds: $0) }
-    }
-
     /// Takes a delivery for one try: moves its next try to `until` (when it is tried again, should
     /// this node die mid-try) if it is still as `delivery` read it. False when another took it.
     public func claim(_ delivery: WebhookDelivery, until date: Date) async throws -> Bool {
@@ -333,9 +322,17 @@ extension Event {
         data["eventId"] = self.messageID
         data["actor"] = self.actor
         if let deviceID = self.deviceID { data["deviceId"] = deviceID }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let body: [String: Any] = ["type": self.type, "timestamp": formatter.string(from: self.createdAt), "data": data]
+        return WebhookBody.encode(type: self.type, at: self.createdAt, data: data)
+    }
+}
+
+/// A webhook's body as Standard Webhooks suggests: `{type, timestamp, data}`, sorted keys.
+public enum WebhookBody {
+    /// Made once: a formatter per message cost the uplink path.
+    private static let timestamp = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+    public static func encode(type: String, at date: Date, data: [String: Any]) -> String {
+        let body: [String: Any] = ["type": type, "timestamp": date.formatted(self.timestamp), "data": data]
         let encoded = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: encoded, as: UTF8.self)
     }
