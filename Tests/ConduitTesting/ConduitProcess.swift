@@ -231,11 +231,24 @@ public final class MotoServer: Sendable {
         self.process.withLock { $0 = process }
         for _ in 0..<200 {
             let probe = try await Subprocess.run(["curl", "-sf", "-o", "/dev/null", "\(self.url.absoluteString)/moto-api/"], timeout: 5)
-            if probe.status == 0 { return }
+            if probe.status == 0 {
+                try await Self.warmUp(self.url)
+                return
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         await self.stop()
         throw TestSetupError("moto_server did not start on port \(self.port)")
+    }
+
+    /// moto loads a service's backend on its first request to it, which on a loaded machine takes
+    /// seconds: longer than the time Conduit gives AWS to answer when an integration is checked.
+    /// One unsigned call to IoT and one to STS loads both before a test begins.
+    static func warmUp(_ url: URL) async throws {
+        for (service, arguments) in [("iot", ["\(url.absoluteString)/endpoint?endpointType=iot%3AData-ATS"]), ("sts", ["-d", "Action=GetCallerIdentity&Version=2011-06-15", url.absoluteString])] {
+            let authorization = "Authorization: AWS4-HMAC-SHA256 Credential=AKIAWARMUP/20260101/us-east-1/\(service)/aws4_request, SignedHeaders=host, Signature=0"
+            _ = try await Subprocess.run(["curl", "-s", "-o", "/dev/null", "-H", authorization] + arguments, timeout: 60)
+        }
     }
 
     deinit {

@@ -3,6 +3,7 @@ import Foundation
 import Hub
 import MQTTBroker
 import NIOCore
+import Store
 import Testing
 
 /// `/v1/rules` as its users meet it: admins write, every role reads and tries; the dry run
@@ -177,6 +178,27 @@ struct RuleAPITests {
                     $0["publish"] = ["integrationId": "nope", "topic": "lights/{deviceName}/set", "payload": [:]]
                 }
             )
+            // A publish through an integration the tenant has not, or one being deleted.
+            let tenant = try await api.hub.access.tenant(named: Tenant.defaultName)
+            let settings = IntegrationSettings(
+                region: "us-east-1", endpointURL: nil, policyName: nil, perThingPolicy: true, thingGroup: nil, thingAttributes: [], uplinkTopic: "conduit/{deviceId}",
+                payloadFormat: "raw", downlinkPrefix: "conduit/downlink", binding: IntegrationBinding(all: true)
+            )
+            try await api.hub.store.session.integrations.insert(
+                Integration(
+                    id: "int_going", tenantID: tenant.id, name: "going", type: "aws-iot-core", settings: settings, credentials: IntegrationCredentials(kind: .default),
+                    active: true, status: .deleting, dataEndpoint: nil, createdGroups: [], createdAt: Date(), updatedAt: Date()
+                )
+            )
+            for (integrationID, reason) in [("nope", "no integration 'nope' in the tenant"), ("int_going", "integration 'int_going' is being deleted")] {
+                try await refused(
+                    "actions[0].publish.integrationId: \(reason)",
+                    action(0) {
+                        $0["downlink"] = nil
+                        $0["publish"] = ["integrationId": integrationID, "topic": "lights/{deviceId}/set", "payload": [:]]
+                    }
+                )
+            }
             #expect(try await api.call(.get, "/v1/rules", token: api.admin).items.isEmpty)
         }
     }

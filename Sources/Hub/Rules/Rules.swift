@@ -170,10 +170,12 @@ public struct Rules: Sendable {
         try RuleRules.check(definition)
         for (index, action) in definition.actions.enumerated() {
             if let publish = action.publish {
-                guard let integration = try await self.hub.store.session.integrations.get(tenantID: tenantID, id: publish.integrationId),
-                    integration.status == .active
-                else {
-                    throw HubError.invalidField("actions[\(index)].publish.integrationId", "no integration '\(publish.integrationId)' in the tenant")
+                let field = "actions[\(index)].publish.integrationId"
+                guard let integration = try await self.hub.store.session.integrations.get(tenantID: tenantID, id: publish.integrationId) else {
+                    throw HubError.invalidField(field, "no integration '\(publish.integrationId)' in the tenant")
+                }
+                guard integration.status == .active else {
+                    throw HubError.invalidField(field, "integration '\(publish.integrationId)' is being deleted")
                 }
             }
             if let webhook = action.webhook, try await self.hub.store.session.webhooks.get(tenantID: tenantID, id: webhook.integrationId) == nil {

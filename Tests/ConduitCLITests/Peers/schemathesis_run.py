@@ -317,6 +317,8 @@ phases.coverage.enabled = false
                     "certificatePem": gateway,
                     "integrationId": integration["id"],
                     "webhookUrl": webhook_url,
+                    "api": f"http://127.0.0.1:{port}",
+                    "token": token,
                 },
                 file,
             )
