@@ -188,7 +188,7 @@ let package = Package(
         .testTarget(
             name: "MQTTTests",
             dependencies: [
-                "MQTT",
+                "MQTT", "ConduitTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
@@ -224,7 +224,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HubTests",
-            dependencies: ["Hub", "Store", "AWS", "Backoff", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Hub", "Store", "AWS", "Backoff", "ConduitTesting", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "StoreTests",

@@ -66,8 +66,10 @@ final class MessageIngest: Sendable {
         /// The enabled rules, as of `generation`.
         var rules: RuleSet?
         /// Devices' states in rules as the store holds them, as of `generation` (ingest is their
-        /// only writer; a rule's change or deletion, and a device's deletion, move the generation).
-        var ruleStates: [RuleStateKey: RuleDeviceState] = [:]
+        /// only writer; a rule's change or deletion, and a device's deletion, move the generation),
+        /// and how many states that is.
+        var ruleStates: [String: DeviceRuleStates] = [:]
+        var ruleStateCount = 0
     }
 
     private let store: SQLStore
@@ -174,7 +176,7 @@ final class MessageIngest: Sendable {
         /// Devices that rules queued downlinks for.
         var downlinkDevices: Set<String> = []
         /// Rule states as this batch leaves them, and the generation they were read at.
-        var ruleStates: [RuleStateKey: RuleDeviceState] = [:]
+        var ruleStates: [String: DeviceRuleStates] = [:]
         var generation: Int?
         /// Webhook deliveries may have been queued (rules fired: their events may go to webhooks).
         var webhooksQueued = false
@@ -220,8 +222,14 @@ final class MessageIngest: Sendable {
             self.state.withLock { state in
                 guard state.generation == generation else { return }
                 // Bounded: past it, states are read from the store again as needed.
-                if state.ruleStates.count + outcome.ruleStates.count > Self.maximumRememberedRuleStates { state.ruleStates.removeAll() }
-                state.ruleStates.merge(outcome.ruleStates) { $1 }
+                for (deviceID, states) in outcome.ruleStates {
+                    if state.ruleStateCount + states.count > Self.maximumRememberedRuleStates {
+                        state.ruleStates.removeAll()
+                        state.ruleStateCount = 0
+                    }
+                    let before = state.ruleStates.updateValue(states, forKey: deviceID)
+                    state.ruleStateCount += states.count - (before?.count ?? 0)
+                }
             }
         }
         var accepted = 0
@@ -333,13 +341,21 @@ final class MessageIngest: Sendable {
                 inputs.append(
                     RuleEvaluator.Input(
                         tenantID: record.tenantID, deviceID: record.deviceID, deviceName: routeOfRecord[index].name, labels: routeOfRecord[index].labels,
-                        topic: record.topic, subtopic: subtopicOfRecord[index], payload: Array(record.payload), sequence: sequences[index],
+                        topic: record.topic, subtopic: subtopicOfRecord[index], payload: record.payload, sequence: sequences[index],
                         receivedAt: record.receivedAt
                     )
                 )
             }
             if !inputs.isEmpty {
-                let known = self.state.withLock { $0.generation == generation ? $0.ruleStates : [:] }
+                // The batch's devices' states only: memory is not copied, and stays unique for the merge after the commit.
+                let known = self.state.withLock { state -> [String: DeviceRuleStates] in
+                    guard state.generation == generation else { return [:] }
+                    var known: [String: DeviceRuleStates] = [:]
+                    for input in inputs where known[input.deviceID] == nil {
+                        if let states = state.ruleStates[input.deviceID] { known[input.deviceID] = states }
+                    }
+                    return known
+                }
                 let fired = try await RuleEvaluator.run(
                     inputs, rules: rules, in: session, isFull: { integrationID, adding in backlog.isFull(integrationID, adding: added[integrationID, default: 0] + adding) },
                     known: known
@@ -425,6 +441,7 @@ final class MessageIngest: Sendable {
                 state.routes.removeAll(keepingCapacity: true)
                 state.rules = nil
                 state.ruleStates.removeAll()
+                state.ruleStateCount = 0
                 state.generation = generation
             }
             var missing: [String] = []

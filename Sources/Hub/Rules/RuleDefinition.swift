@@ -8,7 +8,7 @@ import Foundation
 /// hysteresis. Bands may not overlap, so a value is in one band at most.
 public struct RuleDefinition: Sendable, Equatable, Codable {
     /// Which devices: listed ids, any of some labels, or all of the tenant's.
-    public struct Source: Sendable, Equatable, Codable {
+    public struct Source: Sendable, Hashable, Codable {
         public var devices: [String]?
         public var labels: [String]?
         public var all: Bool?

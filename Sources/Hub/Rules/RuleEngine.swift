@@ -29,14 +29,6 @@ public struct RuleDeviceState: Sendable, Equatable, Codable {
     }
 }
 
-/// A device in a rule: how states are keyed in memory.
-struct RuleStateKey: Hashable, Comparable, Sendable {
-    var ruleID: String
-    var deviceID: String
-
-    static func < (a: Self, b: Self) -> Bool { (a.ruleID, a.deviceID) < (b.ruleID, b.deviceID) }
-}
-
 /// What one reading did: the value, the state before and after, and the actions it fires.
 public struct RuleEvaluation: Sendable, Equatable {
     public var value: Double
@@ -63,51 +55,40 @@ public enum RuleSkip: String, Sendable, Equatable {
 /// store, no clock, no IO: time comes in as an argument.
 public enum RuleEngine {
     /// The number at `path` in a JSON message, or why there is none. Numbers, and booleans as
-    /// 1 and 0; a numeric string is not a number.
+    /// 1 and 0; a numeric string is not a number. Read as ingest reads it (``JSONValueReader``).
     public static func value(of payload: [UInt8], at path: JSONPath) -> Result<Double, RuleSkipError> {
-        guard let json = self.parse(payload) else { return .failure(.init(.notJSON)) }
-        return self.value(ofParsed: json, at: path)
+        var values: [Result<Double, RuleSkipError>] = [.failure(RuleSkipError(.noValue))]
+        let isJSON = payload.withUnsafeBytes { JSONValueReader([path]).read($0, wanted: [0], into: &values) }
+        return isJSON ? values[0] : .failure(RuleSkipError(.notJSON))
     }
 
-    /// A message parsed for its values (Foundation's objects: several times quicker to make than
-    /// ``JSONValue``'s decoding, which tries each type in turn); nil when it is not JSON.
-    static func parse(_ payload: [UInt8]) -> Any? {
-        try? JSONSerialization.jsonObject(with: Data(payload), options: [.fragmentsAllowed])
-    }
+    /// A rule's states as a list to search, in their names' order (bands never overlap).
+    public typealias Bands = [(name: String, band: RuleDefinition.Band)]
 
-    /// The number at `path` in a parsed message.
-    static func value(ofParsed json: Any, at path: JSONPath) -> Result<Double, RuleSkipError> {
-        var current = json
-        for step in path.steps {
-            switch step {
-            case .key(let key):
-                guard let object = current as? [String: Any], let next = object[key] else { return .failure(.init(.noValue)) }
-                current = next
-            case .index(let index):
-                guard let array = current as? [Any], index < array.count else { return .failure(.init(.noValue)) }
-                current = array[index]
-            }
-        }
-        if current is NSNull { return .failure(.init(.noValue)) }
-        // Numbers and booleans both come as NSNumber (true as 1); a string never does.
-        guard !(current is String), let number = current as? NSNumber else { return .failure(.init(.notANumber)) }
-        let value = number.doubleValue
-        return value.isFinite ? .success(value) : .failure(.init(.notANumber))
-    }
-
-    /// The state whose band holds `value`, if any (bands never overlap).
-    public static func band(of value: Double, in states: [String: RuleDefinition.Band]) -> String? {
-        states.first { $0.value.contains(value) }?.key
+    static func bands(_ states: [String: RuleDefinition.Band]) -> Bands {
+        states.sorted { $0.key < $1.key }.map { (name: $0.key, band: $0.value) }
     }
 
     /// Applies one reading to a device's state.
     public static func evaluate(
         _ definition: RuleDefinition, value: Double, state: inout RuleDeviceState, at now: Date
     ) -> RuleEvaluation {
+        self.evaluate(bands: self.bands(definition.states), debounce: definition.debounce, actions: definition.actions, value: value, state: &state, at: now)
+    }
+
+    /// Applies one reading to a device's state, in a rule made ready for ingest: its bands
+    /// listed once (ingest evaluates every reading of every device in each rule it reaches).
+    static func evaluate(
+        bands: Bands, debounce: RuleDefinition.Debounce?, actions: [RuleDefinition.Action], value: Double, state: inout RuleDeviceState, at now: Date
+    ) -> RuleEvaluation {
         let previous = state.state
         state.value = value
         state.updatedAt = now
-        let band = self.band(of: value, in: definition.states)
+        var band: String?
+        for entry in bands where entry.band.contains(value) {
+            band = entry.name
+            break
+        }
         var evaluation = RuleEvaluation(value: value, previousState: previous, state: previous, band: band, crossed: false, fired: [], cooledDown: [])
         // In no band: the device keeps its state (hysteresis), and a state on its way is let go.
         guard let band, band != previous else {
@@ -116,7 +97,7 @@ public enum RuleEngine {
             state.candidateSamples = nil
             return evaluation
         }
-        if previous != nil, let debounce = definition.debounce {
+        if previous != nil, let debounce {
             if state.candidate != band {
                 state.candidate = band
                 state.candidateSince = now
@@ -141,7 +122,7 @@ public enum RuleEngine {
         // The first state a device takes is where it starts, not a crossing: nothing fires.
         guard previous != nil else { return evaluation }
         evaluation.crossed = true
-        for (index, action) in definition.actions.enumerated() where action.on.matches(from: previous, to: band) {
+        for (index, action) in actions.enumerated() where action.on.matches(from: previous, to: band) {
             if let cooldown = action.cooldownSeconds, let last = state.lastFired[index], now.timeIntervalSince(last) < cooldown {
                 evaluation.cooledDown.append(index)
                 continue

@@ -14,37 +14,46 @@ struct RuleSet: Sendable {
         let id: String
         let name: String
         let definition: RuleDefinition
-        let path: JSONPath
         let metrics: RuleMetrics
         /// Its place among all the set's rules, and its path's among their distinct paths: a
         /// batch keeps what it tallies and reads in arrays, not in dictionaries keyed by strings.
         let ordinal: Int
         let pathOrdinal: Int
-        /// Its subtopic filter's place among the set's distinct filters: rules with the same
-        /// filter match a message once.
+        /// Its subtopic filter's and its source's places among the set's distinct ones: rules
+        /// with the same filter or source test a message once.
         let filterOrdinal: Int
+        let sourceOrdinal: Int
+        /// What each reading is evaluated with, taken out of the definition once.
+        let bands: RuleEngine.Bands
+        let debounce: RuleDefinition.Debounce?
+        let actions: [RuleDefinition.Action]
 
-        init(
-            id: String, name: String, definition: RuleDefinition, path: JSONPath, metrics: RuleMetrics, ordinal: Int, pathOrdinal: Int, filterOrdinal: Int
-        ) {
-            self.filterOrdinal = filterOrdinal
+        init(id: String, name: String, definition: RuleDefinition, ordinal: Int, pathOrdinal: Int, filterOrdinal: Int, sourceOrdinal: Int) {
             self.id = id
             self.name = name
             self.definition = definition
-            self.path = path
-            self.metrics = metrics
+            self.metrics = RuleMetrics(ruleID: id)
             self.ordinal = ordinal
             self.pathOrdinal = pathOrdinal
+            self.filterOrdinal = filterOrdinal
+            self.sourceOrdinal = sourceOrdinal
+            self.bands = RuleEngine.bands(definition.states)
+            self.debounce = definition.debounce
+            self.actions = definition.actions
         }
     }
 
     /// Enabled rules by tenant.
     let rules: [String: [Compiled]]
-    /// How many rules, and distinct value paths, there are.
-    var ruleCount = 0
-    var pathCount = 0
-    /// The distinct subtopic filters, by ordinal.
+    /// Every rule, by ordinal.
+    var ordered: [Compiled] = []
+    /// Rules' ordinals by id.
+    var ordinalOfRule: [String: Int] = [:]
+    /// The distinct subtopic filters and sources, by ordinal.
     var filters: [String] = []
+    var sources: [RuleDefinition.Source] = []
+    /// Reads the distinct value paths, by ordinal.
+    var reader = JSONValueReader([])
     /// Active AWS IoT integrations by id, with their tenant.
     let integrations: [String: String]
     /// The webhooks that take every uplink, by tenant.
@@ -52,28 +61,37 @@ struct RuleSet: Sendable {
 
     static let empty = RuleSet(rules: [:], integrations: [:])
 
+    var ruleCount: Int { self.ordered.count }
+    var pathCount: Int { self.reader.paths.count }
+
     static func load(from session: StoreSession) async throws -> RuleSet {
         var rules: [String: [Compiled]] = [:]
-        var paths: [String: Int] = [:]
+        var ordered: [Compiled] = []
+        var paths: [JSONPath] = []
+        var pathOrdinals: [String: Int] = [:]
         var filters: [String: Int] = [:]
-        var count = 0
+        var sources: [RuleDefinition.Source: Int] = [:]
         for rule in try await session.rules.listEnabled() {
             // A definition stored by this version was checked when it was written; one this
             // version cannot read is left out, not evaluated half-understood.
             guard let definition = try? JSONDecoder().decode(RuleDefinition.self, from: Data(rule.definition.utf8)),
                 let path = try? JSONPath(parsing: definition.value)
             else { continue }
-            let pathOrdinal = paths[path.description] ?? paths.count
-            paths[path.description] = pathOrdinal
+            let pathOrdinal = pathOrdinals[path.description] ?? paths.count
+            if pathOrdinal == paths.count {
+                paths.append(path)
+                pathOrdinals[path.description] = pathOrdinal
+            }
             let filterOrdinal = filters[definition.subtopic] ?? filters.count
             filters[definition.subtopic] = filterOrdinal
-            rules[rule.tenantID, default: []].append(
-                Compiled(
-                    id: rule.id, name: rule.name, definition: definition, path: path, metrics: RuleMetrics(ruleID: rule.id), ordinal: count,
-                    pathOrdinal: pathOrdinal, filterOrdinal: filterOrdinal
-                )
+            let sourceOrdinal = sources[definition.source] ?? sources.count
+            sources[definition.source] = sourceOrdinal
+            let compiled = Compiled(
+                id: rule.id, name: rule.name, definition: definition, ordinal: ordered.count, pathOrdinal: pathOrdinal, filterOrdinal: filterOrdinal,
+                sourceOrdinal: sourceOrdinal
             )
-            count += 1
+            rules[rule.tenantID, default: []].append(compiled)
+            ordered.append(compiled)
         }
         var integrations: [String: String] = [:]
         if !rules.isEmpty {
@@ -82,11 +100,32 @@ struct RuleSet: Sendable {
             }
         }
         var set = RuleSet(rules: rules, integrations: integrations)
-        set.ruleCount = count
-        set.pathCount = paths.count
+        set.ordered = ordered
+        set.ordinalOfRule = Dictionary(uniqueKeysWithValues: ordered.map { ($0.id, $0.ordinal) })
+        set.reader = JSONValueReader(paths)
         set.filters = filters.sorted { $0.value < $1.value }.map(\.key)
+        set.sources = sources.sorted { $0.value < $1.value }.map(\.key)
         set.uplinkWebhooks = try await session.webhooks.uplinkSubscribers()
         return set
+    }
+}
+
+/// One device's states in the rules that reached it, by rule ordinal (of one routing
+/// generation): a short list searched in order, not a dictionary keyed by rule and device
+/// strings, which cost ingest a hash of both per rule and message.
+struct DeviceRuleStates: Sendable {
+    var ordinals: [Int] = []
+    var states: [RuleDeviceState] = []
+
+    var count: Int { self.ordinals.count }
+
+    func entry(of ordinal: Int) -> Int? {
+        self.ordinals.firstIndex(of: ordinal)
+    }
+
+    mutating func add(_ ordinal: Int, _ state: RuleDeviceState) {
+        self.ordinals.append(ordinal)
+        self.states.append(state)
     }
 }
 
@@ -191,7 +230,7 @@ enum RuleEvaluator {
         /// What the rules' subtopic filters see: for a device's own message nil (the part of
         /// its topic after `devices/{id}/`); for one from AWS, the levels after `{deviceId}`.
         var subtopic: String? = nil
-        var payload: [UInt8]
+        var payload: Data
         var sequence: Int
         var receivedAt: Date
     }
@@ -202,9 +241,9 @@ enum RuleEvaluator {
         var queues: Set<UplinkQueueKey> = []
         /// Devices with new downlinks.
         var downlinkDevices: Set<String> = []
-        /// Every state the batch read or moved, as it now stands, for the caller's memory once
-        /// the transaction has committed.
-        var states: [RuleStateKey: RuleDeviceState] = [:]
+        /// The states of every device the batch reached, as they now stand, for the caller's
+        /// memory once the transaction has committed.
+        var states: [String: DeviceRuleStates] = [:]
         /// Webhook deliveries were queued.
         var webhooksQueued = false
         /// What each rule did, by rule id, with its metrics: for after the commit.
@@ -213,97 +252,140 @@ enum RuleEvaluator {
 
     /// The part of `topic` after `devices/{id}/`, or nil.
     static func subtopic(of topic: String, deviceID: String) -> Substring? {
-        let prefix = "devices/" + deviceID + "/"
-        guard topic.hasPrefix(prefix) else { return nil }
-        return topic.dropFirst(prefix.count)
+        let prefix = "devices/".utf8
+        let utf8 = topic.utf8
+        guard utf8.starts(with: prefix) else { return nil }
+        let rest = utf8.dropFirst(prefix.count)
+        guard rest.starts(with: deviceID.utf8) else { return nil }
+        let after = rest.dropFirst(deviceID.utf8.count)
+        guard after.first == UInt8(ascii: "/") else { return nil }
+        return Substring(after.dropFirst())
+    }
+
+    /// A device's state in a rule, by the device's place in the batch and the state's in its list.
+    private struct Place: Hashable {
+        var device: Int
+        var entry: Int
     }
 
     /// - Parameters:
     ///   - isFull: whether the integration's outbox is full with this many more rows.
-    ///   - known: states as the store holds them, remembered from earlier batches; the others
-    ///     are read from the store.
+    ///   - known: the states of the batch's devices as the store holds them, remembered from
+    ///     earlier batches; the others are read from the store.
     static func run(
         _ inputs: [Input], rules: RuleSet, in session: StoreSession, isFull: (_ integrationID: String, _ adding: Int) -> Bool = { _, _ in false },
-        known: [RuleStateKey: RuleDeviceState] = [:]
+        known: [String: DeviceRuleStates] = [:]
     ) async throws -> Outcome {
         var outcome = Outcome()
-        // Which rules each message reaches.
-        var reached: [(input: Int, rule: RuleSet.Compiled)] = []
-        // Whether each distinct filter matches the message: once per message, not once per rule.
-        var matched = [Bool?](repeating: nil, count: rules.filters.count)
+        // The batch's devices that rules reached, each in a place of its own.
+        var placeOfDevice: [String: Int] = [:]
+        var devices: [DeviceRuleStates] = []
+        var deviceIDs: [String] = []
+        var tenantIDs: [String] = []
+        // Which rules each message reaches, in the messages' order.
+        var reached: [(input: Int, device: Int, rule: RuleSet.Compiled)] = []
+        // Whether each distinct filter and source takes the message: once per message, not once per rule.
+        var filterTakes = [Bool?](repeating: nil, count: rules.filters.count)
+        var sourceTakes = [Bool?](repeating: nil, count: rules.sources.count)
         for (index, input) in inputs.enumerated() {
             guard let tenantRules = rules.rules[input.tenantID], let subtopic = input.subtopic ?? self.subtopic(of: input.topic, deviceID: input.deviceID).map(String.init)
             else { continue }
-            for slot in matched.indices { matched[slot] = nil }
-            for rule in tenantRules where rule.definition.source.watches(deviceID: input.deviceID, labels: input.labels) {
-                let matches = matched[rule.filterOrdinal] ?? MQTTTopic.matches(filter: rules.filters[rule.filterOrdinal], topic: subtopic)
-                matched[rule.filterOrdinal] = matches
-                if matches { reached.append((index, rule)) }
+            for slot in filterTakes.indices { filterTakes[slot] = nil }
+            for slot in sourceTakes.indices { sourceTakes[slot] = nil }
+            var device: Int?
+            for rule in tenantRules {
+                let watches = sourceTakes[rule.sourceOrdinal] ?? rules.sources[rule.sourceOrdinal].watches(deviceID: input.deviceID, labels: input.labels)
+                sourceTakes[rule.sourceOrdinal] = watches
+                guard watches else { continue }
+                let matches = filterTakes[rule.filterOrdinal] ?? MQTTTopic.matches(filter: rules.filters[rule.filterOrdinal], topic: subtopic)
+                filterTakes[rule.filterOrdinal] = matches
+                guard matches else { continue }
+                if device == nil {
+                    if let place = placeOfDevice[input.deviceID] {
+                        device = place
+                    } else {
+                        device = devices.count
+                        placeOfDevice[input.deviceID] = devices.count
+                        devices.append(known[input.deviceID] ?? DeviceRuleStates())
+                        deviceIDs.append(input.deviceID)
+                        tenantIDs.append(input.tenantID)
+                    }
+                }
+                reached.append((index, device!, rule))
             }
         }
         guard !reached.isEmpty else { return outcome }
-        // Every state the batch needs, in one read per rule.
-        var states: [RuleStateKey: RuleDeviceState] = [:]
-        var missing = Set<RuleStateKey>()
-        for (index, rule) in reached {
-            let key = RuleStateKey(ruleID: rule.id, deviceID: inputs[index].deviceID)
-            if let state = known[key] { states[key] = state } else { missing.insert(key) }
+        // Every state the batch needs that memory has not, in one read per rule; a device new
+        // to a rule starts afresh.
+        var missing: [(ruleID: String, deviceID: String)] = []
+        for (_, device, rule) in reached where devices[device].entry(of: rule.ordinal) == nil {
+            devices[device].add(rule.ordinal, RuleDeviceState())
+            missing.append((rule.id, deviceIDs[device]))
         }
-        let loaded = missing.isEmpty ? [] : try await session.rules.states(missing.map { ($0.ruleID, $0.deviceID) })
-        for record in loaded {
-            if let state = try? JSONDecoder().decode(RuleDeviceState.self, from: Data(record.state.utf8)) {
-                states[RuleStateKey(ruleID: record.ruleID, deviceID: record.deviceID)] = state
-            }
+        for record in try await session.rules.states(missing) {
+            guard let ordinal = rules.ordinalOfRule[record.ruleID], let device = placeOfDevice[record.deviceID],
+                let entry = devices[device].entry(of: ordinal),
+                let state = try? JSONDecoder().decode(RuleDeviceState.self, from: Data(record.state.utf8))
+            else { continue }
+            devices[device].states[entry] = state
         }
-        var changed: Set<RuleStateKey> = []
-        // Each message parsed once, and each path of it read once for all the rules that read it.
-        var parsed = [Any??](repeating: nil, count: inputs.count)
-        var read = [Result<Double, RuleSkipError>?](repeating: nil, count: inputs.count * max(rules.pathCount, 1))
+        var changed: Set<Place> = []
+        // Each message read once, for every path the rules it reached read.
+        var values = [Result<Double, RuleSkipError>](repeating: .failure(RuleSkipError(.noValue)), count: rules.pathCount)
+        var wanted: [Int] = []
+        var isWanted = [Bool](repeating: false, count: rules.pathCount)
+        var isJSON = false
         var publishes: [OutboxMessage] = []
         var tallies = [RuleCounts](repeating: RuleCounts(), count: rules.ruleCount)
-        var tallied = [RuleSet.Compiled?](repeating: nil, count: rules.ruleCount)
-        // A message's fields are copied out once for all the rules it reached, not once per rule.
+        var tallied = [Bool](repeating: false, count: rules.ruleCount)
         var current = -1
-        var input = inputs[0]
-        for (index, rule) in reached {
+        for (position, (index, device, rule)) in reached.enumerated() {
+            let input = inputs[index]
             if index != current {
-                input = inputs[index]
                 current = index
+                for path in wanted { isWanted[path] = false }
+                wanted.removeAll(keepingCapacity: true)
+                var next = position
+                while next < reached.count, reached[next].input == index {
+                    let path = reached[next].rule.pathOrdinal
+                    if !isWanted[path] {
+                        isWanted[path] = true
+                        wanted.append(path)
+                    }
+                    next += 1
+                }
+                isJSON = input.payload.withUnsafeBytes { rules.reader.read($0, wanted: wanted, into: &values) }
             }
             let ordinal = rule.ordinal
-            if tallied[ordinal] == nil { tallied[ordinal] = rule }
+            tallied[ordinal] = true
             tallies[ordinal].evaluated += 1
-            if parsed[index] == nil { parsed[index] = .some(RuleEngine.parse(input.payload)) }
-            guard let json = parsed[index] ?? nil else {
+            guard isJSON else {
                 tallies[ordinal].skip(.notJSON)
                 continue
             }
             let value: Double
-            let slot = index * rules.pathCount + rule.pathOrdinal
-            let result = read[slot] ?? RuleEngine.value(ofParsed: json, at: rule.path)
-            read[slot] = result
-            switch result {
+            switch values[rule.pathOrdinal] {
             case .success(let read): value = read
             case .failure(let skip):
                 tallies[ordinal].skip(skip.reason)
                 continue
             }
-            let key = RuleStateKey(ruleID: rule.id, deviceID: input.deviceID)
-            let before = states[key] ?? RuleDeviceState()
-            var state = before
-            let evaluation = RuleEngine.evaluate(rule.definition, value: value, state: &state, at: input.receivedAt)
-            states[key] = state
+            let entry = devices[device].entry(of: ordinal)!
+            let before = devices[device].states[entry]
+            let evaluation = RuleEngine.evaluate(
+                bands: rule.bands, debounce: rule.debounce, actions: rule.actions, value: value, state: &devices[device].states[entry], at: input.receivedAt
+            )
             if evaluation.band != nil { tallies[ordinal].matched += 1 }
             // Written when where the device stands moved, not for every reading: the value and
             // time shown are those of the last reading that moved it (a write per reading and
             // rule would cost ingest a statement each).
-            if !state.standsAsBefore(before) { changed.insert(key) }
+            if !devices[device].states[entry].standsAsBefore(before) { changed.insert(Place(device: device, entry: entry)) }
             guard !evaluation.fired.isEmpty, let current = evaluation.state else { continue }
             let context = RuleEngine.Context(
                 deviceID: input.deviceID, deviceName: input.deviceName, value: value, state: current, previousState: evaluation.previousState
             )
             for actionIndex in evaluation.fired {
-                let action = rule.definition.actions[actionIndex]
+                let action = rule.actions[actionIndex]
                 var failure: String?
                 var webhookTarget: String?
                 if let publish = action.publish {
@@ -371,20 +453,23 @@ enum RuleEvaluator {
         try await session.outbox.appendPublishes(publishes)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        let tenantOfDevice = Dictionary(inputs.map { ($0.deviceID, $0.tenantID) }) { first, _ in first }
         var records: [RuleStateRecord] = []
-        for key in changed.sorted() {
-            guard let state = states[key], let tenantID = tenantOfDevice[key.deviceID] else { continue }
+        for place in changed {
+            let state = devices[place.device].states[place.entry]
             records.append(
                 RuleStateRecord(
-                    ruleID: key.ruleID, deviceID: key.deviceID, tenantID: tenantID,
-                    state: String(decoding: try encoder.encode(state), as: UTF8.self), updatedAt: state.updatedAt ?? Date()
+                    ruleID: rules.ordered[devices[place.device].ordinals[place.entry]].id, deviceID: deviceIDs[place.device],
+                    tenantID: tenantIDs[place.device], state: String(decoding: try encoder.encode(state), as: UTF8.self), updatedAt: state.updatedAt ?? Date()
                 )
             )
         }
+        // In one order, so that two writers never wait on each other's rows the other way round.
+        records.sort { ($0.ruleID, $0.deviceID) < ($1.ruleID, $1.deviceID) }
         try await session.rules.save(records)
-        outcome.states = states
-        for case let rule? in tallied { outcome.tallies[rule.id] = (tallies[rule.ordinal], rule.metrics) }
+        outcome.states = Dictionary(uniqueKeysWithValues: zip(deviceIDs, devices))
+        for (ordinal, rule) in rules.ordered.enumerated() where tallied[ordinal] {
+            outcome.tallies[rule.id] = (tallies[ordinal], rule.metrics)
+        }
         return outcome
     }
 }
