@@ -294,6 +294,44 @@ struct WebhookTests {
         }
     }
 
+    @Test("a webhook made while rules run gets their next firing: ingest learns at once who takes rule.fired", arguments: TestDatabase.allCases)
+    func subscribedWhileRunning(database: TestDatabase) async throws {
+        let receiver = try Receiver()
+        try await database.withHub(webhooks: try Self.environment(allowing: ["http://127.0.0.1:\(receiver.port)"])) { hub in
+            let admin = try await Self.admin(hub)
+            _ = try await hub.devices.create(.init(id: "lamp-s", name: "Lamp", labels: ["fleet"]), by: admin)
+            _ = try await hub.devices.perform(.accept, on: "lamp-s", by: admin)
+            _ = try await hub.rules.create(
+                name: "lights",
+                definition: RuleDefinition(
+                    source: .init(all: true), subtopic: "up", value: "$.lightValue", states: ["Above": .init(above: 350), "Below": .init(below: 300)],
+                    actions: [.init(on: .init(to: "Above"), downlink: .init(payload: .object(["lightStatus": .string("off")])))]
+                ),
+                by: admin
+            )
+            func reading(_ value: Int) async throws {
+                let message = MQTTBrokerMessage(topic: "devices/lamp-s/up", payload: ByteBuffer(string: #"{"lightValue": \#(value)}"#), qos: .atLeastOnce)
+                #expect(try await hub.messages.ingest(deviceID: "lamp-s", message: message) == .accepted)
+            }
+            // Rules have run, and fired, with no webhook taking their events.
+            try await reading(100)
+            try await reading(400)
+            try await reading(100)
+            let created = try await hub.webhooks.create(name: "ops", url: receiver.url, events: ["rule.fired"], by: admin)
+            try await receiver.start(secrets: [created.secret])
+            defer { receiver.stop() }
+            try await Self.dispatching(hub) {
+                try await reading(420)
+                try await waitUntil("the firing to arrive") { receiver.requests().count == 1 }
+            }
+            let requests = receiver.requests()
+            #expect(requests.count == 1)
+            let body = requests.first?["body"] as? [String: Any]
+            #expect(body?["type"] as? String == "rule.fired")
+            #expect((body?["data"] as? [String: Any])?["value"] as? String == "420")
+        }
+    }
+
     @Test("a webhook that takes uplinks gets each device message, in order, as it was sent", arguments: TestDatabase.allCases)
     func uplinks(database: TestDatabase) async throws {
         let receiver = try Receiver()

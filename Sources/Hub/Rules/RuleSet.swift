@@ -58,6 +58,9 @@ struct RuleSet: Sendable {
     let integrations: [String: String]
     /// The webhooks that take every uplink, by tenant.
     var uplinkWebhooks: [String: [String]] = [:]
+    /// The other event types some webhook takes, by tenant: an event rules append for nobody
+    /// builds no webhook body (a change to webhooks' subscriptions moves the generation).
+    var webhookEventTypes: [String: Set<String>] = [:]
 
     static let empty = RuleSet(rules: [:], integrations: [:])
 
@@ -106,6 +109,7 @@ struct RuleSet: Sendable {
         set.filters = filters.sorted { $0.value < $1.value }.map(\.key)
         set.sources = sources.sorted { $0.value < $1.value }.map(\.key)
         set.uplinkWebhooks = try await session.webhooks.uplinkSubscribers()
+        set.webhookEventTypes = try await session.webhooks.subscribedEventTypes()
         return set
     }
 }
@@ -434,9 +438,10 @@ enum RuleEvaluator {
                     "ruleId": rule.id, "rule": rule.name, "action": "\(actionIndex)", "value": context.valueText, "state": current,
                     "previousState": evaluation.previousState ?? "",
                 ].merging(failure.map { ["error": $0] } ?? [:]) { $1 })
+                let type = failure == nil ? EventType.ruleFired : EventType.ruleActionFailed
                 let event = try await session.events.append(
-                    tenantID: input.tenantID, type: failure == nil ? EventType.ruleFired : EventType.ruleActionFailed, deviceID: input.deviceID,
-                    actor: "rule:\(rule.id)", data: data, at: input.receivedAt
+                    tenantID: input.tenantID, type: type, deviceID: input.deviceID, actor: "rule:\(rule.id)", data: data, at: input.receivedAt,
+                    toWebhooks: rules.webhookEventTypes[input.tenantID]?.contains(type) ?? false
                 )
                 // The firing itself goes to the webhook, as its rule.fired event (once, should the
                 // webhook take rule.fired events too).

@@ -413,5 +413,21 @@ extension Migration {
                 ]
             }
         },
+        Migration(version: 15, name: "any change to who takes which events moves the routing generation") { dialect in
+            // Ingest knows from memory whether anyone takes a rule's events, as it knows who takes
+            // uplinks: the events rules append then build no webhook body for nobody. (PostgreSQL's
+            // trigger of version 14 fires for every change already.)
+            let bump = "UPDATE routing_generation SET generation = generation + 1 WHERE id = 1"
+            switch dialect {
+            case .sqlite:
+                return [
+                    "DROP TRIGGER webhook_uplinks_insert", "DROP TRIGGER webhook_uplinks_delete",
+                    "CREATE TRIGGER webhook_subscriptions_insert AFTER INSERT ON webhook_subscriptions FOR EACH ROW BEGIN \(bump); END",
+                    "CREATE TRIGGER webhook_subscriptions_delete AFTER DELETE ON webhook_subscriptions FOR EACH ROW BEGIN \(bump); END",
+                ]
+            case .postgres:
+                return []
+            }
+        },
     ]
 }

@@ -19,8 +19,9 @@ public struct EventRepository: Sendable {
     /// Appends an event, queues it to the tenant's webhooks that take its type, and returns it
     /// with its sequence number.
     @discardableResult
+    /// - Parameter toWebhooks: false when the caller knows no webhook of the tenant takes this type.
     public func append(
-        tenantID: String, type: String, deviceID: String?, actor: String, data: String, at date: Date
+        tenantID: String, type: String, deviceID: String?, actor: String, data: String, at date: Date, toWebhooks: Bool = true
     ) async throws -> Event {
         let row = try await self.session.sql.raw(
             """
@@ -38,6 +39,7 @@ public struct EventRepository: Sendable {
             createdAt: date.truncatedToStorePrecision
         )
         // To the webhooks that take it, in the event's own transaction: kept or lost with it.
+        guard toWebhooks else { return event }
         try await self.session.webhooks.enqueueEvent(
             tenantID: tenantID, type: type, deviceID: deviceID, messageID: event.messageID, at: date, body: event.webhookBody
         )

@@ -130,6 +130,17 @@ public struct WebhookRepository: Sendable {
         return result
     }
 
+    /// The event types some webhook takes, by tenant (uplinks aside).
+    public func subscribedEventTypes() async throws -> [String: Set<String>] {
+        var result: [String: Set<String>] = [:]
+        for row in try await self.session.sql.raw(
+            "SELECT DISTINCT tenant_id, event_type FROM webhook_subscriptions WHERE event_type <> 'uplink'"
+        ).all() {
+            result[try row.decode(column: "tenant_id", as: String.self), default: []].insert(try row.decode(column: "event_type", as: String.self))
+        }
+        return result
+    }
+
     /// A delivery to queue.
     public struct NewDelivery: Sendable {
         public var webhookID: String
