@@ -306,6 +306,36 @@ final class MessageIngest: Sendable {
             outcome.verdicts.append(.accepted)
             outcome.tenantOfDevice[pending.deviceID] = route.tenantID
         }
+        // The rules each message reaches and the states they need, then their evaluation, in
+        // memory, on another thread while the messages are inserted: only what fired is written
+        // after them.
+        var ruleInputs: [RuleEvaluator.Input] = []
+        var recordOfInput: [Int] = []
+        var reach = RuleEvaluator.Reach()
+        if !rules.rules.isEmpty {
+            for (index, record) in records.enumerated() where rules.rules[record.tenantID] != nil {
+                ruleInputs.append(
+                    RuleEvaluator.Input(
+                        tenantID: record.tenantID, deviceID: record.deviceID, deviceName: routeOfRecord[index].name, labels: routeOfRecord[index].labels,
+                        topic: record.topic, subtopic: subtopicOfRecord[index], payload: record.payload, receivedAt: record.receivedAt
+                    )
+                )
+                recordOfInput.append(index)
+            }
+            if !ruleInputs.isEmpty {
+                // The batch's devices' states only: memory is not copied, and stays unique for the merge after the commit.
+                let known = self.state.withLock { state -> [String: DeviceRuleStates] in
+                    guard state.generation == generation else { return [:] }
+                    var known: [String: DeviceRuleStates] = [:]
+                    for input in ruleInputs where known[input.deviceID] == nil {
+                        if let states = state.ruleStates[input.deviceID] { known[input.deviceID] = states }
+                    }
+                    return known
+                }
+                reach = try await RuleEvaluator.reach(ruleInputs, rules: rules, in: session, known: known)
+            }
+        }
+        async let plan = reach.isEmpty ? nil : RuleEvaluator.evaluate(reach, ruleInputs, rules: rules)
         let sequences = try await session.messages.append(records)
         // The outbox rows copy their message's row in the store: the payload is encoded and sent
         // to the database once.
@@ -335,39 +365,18 @@ final class MessageIngest: Sendable {
         // The rules, after the messages and their outbox rows are written, in the same commit:
         // what they fire (outbox rows after the device's own, downlinks, events) and the states
         // they move are kept or lost with the messages.
-        if !rules.rules.isEmpty {
-            var inputs: [RuleEvaluator.Input] = []
-            for (index, record) in records.enumerated() where rules.rules[record.tenantID] != nil {
-                inputs.append(
-                    RuleEvaluator.Input(
-                        tenantID: record.tenantID, deviceID: record.deviceID, deviceName: routeOfRecord[index].name, labels: routeOfRecord[index].labels,
-                        topic: record.topic, subtopic: subtopicOfRecord[index], payload: record.payload, sequence: sequences[index],
-                        receivedAt: record.receivedAt
-                    )
-                )
-            }
-            if !inputs.isEmpty {
-                // The batch's devices' states only: memory is not copied, and stays unique for the merge after the commit.
-                let known = self.state.withLock { state -> [String: DeviceRuleStates] in
-                    guard state.generation == generation else { return [:] }
-                    var known: [String: DeviceRuleStates] = [:]
-                    for input in inputs where known[input.deviceID] == nil {
-                        if let states = state.ruleStates[input.deviceID] { known[input.deviceID] = states }
-                    }
-                    return known
-                }
-                let fired = try await RuleEvaluator.run(
-                    inputs, rules: rules, in: session, isFull: { integrationID, adding in backlog.isFull(integrationID, adding: added[integrationID, default: 0] + adding) },
-                    known: known
-                )
-                outcome.ruleStates = fired.states
-                outcome.ruleTallies = fired.tallies
-                outcome.webhooksQueued = outcome.webhooksQueued || fired.webhooksQueued || fired.tallies.values.contains { $0.counts.fired + $0.counts.actionFailures > 0 }
-                outcome.generation = generation
-                for (integrationID, count) in fired.outboxAdded { added[integrationID, default: 0] += count }
-                outcome.queues.formUnion(fired.queues)
-                outcome.downlinkDevices = fired.downlinkDevices
-            }
+        if let plan = await plan {
+            let fired = try await RuleEvaluator.apply(
+                plan, ruleInputs, sequences: recordOfInput.map { sequences[$0] }, rules: rules, in: session,
+                isFull: { integrationID, adding in backlog.isFull(integrationID, adding: added[integrationID, default: 0] + adding) }
+            )
+            outcome.ruleStates = fired.states
+            outcome.ruleTallies = fired.tallies
+            outcome.webhooksQueued = outcome.webhooksQueued || fired.webhooksQueued || fired.tallies.values.contains { $0.counts.fired + $0.counts.actionFailures > 0 }
+            outcome.generation = generation
+            for (integrationID, count) in fired.outboxAdded { added[integrationID, default: 0] += count }
+            outcome.queues.formUnion(fired.queues)
+            outcome.downlinkDevices = fired.downlinkDevices
         }
         outcome.outboxAdded = added
         try await self.trimHistories(of: records, in: session)
