@@ -55,21 +55,42 @@ public enum MQTTTopic {
     /// True when `topic` matches `filter` (without any `$share/` prefix). Wildcards at the first
     /// level do not match topics that start with `$` [MQTT-4.7.2-1].
     public static func matches(filter: String, topic: String) -> Bool {
-        let filterLevels = filter.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        let topicLevels = topic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        if topic.utf8.first == UInt8(ascii: "$"), let first = filterLevels.first,
-            first.elementsEqual("+".utf8) || first.elementsEqual("#".utf8)
-        {
-            return false
+        // Level by level over the bytes, allocating nothing: ingest matches every message to its
+        // rules' filters.
+        var filter = filter
+        var topic = topic
+        return filter.withUTF8 { filter in topic.withUTF8 { topic in self.matches(filter: filter, topic: topic) } }
+    }
+
+    private static func matches(filter: UnsafeBufferPointer<UInt8>, topic: UnsafeBufferPointer<UInt8>) -> Bool {
+        let slash = UInt8(ascii: "/")
+        func isWildcard(_ start: Int, _ end: Int, _ wildcard: Character) -> Bool {
+            end - start == 1 && filter[start] == wildcard.asciiValue!
         }
-        var index = 0
-        while index < filterLevels.count {
-            let level = filterLevels[index]
-            if level.elementsEqual("#".utf8) { return true }
-            guard index < topicLevels.count else { return false }
-            if !level.elementsEqual("+".utf8) && !level.elementsEqual(topicLevels[index]) { return false }
-            index += 1
+        var filterStart = 0
+        var topicStart = 0
+        // Whether a topic level starts at topicStart (an empty topic is one empty level).
+        var topicLeft = true
+        var first = true
+        while true {
+            var filterEnd = filterStart
+            while filterEnd < filter.count, filter[filterEnd] != slash { filterEnd += 1 }
+            let multi = isWildcard(filterStart, filterEnd, "#")
+            let single = isWildcard(filterStart, filterEnd, "+")
+            // A topic starting with $ is not matched by a wildcard in the first level.
+            if first, multi || single, topic.first == UInt8(ascii: "$") { return false }
+            first = false
+            if multi { return true }
+            guard topicLeft else { return false }
+            var topicEnd = topicStart
+            while topicEnd < topic.count, topic[topicEnd] != slash { topicEnd += 1 }
+            if !single {
+                guard filterEnd - filterStart == topicEnd - topicStart else { return false }
+                for offset in 0..<(filterEnd - filterStart) where filter[filterStart + offset] != topic[topicStart + offset] { return false }
+            }
+            if topicEnd < topic.count { topicStart = topicEnd + 1 } else { topicLeft = false }
+            guard filterEnd < filter.count else { return !topicLeft }
+            filterStart = filterEnd + 1
         }
-        return index == topicLevels.count
     }
 }

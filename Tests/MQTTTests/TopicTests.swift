@@ -11,7 +11,7 @@ struct TopicTests {
             ("a/+", "a/", true), ("a/b", "a/b/c", false), ("a/b/c", "a/b", false), ("#", "$SYS/x", false),
             ("+/x", "$SYS/x", false), ("$SYS/#", "$SYS/x", true), ("$aws/things/+/shadow/#", "$aws/things/d1/shadow/get", true),
             ("devices/d1/#", "devices/d1", true), ("devices/d1/#", "devices/d10/up", false), ("a//b", "a//b", true),
-            ("a/+/b", "a//b", true),
+            ("a/+/b", "a//b", true), ("a/+", "a", false), ("+/+", "a", false), ("a/b/#", "a/b", true), ("a/#", "ab", false), ("+", "", true),
         ]
     )
     func matching(filter: String, topic: String, expected: Bool) {

@@ -220,6 +220,9 @@ enum RuleEvaluator {
         var outcome = Outcome()
         var tallies = plan.tallies
         var publishes: [OutboxMessage] = []
+        // Each action's event, with the webhook its firing goes to: appended together after.
+        var events: [EventRepository.NewEvent] = []
+        var webhookTargets: [String?] = []
         for firing in plan.firings {
             let input = inputs[firing.input]
             let rule = firing.rule
@@ -278,21 +281,25 @@ enum RuleEvaluator {
                     "previousState": firing.previousState ?? "",
                 ].merging(failure.map { ["error": $0] } ?? [:]) { $1 })
                 let type = failure == nil ? EventType.ruleFired : EventType.ruleActionFailed
-                let event = try await session.events.append(
-                    tenantID: input.tenantID, type: type, deviceID: input.deviceID, actor: "rule:\(rule.id)", data: data, at: input.receivedAt,
-                    toWebhooks: rules.webhookEventTypes[input.tenantID]?.contains(type) ?? false
-                )
-                // The firing itself goes to the webhook, as its rule.fired event (once, should the
-                // webhook take rule.fired events too).
-                if let webhookTarget {
-                    try await session.webhooks.enqueue(
-                        webhookID: webhookTarget, tenantID: input.tenantID, type: event.type, deviceID: input.deviceID, messageID: event.messageID,
-                        body: event.webhookBody, at: input.receivedAt
+                events.append(
+                    EventRepository.NewEvent(
+                        tenantID: input.tenantID, type: type, deviceID: input.deviceID, actor: "rule:\(rule.id)", data: data, at: input.receivedAt,
+                        toWebhooks: rules.webhookEventTypes[input.tenantID]?.contains(type) ?? false
                     )
-                    outcome.webhooksQueued = true
-                }
+                )
+                webhookTargets.append(webhookTarget)
                 if failure == nil { tallies[rule.ordinal].fired += 1 } else { tallies[rule.ordinal].actionFailures += 1 }
             }
+        }
+        for (event, webhookTarget) in zip(try await session.events.append(events), webhookTargets) {
+            // The firing itself goes to the webhook, as its rule.fired event (once, should the
+            // webhook take rule.fired events too).
+            guard let webhookTarget else { continue }
+            try await session.webhooks.enqueue(
+                webhookID: webhookTarget, tenantID: event.tenantID, type: event.type, deviceID: event.deviceID, messageID: event.messageID,
+                body: event.webhookBody, at: event.createdAt
+            )
+            outcome.webhooksQueued = true
         }
         try await session.outbox.appendPublishes(publishes)
         let reach = plan.reach
