@@ -14,6 +14,8 @@ struct RulePages {
         group.get("rules/new", use: self.newForm)
         group.post("rules/new", use: self.create)
         group.get("rules/{id}", use: self.show)
+        group.get("rules/{id}/edit", use: self.editForm)
+        group.post("rules/{id}/edit", use: self.edit)
         group.post("rules/{id}/test", use: self.test)
         group.post("rules/{id}/enable") { request, context in try await self.setEnabled(true, request: request, context: context) }
         group.post("rules/{id}/disable") { request, context in try await self.setEnabled(false, request: request, context: context) }
@@ -61,10 +63,19 @@ struct RulePages {
         return response.clearingFlash(request)
     }
 
+    /// The form adds a rule, or changes one's name and definition.
     struct FormView: Sendable {
         var chrome: Chrome
         var name: String
         var definition: String
+        var action = "/rules/new"
+        var submit = "Add rule"
+        var cancel = "/rules"
+        var editing = false
+
+        static func editing(_ id: String, chrome: Chrome, name: String, definition: String) -> FormView {
+            FormView(chrome: chrome, name: name, definition: definition, action: RulePages.path(id) + "/edit", submit: "Save", cancel: RulePages.path(id), editing: true)
+        }
     }
 
     static let example = """
@@ -88,6 +99,21 @@ struct RulePages {
         )
     }
 
+    /// A definition typed in the form: a JSON object, read as the API reads one.
+    static func definition(_ text: String) throws -> RuleDefinition {
+        guard case .object(let members)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
+            throw HubError.invalidField("definition", "must be a JSON object: source, subtopic, value, states, debounce, actions")
+        }
+        return try RuleDefinition.decode(members)
+    }
+
+    /// The form again, with what was typed and why it was refused.
+    func refused(_ error: HubError, _ view: FormView) throws -> Response {
+        var view = view
+        view.chrome.flash = .init(text: error.message, kind: "error", isError: true)
+        return try self.renderer.page("rule-form", view, status: .badRequest)
+    }
+
     @Sendable func create(_ request: Request, context: ConduitRequestContext) async throws -> Response {
         var request = request
         let principal = try context.requirePrincipal()
@@ -96,15 +122,46 @@ struct RulePages {
         let name = form.string("name") ?? ""
         let text = form.string("definition") ?? ""
         do {
-            guard case .object(let members)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
-                throw HubError.invalidField("definition", "must be a JSON object: source, subtopic, value, states, debounce, actions")
-            }
-            let rule = try await self.hub.rules.create(name: name, definition: try RuleDefinition.decode(members), by: principal)
+            let rule = try await self.hub.rules.create(name: name, definition: try Self.definition(text), by: principal)
             return redirect(to: Self.path(rule.id), flash: .ok("Rule \(rule.name) added: it reads every message its devices send from now on."), request: request)
         } catch let error as HubError where error.kind == .invalid || error.kind == .conflict {
-            var view = FormView(chrome: Chrome(title: "New rule", section: .rules, signedIn: context.signedIn, flash: nil), name: name, definition: text)
-            view.chrome.flash = .init(text: error.message, kind: "error", isError: true)
-            return try self.renderer.page("rule-form", view, status: .badRequest)
+            return try self.refused(error, FormView(chrome: Chrome(title: "New rule", section: .rules, signedIn: context.signedIn, flash: nil), name: name, definition: text))
+        }
+    }
+
+    static func pretty(_ definition: RuleDefinition) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(definition), as: UTF8.self)
+    }
+
+    @Sendable func editForm(_ request: Request, context: ConduitRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        try principal.require(.admin, to: "changing rules")
+        let rule = try await self.hub.rules.get(try context.parameters.require("id"), by: principal)
+        let chrome = Chrome(title: "Edit \(rule.name)", section: .rules, signedIn: context.signedIn, flash: nil)
+        return try self.renderer.page("rule-form", FormView.editing(rule.id, chrome: chrome, name: rule.name, definition: try Self.pretty(rule.definition)))
+    }
+
+    /// Saves a name and definition. A definition that changed starts every device afresh, as
+    /// through the API; one saved as it was keeps their states.
+    @Sendable func edit(_ request: Request, context: ConduitRequestContext) async throws -> Response {
+        var request = request
+        let principal = try context.requirePrincipal()
+        try principal.require(.admin, to: "changing rules")
+        let id = try context.parameters.require("id")
+        let form = try await ConsoleForm(request: &request, context: context)
+        let name = form.string("name") ?? ""
+        let text = form.string("definition") ?? ""
+        let before = try await self.hub.rules.get(id, by: principal)
+        do {
+            let definition = try Self.definition(text)
+            let rule = try await self.hub.rules.update(id, name: name, definition: definition, by: principal)
+            let note = definition == before.definition ? "" : " Its devices start afresh: each one's next reading sets its state and fires nothing."
+            return redirect(to: Self.path(rule.id), flash: .ok("Rule \(rule.name) saved.\(note)"), request: request)
+        } catch let error as HubError where error.kind == .invalid || error.kind == .conflict {
+            let chrome = Chrome(title: "Edit \(before.name)", section: .rules, signedIn: context.signedIn, flash: nil)
+            return try self.refused(error, FormView.editing(id, chrome: chrome, name: name, definition: text))
         }
     }
 
@@ -152,8 +209,6 @@ struct RulePages {
         let principal = try context.requirePrincipal()
         let rule = try await self.hub.rules.get(id, by: principal)
         let page = try await self.hub.rules.states(id, page: try PageRequest(limit: 100), by: principal)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let states = page.items.map { item in
             StateRow(
                 deviceID: item.deviceID, deviceHref: "/devices/\(DeviceView.pathComponent(item.deviceID))", state: item.state.state ?? "none yet",
@@ -163,7 +218,7 @@ struct RulePages {
         }
         return ShowPage(
             chrome: Chrome(title: rule.name, section: .rules, signedIn: context.signedIn, flash: takeFlash(request)), rule: Self.row(rule),
-            definition: String(decoding: try encoder.encode(rule.definition), as: UTF8.self), states: states, noStates: states.isEmpty,
+            definition: try Self.pretty(rule.definition), states: states, noStates: states.isEmpty,
             stateNames: rule.definition.states.keys.sorted(), message: message, deviceID: deviceID, dryRun: dryRun, canChange: principal.role == .admin
         )
     }

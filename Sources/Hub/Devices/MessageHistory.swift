@@ -65,7 +65,7 @@ public struct MessageHistory: Sendable {
         self.hub.awsIngest.dropped.increment()
         let now = self.hub.now()
         try await self.hub.store.transaction { session in
-            try await session.events.append(
+            _ = try await session.events.append(
                 tenantID: integration.tenantID, type: EventType.awsMessageDropped, deviceID: nil, actor: "aws:\(integration.id)",
                 data: EventLog.json(["integrationId": integration.id, "topic": message.topic, "deviceId": deviceID, "reason": "no accepted device '\(deviceID)' in the tenant"]),
                 at: now

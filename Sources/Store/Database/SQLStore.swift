@@ -24,6 +24,14 @@ public final class SQLStore: Sendable {
     private let isShutDown = Mutex(false)
     let logger: Logger
 
+    /// The event loop SQLite stores answer on, unless given one: every statement's answer comes
+    /// back through an event loop, and on one shared with the network (the broker's connections,
+    /// the HTTP server) each statement of a transaction waited its turn behind the sockets' reads
+    /// (ingest's group commit spent a third of its time there). One for the process, never shut
+    /// down, like NIO's singleton: a store's connection still opening when the store shuts down
+    /// completes on it and is closed, instead of being dropped with a loop shut down under it.
+    static let sqliteLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     /// Opens a store (creating the SQLite file and its folder when missing). Call ``migrate()`` before use.
     public static func open(
         _ location: DatabaseLocation,
@@ -33,12 +41,7 @@ public final class SQLStore: Sendable {
     ) async throws -> SQLStore {
         switch location {
         case .sqlite(let path):
-            // Every statement's answer comes back through an event loop. On one shared with the
-            // network (the broker's connections, the HTTP server), each statement of a transaction
-            // waited its turn behind the sockets' reads: ingest's group commit spent a third of its
-            // time there. SQLite's store answers on a loop of its own, unless given one.
-            let ownLoop = eventLoopGroup == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
-            let eventLoopGroup = eventLoopGroup ?? ownLoop!
+            let eventLoopGroup = eventLoopGroup ?? Self.sqliteLoop
             let url = URL(fileURLWithPath: path)
             try FileManager.default.createDirectory(
                 at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
@@ -65,7 +68,6 @@ public final class SQLStore: Sendable {
                 var failure: (any Error)?
                 do { try await pool.shutdownAsync() } catch { failure = error }
                 try await threadPool.shutdownGracefully()
-                try await ownLoop?.shutdownGracefully()
                 if let failure { throw failure }
             }
             let gate = WriteGate()

@@ -429,18 +429,42 @@ class Walk:
         if "downlink" not in actions or DEVICE not in actions or '"level":420' not in actions:
             raise AssertionError(f"expected the dry run to show the rendered downlink to {DEVICE}, it shows {actions!r}")
         self.shot("rule-dry-run")
+        # Edited: a bad change refused with what was typed kept, then a new threshold saved.
+        self.submit_with("#edit-rule")
+        self.wait_for_path(rule_path + "/edit")
+        edited = self.find("#rule-definition").get_attribute("value")
+        if '"above" : 350' not in edited and '"above": 350' not in edited:
+            raise AssertionError(f"expected the edit form to hold the rule's definition, it holds {edited!r}")
+        self.fill("#rule-definition", definition.replace('"above": 350', '"above": "high"'))
+        self.submit_with("#save-rule")
+        flash = self.flash()
+        if not flash or "error" not in flash["kinds"] or "states.Above" not in flash["text"]:
+            raise AssertionError(f"expected a non-numeric bound to be refused by name, #flash says {flash!r}")
+        self.fill("#rule-name", "lights-360")
+        self.fill("#rule-definition", definition.replace('"above": 350', '"above": 360'))
+        self.submit_with("#save-rule")
+        self.wait_for_path(rule_path)
+        self.expect_flash_not_error("saving the rule")
+        flash = self.flash()
+        if not flash or "afresh" not in flash["text"]:
+            raise AssertionError(f"expected the save to say its devices start afresh, #flash says {flash!r}")
+        if "360" not in self.text("#rule-definition"):
+            raise AssertionError(f"expected the saved definition to show 360, it shows {self.text('#rule-definition')!r}")
+        self.shot("rule-edited")
         self.go("/rules")
         row = self.find(f'tr[data-rule-id="{rule_path.split("/")[-1]}"]')
-        if "lights" not in row.text:
+        if "lights-360" not in row.text:
             raise AssertionError(f"expected the rule in /rules, the row says {row.text!r}")
         self.shot("rules")
-        print("ok: a rule added through its form, refused first for overlapping bands, tried on a message, listed", flush=True)
+        self.rule_path = rule_path
+        print("ok: a rule added through its form, refused first for overlapping bands, tried on a message, edited, listed", flush=True)
 
     def webhooks_step(self):
         """A webhook added: its secret shown once, then its page with its delivery log."""
         self.go("/webhooks")
         self.fill("#webhook-name", "ops")
-        self.fill("#webhook-url", "http://10.0.0.7/hooks")
+        # A loopback address the operator did not allow: refused by rule, before any connection.
+        self.fill("#webhook-url", "http://127.0.0.1:9/hooks")
         self.submit_with("#create-webhook")
         flash = self.flash()
         if not flash or "error" not in flash["kinds"] or "url" not in flash["text"]:
@@ -456,7 +480,23 @@ class Walk:
             raise AssertionError("expected the secret to be shown once only")
         self.find("#webhook-url")
         self.shot("webhook")
-        print("ok: a webhook added (a private address refused first), its secret shown once", flush=True)
+        webhook_path = self.path()
+        # Rules and webhooks on a phone, and in dark mode.
+        self.driver.set_window_size(375, 900)
+        try:
+            for path, name in ((self.rule_path, "rule-narrow"), ("/rules", "rules-narrow"), (webhook_path, "webhook-narrow"), ("/webhooks", "webhooks-narrow")):
+                self.go(path)
+                self.shot(name)
+        finally:
+            self.driver.set_window_size(1280, 900)
+        self.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        try:
+            for path, name in ((self.rule_path, "rule-dark"), (webhook_path, "webhook-dark")):
+                self.go(path)
+                self.shot(name)
+        finally:
+            self.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
+        print("ok: a webhook added (a loopback address not allowed refused first), its secret shown once; rules and webhooks on a phone and in dark mode", flush=True)
 
     def open_new_device_form(self):
         """The "New device" form is folded away under its summary: unfold it as a person would."""
