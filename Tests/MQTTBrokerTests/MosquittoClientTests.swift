@@ -40,7 +40,7 @@ struct MosquittoClientTests {
             )
             #expect(publish.status == 0)
             // (mosquitto_sub's own -W needs SIGALRM, which a child of the test runner may have blocked.)
-            let first = try await Subprocess.run(["mosquitto_sub", "-p", "\(port)", "-V", version, "-t", "status/#", "-C", "1", "-v"], timeout: 5)
+            let first = try await Subprocess.run(["mosquitto_sub", "-p", "\(port)", "-V", version, "-t", "status/#", "-C", "1", "-v"], timeout: 60)
             #expect(first.stdout == "status/door open\n")
             // QoS 1, so the broker has processed the clearing message before the next client asks.
             _ = try await Subprocess.run(["mosquitto_pub", "-p", "\(port)", "-V", version, "-q", "1", "-r", "-t", "status/door", "-n"])

@@ -83,7 +83,7 @@ struct BatchAndRecoveryTests {
                 // its lease runs out, and another worker takes the job over.
                 let crashed = Mutex(false)
                 let doomed = Provisioner(
-                    hub: fixture.hub, configuration: .init(leaseDuration: 0.3, reconcileInterval: nil),
+                    hub: fixture.hub, configuration: .init(leaseDuration: 2, reconcileInterval: nil),
                     afterStep: { done, device in
                         guard done == step, device == id, !crashed.withLock({ $0 }) else { return }
                         crashed.withLock { $0 = true }
