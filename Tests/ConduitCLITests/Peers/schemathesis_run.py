@@ -55,6 +55,18 @@ def die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def warm_up(moto):
+    """moto loads a service on its first request, which takes seconds on a loaded machine: longer
+    than Conduit's check of a new integration waits. One unsigned call each to IoT and STS loads them."""
+    for service, path, body in (("iot", "/endpoint?endpointType=iot%3AData-ATS", None), ("sts", "/", b"Action=GetCallerIdentity&Version=2011-06-15")):
+        request = urllib.request.Request(moto + path, data=body)
+        request.add_header("Authorization", f"AWS4-HMAC-SHA256 Credential=AKIAWARMUP/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0")
+        try:
+            urllib.request.urlopen(request, timeout=60).read()
+        except urllib.error.URLError:
+            pass
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -163,6 +175,7 @@ def main():
         moto = f"http://127.0.0.1:{moto_port}"
         start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)], os.path.join(work, "moto.log"))
         wait_for("moto_server", lambda: urllib.request.urlopen(f"{moto}/moto-api/", timeout=2).status == 200)
+        warm_up(moto)
 
         # Nothing listens here: the gateway's connections to it are refused, at once.
         mqtt_endpoint = f"127.0.0.1:{free_port()}"
