@@ -36,7 +36,7 @@ struct PahoTests {
         try await withBroker(configuration, observer: observer) { broker, port in
             // A guard against a hung scenario, well past the scenarios' own waits, so that a scenario
             // slowed by a loaded machine reports its own failure (or passes) instead of being cut off.
-            let result = try await Subprocess.run(["python3", Self.script, name, "\(port)"], timeout: 120)
+            let result = try await Subprocess.run(["python3", Self.script, name, "\(port)"], timeout: 600)
             #expect(result.status == 0 && result.stdout.hasSuffix("OK\n"), "\(name):\n\(result.stdout)\(result.stderr)")
             // Whatever the scenario did, nothing is left behind once its clients are gone:
             // connections half-sent or refused are closed (at the latest by the connect timeout).
