@@ -39,7 +39,8 @@ struct JSONValueReader {
     func read(_ payload: UnsafeRawBufferPointer, wanted: [Int], into results: inout [Result<Double, RuleSkipError>]) -> Bool {
         var start = 0
         repeat {
-            let chunk = Array(wanted[start..<min(wanted.count, start + Self.pathsPerPass)])
+            // Nearly always one pass: the wanted paths themselves, not a copy of them per message.
+            let chunk = wanted.count <= Self.pathsPerPass ? wanted : Array(wanted[start..<min(wanted.count, start + Self.pathsPerPass)])
             var scanner = Scanner(bytes: payload.bindMemory(to: UInt8.self), paths: self.paths, chunk: chunk)
             guard scanner.document() else { return false }
             for (bit, path) in chunk.enumerated() { results[path] = scanner.found[bit] }
