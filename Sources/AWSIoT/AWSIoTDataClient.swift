@@ -52,13 +52,15 @@ public struct AWSIoTDataClient: Sendable {
         ).body
     }
 
-    public func deleteThingShadow(thing: String, name: String? = nil) async throws {
+    /// Deletes the thing's shadow; returns AWS's answer (`version`, `timestamp`).
+    @discardableResult
+    public func deleteThingShadow(thing: String, name: String? = nil) async throws -> [UInt8] {
         try AWSIoTValidation.thingName(thing)
         if let name { try AWSIoTValidation.shadowName(name) }
-        _ = try await self.client.send(
+        return try await self.client.send(
             operation: "DeleteThingShadow", endpoint: self.endpoint, method: .DELETE, path: "/things/\(AWSSigner.uriEncode(thing))/shadow",
             query: name.map { [("name", $0)] } ?? []
-        )
+        ).body
     }
 
     /// The names of the thing's named shadows (every page).

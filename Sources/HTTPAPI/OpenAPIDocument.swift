@@ -542,7 +542,7 @@ paths:
   /v1/devices/{id}/shadow:
     parameters:
       - {$ref: "#/components/parameters/deviceId"}
-      - {name: integration, in: query, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The integration whose thing's shadow is meant; required when the device is in several."}
+      - {name: integration, in: query, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "The integration whose thing's shadow is meant; when left out, the device's shadow integration (of those it has a thing in, the one made first), which its shadow topics use too."}
       - {name: name, in: query, schema: \#(S.string(FieldRules.shadowName)), description: "A named shadow; the classic shadow when left out."}
     get:
       summary: The device's shadow without AWS's metadata (any role)
@@ -552,7 +552,7 @@ paths:
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`not_provisioned`: the device has no thing in AWS. `integration_required`: it is in several integrations; name one with `integration`.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "502": {$ref: "#/components/responses/AWSError"}
     patch:
       summary: Change desired state (admin)
@@ -574,7 +574,7 @@ paths:
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`version_conflict`: the shadow is at another version, given as `currentVersion` beside the message. `not_provisioned`: the device has no thing in AWS. `integration_required`: it is in several integrations; name one with `integration`.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`version_conflict`: the shadow is at another version, given as `currentVersion` beside the message. `not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "502": {$ref: "#/components/responses/AWSError"}
     delete:
       summary: Delete the shadow (admin)
@@ -584,12 +584,12 @@ paths:
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`not_provisioned`: the device has no thing in AWS. `integration_required`: it is in several integrations; name one with `integration`.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
         "502": {$ref: "#/components/responses/AWSError"}
   /v1/devices/{id}/shadows:
     parameters:
       - {$ref: "#/components/parameters/deviceId"}
-      - {name: integration, in: query, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "Required when the device is in several integrations."}
+      - {name: integration, in: query, schema: \#(S.string(FieldRules.opaqueIdentifier)), description: "When left out, the device's shadow integration."}
     get:
       summary: The names of the device's named shadows (any role)
       responses:
@@ -597,7 +597,7 @@ paths:
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "404": {$ref: "#/components/responses/NotFound"}
-        "409": {description: "`not_provisioned`: the device has no thing in AWS. `integration_required`: it is in several integrations; name one with `integration`.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
+        "409": {description: "`not_provisioned`: the device has no thing in AWS.", content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}}
   /v1/things:
     post:
       summary: Create a thing as Para does, provisioned in AWS before the answer (admin)
@@ -1044,6 +1044,7 @@ components:
         delta: {type: object, description: "Where desired differs from reported."}
         version: {type: integer, description: "Absent while the shadow does not exist."}
         timestamp: {type: integer, description: "When AWS last wrote it, seconds since 1970."}
+        integration: {type: string, description: "The integration whose thing's shadow this is: the one named with `integration`, else the device's shadow integration, the one its shadow topics use (of those it has a thing in, the one made first)."}
     Thing:
       type: object
       required: [id, timestamp, type, name, serviceBroker, deviceState]

@@ -55,6 +55,10 @@ public final class Hub: Sendable {
     let acknowledgedDownlinks = Mutex<Set<Int>>([])
     /// Rung when an integration or its gateway changed, so that its connection is made again.
     let gatewayDoorbell = Doorbell()
+    /// Each device's shadow requests, in order.
+    let shadowRequests = ShadowRequestLines()
+    /// The shadow versions devices have heard of.
+    let shadowVersions = ShadowVersionsSent()
     /// Rung per device when one of its messages is stored, so that its live views show it at once.
     let messageBells = Doorbells()
     /// Failed console sign-ins, per address and email.
@@ -131,6 +135,7 @@ public final class Hub: Sendable {
     public var integrations: Integrations { Integrations(hub: self) }
     public var downlinks: Downlinks { Downlinks(hub: self) }
     public var shadows: Shadows { Shadows(hub: self) }
+    public var deviceShadows: DeviceShadows { DeviceShadows(hub: self) }
     public var things: Things { Things(hub: self) }
     public var consoleAccounts: ConsoleAccounts { ConsoleAccounts(hub: self) }
     public var rules: Rules { Rules(hub: self) }

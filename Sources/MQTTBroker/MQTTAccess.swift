@@ -47,9 +47,35 @@ public protocol MQTTAuthorizer: Sendable {
     /// A subscription the principal may hold in general, refused at this QoS: the SUBACK's code
     /// (a 3.1.1 client reads 0x80) and, for a 5.0 client, the reason string. Nil to grant it.
     func subscriptionRefusal(principal: String, filter: String, qos: MQTTQoS) -> (code: MQTTReasonCode, reason: String)?
+    /// Why a PUBLISH on `topic` is refused, or nil to take it. The default refuses what
+    /// ``mayPublish(principal:topic:)`` does not allow, as not authorized.
+    func publishRefusal(principal: String, topic: String) -> MQTTPublishRefusal?
+}
+
+/// A PUBLISH the broker will not take, and what the client hears.
+public struct MQTTPublishRefusal: Sendable, Equatable {
+    /// 5.0's reason code in the PUBACK or PUBREC (`.notAuthorized`, `.topicNameInvalid`).
+    public var code: MQTTReasonCode
+    /// 5.0's reason string beside it.
+    public var reason: String
+    /// Where the client cannot hear a refusal (3.1.1, or QoS 0), it is disconnected (5.0: with
+    /// DISCONNECT and the code), as AWS IoT does, instead of having its message acknowledged and
+    /// dropped: for topics whose publisher waits for an answer that will never come.
+    public var disconnectsWhenUntold: Bool
+
+    public init(code: MQTTReasonCode, reason: String, disconnectsWhenUntold: Bool = false) {
+        self.code = code
+        self.reason = reason
+        self.disconnectsWhenUntold = disconnectsWhenUntold
+    }
 }
 
 extension MQTTAuthorizer {
+    public func publishRefusal(principal: String, topic: String) -> MQTTPublishRefusal? {
+        self.mayPublish(principal: principal, topic: topic)
+            ? nil : MQTTPublishRefusal(code: .notAuthorized, reason: "the topic '\(topic)' is not one this client may publish on")
+    }
+
     public func subscriptionRefusal(principal: String, filter: String, qos: MQTTQoS) -> (code: MQTTReasonCode, reason: String)? { nil }
 }
 

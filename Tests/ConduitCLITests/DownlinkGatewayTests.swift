@@ -27,6 +27,26 @@ struct DownlinkGatewayTests {
     }
 
     /// Publishes as AWS IoT would, to mosquitto's plain listener.
+    /// Conduit's AWS settings for a test whose data endpoint is `mosquitto`: STS at moto, and the
+    /// operator's allowlist naming the motos and the mosquitto standing in for AWS's broker.
+    static func environment(accessKey: String, mosquitto: TLSMosquitto) throws -> [String: String] {
+        [
+            "AWS_ACCESS_KEY_ID": accessKey, "AWS_SECRET_ACCESS_KEY": "moto", "AWS_ENDPOINT_URL_STS": try MotoPeer.url().absoluteString,
+            "CONDUIT_AWS_ENDPOINT_ALLOWLIST": (try MotoPeer.allowlistEntries() + ["mqtts://localhost:\(mosquitto.port)"]).joined(separator: ","),
+        ]
+    }
+
+    /// An integration binding every device, at moto in `account`, whose gateway connects to
+    /// `mosquitto` with the test PKI's certificate.
+    static func integration(_ name: String, account: MotoPeer.Account, mosquitto: TLSMosquitto, pki: TestPKI) throws -> [String: Any] {
+        [
+            "name": name, "region": "us-east-1", "endpointUrl": try MotoPeer.url().absoluteString,
+            "credentials": ["roleArn": account.roleARN, "externalId": "conduit-test"], "bind": ["all": true],
+            "mqttEndpoint": "localhost:\(mosquitto.port)", "mqttTrustRoots": try pki.read("ca.pem"),
+            "gateway": ["certificatePem": try pki.read("gateway.pem"), "privateKey": try pki.read("gateway.key")],
+        ]
+    }
+
     static func publishFromAWS(_ mosquitto: TLSMosquitto, _ topic: String, _ message: String) async throws {
         let result = try await Subprocess.run(
             ["mosquitto_pub", "-h", "127.0.0.1", "-p", "\(mosquitto.plainPort)", "-i", "aws-side", "-q", "1", "-t", topic, "-m", message],
@@ -42,14 +62,9 @@ struct DownlinkGatewayTests {
         let pki = try await TestPKI.make(in: directory)
         let mosquitto = try TLSMosquitto(pki: pki)
         try await mosquitto.start()
-        let moto = try MotoPeer.url().absoluteString
         let account = MotoPeer.Account()
         let iot = try account.iot()
-        let environment = [
-            "AWS_ACCESS_KEY_ID": "AKIACONDUITGATEWAY01", "AWS_SECRET_ACCESS_KEY": "moto", "AWS_ENDPOINT_URL_STS": moto,
-            // The operator lists the motos and the mosquitto standing in for AWS's broker.
-            "CONDUIT_AWS_ENDPOINT_ALLOWLIST": (try MotoPeer.allowlistEntries() + ["mqtts://localhost:\(mosquitto.port)"]).joined(separator: ","),
-        ]
+        let environment = try Self.environment(accessKey: "AKIACONDUITGATEWAY01", mosquitto: mosquitto)
         let mqtt = freeLoopbackPort()
         func serve() async throws -> (ConduitServer, Int) {
             try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "\(mqtt)"], in: directory, environment: environment)
@@ -67,12 +82,7 @@ struct DownlinkGatewayTests {
             }
             let created = try await ConduitCLITests.http(
                 "POST", http, "/v1/integrations", token: token,
-                json: try Self.json([
-                    "name": "downlinks", "region": "us-east-1", "endpointUrl": moto,
-                    "credentials": ["roleArn": account.roleARN, "externalId": "conduit-test"], "bind": ["all": true],
-                    "mqttEndpoint": "localhost:\(mosquitto.port)", "mqttTrustRoots": try pki.read("ca.pem"),
-                    "gateway": ["certificatePem": try pki.read("gateway.pem"), "privateKey": try pki.read("gateway.key")],
-                ])
+                json: try Self.json(try Self.integration("downlinks", account: account, mosquitto: mosquitto, pki: pki))
             )
             #expect(created.status == 201, "\(created.body)")
             let integrationID = try #require(created.body["id"] as? String)
@@ -101,11 +111,18 @@ struct DownlinkGatewayTests {
             let statements = try #require(
                 (try JSONSerialization.jsonObject(with: Data(policy.utf8)) as? [String: Any])?["Statement"] as? [[String: Any]]
             )
-            let allowed = Dictionary(uniqueKeysWithValues: statements.map { ($0["Action"] as? String ?? "", "\($0["Resource"] ?? "")") })
+            // Each action's resources, whether a statement names one or several.
+            let allowed = Dictionary(grouping: statements, by: { $0["Action"] as? String ?? "" }).mapValues { group in
+                group.flatMap { ($0["Resource"] as? [String]) ?? [$0["Resource"] as? String ?? ""] }
+            }
             #expect(Set(allowed.keys) == ["iot:Connect", "iot:Subscribe", "iot:Receive"], "the gateway may not publish: \(policy)")
-            #expect(allowed["iot:Connect"]?.hasSuffix(":client/\(gatewayThing)") == true)
-            #expect(allowed["iot:Subscribe"]?.hasSuffix(":topicfilter/conduit/devices/+/down") == true)
-            #expect(allowed["iot:Receive"]?.hasSuffix(":topic/conduit/devices/*/down") == true)
+            #expect(allowed["iot:Connect"]?.count == 1 && allowed["iot:Connect"]?.first?.hasSuffix(":client/\(gatewayThing)") == true)
+            #expect(allowed["iot:Subscribe"]?.map { $0.split(separator: ":").last.map(String.init) ?? "" } == [
+                "topicfilter/conduit/devices/+/down", "topicfilter/$aws/things/+/shadow/update/documents", "topicfilter/$aws/things/+/shadow/name/+/update/documents",
+            ])
+            #expect(allowed["iot:Receive"]?.map { $0.split(separator: ":").last.map(String.init) ?? "" } == [
+                "topic/conduit/devices/*/down", "topic/$aws/things/*/shadow/update/documents", "topic/$aws/things/*/shadow/name/*/update/documents",
+            ])
 
             // A connected device gets its downlink at once.
             let near = Self.receive(mqtt, "near", secrets["near"]!, count: 1)

@@ -23,12 +23,8 @@ struct WaylayTests {
         let pki = try await TestPKI.make(in: directory)
         let mosquitto = try TLSMosquitto(pki: pki)
         try await mosquitto.start()
-        let moto = try MotoPeer.url().absoluteString
         let account = MotoPeer.Account()
-        let environment = [
-            "AWS_ACCESS_KEY_ID": "AKIACONDUITWAYLAY001", "AWS_SECRET_ACCESS_KEY": "moto", "AWS_ENDPOINT_URL_STS": moto,
-            "CONDUIT_AWS_ENDPOINT_ALLOWLIST": (try MotoPeer.allowlistEntries() + ["mqtts://localhost:\(mosquitto.port)"]).joined(separator: ","),
-        ]
+        let environment = try DownlinkGatewayTests.environment(accessKey: "AKIACONDUITWAYLAY001", mosquitto: mosquitto)
         let mqtt = freeLoopbackPort()
         func serve() async throws -> (ConduitServer, Int) {
             try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "\(mqtt)"], in: directory, environment: environment)
@@ -40,13 +36,8 @@ struct WaylayTests {
             let created = try await ConduitCLITests.http("POST", http, "/v1/devices", token: token, json: #"{"id":"\#(device)","name":"Lamp","labels":["fleet"]}"#)
             let secret = try #require(created.body["secret"] as? String)
             #expect(try await ConduitCLITests.http("POST", http, "/v1/devices/\(device)/accept", token: token).status == 200)
-            var integrationBody: [String: Any] = [
-                "name": "waylay", "region": "us-east-1", "endpointUrl": moto,
-                "credentials": ["roleArn": account.roleARN, "externalId": "conduit-test"], "bind": ["all": true],
-                "mqttEndpoint": "localhost:\(mosquitto.port)", "mqttTrustRoots": try pki.read("ca.pem"),
-                "gateway": ["certificatePem": try pki.read("gateway.pem"), "privateKey": try pki.read("gateway.key")],
-                "ingestTopics": ["+/{deviceId}/up"],
-            ]
+            var integrationBody = try DownlinkGatewayTests.integration("waylay", account: account, mosquitto: mosquitto, pki: pki)
+            integrationBody["ingestTopics"] = ["+/{deviceId}/up"]
             // An ingest filter over Conduit's own uplink topic would take its uplinks back: refused.
             let looping = try await ConduitCLITests.http("POST", http, "/v1/integrations", token: token, json: try DownlinkGatewayTests.json(integrationBody))
             #expect(looping.status == 400)

@@ -225,13 +225,23 @@ struct ProvisioningPlanTests {
         var progress = AWSThingProgress()
         progress.thingArn = "arn:aws:iot:eu-west-1:123456789012:thing/conduit-gateway-int_1"
         let document = try #require(plan.policyDocument(progress))
-        let statements = try #require((try JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])?["Statement"] as? [[String: String]])
+        let statements = try #require((try JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])?["Statement"] as? [NSDictionary])
+        let arn = "arn:aws:iot:eu-west-1:123456789012"
         #expect(
             statements == [
-                ["Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:eu-west-1:123456789012:client/conduit-gateway-int_1"],
-                ["Effect": "Allow", "Action": "iot:Subscribe", "Resource": "arn:aws:iot:eu-west-1:123456789012:topicfilter/conduit/devices/+/down"],
-                ["Effect": "Allow", "Action": "iot:Receive", "Resource": "arn:aws:iot:eu-west-1:123456789012:topic/conduit/devices/*/down"],
-            ]
+                ["Effect": "Allow", "Action": "iot:Connect", "Resource": "\(arn):client/conduit-gateway-int_1"],
+                ["Effect": "Allow", "Action": "iot:Subscribe", "Resource": "\(arn):topicfilter/conduit/devices/+/down"],
+                ["Effect": "Allow", "Action": "iot:Receive", "Resource": "\(arn):topic/conduit/devices/*/down"],
+                // Its things' shadows' changes in AWS, to relay to the devices: update/documents only.
+                [
+                    "Effect": "Allow", "Action": "iot:Subscribe",
+                    "Resource": ["\(arn):topicfilter/$aws/things/+/shadow/update/documents", "\(arn):topicfilter/$aws/things/+/shadow/name/+/update/documents"],
+                ],
+                [
+                    "Effect": "Allow", "Action": "iot:Receive",
+                    "Resource": ["\(arn):topic/$aws/things/*/shadow/update/documents", "\(arn):topic/$aws/things/*/shadow/name/*/update/documents"],
+                ],
+            ] as [NSDictionary]
         )
 
         // The operator brings a certificate: it is registered instead; another one replaces it;

@@ -190,14 +190,44 @@ struct ConnectionStateMachineTests {
         #expect(message.properties == [.contentType("text/plain")])
     }
 
-    @Test("a publish outside the client's topics: refused on 5.0 (0x87), acknowledged and dropped on 3.1.1", arguments: versions)
+    @Test("a publish outside the client's topics: refused on 5.0 (0x87, saying why), acknowledged and dropped on 3.1.1", arguments: versions)
     func publishNotAuthorized(version: MQTTProtocolVersion) {
         var (state, _) = Self.connected(version)
-        let code: MQTTReasonCode = version == .v5 ? .notAuthorized : .success
+        let acknowledgement =
+            version == .v5
+            ? MQTTAckPacket(packetIdentifier: 4, reasonCode: .notAuthorized, properties: [.reasonString("the topic 'other/a' is not one this client may publish on")])
+            : MQTTAckPacket(packetIdentifier: 4, reasonCode: .success)
         #expect(
             state.packetReceived(Self.publish("other/a", qos: .atLeastOnce, id: 4), now: Self.t0, authorizer: OwnTopics())
-                == .publishNotAuthorized(Self.message("other/a", qos: .atLeastOnce), acknowledgement: .puback(MQTTAckPacket(packetIdentifier: 4, reasonCode: code)))
+                == .publishNotAuthorized(Self.message("other/a", qos: .atLeastOnce), acknowledgement: .puback(acknowledgement))
         )
+    }
+
+    /// Refuses `$aws/...` as AWS IoT does: a reason where the client can hear one, else the connection.
+    struct ReservedTopics: MQTTAuthorizer {
+        func mayPublish(principal: String, topic: String) -> Bool { !topic.hasPrefix("$aws/") }
+        func maySubscribe(principal: String, filter: String) -> Bool { true }
+        func publishRefusal(principal: String, topic: String) -> MQTTPublishRefusal? {
+            topic.hasPrefix("$aws/") ? MQTTPublishRefusal(code: .topicNameInvalid, reason: "not served", disconnectsWhenUntold: true) : nil
+        }
+    }
+
+    @Test("a refusal that must be heard: 5.0 reads its code and reason in the PUBACK, and is disconnected with it at QoS 0; 3.1.1 is disconnected", arguments: versions)
+    func publishRefusedLoudly(version: MQTTProtocolVersion) {
+        var (state, _) = Self.connected(version)
+        let acknowledged = state.packetReceived(Self.publish("$aws/rules/x", qos: .atLeastOnce, id: 5), now: Self.t0, authorizer: ReservedTopics())
+        if version == .v5 {
+            #expect(
+                acknowledged == .publishNotAuthorized(
+                    Self.message("$aws/rules/x", qos: .atLeastOnce),
+                    acknowledgement: .puback(MQTTAckPacket(packetIdentifier: 5, reasonCode: .topicNameInvalid, properties: [.reasonString("not served")]))
+                )
+            )
+            let untold = state.packetReceived(Self.publish("$aws/rules/x", qos: .atMostOnce), now: Self.t0, authorizer: ReservedTopics())
+            #expect(untold == .close(reason: .topicNameInvalid, disconnect: .disconnect(MQTTReasonPacket(reasonCode: .topicNameInvalid))))
+        } else {
+            #expect(acknowledged == .close(reason: .topicNameInvalid, disconnect: nil))
+        }
     }
 
     @Test("the hub refuses a message: 5.0 hears the reason and the ones behind it are refused unasked; 3.1.1 is closed unacknowledged; a failed store closes", arguments: versions)

@@ -72,8 +72,11 @@ struct ShadowRepresentation: ResponseEncodable {
     let delta: [String: JSONValue]?
     let version: Int?
     let timestamp: Int?
+    /// The integration whose thing's shadow it is: the device's shadow integration unless `?integration=` named another.
+    let integration: String?
 
     init(_ shadow: ShadowDocument) {
+        self.integration = shadow.integrationID
         self.desired = shadow.desired
         self.reported = shadow.reported
         self.delta = shadow.delta

@@ -97,9 +97,40 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
         return .reject(code, explanation: explanation)
     }
 
-    /// `devices/{id}` and below, and the device's shadow topics.
+    /// `devices/{id}` and below, and the requests of the device's shadows (`update`, `get`, `delete`).
     public func mayPublish(principal: String, topic: String) -> Bool {
-        Self.isOwn(topic, device: principal)
+        self.publishRefusal(principal: principal, topic: topic) == nil
+    }
+
+    /// Beside what ``mayPublish(principal:topic:)`` refuses, AWS IoT's reserved topics say why
+    /// and, where the device cannot hear a reason (3.1.1, QoS 0), disconnect it as AWS IoT does:
+    /// firmware waiting for a shadow's answer must not wait for one that never comes.
+    public func publishRefusal(principal: String, topic: String) -> MQTTPublishRefusal? {
+        guard topic.hasPrefix("$aws/") else {
+            guard topic == "devices/\(principal)" || topic.hasPrefix("devices/\(principal)/") else {
+                return MQTTPublishRefusal(code: .notAuthorized, reason: "a device publishes under devices/\(principal)/ and on its own shadow's topics")
+            }
+            return nil
+        }
+        guard let shadow = ShadowTopic(topic) else {
+            return MQTTPublishRefusal(
+                code: .topicNameInvalid,
+                reason: "\(topic) is not a topic Conduit serves: of AWS IoT's reserved topics, a device publishes on its shadow's update, get and delete",
+                disconnectsWhenUntold: true
+            )
+        }
+        guard shadow.thing == principal else {
+            return MQTTPublishRefusal(
+                code: .notAuthorized, reason: "a device uses its own shadow only: $aws/things/\(principal)/shadow/...", disconnectsWhenUntold: true
+            )
+        }
+        guard shadow.answer == nil else {
+            return MQTTPublishRefusal(
+                code: .topicNameInvalid, reason: "\(topic) is where the shadow service answers; a device publishes on update, get or delete",
+                disconnectsWhenUntold: true
+            )
+        }
+        return nil
     }
 
     /// The same space, with no wildcard standing for the device id.
@@ -133,7 +164,16 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
         principal: String, clientIdentifier: String, message: MQTTBrokerMessage, on eventLoop: any EventLoop
     ) -> EventLoopFuture<MQTTPublishVerdict> {
         guard message.topic == "devices/\(principal)" || message.topic.hasPrefix("devices/\(principal)/") else {
-            return eventLoop.makeSucceededFuture(.accepted)
+            guard let shadow = ShadowTopic(message.topic), shadow.thing == principal, shadow.answer == nil else {
+                return eventLoop.makeSucceededFuture(.accepted)
+            }
+            // Acknowledged once AWS has accepted or rejected it, and the answer is on its way.
+            let promise = eventLoop.makePromise(of: MQTTPublishVerdict.self)
+            promise.completeWithTask { [hub = self.hub] in
+                await hub.deviceShadows.answer(deviceID: principal, request: shadow, payload: Array(message.payload.readableBytesView))
+                return .accepted
+            }
+            return promise.futureResult
         }
         let promise = eventLoop.makePromise(of: MQTTPublishVerdict.self)
         self.hub.messages.submit(deviceID: principal, message: message) { promise.completeWith($0) }
@@ -144,6 +184,10 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
 extension DeviceBrokerAccess {
     /// A device subscribed to its downlink topic: what waits in its queue goes out now.
     public func clientSubscribed(clientIdentifier: String, principal: String, filters: [String]) {
+        if filters.contains(where: { $0.hasPrefix("$aws/") }) {
+            let hub = self.hub
+            Task { await hub.deviceShadows.deviceSubscribed(deviceID: principal, filters: filters) }
+        }
         let topic = Downlinks.topic(principal)
         guard filters.contains(where: { MQTTTopic.matches(filter: $0, topic: topic) }) else { return }
         let hub = self.hub

@@ -21,7 +21,7 @@ public struct DownlinkGatewayStatus: Sendable, Equatable {
 
 /// Keeps one MQTT connection per active integration to its AWS IoT data endpoint, as the
 /// integration's gateway thing (mutual TLS with the gateway's certificate, SNI), subscribed to
-/// `{downlinkPrefix}/+/down`. Each downlink is written to its device's queue before AWS gets its
+/// `{downlinkPrefix}/+/down` and to its things' shadows' `update/documents`. Each downlink is written to its device's queue before AWS gets its
 /// PUBACK, and the session is persistent: what AWS sends while Conduit is away or restarting
 /// waits in AWS (an hour by default) and comes when the gateway is back.
 public final class DownlinkGateways: Sendable {
@@ -145,6 +145,11 @@ public final class DownlinkGateways: Sendable {
     }
 
     static func receive(_ message: MQTTClientMessage, from integration: Integration, hub: Hub) async throws {
+        // A shadow changed in AWS: its device hears it.
+        if let shadow = ShadowTopic(message.topic), shadow.answer == .documents {
+            try await hub.deviceShadows.documentsFromAWS(topic: shadow, payload: Array(message.payload.readableBytesView), integration: integration)
+            return
+        }
         // Data from AWS on an ingest topic: into the device's history, for the rules.
         if let filters = integration.settings.ingestTopics, !MQTTTopic.matches(filter: "\(integration.settings.downlinkPrefix)/+/down", topic: message.topic) {
             try await hub.messages.ingestFromAWS(message, integration: integration, filters: filters)
@@ -213,7 +218,7 @@ public final class DownlinkGateways: Sendable {
         }
         try self.hub.connections.checkMQTTEndpoint(host: host, port: port, region: settings.region)
         let clientID = ProvisioningPlan.gatewayThingName(integration.id)
-        let filters = ["\(settings.downlinkPrefix)/+/down"] + (settings.ingestTopics ?? []).map(IngestTopics.subscription)
+        let filters = ["\(settings.downlinkPrefix)/+/down"] + ProvisioningPlan.shadowDocumentsFilters + (settings.ingestTopics ?? []).map(IngestTopics.subscription)
         let key = ConnectionKey(
             host: host, port: port, clientID: clientID, certificateID: certificateID, trustRoots: settings.mqttTrustRoots,
             topicFilter: filters.joined(separator: "\u{0}"), tenantID: integration.tenantID

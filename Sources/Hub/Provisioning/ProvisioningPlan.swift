@@ -192,6 +192,12 @@ struct ProvisioningPlan: Sendable {
                 ["Effect": "Allow", "Action": "iot:Connect", "Resource": "\(prefix):client/\(id)"],
                 ["Effect": "Allow", "Action": "iot:Subscribe", "Resource": "\(prefix):topicfilter/\(downlinks)/+/down"],
                 ["Effect": "Allow", "Action": "iot:Receive", "Resource": "\(prefix):topic/\(downlinks)/*/down"],
+                // Changes of its things' shadows made in AWS, relayed to the devices: exactly `update/documents`.
+                ["Effect": "Allow", "Action": "iot:Subscribe", "Resource": Self.shadowDocumentsFilters.map { "\(prefix):topicfilter/\($0)" }],
+                [
+                    "Effect": "Allow", "Action": "iot:Receive",
+                    "Resource": Self.shadowDocumentsFilters.map { "\(prefix):topic/\($0.replacingOccurrences(of: "+", with: "*"))" },
+                ],
             ]
             // Exactly the ingest topics: the filter as subscribed, and its topics (a policy's * for + and {deviceId}).
             for filter in self.settings.ingestTopics ?? [] {
@@ -222,6 +228,9 @@ struct ProvisioningPlan: Sendable {
         ]
         return Self.json(document)
     }
+
+    /// What a gateway subscribes to for its things' shadows: each change AWS publishes, classic and named.
+    static let shadowDocumentsFilters = ["$aws/things/+/shadow/update/documents", "$aws/things/+/shadow/name/+/update/documents"]
 
     /// AWS IoT's thing policy variable: the name of the thing the connecting certificate is attached to.
     static let thingNameVariable = "${iot:Connection.Thing.ThingName}"

@@ -13,8 +13,14 @@ public struct ShadowDocument: Sendable, Equatable {
     public var version: Int?
     /// When AWS last wrote it, seconds since 1970.
     public var timestamp: Int?
+    /// The integration whose thing's shadow it is.
+    public var integrationID: String?
 
-    public init(desired: [String: JSONValue] = [:], reported: [String: JSONValue] = [:], delta: [String: JSONValue]? = nil, version: Int? = nil, timestamp: Int? = nil) {
+    public init(
+        desired: [String: JSONValue] = [:], reported: [String: JSONValue] = [:], delta: [String: JSONValue]? = nil, version: Int? = nil, timestamp: Int? = nil,
+        integrationID: String? = nil
+    ) {
+        self.integrationID = integrationID
         self.desired = desired
         self.reported = reported
         self.delta = delta
@@ -24,12 +30,11 @@ public struct ShadowDocument: Sendable, Equatable {
 
     /// Reads AWS's GetThingShadow answer: `state.desired`, `state.reported`, `state.delta`,
     /// `version`, `timestamp`; `metadata` and `clientToken` are left out.
-    init(aws bytes: [UInt8]) throws {
-        guard case .object(let document) = try JSONValue.parse(bytes) else { throw HubError.upstream("AWS answered a shadow that is not a JSON object") }
+    init(aws document: [String: JSONValue], integrationID: String?) throws {
         let state = document["state"]?.object ?? [:]
         self.init(
             desired: state["desired"]?.object ?? [:], reported: state["reported"]?.object ?? [:], delta: state["delta"]?.object,
-            version: document["version"].flatMap(Self.integer), timestamp: document["timestamp"].flatMap(Self.integer)
+            version: document["version"].flatMap(Self.integer), timestamp: document["timestamp"].flatMap(Self.integer), integrationID: integrationID
         )
     }
 
@@ -78,15 +83,13 @@ public struct Shadows: Sendable {
         try Self.validate(desired: desired)
         if let version, version < 0 { throw HubError.invalidField("version", "must be 0 or more") }
         let target = try await self.target(deviceID: deviceID, integrationID: integrationID, name: name, by: principal)
-        var current: ShadowDocument?
-        if let version {
-            // A shadow that does not exist has no version: 0 (or none) makes it, any other is stale.
-            let read = try await self.read(target)
-            if read.version == nil && version != 0 { throw Self.versionConflict(expected: version, current: 0) }
-            current = read
-        }
+        // The shadow before: for a version given to one that does not exist (AWS's REST call
+        // has none to compare it with), and for the device's `update/documents`.
+        let previousObject = try await self.readObject(target)
+        let previous = previousObject.flatMap { ShadowMessages.Snapshot($0) }
+        if let version, previous == nil && version != 0 { throw Self.versionConflict(expected: version, current: 0) }
         var body: [String: JSONValue] = ["state": .object(["desired": .object(desired)])]
-        if let version, current?.version != nil { body["version"] = .integer(Int64(version)) }
+        if let version, previous != nil { body["version"] = .integer(Int64(version)) }
         do {
             _ = try await Self.calling(field: "desired") {
                 try await target.client.updateThingShadow(thing: target.thing, name: name, document: JSONValue.object(body).encoded)
@@ -94,7 +97,12 @@ public struct Shadows: Sendable {
         } catch let error as HubError where error.code == "version_conflict" {
             throw Self.versionConflict(expected: version ?? 0, current: try await self.read(target).version ?? 0)
         }
-        return try await self.read(target)
+        let currentObject = try await self.readObject(target)
+        if target.servesDevice, let currentObject, let current = ShadowMessages.Snapshot(currentObject) {
+            // The device hears it as from AWS: `update/documents`, and the delta.
+            self.hub.deviceShadows.changed(deviceID: deviceID, name: name, previous: previous, current: current, clientToken: nil, desiredChanged: true)
+        }
+        return try currentObject.map { try ShadowDocument(aws: $0, integrationID: target.integrationID) } ?? ShadowDocument(integrationID: target.integrationID)
     }
 
     /// Makes desired state what `desired` says, as an editor showing the whole of it means: keys
@@ -189,45 +197,65 @@ public struct Shadows: Sendable {
         var client: AWSIoTDataClient
         var thing: String
         var name: String?
+        var integrationID: String
+        /// The integration is the one whose shadow the device itself uses on its shadow topics.
+        var servesDevice: Bool
     }
 
-    /// The device's thing in the integration: the one named, or its only one.
+    /// The integration that serves a device's shadows when none is named, on its shadow topics
+    /// and in the API: of the integrations it has a thing in, the one made first (active ones
+    /// before those being deleted). Nil when it has no thing in AWS.
+    public func shadowIntegration(tenantID: String, deviceID: String) async throws -> Integration? {
+        let session = self.hub.store.session
+        var candidates: [Integration] = []
+        for record in try await session.awsThings.list(tenantID: tenantID, deviceID: deviceID) where Self.hasShadow(record) {
+            if let integration = try await session.integrations.get(tenantID: tenantID, id: record.integrationID) { candidates.append(integration) }
+        }
+        return candidates.min { a, b in
+            (a.status == .active ? 0 : 1, a.createdAt, a.id) < (b.status == .active ? 0 : 1, b.createdAt, b.id)
+        }
+    }
+
+    /// A thing in AWS that is there to stay: made, and not being removed.
+    static func hasShadow(_ record: ProvisioningJob) -> Bool {
+        record.progress.thingArn != nil && (record.wanted == .active || record.wanted == .inactive)
+    }
+
+    /// The device's thing in the integration: the one named, or the one serving its shadows.
     private func target(deviceID: String, integrationID: String?, name: String?, by principal: Principal) async throws -> Target {
         if let name { try FieldRules.shadowName.check(name, field: "name") }
         _ = try await self.hub.devices.get(deviceID, by: principal)
         let session = self.hub.store.session
-        let records = try await session.awsThings.list(tenantID: principal.tenantID, deviceID: deviceID).filter {
-            $0.progress.thingArn != nil && ($0.wanted == .active || $0.wanted == .inactive)
+        let records = try await session.awsThings.list(tenantID: principal.tenantID, deviceID: deviceID).filter(Self.hasShadow)
+        guard let home = try await self.shadowIntegration(tenantID: principal.tenantID, deviceID: deviceID) else {
+            if let integrationID { _ = try await self.hub.integrations.get(integrationID, by: principal) }
+            throw HubError.conflict("not_provisioned", "device '\(deviceID)' has no thing in AWS; accept it into an integration first")
         }
-        let record: ProvisioningJob
-        if let integrationID {
-            guard let found = records.first(where: { $0.integrationID == integrationID }) else {
+        var integration = home
+        if let integrationID, integrationID != home.id {
+            guard records.contains(where: { $0.integrationID == integrationID }) else {
                 _ = try await self.hub.integrations.get(integrationID, by: principal)
                 throw HubError.conflict("not_provisioned", "device '\(deviceID)' has no thing in AWS in integration '\(integrationID)'")
             }
-            record = found
-        } else {
-            guard let only = records.first else {
-                throw HubError.conflict("not_provisioned", "device '\(deviceID)' has no thing in AWS; accept it into an integration first")
-            }
-            // Which one depends on the device's integrations, not on the request alone: a conflict, as none is.
-            guard records.count == 1 else {
-                throw HubError.conflict(
-                    "integration_required",
-                    "integration: is required: device '\(deviceID)' is in \(records.map(\.integrationID).sorted().joined(separator: ", "))"
-                )
-            }
-            record = only
+            integration = try await self.hub.integrations.get(integrationID, by: principal)
         }
-        let integration = try await self.hub.integrations.get(record.integrationID, by: principal)
-        return Target(client: try self.hub.connections.dataClient(for: integration), thing: deviceID, name: name)
+        return Target(
+            client: try self.hub.connections.dataClient(for: integration), thing: deviceID, name: name, integrationID: integration.id,
+            servesDevice: integration.id == home.id
+        )
+    }
+
+    private func readObject(_ target: Target) async throws -> [String: JSONValue]? {
+        guard let bytes = try await Self.calling({ try await target.client.getThingShadow(thing: target.thing, name: target.name) }) else {
+            return nil
+        }
+        guard case .object(let document) = try JSONValue.parse(bytes) else { throw HubError.upstream("AWS answered a shadow that is not a JSON object") }
+        return document
     }
 
     private func read(_ target: Target) async throws -> ShadowDocument {
-        guard let bytes = try await Self.calling({ try await target.client.getThingShadow(thing: target.thing, name: target.name) }) else {
-            return ShadowDocument()
-        }
-        return try ShadowDocument(aws: bytes)
+        try await self.readObject(target).map { try ShadowDocument(aws: $0, integrationID: target.integrationID) }
+            ?? ShadowDocument(integrationID: target.integrationID)
     }
 
     /// Runs an AWS call, its failures as the API's errors (AWS's refusals naming `field`).

@@ -372,10 +372,26 @@ struct MQTTConnectionStateMachine {
             topic: publish.topic, payload: publish.payload, qos: publish.qos, retain: publish.retain, properties: properties,
             expiresAt: expiry.map { now + .seconds(Int64($0)) }, publisherClientIdentifier: connected.clientIdentifier
         )
-        guard authorizer.mayPublish(principal: connected.principal, topic: publish.topic) else {
+        if let refusal = authorizer.publishRefusal(principal: connected.principal, topic: publish.topic) {
+            if refusal.disconnectsWhenUntold && (!v5 || publish.qos == .atMostOnce) {
+                return self.closing(refusal.code)
+            }
             // 5.0 says why; 3.1.1 cannot, so the message is acknowledged and dropped.
-            let reason: MQTTReasonCode = v5 ? .notAuthorized : .success
-            return .publishNotAuthorized(message, acknowledgement: Self.acknowledgement(publish.qos, identifier, reason))
+            guard v5 else { return .publishNotAuthorized(message, acknowledgement: Self.acknowledgement(publish.qos, identifier, .success)) }
+            var acknowledgement = Self.acknowledgement(publish.qos, identifier, refusal.code)
+            if refusal.reason.utf8.count + 16 <= self.clientMaximumPacketSize {
+                switch acknowledgement {
+                case .puback(var ack)?:
+                    ack.properties.set(.reasonString(refusal.reason))
+                    acknowledgement = .puback(ack)
+                case .pubrec(var ack)?:
+                    ack.properties.set(.reasonString(refusal.reason))
+                    acknowledgement = .pubrec(ack)
+                default:
+                    break
+                }
+            }
+            return .publishNotAuthorized(message, acknowledgement: acknowledgement)
         }
         return .publish(message, packetIdentifier: identifier, acknowledgement: Self.acknowledgement(publish.qos, identifier, .success))
     }
