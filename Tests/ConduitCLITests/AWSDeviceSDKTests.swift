@@ -135,6 +135,97 @@ struct AWSDeviceSDKTests {
         return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String], "\(result.stdout)\(result.stderr)")
     }
 
+    /// Publishes a shadow request as the device with paho-mqtt 5.0, subscribed to its answers:
+    /// the answer's topic and body, and the PUBACK's reason code.
+    static func shadowRequest(_ mqtt: Int, device: String, secret: String, operation: String, payload: String) async throws -> [String: Any] {
+        let script = """
+            import json, sys, threading
+            import paho.mqtt.client as mqtt
+            port, device, secret, operation, payload = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+            got = threading.Event()
+            answer = {}
+            def on_connect(client, userdata, flags, reason, properties):
+                client.subscribe(f"$aws/things/{device}/shadow/{operation}/+", qos=1)
+            def on_subscribe(client, userdata, mid, reasons, properties):
+                client.publish(f"$aws/things/{device}/shadow/{operation}", payload.encode(), qos=1)
+            def on_publish(client, userdata, mid, reason, properties):
+                answer["puback"] = reason.value
+            def on_message(client, userdata, message):
+                if message.topic.endswith(("/accepted", "/rejected")) and not got.is_set():
+                    answer["topic"] = message.topic
+                    answer["body"] = json.loads(message.payload)
+                    got.set()
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device, protocol=mqtt.MQTTv5)
+            client.username_pw_set(device, secret)
+            client.on_connect, client.on_subscribe, client.on_publish, client.on_message = on_connect, on_subscribe, on_publish, on_message
+            client.connect("127.0.0.1", port)
+            client.loop_start()
+            got.wait(120)
+            client.disconnect()
+            client.loop_stop()
+            print(json.dumps(answer))
+            """
+        let run = try await Subprocess.run(["python3", "-c", script, "\(mqtt)", device, secret, operation, payload], timeout: 300)
+        return try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stdout)\(run.stderr)")
+    }
+
+    @Test("AWS out: a shadow request gets a 503 on /rejected within the bound, and is acknowledged; AWS back: answered again (the empty moto has no thing: a 404, not silence)")
+    func awsOutage() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let moto = MotoServer(recording: directory.appendingPathComponent("moto-recording.jsonl").path)
+        try await moto.start()
+        defer { Task { await moto.stop() } }
+        let account = MotoPeer.Account()
+        let environment = [
+            "AWS_ACCESS_KEY_ID": "AKIACONDUITOUTAGE001", "AWS_SECRET_ACCESS_KEY": "moto", "AWS_ENDPOINT_URL_STS": moto.url.absoluteString,
+            "CONDUIT_AWS_ENDPOINT_ALLOWLIST": "http://127.0.0.1:\(moto.port)",
+        ]
+        let mqtt = freeLoopbackPort()
+        let (server, http) = try await ConduitServer.start(["--http-port", "0", "--mqtt-port", "\(mqtt)"], in: directory, environment: environment)
+        do {
+            let token = try #require(server.bootstrapToken)
+            let created = try await ConduitCLITests.http("POST", http, "/v1/devices", token: token, json: #"{"id":"out-1","name":"Out"}"#)
+            let secret = try #require(created.body["secret"] as? String)
+            #expect(try await ConduitCLITests.http("POST", http, "/v1/devices/out-1/accept", token: token).status == 200)
+            let integration = try await ConduitCLITests.http(
+                "POST", http, "/v1/integrations", token: token,
+                json: try DownlinkGatewayTests.json([
+                    "name": "aws", "region": "us-east-1", "endpointUrl": moto.url.absoluteString,
+                    "credentials": ["roleArn": account.roleARN, "externalId": "conduit-test"], "bind": ["all": true],
+                ])
+            )
+            #expect(integration.status == 201, "\(integration.body)")
+            let integrationID = try #require(integration.body["id"] as? String)
+            try await waitUntil("the device to be provisioned", seconds: 120) {
+                let body = try await ConduitCLITests.http("GET", http, "/v1/integrations/\(integrationID)", token: token).body
+                return ((body["devices"] as? [String: Any])?["states"] as? [String: Int])?["provisioned"] == 1
+            }
+            let update = #"{"state": {"reported": {"on": true}}, "clientToken": "before"}"#
+            let before = try await Self.shadowRequest(mqtt, device: "out-1", secret: secret, operation: "update", payload: update)
+            #expect(before["topic"] as? String == "$aws/things/out-1/shadow/update/accepted", "\(before)")
+
+            await moto.stop()
+            let during = try await Self.shadowRequest(mqtt, device: "out-1", secret: secret, operation: "get", payload: #"{"clientToken": "during"}"#)
+            #expect(during["topic"] as? String == "$aws/things/out-1/shadow/get/rejected", "\(during)")
+            let body = try #require(during["body"] as? [String: Any])
+            #expect(body["code"] as? Int == 503)
+            #expect(body["clientToken"] as? String == "during")
+            #expect((body["message"] as? String)?.hasPrefix("Service unavailable") == true, "\(body)")
+            #expect(during["puback"] as? Int == 0)
+
+            try await moto.start()
+            // moto came back empty: the thing is gone, and AWS says so (404), not silence.
+            let after = try await Self.shadowRequest(mqtt, device: "out-1", secret: secret, operation: "get", payload: #"{"clientToken": "after"}"#)
+            #expect(after["topic"] as? String == "$aws/things/out-1/shadow/get/rejected", "\(after)")
+            #expect((after["body"] as? [String: Any])?["code"] as? Int == 404)
+        } catch {
+            _ = await server.stop()
+            throw error
+        }
+        _ = await server.stop()
+    }
+
     @Test("a device publishing on another device's shadow, on an AWS topic Conduit does not serve, or on an answer topic is refused with a reason code (3.1.1: disconnected); a device in no integration gets /rejected, never silence")
     func refusedShadowTopics() async throws {
         try await DeviceMQTTTests.withServer { _, mqtt, _, secrets, _ in
@@ -145,32 +236,7 @@ struct AWSDeviceSDKTests {
             #expect(v3.allSatisfy { $0.hasPrefix("disconnected") }, "\(v3)")
 
             // Its own shadow, while it has no thing in AWS: an answer on /rejected that says why.
-            let script = """
-                import json, sys, threading
-                import paho.mqtt.client as mqtt
-                port, secret = int(sys.argv[1]), sys.argv[2]
-                got = threading.Event()
-                answer = {}
-                def on_connect(client, userdata, flags, reason, properties):
-                    client.subscribe("$aws/things/d1/shadow/get/+", qos=1)
-                def on_subscribe(client, userdata, mid, reasons, properties):
-                    client.publish("$aws/things/d1/shadow/get", b'{"clientToken": "where-am-i"}', qos=1)
-                def on_message(client, userdata, message):
-                    answer["topic"] = message.topic
-                    answer["body"] = json.loads(message.payload)
-                    got.set()
-                client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="d1", protocol=mqtt.MQTTv5)
-                client.username_pw_set("d1", secret)
-                client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
-                client.connect("127.0.0.1", port)
-                client.loop_start()
-                got.wait(120)
-                client.disconnect()
-                client.loop_stop()
-                print(json.dumps(answer))
-                """
-            let run = try await Subprocess.run(["python3", "-c", script, "\(mqtt)", secrets["d1"]!], timeout: 300)
-            let answer = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stdout)\(run.stderr)")
+            let answer = try await Self.shadowRequest(mqtt, device: "d1", secret: secrets["d1"]!, operation: "get", payload: #"{"clientToken": "where-am-i"}"#)
             #expect(answer["topic"] as? String == "$aws/things/d1/shadow/get/rejected")
             let body = try #require(answer["body"] as? [String: Any])
             #expect(body["code"] as? Int == 404)

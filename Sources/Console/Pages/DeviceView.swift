@@ -96,6 +96,12 @@ struct DeviceView: Sendable {
 
     struct ShadowView: Sendable {
         var integrationID: String
+        var integrationName: String
+        /// The device's own shadow topics use this integration's shadow.
+        var servesDevice: Bool
+        /// The device's other integrations with a thing, each a link to its shadow.
+        var otherIntegrations: [NamedShadow]
+        var alsoIn: Bool
         var shadowName: String?
         var names: [NamedShadow]
         var desired: String
@@ -197,15 +203,26 @@ struct DeviceView: Sendable {
             events: events.items.map(EventPages.row),
             forms: forms
         )
-        // The shadow lives in AWS: read it now, for the integration asked for or the first that has the thing.
+        // The shadow lives in AWS: read it now, for the integration asked for, else the one the
+        // device's own shadow topics use.
         let withThing = statuses.filter { $0.record.progress.thingArn != nil && ($0.record.wanted == .active || $0.record.wanted == .inactive) }
+        let home = try? await hub.shadows.shadowIntegration(tenantID: principal.tenantID, deviceID: id)
         let wantedIntegration = forms.shadowIntegration ?? query["integration"].map(String.init)
-        let chosen = wantedIntegration.flatMap { wanted in withThing.first { $0.record.integrationID == wanted } } ?? withThing.first
+        let chosen =
+            wantedIntegration.flatMap { wanted in withThing.first { $0.record.integrationID == wanted } }
+            ?? withThing.first { $0.record.integrationID == home?.id } ?? withThing.first
         if let chosen {
             let name = (forms.shadowName ?? query["shadow"].map(String.init)).flatMap { $0.isEmpty ? nil : $0 }
-            view.shadow = await Self.shadow(
+            var shadow = await Self.shadow(
                 hub: hub, deviceID: id, integrationID: chosen.record.integrationID, name: name, principal: principal, forms: forms
             )
+            shadow.integrationName = chosen.integration.name
+            shadow.servesDevice = chosen.record.integrationID == home?.id
+            shadow.otherIntegrations = withThing.filter { $0.record.integrationID != chosen.record.integrationID }.map {
+                NamedShadow(name: $0.integration.name, href: "/devices/\(Self.pathComponent(id))?integration=\($0.record.integrationID)#shadow", current: false)
+            }
+            shadow.alsoIn = !shadow.otherIntegrations.isEmpty
+            view.shadow = shadow
         } else {
             view.shadowUnavailable = statuses.isEmpty
                 ? "No integration holds this device, so it has no shadow in AWS."
@@ -218,7 +235,7 @@ struct DeviceView: Sendable {
         hub: Hub, deviceID: String, integrationID: String, name: String?, principal: Principal, forms: Forms
     ) async -> ShadowView {
         var view = ShadowView(
-            integrationID: integrationID, shadowName: name, names: [], desired: "{}", reported: "{}", delta: nil, version: 0, time: nil,
+            integrationID: integrationID, integrationName: integrationID, servesDevice: false, otherIntegrations: [], alsoIn: false, shadowName: name, names: [], desired: "{}", reported: "{}", delta: nil, version: 0, time: nil,
             exists: false, desiredInput: forms.shadowInput ?? "{}", conflict: forms.shadowConflict, error: forms.shadowError
         )
         do {

@@ -227,6 +227,10 @@ extension DeviceView.ShadowView: MustacheParent {
     func child(named name: String) -> Any? {
         switch name {
         case "integrationID": self.integrationID
+        case "integrationName": self.integrationName
+        case "servesDevice": self.servesDevice
+        case "otherIntegrations": self.otherIntegrations
+        case "alsoIn": self.alsoIn
         case "shadowName": self.shadowName
         case "names": self.names
         case "desired": self.desired

@@ -551,6 +551,10 @@ class Walk:
         desired = {"led": "on", "rate": 5}
         self.go(f"/devices/{DEVICE}")
         self.find("#shadow-form")
+        # Which integration's shadow this is, and that the device's own shadow topics use it.
+        serves = self.text("#shadow-integration")
+        if "the shadow the device's own $aws/things/…/shadow topics use" not in serves:
+            raise AssertionError(f"expected #shadow-integration to say the device's shadow topics use it, it says {serves!r}")
         self.fill("#shadow-desired-input", json.dumps(desired))
         self.submit_with("#save-desired")
         self.expect_flash_not_error("saving the desired state")
