@@ -226,7 +226,7 @@ struct AWSDeviceSDKTests {
         _ = await server.stop()
     }
 
-    @Test("a device publishing on another device's shadow, on an AWS topic Conduit does not serve, or on an answer topic is refused with a reason code (3.1.1: disconnected); a device in no integration gets /rejected, never silence")
+    @Test("a device publishing on another device's shadow, on an AWS topic Conduit does not serve, or on an answer topic is refused with a reason code (3.1.1: disconnected), a will there at CONNECT; a device in no integration gets /rejected, never silence")
     func refusedShadowTopics() async throws {
         try await DeviceMQTTTests.withServer { _, mqtt, _, secrets, _ in
             let topics = ["$aws/things/d2/shadow/update", "$aws/rules/lights/set", "$aws/things/d1/shadow/update/accepted", "$aws/things/d1/shadow/get/delta"]
@@ -234,6 +234,27 @@ struct AWSDeviceSDKTests {
             #expect(v5 == ["puback 135", "puback 144", "puback 144", "puback 144"])
             let v3 = try await Self.publishOutcomes(mqtt, device: "d1", secret: secrets["d1"]!, version: "3", topics: Array(topics.prefix(2)))
             #expect(v3.allSatisfy { $0.hasPrefix("disconnected") }, "\(v3)")
+
+            // A will on its shadow's topic would be published by the broker, not served: refused at CONNECT.
+            let will = """
+                import sys, threading
+                import paho.mqtt.client as mqtt
+                done, result = threading.Event(), {}
+                def on_connect(client, userdata, flags, reason, properties):
+                    result["code"] = reason.value
+                    done.set()
+                client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="d1", protocol=mqtt.MQTTv5)
+                client.username_pw_set("d1", sys.argv[2])
+                client.will_set("$aws/things/d1/shadow/update", b'{"state":{"reported":{"online":false}}}', qos=1)
+                client.on_connect = on_connect
+                client.connect("127.0.0.1", int(sys.argv[1]))
+                client.loop_start()
+                done.wait(120)
+                client.loop_stop()
+                print(result.get("code"))
+                """
+            let refusedWill = try await Subprocess.run(["python3", "-c", will, "\(mqtt)", secrets["d1"]!], timeout: 300)
+            #expect(refusedWill.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "135", "\(refusedWill.stdout)\(refusedWill.stderr)")
 
             // Its own shadow, while it has no thing in AWS: an answer on /rejected that says why.
             let answer = try await Self.shadowRequest(mqtt, device: "d1", secret: secrets["d1"]!, operation: "get", payload: #"{"clientToken": "where-am-i"}"#)

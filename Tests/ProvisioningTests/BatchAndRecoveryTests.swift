@@ -166,4 +166,30 @@ struct BatchAndRecoveryTests {
             #expect(try await fixture.hub.integrations.reconcile(integration.id, by: fixture.admin).isEmpty)
         }
     }
+
+    @Test("a gateway made by an earlier version gets this version's policy when gateways start: its things' shadow documents besides the downlinks", arguments: TestDatabase.allCases)
+    func gatewayUpgraded(database: TestDatabase) async throws {
+        try await ProvisioningFixture.run(database) { fixture in
+            let integration = try await fixture.createIntegration()
+            let provisioner = Provisioner(hub: fixture.hub)
+            try await provisioner.drain()
+            #expect(try await fixture.gateway(of: integration).policy.contains("$aws/things/+/shadow/update/documents"))
+            // As an earlier version left it: a policy for the downlinks alone, its digest noted.
+            let gatewayRecord = try #require(try await fixture.record(ProvisioningJob.gatewayDeviceID, in: integration))
+            let account = try #require(gatewayRecord.progress.thingArn?.split(separator: ":").dropFirst(4).first)
+            let earlier = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:us-east-1:\#(account):topicfilter/conduit/devices/+/down"}]}"#
+            try await fixture.iot.createPolicyVersion(name: "conduit-gateway@\(integration.id)", document: earlier)
+            var record = try #require(try await fixture.record(ProvisioningJob.gatewayDeviceID, in: integration))
+            record.progress.policyDocumentDigest = "an earlier version's"
+            try await fixture.hub.store.session.awsThings.update(record)
+            #expect(!(try await fixture.gateway(of: integration).policy.contains("shadow")))
+
+            await fixture.hub.integrations.ensureGateways()
+            try await provisioner.drain()
+            let policy = try await fixture.gateway(of: integration).policy
+            #expect(policy.contains("topicfilter/$aws/things/+/shadow/update/documents"), "\(policy)")
+            #expect(policy.contains("topicfilter/conduit/devices/+/down"), "\(policy)")
+            #expect(try await fixture.record(ProvisioningJob.gatewayDeviceID, in: integration)?.state == .provisioned)
+        }
+    }
 }

@@ -97,14 +97,18 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
         return .reject(code, explanation: explanation)
     }
 
-    /// `devices/{id}` and below, and the requests of the device's shadows (`update`, `get`, `delete`).
+    /// `devices/{id}` and below. The broker asks this of a will: one on a shadow's topic would be
+    /// published by the broker, not served, so it is refused at CONNECT rather than lost silently.
+    /// PUBLISH packets are decided by ``publishRefusal(principal:topic:)``, which also takes the
+    /// requests of the device's shadows (`update`, `get`, `delete`).
     public func mayPublish(principal: String, topic: String) -> Bool {
-        self.publishRefusal(principal: principal, topic: topic) == nil
+        !topic.hasPrefix("$aws/") && self.publishRefusal(principal: principal, topic: topic) == nil
     }
 
-    /// Beside what ``mayPublish(principal:topic:)`` refuses, AWS IoT's reserved topics say why
-    /// and, where the device cannot hear a reason (3.1.1, QoS 0), disconnect it as AWS IoT does:
-    /// firmware waiting for a shadow's answer must not wait for one that never comes.
+    /// What a device may publish: `devices/{id}/…`, and its own shadows' requests. A refusal on
+    /// one of AWS IoT's reserved topics says why and, where the device cannot hear a reason (3.1.1,
+    /// QoS 0), disconnects it as AWS IoT does: firmware waiting for a shadow's answer must not
+    /// wait for one that never comes.
     public func publishRefusal(principal: String, topic: String) -> MQTTPublishRefusal? {
         guard topic.hasPrefix("$aws/") else {
             guard topic == "devices/\(principal)" || topic.hasPrefix("devices/\(principal)/") else {

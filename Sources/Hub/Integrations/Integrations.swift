@@ -368,14 +368,25 @@ public struct Integrations: Sendable {
     }
 
     /// Gives every active integration its downlink gateway row, for integrations made before
-    /// gateways were; the provisioner then makes the gateway in AWS.
-    func ensureGateways() async {
+    /// gateways were, and brings a gateway made by an earlier version up to what this one makes
+    /// (its policy, say); the provisioner then does the work in AWS. Run when gateways start.
+    public func ensureGateways() async {
         do {
             let now = self.hub.now()
             var work = false
             for integration in try await self.hub.store.session.integrations.list(status: .active) {
-                guard try await self.hub.store.session.awsThings.get(integrationID: integration.id, deviceID: ProvisioningJob.gatewayDeviceID) == nil
-                else { continue }
+                if var gateway = try await self.hub.store.session.awsThings.get(integrationID: integration.id, deviceID: ProvisioningJob.gatewayDeviceID) {
+                    // A gateway made by an earlier version whose policy (or anything else the
+                    // plan holds) is not what this version makes: brought up to date.
+                    let plan = ProvisioningPlan(integration: integration, deviceID: gateway.deviceID, device: nil, wanted: gateway.wanted)
+                    if !gateway.needsWork, gateway.leaseOwner == nil, plan.nextStep(gateway.progress) != nil {
+                        gateway.needsWork = true
+                        gateway.nextAttemptAt = now
+                        try await self.hub.store.session.awsThings.update(gateway)
+                        work = true
+                    }
+                    continue
+                }
                 work =
                     try await self.hub.store.transaction { session in
                         try await AWSBindings.sync(
