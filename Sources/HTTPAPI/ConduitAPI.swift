@@ -20,6 +20,7 @@ public enum ConduitAPI {
         DeviceCertificateRoutes(hub: hub).register(on: v1)
         EventRoutes(hub: hub).register(on: v1)
         TokenRoutes(hub: hub).register(on: v1)
+        ClusterRoutes(hub: hub).register(on: v1)
         IntegrationRoutes(hub: hub).register(on: v1)
         ShadowRoutes(hub: hub).register(on: v1)
         ThingRoutes(hub: hub).register(on: v1)

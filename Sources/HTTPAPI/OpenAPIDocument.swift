@@ -280,6 +280,34 @@ paths:
         "200": {description: "A page of events.", content: {application/json: {schema: {$ref: "#/components/schemas/EventList"}}}}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+  /v1/cluster:
+    get:
+      summary: The nodes on this database and what each holds (admin)
+      description: "Each node of Conduit pointed at this database, newest heartbeat first: when it started and last beat (every 5 s), whether it is alive (a beat within 15 s), how many of the uplink outbox's shards it forwards, and which of the tenant's integrations' downlink gateways it holds. A node that stopped cleanly is gone; one silent for a day is forgotten."
+      responses:
+        "200":
+          description: "The nodes."
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [uplinkShards, nodes]
+                properties:
+                  uplinkShards: {type: integer, description: "Shards of the uplink outbox in all; each device's messages are in one, forwarded by one node at a time."}
+                  nodes:
+                    type: array
+                    items:
+                      type: object
+                      required: [id, startedAt, heartbeatAt, alive, uplinkShards, gateways]
+                      properties:
+                        id: {type: string, description: "The node's id (node.id, or node-id in its data dir)."}
+                        startedAt: {type: string, format: date-time}
+                        heartbeatAt: {type: string, format: date-time}
+                        alive: {type: boolean}
+                        uplinkShards: {type: integer, minimum: 0}
+                        gateways: {type: array, items: {type: string}, description: "Integration ids."}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
   /v1/tokens:
     get:
       summary: The tenant's API tokens, without their secrets (admin)

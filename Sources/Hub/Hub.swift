@@ -45,6 +45,8 @@ public final class Hub: Sendable {
     /// Rung when messages are written to the uplink outbox.
     let uplinkDoorbell = Doorbell()
     let uplinkMarks = UplinkQueueMarks()
+    /// Which shards of the outbox this node forwards.
+    public let uplinkShards = UplinkShards()
     let uplinkBacklog: UplinkBacklog
     /// Device messages on their way into the store, in group commits.
     let ingest: MessageIngest
@@ -136,6 +138,7 @@ public final class Hub: Sendable {
     public var downlinks: Downlinks { Downlinks(hub: self) }
     public var shadows: Shadows { Shadows(hub: self) }
     public var deviceShadows: DeviceShadows { DeviceShadows(hub: self) }
+    public var cluster: Cluster { Cluster(hub: self) }
     public var things: Things { Things(hub: self) }
     public var consoleAccounts: ConsoleAccounts { ConsoleAccounts(hub: self) }
     public var rules: Rules { Rules(hub: self) }

@@ -367,7 +367,10 @@ struct ServeCommand: AsyncParsableCommand {
                 configuration: .init(
                     // Stopped in the reverse order: the workers, then HTTP, then the broker.
                     services: [
-                        BrokerService(broker: broker), app, WorkerService(provisioner.run), WorkerService(UplinkForwarder(hub: hub, configuration: .init(window: deviceWindow)).run),
+                        BrokerService(broker: broker), app, WorkerService(provisioner.run),
+                        // Before the forwarder, so stopped after it: its shards are given up once nothing forwards them here.
+                        WorkerService(ClusterMembership(hub: hub, configuration: .init(nodeID: nodeID)).run),
+                        WorkerService(UplinkForwarder(hub: hub, configuration: .init(window: deviceWindow)).run),
                         WorkerService(DownlinkGateways(hub: hub, configuration: .init(nodeID: nodeID)).run), WorkerService(WebhookDispatcher(hub: hub).run),
                     ],
                     gracefulShutdownSignals: [.sigterm, .sigint],

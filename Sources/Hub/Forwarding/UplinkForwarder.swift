@@ -161,6 +161,9 @@ public final class UplinkForwarder: Sendable {
                         self.logger.warning("cannot read an integration", metadata: [LogKey.integrationID: "\(integrationID)", "error": "\(error)"])
                     }
                 }
+                // Another node's shards: that node forwards them (and finds them in the outbox).
+                let shards = self.hub.uplinkShards
+                gone += candidates.filter { integrations[$0.integrationID] != nil && !shards.holds(deviceID: $0.deviceID) }
                 if !gone.isEmpty {
                     self.hub.uplinkMarks.unmark(gone)
                     let skipped = Set(gone)
@@ -182,6 +185,7 @@ public final class UplinkForwarder: Sendable {
                         else { continue }
                         state.running.insert(key)
                         state.runningPerIntegration[key.integrationID, default: 0] += 1
+                        shards.began(deviceID: key.deviceID)
                         started.append(key)
                     }
                     return started
@@ -192,6 +196,7 @@ public final class UplinkForwarder: Sendable {
                     guard let integration = integrations[key.integrationID] else { continue }
                     group.addTask {
                         let again = await self.forward(key, integration: integration)
+                        shards.ended(deviceID: key.deviceID)
                         self.state.withLock { state in
                             _ = state.running.remove(key)
                             state.runningPerIntegration[key.integrationID, default: 1] -= 1
@@ -247,6 +252,9 @@ public final class UplinkForwarder: Sendable {
             await withTaskGroup(of: (OutboxMessage, PublishOutcome).self) { group in
                 var inFlight = 0
                 while true {
+                    // A shard this node is letting go of, or whose lease it could not renew: no
+                    // more is read; what is in flight finishes, and the next holder goes on.
+                    if !exhausted, next == buffer.count, !self.hub.uplinkShards.holds(deviceID: key.deviceID) { exhausted = true }
                     if failure == nil, !exhausted, next == buffer.count, !Task.isCancelled {
                         do {
                             buffer = try await session.outbox.next(

@@ -196,6 +196,7 @@ public struct StoreSession: Sendable {
     public var outbox: OutboxRepository { OutboxRepository(session: self) }
     public var downlinks: DownlinkRepository { DownlinkRepository(session: self) }
     public var gatewayLeases: GatewayLeaseRepository { GatewayLeaseRepository(session: self) }
+    public var cluster: ClusterRepository { ClusterRepository(session: self) }
     public var users: UserRepository { UserRepository(session: self) }
     public var consoleSessions: ConsoleSessionRepository { ConsoleSessionRepository(session: self) }
     public var mqttSessions: MQTTSessionRepository { MQTTSessionRepository(session: self) }

@@ -429,5 +429,23 @@ extension Migration {
                 return []
             }
         },
+        Migration(version: 16, name: "the nodes on one database, and which of them forwards each shard of the uplink outbox") { _ in
+            [
+                """
+                CREATE TABLE cluster_nodes (
+                    id TEXT PRIMARY KEY,
+                    started_at BIGINT NOT NULL,
+                    heartbeat_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE uplink_shard_leases (
+                    shard INTEGER PRIMARY KEY,
+                    owner TEXT NOT NULL,
+                    lease_until BIGINT NOT NULL
+                )
+                """,
+            ]
+        },
     ]
 }

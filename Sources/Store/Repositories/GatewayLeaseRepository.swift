@@ -35,4 +35,14 @@ public struct GatewayLeaseRepository: Sendable {
         ).first() else { return nil }
         return (try row.decode(column: "owner", as: String.self), Date(storeMilliseconds: try row.decode(column: "lease_until", as: Int.self)))
     }
+
+    /// Every lease: integration, owner and until when.
+    public func all() async throws -> [(integrationID: String, owner: String, until: Date)] {
+        try await self.session.sql.raw("SELECT integration_id, owner, lease_until FROM gateway_leases ORDER BY integration_id").all().map { row in
+            (
+                try row.decode(column: "integration_id", as: String.self), try row.decode(column: "owner", as: String.self),
+                Date(storeMilliseconds: try row.decode(column: "lease_until", as: Int.self))
+            )
+        }
+    }
 }

@@ -1,0 +1,100 @@
+import ConduitTesting
+import Foundation
+import Hub
+import MQTT
+import MQTTBroker
+import NIOCore
+import Store
+import Testing
+
+@Suite("Nodes on one PostgreSQL: the uplink outbox's shards, against moto")
+struct ClusterTests {
+    static func membership(_ hub: Hub, _ id: String) -> ClusterMembership {
+        ClusterMembership(hub: hub, configuration: .init(nodeID: id, heartbeatInterval: .milliseconds(200), leaseDuration: .seconds(2)))
+    }
+
+    @Test("two nodes share the outbox's shards and publish each message once, in each device's order; when one stops, the other takes its shards and forwards the rest")
+    func twoNodesShareTheOutbox() async throws {
+        try await ProvisioningFixture.run(.postgres) { fixture in
+            _ = try await fixture.createIntegration { $0.thingGroup = .some(nil) }
+            let run = UUID().uuidString.prefix(6).lowercased()
+            let ids = (0..<40).map { "node-\(run)-\($0)" }
+            for id in ids {
+                try await fixture.createDevice(id)
+                _ = try await fixture.hub.devices.perform(.accept, on: id, by: fixture.admin)
+            }
+            try await Provisioner(hub: fixture.hub).drain()
+
+            // A second node: the same database and master key, a hub of its own.
+            let secondStore = try await SQLStore.open(fixture.hub.store.location, logger: .quiet)
+            let second = Hub(store: secondStore, logger: .quiet, secrets: fixture.hub.secrets, aws: try MotoPeer.environment())
+            let nodes = [fixture.hub, second]
+            var members = nodes.enumerated().map { index, hub in Task { await Self.membership(hub, "node-\(run)-\(index)").run() } }
+            var forwarders = nodes.map { hub in Task { await UplinkForwarder(hub: hub).run() } }
+            func shutdown() async {
+                for task in forwarders + members { task.cancel() }
+                for task in forwarders + members { await task.value }
+                await secondStore.shutdown()
+            }
+            do {
+                try await waitUntil("each node to hold half of the shards", seconds: 60) {
+                    fixture.hub.uplinkShards.held.count == UplinkShards.count / 2 && second.uplinkShards.held.count == UplinkShards.count / 2
+                        && fixture.hub.uplinkShards.held.isDisjoint(with: second.uplinkShards.held)
+                }
+                // Both nodes have work: devices in the shards of each.
+                let shardsOfDevices = Set(ids.map(UplinkShards.shard(of:)))
+                #expect(!shardsOfDevices.isDisjoint(with: fixture.hub.uplinkShards.held) && !shardsOfDevices.isDisjoint(with: second.uplinkShards.held))
+                // The devices publish to the first node, whatever shard they are in.
+                for index in 0..<25 {
+                    for id in ids {
+                        #expect(try await fixture.hub.messages.ingest(deviceID: id, message: UplinkTests.message(id, "up", "\(id)#\(index)")) == .accepted)
+                    }
+                }
+                try await Self.waitForPublishes(run: run, count: ids.count * 25)
+
+                // The second node stops: its shards move to the first, which forwards what comes next.
+                forwarders[1].cancel()
+                await forwarders[1].value
+                members[1].cancel()
+                await members[1].value
+                try await waitUntil("the first node to hold every shard", seconds: 60) {
+                    fixture.hub.uplinkShards.held.count == UplinkShards.count
+                }
+                for index in 25..<35 {
+                    for id in ids {
+                        #expect(try await fixture.hub.messages.ingest(deviceID: id, message: UplinkTests.message(id, "up", "\(id)#\(index)")) == .accepted)
+                    }
+                }
+                let publishes = try await Self.waitForPublishes(run: run, count: ids.count * 35)
+                for id in ids {
+                    let mine = publishes.filter { $0.topic == "conduit/\(id)/up" }.map { String(decoding: $0.payload, as: UTF8.self) }
+                    #expect(mine == (0..<35).map { "\(id)#\($0)" }, "each once, in order: \(id)")
+                }
+                let nodesSeen = try await fixture.hub.cluster.nodes(by: fixture.admin)
+                #expect(nodesSeen.map(\.id) == ["node-\(run)-0"], "the stopped node left")
+                #expect(nodesSeen.first?.uplinkShards == UplinkShards.count)
+                members = [members[0]]
+                forwarders = [forwarders[0]]
+            } catch {
+                await shutdown()
+                throw error
+            }
+            await shutdown()
+        }
+    }
+
+    /// Waits until moto recorded `count` uplinks of the run's devices (and a moment more, for any
+    /// duplicate on its way); returns them.
+    @discardableResult
+    static func waitForPublishes(run: String, count: Int) async throws -> [MotoPeer.RecordedPublish] {
+        var found: [MotoPeer.RecordedPublish] = []
+        try await waitUntil("\(count) uplinks in moto's recorder", seconds: 240, interval: .milliseconds(500)) {
+            found = try MotoPeer.recordedPublishes(containing: "node-\(run)-").filter { $0.topic.hasSuffix("/up") }
+            return found.count >= count
+        }
+        try await Task.sleep(for: .seconds(1))
+        found = try MotoPeer.recordedPublishes(containing: "node-\(run)-").filter { $0.topic.hasSuffix("/up") }
+        #expect(found.count == count, "no message twice")
+        return found
+    }
+}
