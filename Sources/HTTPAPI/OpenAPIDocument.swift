@@ -283,7 +283,7 @@ paths:
   /v1/cluster:
     get:
       summary: The nodes on this database and what each holds (admin)
-      description: "Each node of Conduit pointed at this database, newest heartbeat first: when it started and last beat (every 5 s), whether it is alive (a beat within 15 s), how many of the uplink outbox's shards it forwards, and which of the tenant's integrations' downlink gateways it holds. A node that stopped cleanly is gone; one silent for a day is forgotten."
+      description: "Each node of Conduit pointed at this database, newest heartbeat first: when it started and last beat (every 5 s), whether it is alive (a beat within 15 s), how many of the uplink outbox's shards it forwards, how many devices' latest connection it took, and which of the tenant's integrations' downlink gateways it holds. A node that stopped cleanly is gone; one silent for a day is forgotten."
       responses:
         "200":
           description: "The nodes."
@@ -298,13 +298,14 @@ paths:
                     type: array
                     items:
                       type: object
-                      required: [id, startedAt, heartbeatAt, alive, uplinkShards, gateways]
+                      required: [id, startedAt, heartbeatAt, alive, uplinkShards, devices, gateways]
                       properties:
                         id: {type: string, description: "The node's id (node.id, or node-id in its data dir)."}
                         startedAt: {type: string, format: date-time}
                         heartbeatAt: {type: string, format: date-time}
                         alive: {type: boolean}
                         uplinkShards: {type: integer, minimum: 0}
+                        devices: {type: integer, minimum: 0, description: "Devices whose latest connection it took."}
                         gateways: {type: array, items: {type: string}, description: "Integration ids."}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}

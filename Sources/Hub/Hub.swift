@@ -17,6 +17,8 @@ public protocol DeviceConnectionControl: Sendable {
     func pendingDeliveryIDs(_ deviceID: String) -> Set<Int>
     /// Forgets the retained messages on the device's topics: it was deleted or decommissioned.
     func forgetRetainedMessages(ofDevice deviceID: String)
+    /// Closes the device's connection here, as it connected to another node that holds its session now.
+    func handOver(_ deviceID: String) -> Bool
 }
 
 /// The domain: the registry, access control and the event log over one store.
@@ -47,6 +49,10 @@ public final class Hub: Sendable {
     let uplinkMarks = UplinkQueueMarks()
     /// Which shards of the outbox this node forwards.
     public let uplinkShards = UplinkShards()
+    /// This node's id while ``ClusterMembership`` runs; nil for one process alone.
+    let clusterNode = Mutex<String?>(nil)
+    /// The epoch of each device's connection to this node.
+    let localEpochs = Mutex<[String: Int]>([:])
     let uplinkBacklog: UplinkBacklog
     /// Device messages on their way into the store, in group commits.
     let ingest: MessageIngest
@@ -104,7 +110,12 @@ public final class Hub: Sendable {
             historyLimit: messageHistoryLimit, webhookDoorbell: self.webhookDoorbell,
             rulesQueuedDownlinks: { devices in
                 guard let hub = downlinksForRules.hub else { return }
-                Task { for device in devices { await hub.downlinks.sendPending(to: device) } }
+                Task {
+                    for device in devices {
+                        await hub.downlinks.sendPending(to: device)
+                        await hub.clusterRouting.tell(device, .downlink)
+                    }
+                }
             }
         )
         downlinksForRules.hub = self
@@ -115,17 +126,19 @@ public final class Hub: Sendable {
         self.connectionControl.withLock { $0 = control }
     }
 
+    /// Ends the device's connection, here and on the node holding it if another.
     func disconnectDevice(_ deviceID: String) {
         let control = self.connectionControl.withLock { $0 }
         control?.disconnectDevice(deviceID)
+        let routing = self.clusterRouting
+        Task { await routing.tell(deviceID, .revoke) }
     }
 
     /// Ends the device's connection and forgets what it left in the broker (its retained
     /// messages), so that a later device of the same id, in any tenant, never receives them.
     func forgetDevice(_ deviceID: String) {
-        let control = self.connectionControl.withLock { $0 }
-        control?.disconnectDevice(deviceID)
-        control?.forgetRetainedMessages(ofDevice: deviceID)
+        self.disconnectDevice(deviceID)
+        self.connectionControl.withLock { $0 }?.forgetRetainedMessages(ofDevice: deviceID)
     }
 
     var broker: (any DeviceConnectionControl)? { self.connectionControl.withLock { $0 } }
@@ -139,6 +152,7 @@ public final class Hub: Sendable {
     public var shadows: Shadows { Shadows(hub: self) }
     public var deviceShadows: DeviceShadows { DeviceShadows(hub: self) }
     public var cluster: Cluster { Cluster(hub: self) }
+    public var clusterRouting: ClusterRouting { ClusterRouting(hub: self) }
     public var things: Things { Things(hub: self) }
     public var consoleAccounts: ConsoleAccounts { ConsoleAccounts(hub: self) }
     public var rules: Rules { Rules(hub: self) }

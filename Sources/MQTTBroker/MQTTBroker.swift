@@ -340,6 +340,30 @@ public final class MQTTBroker: @unchecked Sendable {
         }
     }
 
+    /// The client connected to another node of the cluster, which holds its session now (from the
+    /// store): the connection here closes (5.0: DISCONNECT 0x8E, session taken over) and the
+    /// session leaves this node's memory, without its will (the client did not go, it moved) and
+    /// without being removed from the store.
+    @discardableResult
+    public func handOver(clientIdentifier: String) -> Bool {
+        self.locked {
+            guard let session = self.sessions[clientIdentifier] else { return false }
+            let connection = session.connection
+            session.state.discardWill()
+            self.attach(nil, to: session)
+            for subscription in session.state.subscriptions.values {
+                self.tree.remove(clientIdentifier: clientIdentifier, topicFilter: subscription.topicFilter, shareGroup: subscription.shareGroup)
+            }
+            session.state.subscriptions = [:]
+            session.stored = false
+            self.releaseWaiters(of: session)
+            session.cancelTimers()
+            self.sessions[clientIdentifier] = nil
+            if let connection { self.deferred.append { connection.close(reason: .sessionTakenOver) } }
+            return connection != nil
+        }
+    }
+
     /// Keeps (or, with nil, forgets) the retained message on a topic, and counts it against its
     /// publisher. Lock held.
     private func setRetained(_ message: MQTTBrokerMessage?, on topic: String) {

@@ -30,4 +30,97 @@ struct ClusterCLITests {
         }
         _ = await server.stop()
     }
+
+    /// A paho-mqtt 5.0 device connected to `mqtt` until the broker disconnects it: the
+    /// DISCONNECT's reason code, or -1 when its CONNACK refused it, or nil when nothing ended it.
+    static func connectUntilDisconnected(_ mqtt: Int, _ id: String, _ secret: String) -> Task<Int?, any Error> {
+        Task {
+            let script = """
+                import sys, threading
+                import paho.mqtt.client as mqtt
+                done, result = threading.Event(), {}
+                def on_connect(client, userdata, flags, reason, properties):
+                    if reason.is_failure:
+                        result["code"] = -1
+                        done.set()
+                    else:
+                        print("connected", flush=True)
+                def on_disconnect(client, userdata, flags, reason, properties):
+                    result.setdefault("code", reason.value)
+                    done.set()
+                client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=sys.argv[2], protocol=mqtt.MQTTv5)
+                client.username_pw_set(sys.argv[2], sys.argv[3])
+                client.on_connect, client.on_disconnect = on_connect, on_disconnect
+                client.connect("127.0.0.1", int(sys.argv[1]), keepalive=60)
+                client.loop_start()
+                done.wait(120)
+                client.loop_stop()
+                print(result.get("code"))
+                """
+            let run = try await Subprocess.run(["python3", "-c", script, "\(mqtt)", id, secret], timeout: 300)
+            return Int(run.stdout.split(separator: "\n").last.map(String.init) ?? "")
+        }
+    }
+
+    @Test("two nodes on one PostgreSQL: a downlink queued through one reaches a device on the other; a device rejected on one is disconnected from the other; a device connecting to one is taken over from the other")
+    func twoNodesRouteToDevices() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (url, cleanup) = try await TestDatabase.makePostgresDatabase()
+        let mqtt = (freeLoopbackPort(), freeLoopbackPort())
+        // One data dir: the same master key on both nodes, as every node of a cluster needs.
+        let (first, http) = try await ConduitServer.start(
+            ["--http-port", "0", "--mqtt-port", "\(mqtt.0)", "--database-url", url, "--node-id", "node-1"], in: directory
+        )
+        var second: ConduitServer?
+        do {
+            let token = try #require(first.bootstrapToken)
+            let started = try await ConduitServer.start(
+                ["--http-port", "0", "--mqtt-port", "\(mqtt.1)", "--database-url", url, "--node-id", "node-2"], in: directory
+            )
+            second = started.server
+            let http2 = started.port
+            let created = try await ConduitCLITests.http("POST", http, "/v1/devices", token: token, json: #"{"id":"roam-1","name":"Roaming"}"#)
+            let secret = try #require(created.body["secret"] as? String)
+            #expect(try await ConduitCLITests.http("POST", http, "/v1/devices/roam-1/accept", token: token).status == 200)
+
+            // A downlink queued through node 1 reaches the device on node 2.
+            let receiver = DownlinkGatewayTests.receive(mqtt.1, "roam-1", secret, count: 1)
+            try await waitUntil("node 2 to hold the device") {
+                let nodes = try await ConduitCLITests.http("GET", http, "/v1/cluster", token: token).body["nodes"] as? [[String: Any]] ?? []
+                return nodes.first { $0["id"] as? String == "node-2" }?["devices"] as? Int == 1
+            }
+            try await Task.sleep(for: .milliseconds(500))  // the SUBSCRIBE after the CONNECT
+            let queued = ContinuousClock.now
+            let downlink = try await ConduitCLITests.http(
+                "POST", http, "/v1/devices/roam-1/downlinks", token: token, json: #"{"payload_raw": "\#(Data("to node 2".utf8).base64EncodedString())"}"#
+            )
+            #expect(downlink.status == 201, "\(downlink.body)")
+            let received = try await receiver.value
+            print("cluster: downlink through node 1 reached the device on node 2 after \(ContinuousClock.now - queued)")
+            #expect(received.stdout == "to node 2\n", "\(received.stderr)")
+
+            // A device on node 2 connects to node 1: node 2 closes its connection, session taken over.
+            let onSecond = Self.connectUntilDisconnected(mqtt.1, "roam-1", secret)
+            try await waitUntil("node 2 to hold the device again") {
+                let nodes = try await ConduitCLITests.http("GET", http, "/v1/cluster", token: token).body["nodes"] as? [[String: Any]] ?? []
+                return nodes.first { $0["id"] as? String == "node-2" }?["devices"] as? Int == 1
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let onFirst = Self.connectUntilDisconnected(mqtt.0, "roam-1", secret)
+            #expect(try await onSecond.value == 0x8E)
+
+            // Rejected through node 2 while connected to node 1: node 1 disconnects it.
+            #expect(try await ConduitCLITests.http("POST", http2, "/v1/devices/roam-1/reject", token: token).status == 200)
+            #expect(try await onFirst.value == 0x87, "not authorized: rejected")
+        } catch {
+            _ = await first.stop()
+            _ = await second?.stop()
+            await cleanup()
+            throw error
+        }
+        _ = await first.stop()
+        _ = await second?.stop()
+        await cleanup()
+    }
 }

@@ -26,7 +26,6 @@ struct DownlinkGatewayTests {
         }
     }
 
-    /// Publishes as AWS IoT would, to mosquitto's plain listener.
     /// Conduit's AWS settings for a test whose data endpoint is `mosquitto`: STS at moto, and the
     /// operator's allowlist naming the motos and the mosquitto standing in for AWS's broker.
     static func environment(accessKey: String, mosquitto: TLSMosquitto) throws -> [String: String] {
@@ -47,6 +46,7 @@ struct DownlinkGatewayTests {
         ]
     }
 
+    /// Publishes as AWS IoT would, to mosquitto's plain listener.
     static func publishFromAWS(_ mosquitto: TLSMosquitto, _ topic: String, _ message: String) async throws {
         let result = try await Subprocess.run(
             ["mosquitto_pub", "-h", "127.0.0.1", "-p", "\(mosquitto.plainPort)", "-i", "aws-side", "-q", "1", "-t", topic, "-m", message],

@@ -16,7 +16,7 @@ struct ClusterRoutes {
             uplinkShards: UplinkShards.count,
             nodes: nodes.map {
                 .init(
-                    id: $0.id, startedAt: $0.startedAt, heartbeatAt: $0.heartbeatAt, alive: $0.alive, uplinkShards: $0.uplinkShards,
+                    id: $0.id, startedAt: $0.startedAt, heartbeatAt: $0.heartbeatAt, alive: $0.alive, uplinkShards: $0.uplinkShards, devices: $0.devices,
                     gateways: $0.gateways
                 )
             }
@@ -31,6 +31,7 @@ struct ClusterRepresentation: ResponseEncodable {
         let heartbeatAt: Date
         let alive: Bool
         let uplinkShards: Int
+        let devices: Int
         let gateways: [String]
     }
 

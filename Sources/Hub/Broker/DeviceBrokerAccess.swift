@@ -51,6 +51,7 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
                         deviceID: deviceID, counted: "credentials"
                     )
                 }
+                await self.hub.clusterRouting.deviceConnected(deviceID)
                 return .accept(principal: deviceID)
             } catch {
                 self.hub.logger.error("MQTT authentication failed", metadata: ["error": "\(error)"])
@@ -74,6 +75,7 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
             guard device.status == .accepted else {
                 return self.refuse(.notAuthorized, Self.notAccepted(device.status), deviceID: deviceID, counted: device.status.rawValue)
             }
+            await self.hub.clusterRouting.deviceConnected(deviceID)
             return .accept(principal: deviceID)
         } catch {
             self.hub.logger.error("MQTT authentication failed", metadata: ["error": "\(error)"])
@@ -219,6 +221,10 @@ extension MQTTBroker: DeviceConnectionControl {
 
     public func pendingDeliveryIDs(_ deviceID: String) -> Set<Int> {
         self.pendingDeliveryIDs(clientIdentifier: deviceID)
+    }
+
+    public func handOver(_ deviceID: String) -> Bool {
+        self.handOver(clientIdentifier: deviceID)
     }
 
     public func forgetRetainedMessages(ofDevice deviceID: String) {

@@ -10,6 +10,8 @@ public struct ClusterNodeView: Sendable, Equatable {
     public var alive: Bool
     /// Shards of the uplink outbox it forwards.
     public var uplinkShards: Int
+    /// Devices whose latest connection it took.
+    public var devices: Int
     /// The tenant's integrations whose downlink gateway connection it holds.
     public var gateways: [String]
 }
@@ -29,11 +31,12 @@ public struct Cluster: Sendable {
         let tenantIntegrations = Set(try await session.integrations.list(tenantID: principal.tenantID).map(\.id))
         let shards = try await session.cluster.shardLeases().filter { $0.value.until >= now }
         let gateways = try await session.gatewayLeases.all().filter { $0.until >= now && tenantIntegrations.contains($0.integrationID) }
+        let devices = try await session.deviceSessions.countByNode()
         return try await session.cluster.nodes().map { node in
             ClusterNodeView(
                 id: node.id, startedAt: node.startedAt, heartbeatAt: node.heartbeatAt,
                 alive: node.heartbeatAt >= now.addingTimeInterval(-Self.aliveFor),
-                uplinkShards: shards.values.filter { $0.owner == node.id }.count,
+                uplinkShards: shards.values.filter { $0.owner == node.id }.count, devices: devices[node.id] ?? 0,
                 gateways: gateways.filter { $0.owner == node.id }.map(\.integrationID)
             )
         }

@@ -17,11 +17,17 @@ public final class ClusterMembership: Sendable {
         public var heartbeatInterval: Duration
         /// How long a lease lasts unrenewed, and how long a silent node counts as alive.
         public var leaseDuration: Duration
+        /// Between reads of the mail other nodes left this one (downlinks, revocations and
+        /// takeovers of the devices it holds).
+        public var mailInterval: Duration
 
-        public init(nodeID: String, heartbeatInterval: Duration = .seconds(5), leaseDuration: Duration = .seconds(15)) {
+        public init(
+            nodeID: String, heartbeatInterval: Duration = .seconds(5), leaseDuration: Duration = .seconds(15), mailInterval: Duration = .milliseconds(200)
+        ) {
             self.nodeID = nodeID
             self.heartbeatInterval = heartbeatInterval
             self.leaseDuration = leaseDuration
+            self.mailInterval = mailInterval
         }
     }
 
@@ -35,8 +41,37 @@ public final class ClusterMembership: Sendable {
         self.startedAt = hub.now()
     }
 
-    /// Beats and keeps this node's shards until cancelled; then gives them up and leaves.
+    /// Beats, keeps this node's shards and reads its mail until cancelled; then gives the shards
+    /// up and leaves.
     public func run() async {
+        // One SQLite file has one node: no other node to hold devices or to leave mail.
+        let shared = self.hub.store.dialect == .postgres
+        if shared { self.hub.clusterNode.withLock { $0 = self.configuration.nodeID } }
+        await withDiscardingTaskGroup { group in
+            if shared { group.addTask { await self.readMail() } }
+            await self.beat()
+            group.cancelAll()
+        }
+    }
+
+    /// What other nodes ask of this one, several times a second: a missed one is never lost, it
+    /// waits in the store.
+    private func readMail() async {
+        let sessions = self.hub.store.session.deviceSessions
+        let routing = self.hub.clusterRouting
+        while !Task.isCancelled {
+            do {
+                for mail in try await sessions.take(for: self.configuration.nodeID, limit: 500) {
+                    await routing.handle(mail)
+                }
+            } catch {
+                self.hub.logger.notice("cannot read this node's mail", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: self.configuration.mailInterval)
+        }
+    }
+
+    private func beat() async {
         let shards = self.hub.uplinkShards
         let cluster = self.hub.store.session.cluster
         let me = self.configuration.nodeID
@@ -83,6 +118,7 @@ public final class ClusterMembership: Sendable {
                 self.hub.uplinkDoorbell.ring()
                 // A node silent for a day is gone for good.
                 try await cluster.forget(nodeID: nil, silentSince: now.addingTimeInterval(-86_400))
+                try await self.hub.store.session.deviceSessions.dropMail(except: try await cluster.nodes().map(\.id))
             } catch {
                 // What is held stays held until its time in memory runs out.
                 self.hub.logger.notice("cannot renew this node's place in the cluster", metadata: ["error": "\(error)"])

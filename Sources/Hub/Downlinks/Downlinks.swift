@@ -65,6 +65,7 @@ public struct Downlinks: Sendable {
         )
         Counter(label: "conduit_downlinks_queued_total").increment()
         await self.sendPending(to: device.id)
+        await self.hub.clusterRouting.tell(device.id, .downlink)
         return downlink
     }
 

@@ -15,7 +15,7 @@ extension SQLQueryString {
 
 extension SQLQueryString {
     /// Appends `?, ?, ...` binding each value: the inside of an `IN (...)`.
-    mutating func appendBindList(_ values: [String]) {
+    mutating func appendBindList(_ values: [some Encodable & Sendable]) {
         for (index, value) in values.enumerated() {
             if index > 0 { self.appendLiteral(", ") }
             self.appendInterpolation(bind: value)

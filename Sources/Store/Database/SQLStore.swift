@@ -197,6 +197,7 @@ public struct StoreSession: Sendable {
     public var downlinks: DownlinkRepository { DownlinkRepository(session: self) }
     public var gatewayLeases: GatewayLeaseRepository { GatewayLeaseRepository(session: self) }
     public var cluster: ClusterRepository { ClusterRepository(session: self) }
+    public var deviceSessions: DeviceSessionRepository { DeviceSessionRepository(session: self) }
     public var users: UserRepository { UserRepository(session: self) }
     public var consoleSessions: ConsoleSessionRepository { ConsoleSessionRepository(session: self) }
     public var mqttSessions: MQTTSessionRepository { MQTTSessionRepository(session: self) }

@@ -447,5 +447,29 @@ extension Migration {
                 """,
             ]
         },
+        Migration(version: 17, name: "which node holds each device's connection, and what nodes must tell each other of devices") { dialect in
+            [
+                """
+                CREATE TABLE device_sessions (
+                    device_id TEXT PRIMARY KEY,
+                    node_id TEXT NOT NULL,
+                    epoch BIGINT NOT NULL,
+                    connected_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX device_sessions_node ON device_sessions (node_id)",
+                """
+                CREATE TABLE node_mail (
+                    seq \(dialect.identityPrimaryKey),
+                    node_id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    epoch BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX node_mail_node ON node_mail (node_id, seq)",
+            ]
+        },
     ]
 }

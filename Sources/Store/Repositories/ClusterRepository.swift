@@ -88,10 +88,7 @@ public struct ClusterRepository: Sendable {
     public func releaseShards(_ shards: [Int], owner: String) async throws {
         guard !shards.isEmpty else { return }
         var query = SQLQueryString("DELETE FROM uplink_shard_leases WHERE owner = \(bind: owner) AND shard IN (")
-        for (index, shard) in shards.enumerated() {
-            if index > 0 { query.appendLiteral(", ") }
-            query.appendInterpolation(bind: shard)
-        }
+        query.appendBindList(shards)
         query.appendLiteral(")")
         try await self.session.sql.raw(query).run()
     }

@@ -1,0 +1,96 @@
+import Foundation
+import SQLKit
+
+/// What one node tells another of a device: it holds the device's connection, and must act.
+public struct NodeMail: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// Downlinks wait in the device's queue: send them.
+        case downlink
+        /// The device's access ended (rejected, decommissioned, deleted, a new secret or
+        /// certificate): disconnect it.
+        case revoke
+        /// The device connected to another node (with this epoch): close the connection here.
+        case takeover
+    }
+
+    public var sequence: Int
+    public var kind: Kind
+    public var deviceID: String
+    public var epoch: Int
+}
+
+/// Which node holds each device's connection, with an epoch that grows with each connection (the
+/// newest wins), and the mail nodes leave each other about devices held elsewhere.
+public struct DeviceSessionRepository: Sendable {
+    let session: StoreSession
+
+    /// Notes that `nodeID` holds the device's connection now; returns the connection's epoch and
+    /// the node that held it before, if another.
+    public func connected(deviceID: String, nodeID: String, now: Date) async throws -> (epoch: Int, previous: String?) {
+        let before = try await self.holder(deviceID: deviceID)
+        let row = try await self.session.sql.raw(
+            """
+            INSERT INTO device_sessions (device_id, node_id, epoch, connected_at)
+            VALUES (\(bind: deviceID), \(bind: nodeID), 1, \(bind: now.storeMilliseconds))
+            ON CONFLICT (device_id) DO UPDATE SET node_id = excluded.node_id, epoch = device_sessions.epoch + 1, connected_at = excluded.connected_at
+            RETURNING epoch
+            """
+        ).first()
+        let epoch = try row?.decode(column: "epoch", as: Int.self) ?? 1
+        return (epoch, before.flatMap { $0.nodeID == nodeID ? nil : $0.nodeID })
+    }
+
+    /// The node holding the device's latest connection, and its epoch.
+    public func holder(deviceID: String) async throws -> (nodeID: String, epoch: Int)? {
+        guard let row = try await self.session.sql.raw(
+            "SELECT node_id, epoch FROM device_sessions WHERE device_id = \(bind: deviceID)"
+        ).first() else { return nil }
+        return (try row.decode(column: "node_id", as: String.self), try row.decode(column: "epoch", as: Int.self))
+    }
+
+    /// Devices whose latest connection each node holds.
+    public func countByNode() async throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try await self.session.sql.raw("SELECT node_id, COUNT(*) AS n FROM device_sessions GROUP BY node_id").all() {
+            counts[try row.decode(column: "node_id", as: String.self)] = try row.decode(column: "n", as: Int.self)
+        }
+        return counts
+    }
+
+    /// Leaves mail for a node.
+    public func post(_ kind: NodeMail.Kind, deviceID: String, epoch: Int, to nodeID: String, now: Date) async throws {
+        try await self.session.sql.raw(
+            """
+            INSERT INTO node_mail (node_id, kind, device_id, epoch, created_at)
+            VALUES (\(bind: nodeID), \(bind: kind.rawValue), \(bind: deviceID), \(bind: epoch), \(bind: now.storeMilliseconds))
+            """
+        ).run()
+    }
+
+    /// Takes the node's mail, oldest first: read and removed at once.
+    public func take(for nodeID: String, limit: Int) async throws -> [NodeMail] {
+        try await self.session.sql.raw(
+            """
+            DELETE FROM node_mail WHERE seq IN (
+                SELECT seq FROM node_mail WHERE node_id = \(bind: nodeID) ORDER BY seq LIMIT \(bind: limit)
+            )
+            RETURNING seq, kind, device_id, epoch
+            """
+        ).all().compactMap { row in
+            guard let kind = NodeMail.Kind(rawValue: try row.decode(column: "kind", as: String.self)) else { return nil }
+            return NodeMail(
+                sequence: try row.decode(column: "seq", as: Int.self), kind: kind, deviceID: try row.decode(column: "device_id", as: String.self),
+                epoch: try row.decode(column: "epoch", as: Int.self)
+            )
+        }.sorted { $0.sequence < $1.sequence }
+    }
+
+    /// Removes mail left for nodes gone: those not in `nodes`.
+    public func dropMail(except nodes: [String]) async throws {
+        guard !nodes.isEmpty else { return }
+        var query = SQLQueryString("DELETE FROM node_mail WHERE node_id NOT IN (")
+        query.appendBindList(nodes)
+        query.appendLiteral(")")
+        try await self.session.sql.raw(query).run()
+    }
+}
