@@ -313,7 +313,7 @@ struct ServeCommand: AsyncParsableCommand {
         let deviceCA = try settings.deviceCA(ca: self.mqttTlsCa, key: self.mqttTlsCaKey)
         let nodeID = try settings.nodeID(self.nodeId)
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(NodeMetricsFactory(base: PrometheusMetricsFactory(registry: registry), nodeID: nodeID))
 
         let store = try await SQLStore.open(location, logger: Logger(label: "conduit.store"))
         do {

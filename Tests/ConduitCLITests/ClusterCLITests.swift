@@ -2,9 +2,13 @@ import ConduitTesting
 import Foundation
 import Testing
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
 @Suite("GET /v1/cluster")
 struct ClusterCLITests {
-    @Test("a node shows itself: its id, alive, forwarding every shard of the outbox; readers may not look")
+    @Test("a node shows itself: its id, alive, forwarding every shard of the outbox, its metrics labelled with it; readers may not look")
     func oneNode() async throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -21,6 +25,13 @@ struct ClusterCLITests {
             #expect(nodes.first?["id"] as? String == "node-a")
             #expect(nodes.first?["alive"] as? Bool == true)
             #expect(cluster["uplinkShards"] as? Int == 64)
+            // Its metrics carry its id, so that several nodes' figures stay apart in one Prometheus.
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(http)/metrics")!)
+            request.timeoutInterval = 30
+            let (metrics, _) = try await URLSession.shared.data(for: request)
+            let text = String(decoding: metrics, as: UTF8.self)
+            #expect(text.contains(#"node="node-a""#), "\(text.prefix(2000))")
+            #expect(!text.split(separator: "\n").contains { $0.hasPrefix("conduit_") && !$0.contains(#"node="node-a""#) }, "every conduit_ metric has its node")
             let reader = try await ConduitCLITests.http("POST", http, "/v1/tokens", token: token, json: #"{"role": "reader", "name": "looker"}"#)
             let readerToken = try #require(reader.body["token"] as? String)
             #expect(try await ConduitCLITests.http("GET", http, "/v1/cluster", token: readerToken).status == 403)

@@ -17,12 +17,12 @@ public final class ClusterMembership: Sendable {
         public var heartbeatInterval: Duration
         /// How long a lease lasts unrenewed, and how long a silent node counts as alive.
         public var leaseDuration: Duration
-        /// Between reads of the mail other nodes left this one (downlinks, revocations and
-        /// takeovers of the devices it holds).
+        /// The longest between reads of the mail other nodes left this one (downlinks,
+        /// revocations and takeovers of the devices it holds); a notification wakes it at once.
         public var mailInterval: Duration
 
         public init(
-            nodeID: String, heartbeatInterval: Duration = .seconds(5), leaseDuration: Duration = .seconds(15), mailInterval: Duration = .milliseconds(200)
+            nodeID: String, heartbeatInterval: Duration = .seconds(5), leaseDuration: Duration = .seconds(15), mailInterval: Duration = .seconds(1)
         ) {
             self.nodeID = nodeID
             self.heartbeatInterval = heartbeatInterval
@@ -54,20 +54,29 @@ public final class ClusterMembership: Sendable {
         }
     }
 
-    /// What other nodes ask of this one, several times a second: a missed one is never lost, it
+    /// What other nodes ask of this one: read when a notification says there is some, and every
+    /// ``Configuration/mailInterval`` besides. A missed notification loses nothing: the mail
     /// waits in the store.
     private func readMail() async {
         let sessions = self.hub.store.session.deviceSessions
         let routing = self.hub.clusterRouting
-        while !Task.isCancelled {
-            do {
-                for mail in try await sessions.take(for: self.configuration.nodeID, limit: 500) {
-                    await routing.handle(mail)
-                }
-            } catch {
-                self.hub.logger.notice("cannot read this node's mail", metadata: ["error": "\(error)"])
+        let bell = Doorbell()
+        await withDiscardingTaskGroup { group in
+            group.addTask { [store = self.hub.store, channel = ClusterRouting.mailChannel(self.configuration.nodeID)] in
+                await store.listen(channel) { _ in bell.ring() }
             }
-            try? await Task.sleep(for: self.configuration.mailInterval)
+            while !Task.isCancelled {
+                let generation = bell.generation
+                do {
+                    for mail in try await sessions.take(for: self.configuration.nodeID, limit: 500) {
+                        await routing.handle(mail)
+                    }
+                } catch {
+                    self.hub.logger.notice("cannot read this node's mail", metadata: ["error": "\(error)"])
+                }
+                await bell.wait(since: generation, timeout: self.configuration.mailInterval)
+            }
+            group.cancelAll()
         }
     }
 

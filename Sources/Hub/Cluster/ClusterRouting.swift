@@ -3,7 +3,8 @@ import Store
 
 /// What must reach a device held by another node: which node holds each device's connection (the
 /// newest connection wins), and mail to that node for a downlink, a revocation or a takeover.
-/// Nodes read their mail several times a second; one process alone (no ``ClusterMembership``
+/// A node is woken by a notification (PostgreSQL's NOTIFY, ids only) and reads its mail every
+/// second besides, since a missed notification is gone for good; one process alone (no ``ClusterMembership``
 /// running) keeps no registry and sends no mail.
 public struct ClusterRouting: Sendable {
     let hub: Hub
@@ -16,7 +17,7 @@ public struct ClusterRouting: Sendable {
             let (epoch, previous) = try await self.hub.store.session.deviceSessions.connected(deviceID: deviceID, nodeID: me, now: self.hub.now())
             self.hub.localEpochs.withLock { $0[deviceID] = epoch }
             if let previous {
-                try await self.hub.store.session.deviceSessions.post(.takeover, deviceID: deviceID, epoch: epoch, to: previous, now: self.hub.now())
+                try await self.post(.takeover, deviceID: deviceID, epoch: epoch, to: previous)
             }
         } catch {
             self.hub.logger.warning("cannot note which node holds a device", metadata: [LogKey.deviceID: "\(deviceID)", "error": "\(error)"])
@@ -28,12 +29,30 @@ public struct ClusterRouting: Sendable {
         guard let me = self.hub.clusterNode.withLock({ $0 }) else { return }
         do {
             guard let holder = try await self.hub.store.session.deviceSessions.holder(deviceID: deviceID), holder.nodeID != me else { return }
-            try await self.hub.store.session.deviceSessions.post(kind, deviceID: deviceID, epoch: holder.epoch, to: holder.nodeID, now: self.hub.now())
+            try await self.post(kind, deviceID: deviceID, epoch: holder.epoch, to: holder.nodeID)
         } catch {
             self.hub.logger.warning(
                 "cannot tell the node holding a device", metadata: [LogKey.deviceID: "\(deviceID)", "conduit.kind": "\(kind.rawValue)", "error": "\(error)"]
             )
         }
+    }
+
+    /// The channel a node listens on for news of its mail: named by a hash of its id, so that
+    /// any id makes a valid channel name.
+    static func mailChannel(_ nodeID: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in nodeID.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return "conduit_mail_" + String(hash, radix: 16)
+    }
+
+    /// Leaves mail for a node and wakes it (the notification carries ids only; a missed one is
+    /// made up by the node's next read of its mail).
+    private func post(_ kind: NodeMail.Kind, deviceID: String, epoch: Int, to nodeID: String) async throws {
+        try await self.hub.store.session.deviceSessions.post(kind, deviceID: deviceID, epoch: epoch, to: nodeID, now: self.hub.now())
+        try? await self.hub.store.notify(Self.mailChannel(nodeID), payload: "\(kind.rawValue):\(deviceID)")
     }
 
     /// Does what another node asked of this one.
