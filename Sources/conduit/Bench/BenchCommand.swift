@@ -7,7 +7,7 @@ import NIOPosix
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (not tests): measure Conduit, or any peer, on this machine.",
-        subcommands: [MQTTBench.self, ProvisionBench.self, UplinkBench.self, ConsoleBench.self]
+        subcommands: [MQTTBench.self, ProvisionBench.self, UplinkBench.self, ConsoleBench.self, ClusterBench.self]
     )
 }
 

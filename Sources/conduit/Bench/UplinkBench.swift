@@ -94,14 +94,8 @@ struct UplinkBench: AsyncParsableCommand {
         )
         let tenant = try await hub.access.ensureDefaultTenant()
         let admin = Principal(tenantID: tenant.id, role: .admin, actor: "bench")
-        var draft = IntegrationDraft()
-        draft.name = "sink"
-        draft.region = "us-east-1"
-        draft.endpointURL = .some("http://127.0.0.1:\(sinkPort)")
-        draft.credentials = .init(accessKeyID: "AKIACONDUITBENCH0001", secretAccessKey: "bench")
-        draft.policy = .init(perThing: true)
+        var draft = PublishSink.integration(port: sinkPort)
         draft.payloadFormat = self.payloadFormat
-        draft.bind = .init(labels: ["bench"])
         let integration = try await hub.integrations.create(draft, by: admin)
         for index in 0..<self.rules {
             // Every message reaches every rule; each device crosses a band every few hundred messages.
@@ -224,6 +218,18 @@ final class PublishSink: Sendable {
     init(expected: Int, latency: Duration = .zero) {
         self.expected = expected
         self.latency = latency
+    }
+
+    /// An integration of the devices labelled `bench` that publishes to the sink on `port`.
+    static func integration(port: Int) -> IntegrationDraft {
+        var draft = IntegrationDraft()
+        draft.name = "sink"
+        draft.region = "us-east-1"
+        draft.endpointURL = .some("http://127.0.0.1:\(port)")
+        draft.credentials = .init(accessKeyID: "AKIACONDUITBENCH0001", secretAccessKey: "bench")
+        draft.policy = .init(perThing: true)
+        draft.bind = .init(labels: ["bench"])
+        return draft
     }
 
     var latencies: [UInt64] { self.state.withLock { $0.latencies } }
