@@ -21,9 +21,10 @@ public struct DownlinkGatewayStatus: Sendable, Equatable {
 
 /// Keeps one MQTT connection per active integration to its AWS IoT data endpoint, as the
 /// integration's gateway thing (mutual TLS with the gateway's certificate, SNI), subscribed to
-/// `{downlinkPrefix}/+/down` and to its things' shadows' `update/documents`. Each downlink is written to its device's queue before AWS gets its
-/// PUBACK, and the session is persistent: what AWS sends while Conduit is away or restarting
-/// waits in AWS (an hour by default) and comes when the gateway is back.
+/// `{downlinkPrefix}/+/down` and to its things' shadows' `update/documents`. Each downlink is
+/// written to its device's queue before AWS gets its PUBACK, and the session is persistent: what
+/// AWS sends while Conduit is away or restarting waits in AWS (an hour by default) and comes when
+/// the gateway is back.
 public final class DownlinkGateways: Sendable {
     public struct Configuration: Sendable {
         /// The longest it waits before looking for integrations whose gateway changed, and

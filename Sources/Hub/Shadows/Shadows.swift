@@ -206,10 +206,17 @@ public struct Shadows: Sendable {
     /// and in the API: of the integrations it has a thing in, the one made first (active ones
     /// before those being deleted). Nil when it has no thing in AWS.
     public func shadowIntegration(tenantID: String, deviceID: String) async throws -> Integration? {
-        let session = self.hub.store.session
+        let records = try await self.hub.store.session.awsThings.list(tenantID: tenantID, deviceID: deviceID).filter(Self.hasShadow)
+        return try await self.shadowIntegration(tenantID: tenantID, among: records)
+    }
+
+    /// The first made of these things' integrations (active ones first).
+    private func shadowIntegration(tenantID: String, among records: [ProvisioningJob]) async throws -> Integration? {
         var candidates: [Integration] = []
-        for record in try await session.awsThings.list(tenantID: tenantID, deviceID: deviceID) where Self.hasShadow(record) {
-            if let integration = try await session.integrations.get(tenantID: tenantID, id: record.integrationID) { candidates.append(integration) }
+        for record in records {
+            if let integration = try await self.hub.store.session.integrations.get(tenantID: tenantID, id: record.integrationID) {
+                candidates.append(integration)
+            }
         }
         return candidates.min { a, b in
             (a.status == .active ? 0 : 1, a.createdAt, a.id) < (b.status == .active ? 0 : 1, b.createdAt, b.id)
@@ -227,7 +234,7 @@ public struct Shadows: Sendable {
         _ = try await self.hub.devices.get(deviceID, by: principal)
         let session = self.hub.store.session
         let records = try await session.awsThings.list(tenantID: principal.tenantID, deviceID: deviceID).filter(Self.hasShadow)
-        guard let home = try await self.shadowIntegration(tenantID: principal.tenantID, deviceID: deviceID) else {
+        guard let home = try await self.shadowIntegration(tenantID: principal.tenantID, among: records) else {
             if let integrationID { _ = try await self.hub.integrations.get(integrationID, by: principal) }
             throw HubError.conflict("not_provisioned", "device '\(deviceID)' has no thing in AWS; accept it into an integration first")
         }
@@ -249,8 +256,7 @@ public struct Shadows: Sendable {
         guard let bytes = try await Self.calling({ try await target.client.getThingShadow(thing: target.thing, name: target.name) }) else {
             return nil
         }
-        guard case .object(let document) = try JSONValue.parse(bytes) else { throw HubError.upstream("AWS answered a shadow that is not a JSON object") }
-        return document
+        return try DeviceShadows.object(bytes)
     }
 
     private func read(_ target: Target) async throws -> ShadowDocument {
