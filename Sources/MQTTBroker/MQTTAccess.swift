@@ -105,7 +105,8 @@ public protocol MQTTPublishObserver: Sendable {
 /// Hears when a client can take messages meant for it, and when it acknowledged one the hub
 /// marked with a delivery id: the two ends of a durable downlink queue.
 public protocol MQTTDeliveryObserver: Sendable {
-    /// The client subscribed to these filters (its SUBACK is on its way).
+    /// The client subscribed to these filters (its SUBACK is on its way), or resumed a session
+    /// read from a shared store that holds them (its CONNACK is on its way).
     func clientSubscribed(clientIdentifier: String, principal: String, filters: [String])
     /// The client acknowledged (PUBACK, or PUBCOMP for QoS 2) the message with this delivery id.
     func messageDelivered(clientIdentifier: String, deliveryID: Int)

@@ -28,7 +28,7 @@ public final class MQTTBroker: @unchecked Sendable {
     let admission: MQTTAdmission
     /// Where persistent sessions are kept, when the broker has a store.
     let journal: MQTTSessionJournal?
-    private let sessionStore: (any MQTTSessionStore)?
+    let sessionStore: (any MQTTSessionStore)?
 
     /// The broker's counters, made once (after the metrics system is bootstrapped).
     struct Metrics: Sendable {
@@ -121,7 +121,9 @@ public final class MQTTBroker: @unchecked Sendable {
     /// it is turned off) and the TLS one (when configured), and returns the TCP port.
     @discardableResult
     public func start() async throws -> Int? {
-        if let sessionStore { self.restore(try await sessionStore.storedSessions()) }
+        // A shared store's sessions are read one by one as their clients connect (to this node
+        // or another); brought back all at once here, they would expire here while alive elsewhere.
+        if let sessionStore, !sessionStore.isShared { self.restore(try await sessionStore.storedSessions()) }
         var port: Int?
         if self.configuration.listensWithoutTLS {
             port = try await self.listen(host: self.configuration.host, port: self.configuration.port, tls: nil)
@@ -230,39 +232,7 @@ public final class MQTTBroker: @unchecked Sendable {
         var gone: [MQTTSessionChange] = []
         self.lock.withLock {
             for record in records {
-                // Within today's maximum (which may be lower than when it was stored).
-                let interval = record.expiryInterval == .max ? .max : min(record.expiryInterval, self.configuration.maximumSessionExpiry)
-                var expiry = interval
-                if let disconnectedAt = record.disconnectedAt, expiry != .max {
-                    let elapsed = UInt32(clamping: Int(max(0, wallClock.timeIntervalSince(disconnectedAt))))
-                    guard elapsed < expiry else {
-                        gone.append(.deleteSession(clientIdentifier: record.clientIdentifier))
-                        continue
-                    }
-                    expiry -= elapsed
-                }
-                var messages: [MQTTSessionState.Outgoing] = []
-                for message in record.messages {
-                    guard let outgoing = message.outgoing(now: now, wallClock: wallClock) else {
-                        gone.append(.removeMessage(clientIdentifier: record.clientIdentifier, sequence: message.sequence))
-                        continue
-                    }
-                    messages.append(outgoing)
-                }
-                // A subscription the rules refuse now (one kept from before they did) is not brought back.
-                let subscriptions = record.subscriptions.compactMap(\.subscription).filter {
-                    self.authorizer.subscriptionRefusal(principal: record.principal, filter: $0.topicFilter, qos: $0.qos) == nil
-                }
-                let session = MQTTSession(
-                    MQTTSessionState(
-                        restoring: record.clientIdentifier, principal: record.principal, expiryInterval: interval,
-                        subscriptions: subscriptions, messages: messages, limits: self.sessionLimits
-                    )
-                )
-                session.stored = true
-                for subscription in subscriptions {
-                    self.tree.insert(clientIdentifier: record.clientIdentifier, subscription: subscription)
-                }
+                guard let (session, expiry) = self.session(restoring: record, now: now, wallClock: wallClock, gone: &gone) else { continue }
                 self.sessions[record.clientIdentifier] = session
                 self.scheduleExpiry(of: session, in: expiry)
             }
@@ -271,6 +241,65 @@ public final class MQTTBroker: @unchecked Sendable {
         if !records.isEmpty {
             self.logger.info("persistent sessions restored", metadata: ["conduit.sessions": "\(records.count)"])
         }
+    }
+
+    /// A session as the store kept it, offline, its subscriptions in the tree (not yet in
+    /// `sessions`), and the seconds it has left; nil when it expired while kept. What is gone
+    /// from it is added to `gone`. Lock held.
+    private func session(
+        restoring record: MQTTSessionRecord, now: NIODeadline, wallClock: Date, gone: inout [MQTTSessionChange]
+    ) -> (MQTTSession, UInt32)? {
+        // Within today's maximum (which may be lower than when it was stored).
+        let interval = record.expiryInterval == .max ? .max : min(record.expiryInterval, self.configuration.maximumSessionExpiry)
+        var expiry = interval
+        if let disconnectedAt = record.disconnectedAt, expiry != .max {
+            let elapsed = UInt32(clamping: Int(max(0, wallClock.timeIntervalSince(disconnectedAt))))
+            guard elapsed < expiry else {
+                gone.append(.deleteSession(clientIdentifier: record.clientIdentifier))
+                return nil
+            }
+            expiry -= elapsed
+        }
+        var messages: [MQTTSessionState.Outgoing] = []
+        for message in record.messages {
+            guard let outgoing = message.outgoing(now: now, wallClock: wallClock) else {
+                gone.append(.removeMessage(clientIdentifier: record.clientIdentifier, sequence: message.sequence))
+                continue
+            }
+            messages.append(outgoing)
+        }
+        // A subscription the rules refuse now (one kept from before they did) is not brought back.
+        let subscriptions = record.subscriptions.compactMap(\.subscription).filter {
+            self.authorizer.subscriptionRefusal(principal: record.principal, filter: $0.topicFilter, qos: $0.qos) == nil
+        }
+        let session = MQTTSession(
+            MQTTSessionState(
+                restoring: record.clientIdentifier, principal: record.principal, expiryInterval: interval,
+                subscriptions: subscriptions, messages: messages, limits: self.sessionLimits
+            )
+        )
+        session.stored = true
+        for subscription in subscriptions {
+            self.tree.insert(clientIdentifier: record.clientIdentifier, subscription: subscription)
+        }
+        return (session, expiry)
+    }
+
+    /// Forgets a session here without ending it in the store: its client is at another node, or
+    /// the store holds a newer copy. Returns the connection it had, if any. Lock held.
+    private func dropLocally(_ session: MQTTSession) -> MQTTConnectionHandle? {
+        let connection = session.connection
+        session.state.discardWill()
+        self.attach(nil, to: session)
+        for subscription in session.state.subscriptions.values {
+            self.tree.remove(clientIdentifier: session.clientIdentifier, topicFilter: subscription.topicFilter, shareGroup: subscription.shareGroup)
+        }
+        session.state.subscriptions = [:]
+        session.stored = false
+        self.releaseWaiters(of: session)
+        session.cancelTimers()
+        self.sessions[session.clientIdentifier] = nil
+        return connection
     }
 
     /// Ends an offline session after `seconds`, unless a client is back first. Lock held.
@@ -348,19 +377,9 @@ public final class MQTTBroker: @unchecked Sendable {
     public func handOver(clientIdentifier: String) -> Bool {
         self.locked {
             guard let session = self.sessions[clientIdentifier] else { return false }
-            let connection = session.connection
-            session.state.discardWill()
-            self.attach(nil, to: session)
-            for subscription in session.state.subscriptions.values {
-                self.tree.remove(clientIdentifier: clientIdentifier, topicFilter: subscription.topicFilter, shareGroup: subscription.shareGroup)
-            }
-            session.state.subscriptions = [:]
-            session.stored = false
-            self.releaseWaiters(of: session)
-            session.cancelTimers()
-            self.sessions[clientIdentifier] = nil
-            if let connection { self.deferred.append { connection.close(reason: .sessionTakenOver) } }
-            return connection != nil
+            guard let connection = self.dropLocally(session) else { return false }
+            self.deferred.append { connection.close(reason: .sessionTakenOver) }
+            return true
         }
     }
 
@@ -452,10 +471,12 @@ public final class MQTTBroker: @unchecked Sendable {
     /// Attaches a connection to its session, taking the session over from an older connection, and
     /// queues what the session owes the client (unacknowledged messages again, with DUP, then
     /// the queue) behind the CONNACK the caller writes next. Nil when the client's access was
-    /// revoked after `authenticatedSince`.
+    /// revoked after `authenticatedSince`. `stored` is the session a shared store kept for the
+    /// client, read as it connected: it is the one resumed unless a connection here holds the
+    /// session now (the store's copy is then the same or older).
     func connect(
         _ connect: MQTTConnectPacket, clientIdentifier: String, principal: String, handle: MQTTConnectionHandle,
-        authenticatedSince: NIODeadline
+        authenticatedSince: NIODeadline, stored: MQTTSessionRecord? = nil
     ) -> ConnectOutcome? {
         let requestedExpiry: UInt32 =
             connect.version.hasProperties
@@ -465,6 +486,15 @@ public final class MQTTBroker: @unchecked Sendable {
         return self.locked {
             if let revoked = self.revocations[clientIdentifier], revoked >= authenticatedSince { return nil }
             let now = NIODeadline.now()
+            if let stored, !connect.cleanStart, self.sessions[clientIdentifier]?.connection == nil {
+                // Another node may have held the session since this one last did.
+                if let offline = self.sessions[clientIdentifier] { _ = self.dropLocally(offline) }
+                var gone: [MQTTSessionChange] = []
+                if let (session, _) = self.session(restoring: stored, now: now, wallClock: Date(), gone: &gone) {
+                    self.sessions[clientIdentifier] = session
+                }
+                self.journal?.append(gone)
+            }
             var resumed: MQTTSession?
             if let existing = self.sessions[clientIdentifier] {
                 existing.cancelTimers()
@@ -496,6 +526,14 @@ public final class MQTTBroker: @unchecked Sendable {
             let owed = session.state.connected(link, will: connect.will, expiryInterval: expiry, now: now)
             self.persist(session, row: true, now: now)
             self.send(owed, to: handle)
+            if stored != nil, resumed != nil, let observer = self.deliveryObserver {
+                // Read from a shared store: nothing was queued for it while no node held it, so
+                // what waits for it elsewhere (a downlink queue) is asked for, as on a SUBSCRIBE.
+                let filters = session.state.subscriptions.values.map(\.filter)
+                if !filters.isEmpty {
+                    self.deferred.append { observer.clientSubscribed(clientIdentifier: clientIdentifier, principal: principal, filters: filters) }
+                }
+            }
             return ConnectOutcome(sessionPresent: resumed != nil, sessionExpiry: expiry)
         }
     }

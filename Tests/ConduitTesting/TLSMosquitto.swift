@@ -63,10 +63,7 @@ public final class TLSMosquitto: Sendable {
         process.standardError = FileHandle.nullDevice
         try process.run()
         self.process.withLock { $0 = process }
-        for _ in 0..<100 {
-            if (try? await Subprocess.run(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/\(self.port)"], timeout: 2))?.status == 0 { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        if try await loopbackPortAccepts(self.port) { return }
         await self.stop()
         throw TestSetupError("mosquitto did not start")
     }
@@ -92,3 +89,11 @@ public final class TLSMosquitto: Sendable {
     }
 }
 
+/// Waits (5 s at most) until something accepts TCP connections on the loopback port.
+func loopbackPortAccepts(_ port: Int) async throws -> Bool {
+    for _ in 0..<100 {
+        if (try? await Subprocess.run(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"], timeout: 2))?.status == 0 { return true }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return false
+}

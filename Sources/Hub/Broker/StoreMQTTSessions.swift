@@ -11,13 +11,23 @@ public struct StoreMQTTSessions: MQTTSessionStore {
         self.store = hub.store
     }
 
+    /// PostgreSQL is where the nodes of a cluster meet: a session may be resumed on any of them.
+    public var isShared: Bool { self.store.dialect == .postgres }
+
     public func storedSessions() async throws -> [MQTTSessionRecord] {
         let decoder = JSONDecoder()
-        return try await self.store.session.mqttSessions.all().map { row in
-            var record = try decoder.decode(MQTTSessionRecord.self, from: Data(row.record.utf8))
-            record.messages = try row.messages.map { try decoder.decode(MQTTSessionRecord.Message.self, from: Data($0.utf8)) }
-            return record
-        }
+        return try await self.store.session.mqttSessions.all().map { try Self.record($0.record, $0.messages, decoder) }
+    }
+
+    public func storedSession(clientIdentifier: String) async throws -> MQTTSessionRecord? {
+        guard let row = try await self.store.session.mqttSessions.get(clientID: clientIdentifier) else { return nil }
+        return try Self.record(row.record, row.messages, JSONDecoder())
+    }
+
+    private static func record(_ document: String, _ messages: [String], _ decoder: JSONDecoder) throws -> MQTTSessionRecord {
+        var record = try decoder.decode(MQTTSessionRecord.self, from: Data(document.utf8))
+        record.messages = try messages.map { try decoder.decode(MQTTSessionRecord.Message.self, from: Data($0.utf8)) }
+        return record
     }
 
     public func save(_ changes: [MQTTSessionChange]) async throws {

@@ -49,6 +49,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var readHeldByIngest = false
     /// When the authenticator was asked; a revocation after it wins over its verdict.
     private var authenticationStarted = NIODeadline.now()
+    /// The client's session as a shared store kept it, read once it was let in.
+    private var storedSession: MQTTSessionRecord?
     /// The client's address, as the per-address bounds count it; nil once let go.
     private var address: String?
     /// The address holds more connections than it may: this one's CONNECT is refused.
@@ -361,11 +363,23 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             version: connect.version, certificateCommonName: certificate?.commonName, certificateDER: certificate?.der
         )
         let authenticator = self.broker.authenticator
-        let promise = context.eventLoop.makePromise(of: MQTTAuthenticationResult.self)
-        promise.completeWithTask { await authenticator.authenticate(request) }
+        // A shared store may hold a session another node left: it is read before the client is
+        // attached, and a client that cannot have it now is refused rather than given a new one.
+        let sharedStore = connect.cleanStart ? nil : self.broker.sessionStore.flatMap { $0.isShared ? $0 : nil }
+        let promise = context.eventLoop.makePromise(of: (MQTTAuthenticationResult, MQTTSessionRecord?).self)
+        promise.completeWithTask {
+            let result = await authenticator.authenticate(request)
+            guard case .accept = result, let sharedStore else { return (result, nil) }
+            do {
+                return (result, try await sharedStore.storedSession(clientIdentifier: clientIdentifier))
+            } catch {
+                return (.reject(.serverUnavailable, explanation: "the client's session cannot be read now; try again"), nil)
+            }
+        }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        promise.futureResult.whenSuccess { result in
+        promise.futureResult.whenSuccess { result, stored in
             let handler = loopBound.value
+            handler.storedSession = stored
             if case .reject(let reason, let explanation) = result {
                 // Wrong credentials only: a pending or rejected device that knows its secret, retrying
                 // behind an address it shares, must not pause every device there.
@@ -391,8 +405,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             maximumPacketSize: self.state.clientMaximumPacketSize, eventLoop: eventLoop, handler: self
         )
         let outcome = self.broker.connect(
-            connect, clientIdentifier: clientIdentifier, principal: principal, handle: handle, authenticatedSince: self.authenticationStarted
+            connect, clientIdentifier: clientIdentifier, principal: principal, handle: handle, authenticatedSince: self.authenticationStarted,
+            stored: self.storedSession
         )
+        self.storedSession = nil
         if outcome != nil { self.handle = handle }
         self.run(self.state.sessionAttached(outcome, now: eventLoop.now))
     }

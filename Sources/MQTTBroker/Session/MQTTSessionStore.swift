@@ -6,8 +6,15 @@ import NIOCore
 /// process: their subscriptions and the QoS 1 and 2 messages they hold, so that a restart, or a
 /// crash, loses neither. Wills and retained messages are not kept.
 public protocol MQTTSessionStore: Sendable {
-    /// Every session kept, with its messages in order; read once, when the broker starts.
+    /// Other brokers keep their sessions in the same store (the nodes of one cluster), so a
+    /// client may come back to any of them. A session then lives in the store between its
+    /// connections: read when its client connects, not when the broker starts.
+    var isShared: Bool { get }
+    /// Every session kept, with its messages in order; read once, when the broker starts (not
+    /// at all when the store is shared).
     func storedSessions() async throws -> [MQTTSessionRecord]
+    /// The session kept for one client, with its messages in order (a shared store).
+    func storedSession(clientIdentifier: String) async throws -> MQTTSessionRecord?
     /// Applies these changes, in order, all or none.
     func save(_ changes: [MQTTSessionChange]) async throws
 }

@@ -18,6 +18,17 @@ public struct MQTTSessionRepository: Sendable {
         }
     }
 
+    /// One session's document with its messages' documents, in sequence order.
+    public func get(clientID: String) async throws -> (record: String, messages: [String])? {
+        guard let row = try await self.session.sql.raw("SELECT record FROM mqtt_sessions WHERE client_id = \(bind: clientID)").first() else {
+            return nil
+        }
+        let messages = try await self.session.sql.raw(
+            "SELECT record FROM mqtt_session_messages WHERE client_id = \(bind: clientID) ORDER BY seq"
+        ).all().map { try $0.decode(column: "record", as: String.self) }
+        return (try row.decode(column: "record", as: String.self), messages)
+    }
+
     /// Writes the session's document, new or changed.
     public func save(clientID: String, record: String, now: Date) async throws {
         try await self.session.sql.raw(
