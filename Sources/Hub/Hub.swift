@@ -19,6 +19,8 @@ public protocol DeviceConnectionControl: Sendable {
     func forgetRetainedMessages(ofDevice deviceID: String)
     /// Closes the device's connection here, as it connected to another node that holds its session now.
     func handOver(_ deviceID: String) -> Bool
+    /// True when the device is connected here.
+    func isConnected(_ deviceID: String) -> Bool
 }
 
 /// The domain: the registry, access control and the event log over one store.
@@ -137,8 +139,12 @@ public final class Hub: Sendable {
     /// Ends the device's connection and forgets what it left in the broker (its retained
     /// messages), so that a later device of the same id, in any tenant, never receives them.
     func forgetDevice(_ deviceID: String) {
-        self.disconnectDevice(deviceID)
-        self.connectionControl.withLock { $0 }?.forgetRetainedMessages(ofDevice: deviceID)
+        let control = self.connectionControl.withLock { $0 }
+        control?.disconnectDevice(deviceID)
+        control?.forgetRetainedMessages(ofDevice: deviceID)
+        // Its retained messages may be on any node it ever connected to.
+        let routing = self.clusterRouting
+        Task { await routing.tellEveryNode(deviceID, .forget) }
     }
 
     var broker: (any DeviceConnectionControl)? { self.connectionControl.withLock { $0 } }

@@ -117,7 +117,7 @@ struct ThreeNodeClusterTests {
             let token = try #require(servers[3]?.bootstrapToken)
             let fleetIDs = (0..<10).map { "f-\($0)" }
             var secrets: [String: String] = [:]
-            for id in ["probe"] + fleetIDs {
+            for id in ["probe", "shadowed", "leaver"] + fleetIDs {
                 let created = try await ConduitCLITests.http("POST", http[3]!, "/v1/devices", token: token, json: #"{"id":"\#(id)","name":"\#(id)"}"#)
                 secrets[id] = try #require(created.body["secret"] as? String, "\(created.body)")
                 #expect(try await ConduitCLITests.http("POST", http[3]!, "/v1/devices/\(id)/accept", token: token).status == 200)
@@ -134,7 +134,7 @@ struct ThreeNodeClusterTests {
             try await waitUntil("the gateway connected on node 3 and every device provisioned", seconds: 120) {
                 let body = try await ConduitCLITests.http("GET", http[3]!, "/v1/integrations/\(integrationID)", token: token).body
                 let states = (body["devices"] as? [String: Any])?["states"] as? [String: Int]
-                return (body["gateway"] as? [String: Any])?["connected"] as? Bool == true && states?["provisioned"] == 11
+                return (body["gateway"] as? [String: Any])?["connected"] as? Bool == true && states?["provisioned"] == 13
             }
             try await start(1)
             try await start(2)
@@ -166,6 +166,41 @@ struct ThreeNodeClusterTests {
             let disconnect = try await connected.value
             #expect(disconnect.code == 0x87, "not authorized: rejected")
             print("three nodes: a device rejected through node 2 was disconnected from node 3 \(disconnect.at.map { $0.timeIntervalSince(rejected) } ?? .nan) s after the reject was sent to node 2")
+
+            // Desired state changed through node 1 reaches the device on node 2 as AWS's delta.
+            let delta = Task {
+                try await Subprocess.run(
+                    ["mosquitto_sub", "-p", "\(mqtt[2]!)", "-i", "shadowed", "-u", "shadowed", "-P", secrets["shadowed"]!, "-q", "1", "-C", "1",
+                     "-t", "$aws/things/shadowed/shadow/update/delta"],
+                    timeout: 40
+                )
+            }
+            try await waitUntil("the shadowed device connected to node 2") { try await Self.connections(http[2]!) == 1 }
+            try await Task.sleep(for: .milliseconds(300))
+            let patched = try await ConduitCLITests.http("PATCH", http[1]!, "/v1/devices/shadowed/shadow", token: token, json: #"{"desired": {"power": "on"}}"#)
+            #expect(patched.status == 200, "\(patched.body)")
+            let deltaSeen = try await delta.value
+            let deltaBody = (try? JSONSerialization.jsonObject(with: Data(deltaSeen.stdout.utf8))) as? [String: Any]
+            #expect((deltaBody?["state"] as? [String: Any])?["power"] as? String == "on", "\(deltaSeen.stdout)\(deltaSeen.stderr)")
+
+            // A device deleted through node 1 leaves no retained message on node 3, where it
+            // published one, though node 2 held it last: a new device of its id finds none there.
+            let retained = try await Subprocess.run(
+                ["mosquitto_pub", "-p", "\(mqtt[3]!)", "-i", "leaver", "-u", "leaver", "-P", secrets["leaver"]!, "-q", "1", "-r",
+                 "-t", "devices/leaver/state", "-m", "old-owner-secret-state"],
+                timeout: 10
+            )
+            #expect(retained.status == 0, "\(retained.stderr)")
+            let kept = try await DeviceSafetyTests.subscribe(mqtt[3]!, version: "5", id: "leaver", secret: secrets["leaver"]!, wait: 0.5, [("devices/leaver/state", 1)])
+            #expect(kept.messages == ["message devices/leaver/state 1 old-owner-secret-state"], "retained on node 3: the check below can fail")
+            _ = try await DeviceSafetyTests.subscribe(mqtt[2]!, version: "5", id: "leaver", secret: secrets["leaver"]!, wait: 0.2, [("devices/leaver/down", 1)])
+            #expect(try await ConduitCLITests.http("DELETE", http[1]!, "/v1/devices/leaver", token: token).status == 204)
+            let again = try await ConduitCLITests.http("POST", http[1]!, "/v1/devices", token: token, json: #"{"id":"leaver","name":"new leaver"}"#)
+            let newSecret = try #require(again.body["secret"] as? String)
+            #expect(try await ConduitCLITests.http("POST", http[1]!, "/v1/devices/leaver/accept", token: token).status == 200)
+            try await DeviceSafetyTests.queueDownlink(http[1]!, token, "leaver", "welcome")
+            let found = try await DeviceSafetyTests.subscribe(mqtt[3]!, version: "5", id: "leaver", secret: newSecret, [("devices/leaver/#", 1)])
+            #expect(found.messages == ["message devices/leaver/down 1 welcome"])
 
             // The fleet, through HAProxy: 10 devices x 1,000 uplinks, spread over the three nodes.
             let balancer = try HAProxy(in: directory, nodes: [1, 2, 3].map { (mqtt[$0]!, http[$0]!) })

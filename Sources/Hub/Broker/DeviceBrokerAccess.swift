@@ -227,6 +227,10 @@ extension MQTTBroker: DeviceConnectionControl {
         self.handOver(clientIdentifier: deviceID)
     }
 
+    public func isConnected(_ deviceID: String) -> Bool {
+        self.isConnected(clientIdentifier: deviceID)
+    }
+
     public func forgetRetainedMessages(ofDevice deviceID: String) {
         self.removeRetained(under: ["devices/\(deviceID)", "$aws/things/\(deviceID)/shadow"])
     }

@@ -2,7 +2,8 @@ import Foundation
 import Store
 
 /// What must reach a device held by another node: which node holds each device's connection (the
-/// newest connection wins), and mail to that node for a downlink, a revocation or a takeover.
+/// newest connection wins), and mail to that node for a downlink, a revocation, a takeover or
+/// its shadow's messages (and to every node when a device is deleted: what it retained goes).
 /// A node is woken by a notification (PostgreSQL's NOTIFY, ids only) and reads its mail every
 /// second besides, since a missed notification is gone for good; one process alone (no ``ClusterMembership``
 /// running) keeps no registry and sends no mail.
@@ -24,15 +25,33 @@ public struct ClusterRouting: Sendable {
         }
     }
 
-    /// Tells the node holding the device, if another, what it must do.
-    func tell(_ deviceID: String, _ kind: NodeMail.Kind) async {
-        guard let me = self.hub.clusterNode.withLock({ $0 }) else { return }
+    /// Tells the node holding the device, if another, what it must do. True when another node
+    /// holds it (and was told).
+    @discardableResult
+    func tell(_ deviceID: String, _ kind: NodeMail.Kind, body: String? = nil) async -> Bool {
+        guard let me = self.hub.clusterNode.withLock({ $0 }) else { return false }
         do {
-            guard let holder = try await self.hub.store.session.deviceSessions.holder(deviceID: deviceID), holder.nodeID != me else { return }
-            try await self.post(kind, deviceID: deviceID, epoch: holder.epoch, to: holder.nodeID)
+            guard let holder = try await self.hub.store.session.deviceSessions.holder(deviceID: deviceID), holder.nodeID != me else { return false }
+            try await self.post(kind, deviceID: deviceID, epoch: holder.epoch, body: body, to: holder.nodeID)
+            return true
         } catch {
             self.hub.logger.warning(
                 "cannot tell the node holding a device", metadata: [LogKey.deviceID: "\(deviceID)", "conduit.kind": "\(kind.rawValue)", "error": "\(error)"]
+            )
+            return false
+        }
+    }
+
+    /// Tells every other node (what a device left may be on any of them, not only its holder's).
+    func tellEveryNode(_ deviceID: String, _ kind: NodeMail.Kind) async {
+        guard let me = self.hub.clusterNode.withLock({ $0 }) else { return }
+        do {
+            for node in try await self.hub.store.session.cluster.nodes() where node.id != me {
+                try await self.post(kind, deviceID: deviceID, epoch: 0, to: node.id)
+            }
+        } catch {
+            self.hub.logger.warning(
+                "cannot tell the other nodes of a device", metadata: [LogKey.deviceID: "\(deviceID)", "conduit.kind": "\(kind.rawValue)", "error": "\(error)"]
             )
         }
     }
@@ -50,8 +69,8 @@ public struct ClusterRouting: Sendable {
 
     /// Leaves mail for a node and wakes it (the notification carries ids only; a missed one is
     /// made up by the node's next read of its mail).
-    private func post(_ kind: NodeMail.Kind, deviceID: String, epoch: Int, to nodeID: String) async throws {
-        try await self.hub.store.session.deviceSessions.post(kind, deviceID: deviceID, epoch: epoch, to: nodeID, now: self.hub.now())
+    private func post(_ kind: NodeMail.Kind, deviceID: String, epoch: Int, body: String? = nil, to nodeID: String) async throws {
+        try await self.hub.store.session.deviceSessions.post(kind, deviceID: deviceID, epoch: epoch, body: body, to: nodeID, now: self.hub.now())
         try? await self.hub.store.notify(Self.mailChannel(nodeID), payload: "\(kind.rawValue):\(deviceID)")
     }
 
@@ -62,6 +81,11 @@ public struct ClusterRouting: Sendable {
             await self.hub.downlinks.sendPending(to: mail.deviceID)
         case .revoke:
             self.hub.broker?.disconnectDevice(mail.deviceID)
+        case .forget:
+            self.hub.broker?.disconnectDevice(mail.deviceID)
+            self.hub.broker?.forgetRetainedMessages(ofDevice: mail.deviceID)
+        case .shadow:
+            self.hub.deviceShadows.deliver(mailBody: mail.body, to: mail.deviceID)
         case .takeover:
             let mine = self.hub.localEpochs.withLock { $0[mail.deviceID] ?? 0 }
             guard mine < mail.epoch else { return }

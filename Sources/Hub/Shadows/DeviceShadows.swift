@@ -1,5 +1,6 @@
 import AWS
 import AWSIoT
+import Foundation
 import Logging
 import MQTT
 import MQTTBroker
@@ -135,14 +136,53 @@ public struct DeviceShadows: Sendable {
     ) {
         guard self.hub.shadowVersions.markSent(deviceID: deviceID, name: name, version: current.version) else { return }
         let topic = ShadowTopic(thing: deviceID, name: name, operation: .update)
-        if let documents {
-            self.send(topic.answering(.documents), payload: documents)
-        } else {
-            self.send(topic.answering(.documents), ShadowMessages.documents(previous: previous, current: current, clientToken: clientToken))
-        }
+        var messages = [
+            RelayedMessage(
+                topic: topic.answering(.documents).topic,
+                payload: Data(documents ?? ShadowMessages.documents(previous: previous, current: current, clientToken: clientToken).encoded)
+            )
+        ]
         if desiredChanged, let delta = ShadowMessages.deltaMessage(current, clientToken: clientToken) {
-            self.send(topic.answering(.delta), delta)
+            messages.append(RelayedMessage(topic: topic.answering(.delta).topic, payload: Data(delta.encoded)))
         }
+        self.relay(messages, to: deviceID)
+    }
+
+    /// One message of a shadow's change, as a node's mail carries it to the node holding the device.
+    struct RelayedMessage: Codable {
+        var topic: String
+        /// base64 in the mail's JSON.
+        var payload: Data
+    }
+
+    /// Sends a change's messages to the device: here when it is connected here, or no other node
+    /// holds it (an offline session here keeps them); else as mail to the node that holds it.
+    private func relay(_ messages: [RelayedMessage], to deviceID: String) {
+        guard let broker = self.hub.broker else { return }
+        if broker.isConnected(deviceID) || self.hub.clusterNode.withLock({ $0 }) == nil {
+            for message in messages { self.send(message, to: deviceID) }
+            return
+        }
+        let body = String(decoding: (try? JSONEncoder().encode(messages)) ?? Data("[]".utf8), as: UTF8.self)
+        Task { [hub = self.hub] in
+            if await hub.clusterRouting.tell(deviceID, .shadow, body: body) { return }
+            DeviceShadows(hub: hub).deliver(mailBody: body, to: deviceID)
+        }
+    }
+
+    /// Sends what another node's `shadow` mail carries for a device held here.
+    func deliver(mailBody body: String?, to deviceID: String) {
+        guard let body, let messages = try? JSONDecoder().decode([RelayedMessage].self, from: Data(body.utf8)) else {
+            self.hub.logger.notice("shadow mail unreadable", metadata: [LogKey.deviceID: "\(deviceID)"])
+            return
+        }
+        for message in messages { self.send(message, to: deviceID) }
+    }
+
+    /// Sends one of the device's shadow messages; only ever on that device's own shadow topics.
+    private func send(_ message: RelayedMessage, to deviceID: String) {
+        guard message.topic.hasPrefix(ShadowTopic.prefix(thing: deviceID, name: nil) + "/") else { return }
+        self.hub.broker?.send(MQTTBrokerMessage(topic: message.topic, payload: ByteBuffer(bytes: Array(message.payload)), qos: .atLeastOnce))
     }
 
     /// `update/documents` that AWS published, as the integration's gateway received it: relayed to

@@ -471,5 +471,8 @@ extension Migration {
                 "CREATE INDEX node_mail_node ON node_mail (node_id, seq)",
             ]
         },
+        Migration(version: 18, name: "what a node's mail carries for a device: the shadow messages to send it") { _ in
+            ["ALTER TABLE node_mail ADD COLUMN body TEXT"]
+        },
     ]
 }

@@ -11,12 +11,19 @@ public struct NodeMail: Sendable, Equatable {
         case revoke
         /// The device connected to another node (with this epoch): close the connection here.
         case takeover
+        /// The device was deleted or decommissioned: disconnect it, and forget the retained
+        /// messages it left on this node. Every node gets it, the holder or not.
+        case forget
+        /// Messages of the device's shadow (`body`: what to send it): send them.
+        case shadow
     }
 
     public var sequence: Int
     public var kind: Kind
     public var deviceID: String
     public var epoch: Int
+    /// What the mail carries beyond ids (the shadow's messages), as the sender wrote it.
+    public var body: String?
 }
 
 /// Which node holds each device's connection, with an epoch that grows with each connection (the
@@ -58,11 +65,11 @@ public struct DeviceSessionRepository: Sendable {
     }
 
     /// Leaves mail for a node.
-    public func post(_ kind: NodeMail.Kind, deviceID: String, epoch: Int, to nodeID: String, now: Date) async throws {
+    public func post(_ kind: NodeMail.Kind, deviceID: String, epoch: Int, body: String? = nil, to nodeID: String, now: Date) async throws {
         try await self.session.sql.raw(
             """
-            INSERT INTO node_mail (node_id, kind, device_id, epoch, created_at)
-            VALUES (\(bind: nodeID), \(bind: kind.rawValue), \(bind: deviceID), \(bind: epoch), \(bind: now.storeMilliseconds))
+            INSERT INTO node_mail (node_id, kind, device_id, epoch, body, created_at)
+            VALUES (\(bind: nodeID), \(bind: kind.rawValue), \(bind: deviceID), \(bind: epoch), \(bind: body), \(bind: now.storeMilliseconds))
             """
         ).run()
     }
@@ -74,13 +81,13 @@ public struct DeviceSessionRepository: Sendable {
             DELETE FROM node_mail WHERE seq IN (
                 SELECT seq FROM node_mail WHERE node_id = \(bind: nodeID) ORDER BY seq LIMIT \(bind: limit)
             )
-            RETURNING seq, kind, device_id, epoch
+            RETURNING seq, kind, device_id, epoch, body
             """
         ).all().compactMap { row in
             guard let kind = NodeMail.Kind(rawValue: try row.decode(column: "kind", as: String.self)) else { return nil }
             return NodeMail(
                 sequence: try row.decode(column: "seq", as: Int.self), kind: kind, deviceID: try row.decode(column: "device_id", as: String.self),
-                epoch: try row.decode(column: "epoch", as: Int.self)
+                epoch: try row.decode(column: "epoch", as: Int.self), body: try row.decode(column: "body", as: String?.self)
             )
         }.sorted { $0.sequence < $1.sequence }
     }
