@@ -137,14 +137,20 @@ public final class Hub: Sendable {
     }
 
     /// Ends the device's connection and forgets what it left in the broker (its retained
-    /// messages), so that a later device of the same id, in any tenant, never receives them.
-    func forgetDevice(_ deviceID: String) {
+    /// messages, its persistent session), so that a later device of the same id, in any tenant,
+    /// never receives them. Every other node is told before this returns: what the device
+    /// retained may be on any node it ever connected to.
+    func forgetDevice(_ deviceID: String) async {
         let control = self.connectionControl.withLock { $0 }
         control?.disconnectDevice(deviceID)
         control?.forgetRetainedMessages(ofDevice: deviceID)
-        // Its retained messages may be on any node it ever connected to.
-        let routing = self.clusterRouting
-        Task { await routing.tellEveryNode(deviceID, .forget) }
+        do {
+            // A session no node holds in memory lives in the store only.
+            try await self.store.session.mqttSessions.delete(clientID: deviceID)
+        } catch {
+            self.logger.warning("cannot remove a forgotten device's session", metadata: [LogKey.deviceID: "\(deviceID)", "error": "\(error)"])
+        }
+        await self.clusterRouting.tellEveryNode(deviceID, .forget)
     }
 
     var broker: (any DeviceConnectionControl)? { self.connectionControl.withLock { $0 } }

@@ -495,6 +495,11 @@ public final class MQTTBroker: @unchecked Sendable {
                 }
                 self.journal?.append(gone)
             }
+            if connect.cleanStart, self.sessions[clientIdentifier] == nil, self.sessionStore?.isShared == true {
+                // A session another node left (or this one, before it read sessions lazily) is
+                // discarded too, not resumed by a later connect without clean start.
+                self.journal?.append([.deleteSession(clientIdentifier: clientIdentifier)])
+            }
             var resumed: MQTTSession?
             if let existing = self.sessions[clientIdentifier] {
                 existing.cancelTimers()

@@ -39,6 +39,14 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         return error
     }
 
+    /// True when PostgreSQL gave up the transaction to let another go on, and running it again
+    /// is the cure: a deadlock (40P01, two transactions locking the same rows in opposite orders,
+    /// as a device's change and its provisioning step may) or a serialization failure (40001).
+    static func isTransient(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40P01" || state == "40001"
+    }
+
     /// True when `error` is SQLite's or PostgreSQL's unique-key violation.
     static func isUniqueViolation(_ error: any Error) -> Bool {
         if let error = error as? SQLiteError {

@@ -115,12 +115,9 @@ struct ClusterCLITests {
             #expect(received.stdout == "to node 2\n", "\(received.stderr)")
 
             // A device on node 2 connects to node 1: node 2 closes its connection, session taken over.
+            try await waitUntil("the receiver gone from node 2") { try await ThreeNodeClusterTests.connections(http2) == 0 }
             let onSecond = Self.connectUntilDisconnected(mqtt.1, "roam-1", secret)
-            try await waitUntil("node 2 to hold the device again") {
-                let nodes = try await ConduitCLITests.http("GET", http, "/v1/cluster", token: token).body["nodes"] as? [[String: Any]] ?? []
-                return nodes.first { $0["id"] as? String == "node-2" }?["devices"] as? Int == 1
-            }
-            try await Task.sleep(for: .milliseconds(500))
+            try await waitUntil("the device connected to node 2 again") { try await ThreeNodeClusterTests.connections(http2) == 1 }
             let onFirst = Self.connectUntilDisconnected(mqtt.0, "roam-1", secret)
             #expect(try await onSecond.value.code == 0x8E)
 

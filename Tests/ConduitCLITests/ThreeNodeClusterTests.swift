@@ -176,12 +176,21 @@ struct ThreeNodeClusterTests {
                 )
             }
             try await waitUntil("the shadowed device connected to node 2") { try await Self.connections(http[2]!) == 1 }
-            try await Task.sleep(for: .milliseconds(300))
-            let patched = try await ConduitCLITests.http("PATCH", http[1]!, "/v1/devices/shadowed/shadow", token: token, json: #"{"desired": {"power": "on"}}"#)
-            #expect(patched.status == 200, "\(patched.body)")
+            // Changed again each second until the delta comes: the SUBSCRIBE follows the CONNECT.
+            let patching = Task { [node1 = http[1]!] in
+                for attempt in 1... {
+                    let patched = try await ConduitCLITests.http(
+                        "PATCH", node1, "/v1/devices/shadowed/shadow", token: token, json: #"{"desired": {"power": "on-\#(attempt)"}}"#
+                    )
+                    #expect(patched.status == 200, "\(patched.body)")
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
             let deltaSeen = try await delta.value
+            patching.cancel()
             let deltaBody = (try? JSONSerialization.jsonObject(with: Data(deltaSeen.stdout.utf8))) as? [String: Any]
-            #expect((deltaBody?["state"] as? [String: Any])?["power"] as? String == "on", "\(deltaSeen.stdout)\(deltaSeen.stderr)")
+            let power = (deltaBody?["state"] as? [String: Any])?["power"] as? String
+            #expect(power?.hasPrefix("on-") == true, "\(deltaSeen.stdout)\(deltaSeen.stderr)")
 
             // A device deleted through node 1 leaves no retained message on node 3, where it
             // published one, though node 2 held it last: a new device of its id finds none there.
@@ -197,7 +206,8 @@ struct ThreeNodeClusterTests {
             #expect(try await ConduitCLITests.http("DELETE", http[1]!, "/v1/devices/leaver", token: token).status == 204)
             let again = try await ConduitCLITests.http("POST", http[1]!, "/v1/devices", token: token, json: #"{"id":"leaver","name":"new leaver"}"#)
             let newSecret = try #require(again.body["secret"] as? String)
-            #expect(try await ConduitCLITests.http("POST", http[1]!, "/v1/devices/leaver/accept", token: token).status == 200)
+            let accepted = try await ConduitCLITests.http("POST", http[1]!, "/v1/devices/leaver/accept", token: token)
+            #expect(accepted.status == 200, "\(accepted.body)\n\(servers[1]?.output.suffix(3000) ?? "")")
             try await DeviceSafetyTests.queueDownlink(http[1]!, token, "leaver", "welcome")
             let found = try await DeviceSafetyTests.subscribe(mqtt[3]!, version: "5", id: "leaver", secret: newSecret, [("devices/leaver/#", 1)])
             #expect(found.messages == ["message devices/leaver/down 1 welcome"])
@@ -296,7 +306,7 @@ struct ThreeNodeClusterTests {
             print("three nodes: after the SIGKILL, \(arrived.values.filter { $0 > 1 }.count) of 3,000 uplinks reached moto twice, none was lost")
             // Node 3's devices came back to a session: each CONNACK of this run found one.
             let moved = progress.filter { $0.value.sessionPresent.count > 1 }
-            #expect(moved.count == onNodeThree, "\(progress.mapValues(\.sessionPresent))")
+            #expect(onNodeThree > 0 && moved.count >= onNodeThree, "\(progress.mapValues(\.sessionPresent))")
             #expect(progress.values.allSatisfy { !$0.sessionPresent.contains(false) }, "a session lost: \(progress.mapValues(\.sessionPresent))")
             // No downlink came twice either.
             #expect(progress.values.allSatisfy { Set($0.downlinks).count == $0.downlinks.count }, "\(progress.mapValues(\.downlinks))")

@@ -97,4 +97,48 @@ struct ClusterTests {
         #expect(found.count == count, "no message twice")
         return found
     }
+
+    @Test("a persistent session whose time ran out while no node held it leaves the store; one still in time, one without expiry, and one whose device a live node holds stay")
+    func storedSessionsExpire() async throws {
+        try await TestDatabase.postgres.withHub { hub in
+            let store = StoreMQTTSessions(hub: hub)
+            #expect(store.isShared)
+            let now = Date()
+            func record(_ id: String, expiry: UInt32, disconnectedAgo: TimeInterval?) throws -> MQTTSessionRecord {
+                var record = try JSONDecoder().decode(
+                    MQTTSessionRecord.self,
+                    from: Data(#"{"clientIdentifier": "\#(id)", "principal": "\#(id)", "expiryInterval": \#(expiry), "subscriptions": [], "messages": []}"#.utf8)
+                )
+                record.disconnectedAt = disconnectedAgo.map { now.addingTimeInterval(-$0) }
+                return record
+            }
+            try await store.save([
+                .saveSession(try record("gone", expiry: 60, disconnectedAgo: 120)),
+                .saveSession(try record("in-time", expiry: 3_600, disconnectedAgo: 120)),
+                .saveSession(try record("forever", expiry: .max, disconnectedAgo: 1_000_000)),
+                // Their node died under them: no end noted, their last change two minutes old.
+                .saveSession(try record("orphan", expiry: 60, disconnectedAgo: nil)),
+                .saveSession(try record("held", expiry: 60, disconnectedAgo: nil)),
+            ])
+            let message = try JSONDecoder().decode(
+                MQTTSessionRecord.Message.self,
+                from: Data(#"{"sequence": 1, "topic": "devices/gone/down", "payload": "", "qos": 1, "retain": false, "properties": "", "subscriptionIdentifiers": []}"#.utf8)
+            )
+            try await store.save([.addMessage(clientIdentifier: "gone", message)])
+            try await hub.store.session.sql.raw(
+                "UPDATE mqtt_sessions SET updated_at = \(bind: Int(now.addingTimeInterval(-120).timeIntervalSince1970 * 1000)) WHERE client_id IN ('orphan', 'held')"
+            ).run()
+            // "held" is connected to a node that beats; "orphan"'s node is silent.
+            try await hub.store.session.cluster.heartbeat(nodeID: "alive", startedAt: now, now: now)
+            try await hub.store.session.cluster.heartbeat(nodeID: "dead", startedAt: now, now: now.addingTimeInterval(-600))
+            _ = try await hub.store.session.deviceSessions.connected(deviceID: "held", nodeID: "alive", now: now)
+            _ = try await hub.store.session.deviceSessions.connected(deviceID: "orphan", nodeID: "dead", now: now.addingTimeInterval(-600))
+
+            #expect(try await hub.store.session.mqttSessions.deleteExpired(now: now, aliveSince: now.addingTimeInterval(-15)) == 2)
+            #expect(try await store.storedSession(clientIdentifier: "gone") == nil)
+            #expect(try await store.storedSession(clientIdentifier: "orphan") == nil)
+            #expect(try await hub.store.session.sql.raw("SELECT client_id FROM mqtt_session_messages").all().isEmpty, "its messages went with it")
+            #expect(Set(try await store.storedSessions().map(\.clientIdentifier)) == ["in-time", "forever", "held"])
+        }
+    }
 }

@@ -20,7 +20,8 @@ public struct StoreMQTTSessions: MQTTSessionStore {
     }
 
     public func storedSession(clientIdentifier: String) async throws -> MQTTSessionRecord? {
-        guard let row = try await self.store.session.mqttSessions.get(clientID: clientIdentifier) else { return nil }
+        // The session and its messages as of one moment.
+        guard let row = try await self.store.transaction({ try await $0.mqttSessions.get(clientID: clientIdentifier) }) else { return nil }
         return try Self.record(row.record, row.messages, JSONDecoder())
     }
 

@@ -88,7 +88,9 @@ public final class ClusterMembership: Sendable {
         shards.leasesOnly()
         var held: Set<Int> = []
         var lettingGo: Set<Int> = []
+        var beats = 0
         while !Task.isCancelled {
+            beats += 1
             do {
                 let now = self.hub.now()
                 let until = now.addingTimeInterval(lease)
@@ -128,6 +130,12 @@ public final class ClusterMembership: Sendable {
                 // A node silent for a day is gone for good.
                 try await cluster.forget(nodeID: nil, silentSince: now.addingTimeInterval(-86_400))
                 try await self.hub.store.session.deviceSessions.dropMail(except: try await cluster.nodes().map(\.id))
+                // Sessions live in the store between connections: their expiry is kept there, by
+                // whichever node looks (about once a minute each).
+                if beats % 12 == 1 {
+                    let expired = try await self.hub.store.session.mqttSessions.deleteExpired(now: now, aliveSince: now.addingTimeInterval(-lease))
+                    if expired > 0 { self.hub.logger.info("persistent sessions expired", metadata: ["conduit.sessions": "\(expired)"]) }
+                }
             } catch {
                 // What is held stays held until its time in memory runs out.
                 self.hub.logger.notice("cannot renew this node's place in the cluster", metadata: ["error": "\(error)"])

@@ -25,29 +25,43 @@ public struct ClusterRouting: Sendable {
         }
     }
 
-    /// Tells the node holding the device, if another, what it must do. True when another node
-    /// holds it (and was told).
+    /// Where a device is, as far as telling it something goes.
+    enum Told {
+        /// Another node holds it, and has mail.
+        case elsewhere
+        /// No other node holds it: this one, or none (one process alone, or never connected).
+        case notElsewhere
+        /// The store could not say, or take the mail (logged).
+        case failed
+    }
+
+    /// Tells the node holding the device, if another, what it must do.
     @discardableResult
-    func tell(_ deviceID: String, _ kind: NodeMail.Kind, body: String? = nil) async -> Bool {
-        guard let me = self.hub.clusterNode.withLock({ $0 }) else { return false }
+    func tell(_ deviceID: String, _ kind: NodeMail.Kind, body: String? = nil) async -> Told {
+        guard let me = self.hub.clusterNode.withLock({ $0 }) else { return .notElsewhere }
         do {
-            guard let holder = try await self.hub.store.session.deviceSessions.holder(deviceID: deviceID), holder.nodeID != me else { return false }
+            guard let holder = try await self.hub.store.session.deviceSessions.holder(deviceID: deviceID), holder.nodeID != me else {
+                return .notElsewhere
+            }
             try await self.post(kind, deviceID: deviceID, epoch: holder.epoch, body: body, to: holder.nodeID)
-            return true
+            return .elsewhere
         } catch {
             self.hub.logger.warning(
                 "cannot tell the node holding a device", metadata: [LogKey.deviceID: "\(deviceID)", "conduit.kind": "\(kind.rawValue)", "error": "\(error)"]
             )
-            return false
+            return .failed
         }
     }
 
-    /// Tells every other node (what a device left may be on any of them, not only its holder's).
+    /// Tells every other node (what a device left may be on any of them, not only its holder's),
+    /// with the device's latest connection's epoch: a node holding a newer connection (a new
+    /// device of the same id, connected since) leaves it alone.
     func tellEveryNode(_ deviceID: String, _ kind: NodeMail.Kind) async {
         guard let me = self.hub.clusterNode.withLock({ $0 }) else { return }
         do {
+            let epoch = try await self.hub.store.session.deviceSessions.holder(deviceID: deviceID)?.epoch ?? 0
             for node in try await self.hub.store.session.cluster.nodes() where node.id != me {
-                try await self.post(kind, deviceID: deviceID, epoch: 0, to: node.id)
+                try await self.post(kind, deviceID: deviceID, epoch: epoch, to: node.id)
             }
         } catch {
             self.hub.logger.warning(
@@ -82,7 +96,10 @@ public struct ClusterRouting: Sendable {
         case .revoke:
             self.hub.broker?.disconnectDevice(mail.deviceID)
         case .forget:
-            self.hub.broker?.disconnectDevice(mail.deviceID)
+            // A connection newer than the forgotten device's is a new device of its id: it stays.
+            if self.hub.localEpochs.withLock({ $0[mail.deviceID] ?? 0 }) <= mail.epoch {
+                self.hub.broker?.disconnectDevice(mail.deviceID)
+            }
             self.hub.broker?.forgetRetainedMessages(ofDevice: mail.deviceID)
         case .shadow:
             self.hub.deviceShadows.deliver(mailBody: mail.body, to: mail.deviceID)

@@ -175,7 +175,7 @@ public struct DeviceRegistry: Sendable {
         Counter(label: "conduit_devices_lifecycle_total", dimensions: [("action", action.rawValue)]).increment()
         if device.status == .decommissioned {
             // For good: what it retained goes with it.
-            self.hub.forgetDevice(id)
+            await self.hub.forgetDevice(id)
         } else if device.status != .accepted {
             // Access ends now, not at the device's next reconnect.
             self.hub.disconnectDevice(id)
@@ -226,7 +226,7 @@ public struct DeviceRegistry: Sendable {
             try await AWSBindings.sync(deviceID: id, tenantID: principal.tenantID, device: nil, in: session, now: now)
         }
         self.hub.provisioningDoorbell.ring()
-        self.hub.forgetDevice(id)
+        await self.hub.forgetDevice(id)
         self.hub.logger.info("device deleted", metadata: [LogKey.deviceID: "\(id)", LogKey.tenantID: "\(principal.tenantID)"])
     }
 

@@ -145,38 +145,54 @@ public struct DeviceShadows: Sendable {
         if desiredChanged, let delta = ShadowMessages.deltaMessage(current, clientToken: clientToken) {
             messages.append(RelayedMessage(topic: topic.answering(.delta).topic, payload: Data(delta.encoded)))
         }
-        self.relay(messages, to: deviceID)
+        self.relay(messages, name: name, version: current.version, to: deviceID)
     }
 
-    /// One message of a shadow's change, as a node's mail carries it to the node holding the device.
+    /// One message of a shadow's change.
     struct RelayedMessage: Codable {
         var topic: String
         /// base64 in the mail's JSON.
         var payload: Data
     }
 
+    /// A shadow's change as a node's mail carries it to the node holding the device: its version,
+    /// so that one overtaken by a newer on the way is dropped there, as here.
+    struct RelayedChange: Codable {
+        var name: String?
+        var version: Int
+        var messages: [RelayedMessage]
+    }
+
     /// Sends a change's messages to the device: here when it is connected here, or no other node
     /// holds it (an offline session here keeps them); else as mail to the node that holds it.
-    private func relay(_ messages: [RelayedMessage], to deviceID: String) {
+    private func relay(_ messages: [RelayedMessage], name: String?, version: Int, to deviceID: String) {
         guard let broker = self.hub.broker else { return }
         if broker.isConnected(deviceID) || self.hub.clusterNode.withLock({ $0 }) == nil {
             for message in messages { self.send(message, to: deviceID) }
             return
         }
-        let body = String(decoding: (try? JSONEncoder().encode(messages)) ?? Data("[]".utf8), as: UTF8.self)
+        guard let encoded = try? JSONEncoder().encode(RelayedChange(name: name, version: version, messages: messages)) else { return }
+        let body = String(decoding: encoded, as: UTF8.self)
         Task { [hub = self.hub] in
-            if await hub.clusterRouting.tell(deviceID, .shadow, body: body) { return }
-            DeviceShadows(hub: hub).deliver(mailBody: body, to: deviceID)
+            switch await hub.clusterRouting.tell(deviceID, .shadow, body: body) {
+            case .elsewhere, .failed:
+                // Failed: logged; the device hears the current delta when it next subscribes.
+                break
+            case .notElsewhere:
+                for message in messages { DeviceShadows(hub: hub).send(message, to: deviceID) }
+            }
         }
     }
 
-    /// Sends what another node's `shadow` mail carries for a device held here.
+    /// Sends what another node's `shadow` mail carries for a device held here, unless a newer
+    /// version of that shadow went to the device already.
     func deliver(mailBody body: String?, to deviceID: String) {
-        guard let body, let messages = try? JSONDecoder().decode([RelayedMessage].self, from: Data(body.utf8)) else {
+        guard let body, let change = try? JSONDecoder().decode(RelayedChange.self, from: Data(body.utf8)) else {
             self.hub.logger.notice("shadow mail unreadable", metadata: [LogKey.deviceID: "\(deviceID)"])
             return
         }
-        for message in messages { self.send(message, to: deviceID) }
+        guard self.hub.shadowVersions.markSent(deviceID: deviceID, name: change.name, version: change.version) else { return }
+        for message in change.messages { self.send(message, to: deviceID) }
     }
 
     /// Sends one of the device's shadow messages; only ever on that device's own shadow topics.

@@ -366,11 +366,15 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         // A shared store may hold a session another node left: it is read before the client is
         // attached, and a client that cannot have it now is refused rather than given a new one.
         let sharedStore = connect.cleanStart ? nil : self.broker.sessionStore.flatMap { $0.isShared ? $0 : nil }
+        let journal = self.broker.journal
+        let eventLoop = context.eventLoop
         let promise = context.eventLoop.makePromise(of: (MQTTAuthenticationResult, MQTTSessionRecord?).self)
         promise.completeWithTask {
             let result = await authenticator.authenticate(request)
             guard case .accept = result, let sharedStore else { return (result, nil) }
             do {
+                // What this node wrote of the session (its last disconnect here) is in the store first.
+                try await journal?.caughtUp(on: eventLoop).get()
                 return (result, try await sharedStore.storedSession(clientIdentifier: clientIdentifier))
             } catch {
                 return (.reject(.serverUnavailable, explanation: "the client's session cannot be read now; try again"), nil)

@@ -52,6 +52,11 @@ final class MQTTSessionJournal: @unchecked Sendable {
         }
     }
 
+    /// Succeeds once everything appended so far is in the store.
+    func caughtUp(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        self.written(self.lock.withLock { self.appended }, on: eventLoop)
+    }
+
     /// Changes given up on at shutdown, when the store would not take them in time.
     struct Abandoned: Error {}
 

@@ -127,9 +127,23 @@ public final class SQLStore: Sendable {
     /// Repositories over the pool: each query may run on its own connection.
     public var session: StoreSession { StoreSession(sql: self.sql, dialect: self.dialect) }
 
-    /// Runs `body` in one transaction on one connection: committed when it returns, rolled back when it throws.
+    /// Runs `body` in one transaction on one connection: committed when it returns, rolled back when
+    /// it throws. One PostgreSQL chose as a deadlock's victim (or could not serialize) runs again,
+    /// from the start, up to four times: `body` must do nothing outside the store it cannot repeat.
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> R) async throws -> R {
-        guard let gate = self.writeGate, !WriteGate.held else { return try await self.runTransaction(body) }
+        guard let gate = self.writeGate, !WriteGate.held else {
+            var attempt = 1
+            while true {
+                do {
+                    return try await self.runTransaction(body)
+                } catch where attempt < 5 && StoreError.isTransient(error) {
+                    self.logger.info("transaction run again", metadata: ["conduit.attempt": "\(attempt)", "error": "\(error)"])
+                    // Apart, so that the two do not meet again at once.
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 5...20) * attempt))
+                    attempt += 1
+                }
+            }
+        }
         return try await gate.withGate { try await self.runTransaction(body) }
     }
 

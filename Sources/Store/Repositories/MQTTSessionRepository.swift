@@ -29,6 +29,39 @@ public struct MQTTSessionRepository: Sendable {
         return (try row.decode(column: "record", as: String.self), messages)
     }
 
+    /// Removes the sessions whose time ran out while no node held them in memory (PostgreSQL, where
+    /// nodes read sessions as their clients connect; elsewhere the broker's own timers end them):
+    /// those whose connection ended longer ago than their expiry, and those whose node died under
+    /// them (no end noted, and no node alive since `aliveSince` holds their device) whose last
+    /// change is older than their expiry. Sessions without expiry stay. Returns how many went.
+    public func deleteExpired(now: Date, aliveSince: Date) async throws -> Int {
+        guard self.session.dialect == .postgres else { return 0 }
+        // The document's dates are seconds since 2001-01-01 (Foundation's reference date).
+        let expired = try await self.session.sql.raw(
+            """
+            DELETE FROM mqtt_sessions s
+            WHERE (s.record::jsonb ->> 'expiryInterval')::bigint < 4294967295 AND (
+                ((s.record::jsonb ->> 'disconnectedAt') IS NOT NULL
+                    AND 978307200 + (s.record::jsonb ->> 'disconnectedAt')::float8 + (s.record::jsonb ->> 'expiryInterval')::bigint
+                        < \(bind: now.timeIntervalSince1970))
+                OR ((s.record::jsonb ->> 'disconnectedAt') IS NULL
+                    AND s.updated_at / 1000.0 + (s.record::jsonb ->> 'expiryInterval')::bigint < \(bind: now.timeIntervalSince1970)
+                    AND NOT EXISTS (
+                        SELECT 1 FROM device_sessions d JOIN cluster_nodes n ON n.id = d.node_id
+                        WHERE d.device_id = s.client_id AND n.heartbeat_at >= \(bind: aliveSince.storeMilliseconds)
+                    ))
+            )
+            RETURNING s.client_id
+            """
+        ).all().map { try $0.decode(column: "client_id", as: String.self) }
+        guard !expired.isEmpty else { return 0 }
+        var query = SQLQueryString("DELETE FROM mqtt_session_messages WHERE client_id IN (")
+        query.appendBindList(expired)
+        query.appendLiteral(")")
+        try await self.session.sql.raw(query).run()
+        return expired.count
+    }
+
     /// Writes the session's document, new or changed.
     public func save(clientID: String, record: String, now: Date) async throws {
         try await self.session.sql.raw(
