@@ -345,10 +345,11 @@ public final class Provisioner: Sendable {
             metadata: [LogKey.deviceID: "\(record.deviceID)", LogKey.integrationID: "\(record.integrationID)", "error": "\(message)"]
         )
         do {
-            try await self.hub.store.transaction { session in
+            // Counted once committed: a transaction may run again (a deadlock's victim).
+            let recorded = try await self.hub.store.transaction { session -> Bool? in
                 guard let current = try await session.awsThings.get(integrationID: snapshot.integrationID, deviceID: snapshot.deviceID, forUpdate: true),
                     let (plan, _) = try await Self.currentPlan(for: snapshot, wanted: current.wanted, in: session)
-                else { return }
+                else { return nil }
                 var updated = snapshot
                 updated.wanted = current.wanted
                 updated.bound = current.bound
@@ -357,11 +358,10 @@ public final class Provisioner: Sendable {
                 updated.updatedAt = now
                 // What AWS refuses, and what keeps failing however long it is given, waits for an operator.
                 let permanent = Self.isPermanent(error) || updated.attempts >= Self.attemptsBeforeFailed
-                Counter(label: "conduit_provisioning_failures_total", dimensions: [("permanent", String(permanent))]).increment()
                 updated.needsWork = plan.nextStep(updated.progress) != nil
                 updated.state = permanent ? .failed : plan.state(of: updated.progress)
                 updated.nextAttemptAt = now.addingTimeInterval(Self.backoff(attempts: updated.attempts, permanent: permanent))
-                guard try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: nil) else { return }
+                guard try await session.awsThings.update(updated, leaseOwner: owner, leaseUntil: nil) else { return nil }
                 if updated.state == .failed && current.state != .failed {
                     try await session.events.append(
                         tenantID: updated.tenantID, type: EventType.awsFailed, deviceID: updated.isGateway ? nil : updated.deviceID, actor: "system",
@@ -369,6 +369,10 @@ public final class Provisioner: Sendable {
                         at: now
                     )
                 }
+                return permanent
+            }
+            if let permanent = recorded {
+                Counter(label: "conduit_provisioning_failures_total", dimensions: [("permanent", String(permanent))]).increment()
             }
         } catch {
             self.logger.warning("cannot record a provisioning failure", metadata: [LogKey.deviceID: "\(snapshot.deviceID)", "error": "\(error)"])
