@@ -270,4 +270,20 @@ struct MQTTSessionRepositoryTests {
             #expect(left.first?.messages == ["b1"])
         }
     }
+
+    @Test("each connection of a device gets a newer epoch and names the node that held the device before, if another", arguments: TestDatabase.allCases)
+    func deviceSessionsTakeOver(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let sessions = store.session.deviceSessions
+            var seen: [String] = []
+            for (device, node) in [("d", "n1"), ("d", "n2"), ("d", "n2"), ("e", "n1")] {
+                let (epoch, previous) = try await sessions.connected(deviceID: device, nodeID: node, now: RepositoryTests.now)
+                seen.append("\(device)@\(node): \(epoch) after \(previous ?? "-")")
+            }
+            #expect(seen == ["d@n1: 1 after -", "d@n2: 2 after n1", "d@n2: 3 after -", "e@n1: 1 after -"])
+            #expect(try await sessions.holder(deviceID: "d")?.nodeID == "n2")
+            #expect(try await sessions.countByNode() == ["n1": 1, "n2": 1])
+        }
+    }
 }
+
