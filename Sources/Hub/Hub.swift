@@ -146,7 +146,7 @@ public final class Hub: Sendable {
         control?.forgetRetainedMessages(ofDevice: deviceID)
         do {
             // A session no node holds in memory lives in the store only.
-            try await self.store.session.mqttSessions.delete(clientID: deviceID)
+            try await self.store.transaction { try await $0.mqttSessions.delete(clientID: deviceID) }
         } catch {
             self.logger.warning("cannot remove a forgotten device's session", metadata: [LogKey.deviceID: "\(deviceID)", "error": "\(error)"])
         }

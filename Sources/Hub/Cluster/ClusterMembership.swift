@@ -88,9 +88,8 @@ public final class ClusterMembership: Sendable {
         shards.leasesOnly()
         var held: Set<Int> = []
         var lettingGo: Set<Int> = []
-        var beats = 0
+        var lastSweep: ContinuousClock.Instant?
         while !Task.isCancelled {
-            beats += 1
             do {
                 let now = self.hub.now()
                 let until = now.addingTimeInterval(lease)
@@ -131,8 +130,9 @@ public final class ClusterMembership: Sendable {
                 try await cluster.forget(nodeID: nil, silentSince: now.addingTimeInterval(-86_400))
                 try await self.hub.store.session.deviceSessions.dropMail(except: try await cluster.nodes().map(\.id))
                 // Sessions live in the store between connections: their expiry is kept there, by
-                // whichever node looks (about once a minute each).
-                if beats % 12 == 1 {
+                // whichever node looks (once a minute each).
+                if lastSweep.map({ ContinuousClock.now - $0 >= .seconds(60) }) ?? true {
+                    lastSweep = .now
                     let expired = try await self.hub.store.session.mqttSessions.deleteExpired(now: now, aliveSince: now.addingTimeInterval(-lease))
                     if expired > 0 { self.hub.logger.info("persistent sessions expired", metadata: ["conduit.sessions": "\(expired)"]) }
                 }

@@ -198,7 +198,7 @@ public struct DeviceShadows: Sendable {
     /// Sends one of the device's shadow messages; only ever on that device's own shadow topics.
     private func send(_ message: RelayedMessage, to deviceID: String) {
         guard message.topic.hasPrefix(ShadowTopic.prefix(thing: deviceID, name: nil) + "/") else { return }
-        self.hub.broker?.send(MQTTBrokerMessage(topic: message.topic, payload: ByteBuffer(bytes: Array(message.payload)), qos: .atLeastOnce))
+        self.publish(message.topic, ByteBuffer(bytes: message.payload))
     }
 
     /// `update/documents` that AWS published, as the integration's gateway received it: relayed to
@@ -279,7 +279,11 @@ public struct DeviceShadows: Sendable {
     }
 
     private func send(_ topic: ShadowTopic, payload: [UInt8]) {
-        self.hub.broker?.send(MQTTBrokerMessage(topic: topic.topic, payload: ByteBuffer(bytes: payload), qos: .atLeastOnce))
+        self.publish(topic.topic, ByteBuffer(bytes: payload))
+    }
+
+    private func publish(_ topic: String, _ payload: ByteBuffer) {
+        self.hub.broker?.send(MQTTBrokerMessage(topic: topic, payload: payload, qos: .atLeastOnce))
     }
 
     private static func noShadow(_ topic: ShadowTopic) -> ShadowMessages.Rejection {

@@ -131,23 +131,25 @@ public final class SQLStore: Sendable {
     /// it throws. One PostgreSQL chose as a deadlock's victim (or could not serialize) runs again,
     /// from the start, up to four times: `body` must do nothing outside the store it cannot repeat.
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> R) async throws -> R {
-        guard let gate = self.writeGate, !WriteGate.held else {
-            var attempt = 1
-            while true {
-                do {
-                    return try await self.runTransaction(body)
-                } catch where attempt < 5 && StoreError.isTransient(error) {
-                    self.logger.info("transaction run again", metadata: ["conduit.attempt": "\(attempt)", "error": "\(error)"])
-                    // Apart, so that the two do not meet again at once.
-                    try await Task.sleep(for: .milliseconds(Int.random(in: 5...20) * attempt))
-                    attempt += 1
-                }
-            }
-        }
+        guard let gate = self.writeGate, !WriteGate.held else { return try await self.runTransaction(body) }
         return try await gate.withGate { try await self.runTransaction(body) }
     }
 
     private func runTransaction<R: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> R) async throws -> R {
+        var attempt = 1
+        while true {
+            do {
+                return try await self.runTransactionOnce(body)
+            } catch where attempt < 5 && StoreError.isTransient(error) {
+                self.logger.info("transaction run again", metadata: ["conduit.attempt": "\(attempt)", "error": "\(error)"])
+                // Apart, so that the two do not meet again at once.
+                try await Task.sleep(for: .milliseconds(Int.random(in: 5...20) * attempt))
+                attempt += 1
+            }
+        }
+    }
+
+    private func runTransactionOnce<R: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> R) async throws -> R {
         let dialect = self.dialect
         return try await self.sql.withSession { connection in
             try await connection.raw("\(unsafeRaw: dialect.beginTransaction)").run()

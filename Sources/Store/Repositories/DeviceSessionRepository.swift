@@ -35,25 +35,19 @@ public struct DeviceSessionRepository: Sendable {
     /// the node that held it before, if another. On PostgreSQL (where nodes share the store) one
     /// statement: a fleet reconnecting after a node died makes one round trip per device.
     public func connected(deviceID: String, nodeID: String, now: Date) async throws -> (epoch: Int, previous: String?) {
-        let upsert: SQLQueryString = """
+        // PostgreSQL's subquery sees the row as it was before this statement changed it; SQLite's
+        // would see the new one, so there the holder is read first.
+        let before = self.session.dialect == .postgres ? nil : try await self.holder(deviceID: deviceID)?.nodeID
+        let row = try await self.session.sql.raw(
+            """
             INSERT INTO device_sessions (device_id, node_id, epoch, connected_at)
             VALUES (\(bind: deviceID), \(bind: nodeID), 1, \(bind: now.storeMilliseconds))
             ON CONFLICT (device_id) DO UPDATE SET node_id = excluded.node_id, epoch = device_sessions.epoch + 1, connected_at = excluded.connected_at
-            RETURNING epoch
+            RETURNING epoch, (SELECT b.node_id FROM device_sessions b WHERE b.device_id = \(bind: deviceID)) AS previous
             """
-        var previous: String?
-        var statement = upsert
-        if self.session.dialect == .postgres {
-            // PostgreSQL's subquery sees the row as it was before this statement changed it.
-            statement.appendLiteral(", (SELECT b.node_id FROM device_sessions b WHERE b.device_id = ")
-            statement.appendInterpolation(bind: deviceID)
-            statement.appendLiteral(") AS previous")
-        } else {
-            previous = try await self.holder(deviceID: deviceID)?.nodeID
-        }
-        let row = try await self.session.sql.raw(statement).first()
+        ).first()
         let epoch = try row?.decode(column: "epoch", as: Int.self) ?? 1
-        if self.session.dialect == .postgres { previous = try row?.decode(column: "previous", as: String?.self) }
+        let previous = self.session.dialect == .postgres ? try row?.decode(column: "previous", as: String?.self) : before
         return (epoch, previous == nodeID ? nil : previous)
     }
 

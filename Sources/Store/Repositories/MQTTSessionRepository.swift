@@ -36,10 +36,11 @@ public struct MQTTSessionRepository: Sendable {
     /// change is older than their expiry. Sessions without expiry stay. Returns how many went.
     public func deleteExpired(now: Date, aliveSince: Date) async throws -> Int {
         guard self.session.dialect == .postgres else { return 0 }
-        // The document's dates are seconds since 2001-01-01 (Foundation's reference date).
-        let expired = try await self.session.sql.raw(
+        // The document's dates are seconds since 2001-01-01 (Foundation's reference date). One
+        // statement: a session and its messages go together.
+        let row = try await self.session.sql.raw(
             """
-            DELETE FROM mqtt_sessions s
+            WITH gone AS (DELETE FROM mqtt_sessions s
             WHERE (s.record::jsonb ->> 'expiryInterval')::bigint < 4294967295 AND (
                 ((s.record::jsonb ->> 'disconnectedAt') IS NOT NULL
                     AND 978307200 + (s.record::jsonb ->> 'disconnectedAt')::float8 + (s.record::jsonb ->> 'expiryInterval')::bigint
@@ -51,15 +52,12 @@ public struct MQTTSessionRepository: Sendable {
                         WHERE d.device_id = s.client_id AND n.heartbeat_at >= \(bind: aliveSince.storeMilliseconds)
                     ))
             )
-            RETURNING s.client_id
+            RETURNING s.client_id),
+            messages AS (DELETE FROM mqtt_session_messages WHERE client_id IN (SELECT client_id FROM gone))
+            SELECT COUNT(*) AS n FROM gone
             """
-        ).all().map { try $0.decode(column: "client_id", as: String.self) }
-        guard !expired.isEmpty else { return 0 }
-        var query = SQLQueryString("DELETE FROM mqtt_session_messages WHERE client_id IN (")
-        query.appendBindList(expired)
-        query.appendLiteral(")")
-        try await self.session.sql.raw(query).run()
-        return expired.count
+        ).first()
+        return try row?.decode(column: "n", as: Int.self) ?? 0
     }
 
     /// Writes the session's document, new or changed.
