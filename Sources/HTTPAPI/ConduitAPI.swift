@@ -14,6 +14,7 @@ public enum ConduitAPI {
         router.add(middleware: LogRequestsMiddleware(.debug))
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: APIErrorMiddleware())
+        router.add(middleware: PathParametersMiddleware())
         SystemRoutes(hub: hub, metrics: metrics).register(on: router)
         let v1 = router.group("v1").add(middleware: AuthenticationMiddleware(hub: hub))
         DeviceRoutes(hub: hub).register(on: v1)

@@ -52,6 +52,29 @@ struct DeviceTests {
         }
     }
 
+    @Test("a device whose id holds a colon is reached with the colon percent-encoded, as HTTP clients write it", arguments: TestDatabase.allCases)
+    func encodedPathIDs(database: TestDatabase) async throws {
+        try await APIHarness.run(database) { api in
+            let old = try #require(try await api.createDevice("meter:7")["secret"] as? String)
+            let fetched = try await api.call(.get, "/v1/devices/meter%3A7", token: api.reader)
+            #expect(fetched.status == .ok)
+            #expect(fetched.json?["id"] as? String == "meter:7")
+            #expect(try await api.call(.get, "/v1/devices/meter:7", token: api.reader).status == .ok)
+            let rotated = try await api.call(.post, "/v1/devices/meter%3a7/secret", token: api.operator)
+            #expect(rotated.status == .ok)
+            #expect(try await api.hub.devices.verifySecret(deviceID: "meter:7", secret: old) == nil)
+            #expect(try await api.call(.post, "/v1/devices/meter%3A7/accept", token: api.operator).json?["status"] as? String == "accepted")
+            // An encoded slash stays inside its segment: it names no device, and no other route.
+            #expect(try await api.call(.get, "/v1/devices/meter%2F7", token: api.reader).status == .notFound)
+            let broken = try await api.call(.get, "/v1/devices/meter%E2%3A7", token: api.reader)
+            #expect(broken.status.code / 100 == 4)
+            #expect(broken.errorMessage?.contains("id") == true)
+            #expect(broken.errorMessage?.contains("percent-encoding") == true)
+            #expect(try await api.call(.delete, "/v1/devices/meter%3A7", token: api.operator).status == .noContent)
+            #expect(try await api.call(.get, "/v1/devices/meter:7", token: api.reader).status == .notFound)
+        }
+    }
+
     @Test("patch changes only what it names; attributes merge and null removes", arguments: TestDatabase.allCases)
     func patch(database: TestDatabase) async throws {
         try await APIHarness.run(database) { api in
