@@ -83,6 +83,47 @@ struct ClusterTests {
         }
     }
 
+    @Test("two nodes' provisioners work one fleet: each device's thing and policy are made once, by one node, whichever node accepted it")
+    func twoNodesProvisionOnce() async throws {
+        try await ProvisioningFixture.run(.postgres) { fixture in
+            let integration = try await fixture.createIntegration { $0.thingGroup = .some(nil) }
+            let run = UUID().uuidString.prefix(6).lowercased()
+            let ids = (0..<30).map { "prov-\(run)-\($0)" }
+            let secondStore = try await SQLStore.open(fixture.hub.store.location, logger: .quiet)
+            let second = Hub(store: secondStore, logger: .quiet, secrets: fixture.hub.secrets, aws: try MotoPeer.environment())
+            // The whole fleet is accepted first, through either node, so that both provisioners start
+            // on the same due jobs at once: the claims, not the timing, must keep them apart.
+            for (index, id) in ids.enumerated() {
+                try await fixture.createDevice(id)
+                _ = try await (index.isMultiple(of: 2) ? fixture.hub : second).devices.perform(.accept, on: id, by: fixture.admin)
+            }
+            let configuration = Provisioner.Configuration(concurrency: 4, pollInterval: 0.05, reconcileInterval: nil)
+            let workers = [fixture.hub, second].map { hub in Task { await Provisioner(hub: hub, configuration: configuration).run() } }
+            func shutdown() async {
+                for task in workers { task.cancel() }
+                for task in workers { await task.value }
+                await secondStore.shutdown()
+            }
+            do {
+                try await waitUntil("every device provisioned", seconds: 120) {
+                    for id in ids where try await fixture.record(id, in: integration)?.state != .provisioned { return false }
+                    return true
+                }
+            } catch {
+                await shutdown()
+                throw error
+            }
+            await shutdown()
+            let requests = try MotoPeer.recordedRequests().map { "\($0.method) \($0.path)" }
+            for id in ids {
+                #expect(requests.filter { $0 == "POST /things/\(id)" }.count == 1, "\(id)'s thing made once")
+                #expect(requests.filter { $0 == "POST /policies/conduit-\(id)" }.count == 1, "\(id)'s policy made once")
+                #expect(try await fixture.iot.listThingPrincipals(thing: id).count == 1, "\(id) has one certificate")
+            }
+            #expect(try await fixture.certificates().count == ids.count, "no certificate made twice")
+        }
+    }
+
     /// Waits until moto recorded `count` uplinks of the run's devices (and a moment more, for any
     /// duplicate on its way); returns them.
     @discardableResult

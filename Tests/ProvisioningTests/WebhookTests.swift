@@ -181,6 +181,56 @@ struct WebhookTests {
         }
     }
 
+    @Test("two nodes on one PostgreSQL dispatch side by side: each event reaches the receiver once, each device's in order")
+    func twoNodesDeliverOnce() async throws {
+        let receiver = try Receiver()
+        let environment = try Self.environment(allowing: ["http://127.0.0.1:\(receiver.port)"])
+        try await TestDatabase.postgres.withHub(webhooks: environment) { hub in
+            let admin = try await Self.admin(hub)
+            let created = try await hub.webhooks.create(
+                name: "ops", url: receiver.url, events: ["device.created", "device.accepted", "device.updated", "device.rejected"], by: admin
+            )
+            try await receiver.start(secrets: [created.secret])
+            defer { receiver.stop() }
+            // A second node: the same database and master key, a hub and a dispatcher of its own.
+            let secondStore = try await SQLStore.open(hub.store.location, logger: .quiet)
+            let second = Hub(store: secondStore, logger: .quiet, secrets: hub.secrets, webhooks: environment)
+            let ids = (0..<20).map { "pair-\($0)" }
+            do {
+                try await Self.dispatching(hub) {
+                    try await Self.dispatching(second) {
+                        // Each device's lifecycle written through both nodes, in turn.
+                        for (index, id) in ids.enumerated() {
+                            let (one, other) = index.isMultiple(of: 2) ? (hub, second) : (second, hub)
+                            _ = try await one.devices.create(.init(id: id, name: "Pair \(index)"), by: admin)
+                            _ = try await other.devices.perform(.accept, on: id, by: admin)
+                            _ = try await one.devices.update(id, with: .init(name: "Renamed \(index)"), by: admin)
+                            _ = try await other.devices.perform(.reject, on: id, by: admin)
+                        }
+                        try await waitUntil("every delivery to be taken", seconds: 60) {
+                            try await hub.webhooks.deliveries(created.view.webhook.id, state: .pending, page: try PageRequest(), by: admin).items.isEmpty
+                        }
+                        // A moment more, for a second try of any delivery on its way.
+                        try await Task.sleep(for: .seconds(1))
+                    }
+                }
+            } catch {
+                await secondStore.shutdown()
+                throw error
+            }
+            await secondStore.shutdown()
+            let requests = receiver.requests()
+            #expect(requests.allSatisfy { ($0["verified"] as? [Bool]) == [true] })
+            #expect(requests.count == ids.count * 4, "each event once: none lost, none twice")
+            #expect(Set(requests.compactMap { $0["id"] as? String }).count == ids.count * 4)
+            for id in ids {
+                let types = requests.compactMap { $0["body"] as? [String: Any] }.filter { (($0["data"] as? [String: Any])?["deviceId"] as? String) == id }
+                    .compactMap { $0["type"] as? String }
+                #expect(types == ["device.created", "device.accepted", "device.updated", "device.rejected"], "\(id): \(types)")
+            }
+        }
+    }
+
     @Test("410 Gone pauses the webhook and holds its deliveries; resuming sends them; Retry-After is honoured")
     func goneAndRetryAfter() async throws {
         let receiver = try Receiver()
