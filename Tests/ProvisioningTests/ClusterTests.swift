@@ -5,6 +5,7 @@ import MQTT
 import MQTTBroker
 import NIOCore
 import Store
+import Synchronization
 import Testing
 
 @Suite("Nodes on one PostgreSQL: the uplink outbox's shards, against moto")
@@ -137,6 +138,85 @@ struct ClusterTests {
         found = try MotoPeer.recordedPublishes(containing: "node-\(run)-").filter { $0.topic.hasSuffix("/up") }
         #expect(found.count == count, "no message twice")
         return found
+    }
+
+    @Test("a node that lost a device to another writes nothing more of its session; a takeover noted while a node writes a session waits for the write")
+    func sessionWritesFollowTheHolder() async throws {
+        try await TestDatabase.postgres.withHub { hub in
+            let admin = Principal(tenantID: try await hub.access.tenant(named: Tenant.defaultName).id, role: .admin, actor: "test")
+            let secondStore = try await SQLStore.open(hub.store.location, logger: .quiet)
+            let second = Hub(store: secondStore, logger: .quiet, secrets: hub.secrets)
+            let (first, other) = ("fence-1", "fence-2")
+            let members = [(hub, first), (second, other)].map { node, id in Task { await Self.membership(node, id).run() } }
+            func shutdown() async {
+                for task in members { task.cancel() }
+                for task in members { await task.value }
+                await secondStore.shutdown()
+            }
+            do {
+                try await waitUntil("both nodes in the cluster", seconds: 30) { try await hub.cluster.nodes(by: admin).count == 2 }
+                let (one, two) = (StoreMQTTSessions(hub: hub), StoreMQTTSessions(hub: second))
+                @Sendable func record(_ id: String, _ filter: String) throws -> MQTTSessionRecord {
+                    try JSONDecoder().decode(
+                        MQTTSessionRecord.self,
+                        from: Data(
+                            #"{"clientIdentifier": "\#(id)", "principal": "\#(id)", "expiryInterval": 3600, "subscriptions": [{"filter": "\#(filter)", "qos": 1, "noLocal": false, "retainAsPublished": false, "retainHandling": 0}], "messages": []}"#.utf8
+                        )
+                    )
+                }
+                let message = try JSONDecoder().decode(
+                    MQTTSessionRecord.Message.self,
+                    from: Data(#"{"sequence": 1, "topic": "devices/d/down", "payload": "", "qos": 1, "retain": false, "properties": "", "subscriptionIdentifiers": []}"#.utf8)
+                )
+                let holders = hub.store.session.deviceSessions
+                // The device on node 1, which stores its session.
+                _ = try await holders.connected(deviceID: "d", nodeID: first, now: Date())
+                try await one.save([.saveSession(try record("d", "old/#"))])
+                // Taken over by node 2, which resumes the session and adds to it.
+                _ = try await holders.connected(deviceID: "d", nodeID: other, now: Date())
+                try await two.save([.saveSession(try record("d", "new/#")), .addMessage(clientIdentifier: "d", message)])
+                // Node 1's last writes of the session it lost, late: none lands.
+                try await one.save([.saveSession(try record("d", "old/#")), .removeMessage(clientIdentifier: "d", sequence: 1)])
+                try await one.save([.deleteSession(clientIdentifier: "d")])
+                let stored = try #require(try await two.storedSession(clientIdentifier: "d"), "the new holder's session stays")
+                #expect(stored.subscriptions.map(\.filter) == ["new/#"])
+                #expect(stored.messages.map(\.sequence) == [1])
+                // A device node 1 still holds, and one no node holds yet, are written as ever.
+                _ = try await holders.connected(deviceID: "e", nodeID: first, now: Date())
+                try await one.save([.saveSession(try record("e", "e/#")), .saveSession(try record("f", "f/#"))])
+                #expect(try await one.storedSession(clientIdentifier: "e")?.subscriptions.map(\.filter) == ["e/#"])
+                #expect(try await one.storedSession(clientIdentifier: "f") != nil)
+
+                // Node 1 writes e's session while e connects to node 2: the takeover is noted only once
+                // the write is in, so node 2 then reads it.
+                final class Steps: Sendable {
+                    let locked = Mutex(false)
+                    let written = Mutex(false)
+                }
+                let steps = Steps()
+                let late = String(decoding: try JSONEncoder().encode(try record("e", "late/#")), as: UTF8.self)
+                let takeover = Task {
+                    while !steps.locked.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+                    _ = try await secondStore.session.deviceSessions.connected(deviceID: "e", nodeID: other, now: Date())
+                    return steps.written.withLock { $0 }
+                }
+                try await hub.store.transaction { session in
+                    #expect(try await session.deviceSessions.heldElsewhere(["e"], than: first).isEmpty)
+                    steps.locked.withLock { $0 = true }
+                    // Time for the takeover to run ahead of the write, were it not held back.
+                    try await Task.sleep(for: .milliseconds(500))
+                    try await session.mqttSessions.save(clientID: "e", record: late, now: Date())
+                    steps.written.withLock { $0 = true }
+                }
+                #expect(try await takeover.value, "the takeover was noted only after node 1's write was in")
+                #expect(try await holders.holder(deviceID: "e")?.nodeID == other)
+                #expect(try await two.storedSession(clientIdentifier: "e")?.subscriptions.map(\.filter) == ["late/#"])
+            } catch {
+                await shutdown()
+                throw error
+            }
+            await shutdown()
+        }
     }
 
     @Test("a persistent session whose time ran out while no node held it leaves the store; one still in time, one without expiry, and one whose device a live node holds stay")

@@ -51,7 +51,7 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
                         deviceID: deviceID, counted: "credentials"
                     )
                 }
-                await self.hub.clusterRouting.deviceConnected(deviceID)
+                try await self.hub.clusterRouting.deviceConnected(deviceID)
                 return .accept(principal: deviceID)
             } catch {
                 self.hub.logger.error("MQTT authentication failed", metadata: ["error": "\(error)"])
@@ -75,7 +75,7 @@ public struct DeviceBrokerAccess: MQTTAuthenticator, MQTTAuthorizer, MQTTPublish
             guard device.status == .accepted else {
                 return self.refuse(.notAuthorized, Self.notAccepted(device.status), deviceID: deviceID, counted: device.status.rawValue)
             }
-            await self.hub.clusterRouting.deviceConnected(deviceID)
+            try await self.hub.clusterRouting.deviceConnected(deviceID)
             return .accept(principal: deviceID)
         } catch {
             self.hub.logger.error("MQTT authentication failed", metadata: ["error": "\(error)"])

@@ -4,11 +4,16 @@ import Store
 
 /// The broker's persistent sessions, kept in the hub's store (SQLite or PostgreSQL) as JSON
 /// documents: one per session, one per message it holds.
+///
+/// In a cluster only the node holding a device's latest connection writes its session: a node
+/// that has just lost the device to another (a takeover) may still have journal entries of it on
+/// their way, and they must not land over what the new holder resumed.
 public struct StoreMQTTSessions: MQTTSessionStore {
-    let store: SQLStore
+    let hub: Hub
+    var store: SQLStore { self.hub.store }
 
     public init(hub: Hub) {
-        self.store = hub.store
+        self.hub = hub
     }
 
     /// PostgreSQL is where the nodes of a cluster meet: a session may be resumed on any of them.
@@ -33,10 +38,16 @@ public struct StoreMQTTSessions: MQTTSessionStore {
 
     public func save(_ changes: [MQTTSessionChange]) async throws {
         let now = Date()
+        // This node's id while it is one of a cluster on a shared store; nil alone.
+        let node = self.isShared ? self.hub.clusterNode.withLock { $0 } : nil
         try await self.store.transaction { session in
             let sessions = session.mqttSessions
             let encoder = JSONEncoder()
-            for change in changes {
+            // A client is its device. The rows read stay locked until this commits, so a
+            // takeover noted meanwhile waits, and the new holder then reads what this wrote.
+            var elsewhere: Set<String> = []
+            if let node { elsewhere = try await session.deviceSessions.heldElsewhere(Set(changes.map(\.clientIdentifier)), than: node) }
+            for change in changes where !elsewhere.contains(change.clientIdentifier) {
                 switch change {
                 case .saveSession(let record):
                     try await sessions.save(clientID: record.clientIdentifier, record: Self.text(record, encoder), now: now)

@@ -11,17 +11,21 @@ public struct ClusterRouting: Sendable {
     let hub: Hub
 
     /// The device's connection was accepted on this node: it holds the device now, and the node
-    /// that held it closes its connection.
-    func deviceConnected(_ deviceID: String) async {
+    /// that held it closes its connection. Throws when the store cannot note it: a node the
+    /// others do not know holds a device would get none of its mail, and could write none of its
+    /// session (``StoreMQTTSessions``), so the connection is refused instead.
+    func deviceConnected(_ deviceID: String) async throws {
         guard let me = self.hub.clusterNode.withLock({ $0 }) else { return }
+        let (epoch, previous) = try await self.hub.store.session.deviceSessions.connected(deviceID: deviceID, nodeID: me, now: self.hub.now())
+        self.hub.localEpochs.withLock { $0[deviceID] = epoch }
+        guard let previous else { return }
         do {
-            let (epoch, previous) = try await self.hub.store.session.deviceSessions.connected(deviceID: deviceID, nodeID: me, now: self.hub.now())
-            self.hub.localEpochs.withLock { $0[deviceID] = epoch }
-            if let previous {
-                try await self.post(.takeover, deviceID: deviceID, epoch: epoch, to: previous)
-            }
+            try await self.post(.takeover, deviceID: deviceID, epoch: epoch, to: previous)
         } catch {
-            self.hub.logger.warning("cannot note which node holds a device", metadata: [LogKey.deviceID: "\(deviceID)", "error": "\(error)"])
+            // Its writes of the session are fenced off already; its connection ends by keep-alive.
+            self.hub.logger.warning(
+                "cannot tell the node that held a device to close its connection", metadata: [LogKey.deviceID: "\(deviceID)", "error": "\(error)"]
+            )
         }
     }
 

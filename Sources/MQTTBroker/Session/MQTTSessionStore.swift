@@ -67,6 +67,14 @@ public enum MQTTSessionChange: Sendable, Equatable {
     case deleteSession(clientIdentifier: String)
     case addMessage(clientIdentifier: String, MQTTSessionRecord.Message)
     case removeMessage(clientIdentifier: String, sequence: UInt64)
+
+    /// The client whose session it changes.
+    public var clientIdentifier: String {
+        switch self {
+        case .saveSession(let record): record.clientIdentifier
+        case .deleteSession(let clientIdentifier), .addMessage(let clientIdentifier, _), .removeMessage(let clientIdentifier, _): clientIdentifier
+        }
+    }
 }
 
 extension MQTTSessionRecord.Subscription {

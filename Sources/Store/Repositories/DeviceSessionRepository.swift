@@ -59,6 +59,23 @@ public struct DeviceSessionRepository: Sendable {
         return (try row.decode(column: "node_id", as: String.self), try row.decode(column: "epoch", as: Int.self))
     }
 
+    /// Of these devices, those whose latest connection a node other than `nodeID` holds. On
+    /// PostgreSQL every row read stays locked (`FOR SHARE`) until the transaction ends, so a
+    /// connection noted meanwhile, on any node, waits for what this transaction writes: call it in
+    /// the transaction that writes what only the holder may write (a session's journal).
+    public func heldElsewhere(_ deviceIDs: Set<String>, than nodeID: String) async throws -> Set<String> {
+        guard !deviceIDs.isEmpty else { return [] }
+        var query = SQLQueryString("SELECT device_id, node_id FROM device_sessions WHERE device_id IN (")
+        query.appendBindList(deviceIDs.sorted())
+        // One order for every locker: two journals locking rows in turn cannot wait on each other.
+        query.appendLiteral(self.session.dialect == .postgres ? ") ORDER BY device_id FOR SHARE" : ")")
+        var elsewhere: Set<String> = []
+        for row in try await self.session.sql.raw(query).all() where try row.decode(column: "node_id", as: String.self) != nodeID {
+            elsewhere.insert(try row.decode(column: "device_id", as: String.self))
+        }
+        return elsewhere
+    }
+
     /// Devices whose latest connection each node holds.
     public func countByNode() async throws -> [String: Int] {
         var counts: [String: Int] = [:]
