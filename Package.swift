@@ -180,7 +180,10 @@ let package = Package(
             name: "ConduitTesting",
             dependencies: [
                 "Store", "Hub", "AWS", "AWSIoT",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "SQLKit", package: "sql-kit"),
             ],
             path: "Tests/ConduitTesting"

@@ -2,10 +2,6 @@ import ConduitTesting
 import Foundation
 import Testing
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
 /// What one client, or one address, can make the broker hold, tried past each bound: each is
 /// refused with MQTT's reason code for it, and counted in /metrics.
 @Suite("The broker's bounds")
@@ -41,9 +37,8 @@ struct BrokerBoundsTests {
     }
 
     static func refusals(_ http: Int) async throws -> [String: Int] {
-        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(http)/metrics")!)
         var counts: [String: Int] = [:]
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("conduit_mqtt_bound_refusals_total{") {
+        for line in try await LoopbackHTTP.text(port: http, path: "/metrics").split(separator: "\n") where line.hasPrefix("conduit_mqtt_bound_refusals_total{") {
             guard let open = line.range(of: "bound=\""), let close = line[open.upperBound...].firstIndex(of: "\""),
                 let value = line.split(separator: " ").last.flatMap({ Double($0) })
             else { continue }

@@ -3,24 +3,16 @@ import Store
 import Foundation
 import Testing
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
 /// HTTP against a running `conduit serve`.
 func http(
     _ method: String, _ port: Int, _ path: String, token: String? = nil, json: String? = nil
 ) async throws -> (status: Int, body: [String: Any]) {
-    var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-    request.httpMethod = method
-    if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-    if let json {
-        request.httpBody = Data(json.utf8)
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-    }
-    let (data, response) = try await URLSession.shared.data(for: request)
+    var headers: [(String, String)] = []
+    if let token { headers.append(("Authorization", "Bearer \(token)")) }
+    if json != nil { headers.append(("Content-Type", "application/json")) }
+    let (status, data) = try await LoopbackHTTP.request(method, port: port, path: path, headers: headers, body: json.map { Data($0.utf8) })
     let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-    return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
+    return (status, object)
 }
 
 @Suite("conduit serve and the admin commands")

@@ -2,10 +2,6 @@ import ConduitTesting
 import Foundation
 import Testing
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
 @Suite("GET /v1/cluster")
 struct ClusterCLITests {
     @Test("a node shows itself: its id, alive, forwarding every shard of the outbox, its metrics labelled with it; readers may not look")
@@ -26,10 +22,7 @@ struct ClusterCLITests {
             #expect(nodes.first?["alive"] as? Bool == true)
             #expect(cluster["uplinkShards"] as? Int == 64)
             // Its metrics carry its id, so that several nodes' figures stay apart in one Prometheus.
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(http)/metrics")!)
-            request.timeoutInterval = 30
-            let (metrics, _) = try await URLSession.shared.data(for: request)
-            let text = String(decoding: metrics, as: UTF8.self)
+            let text = try await LoopbackHTTP.text(port: http, path: "/metrics")
             #expect(text.contains(#"node="node-a""#), "\(text.prefix(2000))")
             #expect(!text.split(separator: "\n").contains { $0.hasPrefix("conduit_") && !$0.contains(#"node="node-a""#) }, "every conduit_ metric has its node")
             let reader = try await ConduitCLITests.http("POST", http, "/v1/tokens", token: token, json: #"{"role": "reader", "name": "looker"}"#)

@@ -2,10 +2,6 @@ import ConduitTesting
 import Foundation
 import Testing
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
 @Suite("Devices on the broker")
 struct DeviceMQTTTests {
     /// `conduit serve` with an accepted device `d1` and a pending device `d2`; the body gets the

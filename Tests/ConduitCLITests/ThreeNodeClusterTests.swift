@@ -2,10 +2,6 @@ import ConduitTesting
 import Foundation
 import Testing
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
 /// Issue 19's whole promise, end to end: three `conduit serve` on one PostgreSQL, a fleet reaching
 /// them through HAProxy, AWS as moto (control plane and uplinks) and mosquitto (the data endpoint
 /// the downlink gateway connects to).
@@ -61,9 +57,7 @@ struct ThreeNodeClusterTests {
 
     /// The node's connected MQTT clients, from its metrics.
     static func connections(_ http: Int) async throws -> Int {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(http)/metrics")!)
-        request.timeoutInterval = 30
-        let text = String(decoding: try await URLSession.shared.data(for: request).0, as: UTF8.self)
+        let text = try await LoopbackHTTP.text(port: http, path: "/metrics")
         let line = text.split(separator: "\n").first { $0.hasPrefix("conduit_mqtt_connections{") }
         return line.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }.map { Int($0) } ?? 0
     }
