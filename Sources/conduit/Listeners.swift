@@ -10,6 +10,8 @@ struct ListenerAddress: Sendable {
     let port: Int
     let hostFlag: String
     let portFlag: String
+    /// What port 0 does for this listener, as `--help` says it.
+    var portZero = "0 picks a free port"
 
     var address: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
 }
@@ -28,7 +30,7 @@ struct StartupError: Error, CustomStringConvertible {
         let code = (error as? IOError)?.errnoCode
         switch code {
         case EADDRINUSE:
-            self.init("\(listener.name) \(listener.address) is in use: pass \(listener.portFlag) (0 picks a free port), or stop what listens there")
+            self.init("\(listener.name) \(listener.address) is in use: pass \(listener.portFlag) (\(listener.portZero)), or stop what listens there")
         case EACCES:
             self.init("\(listener.name) \(listener.address): permission denied (ports below 1024 need privileges): pass \(listener.portFlag)")
         case EADDRNOTAVAIL:

@@ -292,7 +292,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("mqtt.tls.cert and mqtt.tls.key: set both, or neither")
         }
         let httpListener = ListenerAddress(name: "HTTP", host: host, port: port, hostFlag: "--http-host", portFlag: "--http-port")
-        let mqttListener = ListenerAddress(name: "MQTT", host: mqttHost, port: mqttPort, hostFlag: "--mqtt-host", portFlag: "--mqtt-port")
+        let mqttListener = ListenerAddress(
+            name: "MQTT", host: mqttHost, port: mqttPort, hostFlag: "--mqtt-host", portFlag: "--mqtt-port", portZero: "0 turns it off: devices then connect over TLS only"
+        )
         var listeners = [httpListener]
         if mqttPort != 0 { listeners.append(mqttListener) }
         if let tls = brokerConfiguration.tls {

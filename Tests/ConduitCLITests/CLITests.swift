@@ -154,7 +154,8 @@ struct CLITests {
         #expect(!http.stderr.contains("Usage:"), "a port in use is not a usage error")
         let mqtt = try await ConduitExecutable.run(["serve", "--http-port", "0", "--mqtt-port", "\(held.port)"], in: directory)
         #expect(mqtt.status != 0)
-        #expect(mqtt.stderr.contains("MQTT 127.0.0.1:\(held.port) is in use: pass --mqtt-port"), "\(mqtt.stderr)")
+        #expect(mqtt.stderr.contains("MQTT 127.0.0.1:\(held.port) is in use: pass --mqtt-port (0 turns it off"), "\(mqtt.stderr)")
+        #expect(http.stderr.contains("pass --http-port (0 picks a free port)"), "\(http.stderr)")
         close(held.socket)
         // No store, no master key, no token: the data folder was never made.
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("data").path))

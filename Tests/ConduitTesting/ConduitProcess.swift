@@ -79,8 +79,26 @@ public final class ConduitServer: Sendable {
     public var output: String { self.log.withLock { $0 } }
 
     /// Starts `conduit serve` with `arguments` in `directory` and waits until it serves HTTP.
+    ///
+    /// Unless the test names one, the MQTT port is a free one picked here (0 would turn the
+    /// plaintext listener off). Another test's server may take it before this one binds it (seen
+    /// in CI); the start is then tried again on another.
     public static func start(
         _ arguments: [String] = [], in directory: URL, environment: [String: String] = [:]
+    ) async throws -> (server: ConduitServer, port: Int) {
+        let picksPort = environment["CONDUIT_MQTT_PORT"] == nil && !arguments.contains("--mqtt-port")
+        for attempt in 1...3 {
+            do {
+                return try await self.startOnce(arguments, in: directory, environment: environment)
+            } catch let error as TestSetupError where picksPort && attempt < 3 && error.description.contains("MQTT 127.0.0.1:") && error.description.contains("is in use") {
+                continue
+            }
+        }
+        preconditionFailure("unreachable: the last attempt returns or throws")
+    }
+
+    private static func startOnce(
+        _ arguments: [String], in directory: URL, environment: [String: String]
     ) async throws -> (server: ConduitServer, port: Int) {
         let process = Process()
         process.executableURL = try ConduitExecutable.url()
@@ -161,10 +179,16 @@ public final class ConduitServer: Sendable {
     }
 }
 
-/// A loopback TCP port nothing listens on now, below the ephemeral range (as scripts/test picks them).
+/// Every port ``freeLoopbackPort()`` has looked at in this process.
+private let portsLookedAt = Mutex<Set<Int>>([])
+
+/// A loopback TCP port nothing listens on now, below the ephemeral range (as scripts/test picks
+/// them), and never one this process was given before: tests run side by side, and two that drew
+/// the same free port would race to bind it.
 public func freeLoopbackPort() -> Int {
     while true {
         let port = Int.random(in: 20000...31999)
+        guard portsLookedAt.withLock({ $0.insert(port).inserted }) else { continue }
         if let fd = bindLoopback(port: port) {
             close(fd)
             return port
