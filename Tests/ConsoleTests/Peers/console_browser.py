@@ -176,19 +176,32 @@ class Walk:
     def present(self, css):
         return len(self.driver.find_elements(By.CSS_SELECTOR, css)) > 0
 
-    def text(self, css):
-        """The element's text. An element the page replaces while it is read (a document still
-        settling after a redirect) is found and read again."""
+    @staticmethod
+    def replaced(error):
+        """Whether a WebDriver error means the element's document was replaced under it (a page
+        still settling after a redirect): Chromium says so as a stale element, or as an inspector
+        error that the node "does not belong to the document"."""
+        return isinstance(error, StaleElementReferenceException) or (
+            isinstance(error, WebDriverException) and "does not belong to the document" in str(error))
+
+    def settled(self, read):
+        """read(), found and read again while the page replaces what it reads."""
         for _ in range(25):
             try:
-                return self.find(css).text.strip()
-            except StaleElementReferenceException:
-                pass
+                return read()
             except WebDriverException as error:
-                if "does not belong to the document" not in str(error):
+                if not self.replaced(error):
                     raise
             time.sleep(0.2)
-        return self.find(css).text.strip()
+        return read()
+
+    def text(self, css):
+        """The element's text, read once the page has settled."""
+        return self.settled(lambda: self.find(css).text.strip())
+
+    def attribute(self, css, name):
+        """An attribute of the element (a field's value), read once the page has settled."""
+        return self.settled(lambda: self.find(css).get_attribute(name))
 
     def wait_for(self, what, probe, seen=None, timeout=WAIT):
         """Polls probe() until it returns something truthy, and returns that. An element that is
@@ -198,7 +211,7 @@ class Walk:
             return WebDriverWait(
                 self.driver, timeout, poll_frequency=0.2,
                 ignored_exceptions=(NoSuchElementException, StaleElementReferenceException, AssertionError),
-            ).until(lambda _: probe())
+            ).until(lambda _: self.probing(probe))
         except TimeoutException:
             detail = ""
             if seen is not None:
@@ -207,6 +220,15 @@ class Walk:
                 except Exception as error:  # noqa: BLE001 - only for the message
                     detail = f"; could not read what is there: {error}"
             raise AssertionError(f"expected {what} within {timeout} s {self.where()}{detail}") from None
+
+    def probing(self, probe):
+        """probe(), where an element whose document was replaced means "not yet"."""
+        try:
+            return probe()
+        except WebDriverException as error:
+            if self.replaced(error):
+                return None
+            raise
 
     def wait_for_path(self, path):
         self.wait_for(f"to be on {path}", lambda: self.path() == path, seen=lambda: self.driver.current_url)
@@ -573,11 +595,11 @@ class Walk:
         stale_text = '{"led": "blink", "rate": 5}'
         self.fill("#shadow-desired-input", stale_text)
         self.submit_with("#save-desired")
-        conflict = self.wait_for("#shadow-conflict to show", lambda: self.find("#shadow-conflict").is_displayed() and self.find("#shadow-conflict"),
-                                 seen=lambda: self.flash())
-        if str(now["version"]) not in conflict.text:
-            raise AssertionError(f"expected #shadow-conflict to name the version now, {now['version']}, it says {conflict.text!r}")
-        kept = self.find("#shadow-desired-input").get_attribute("value")
+        self.wait_for("#shadow-conflict to show", lambda: self.find("#shadow-conflict").is_displayed(), seen=lambda: self.flash())
+        conflict = self.text("#shadow-conflict")
+        if str(now["version"]) not in conflict:
+            raise AssertionError(f"expected #shadow-conflict to name the version now, {now['version']}, it says {conflict!r}")
+        kept = self.attribute("#shadow-desired-input", "value")
         if "blink" not in kept:
             raise AssertionError(f"expected the conflict to keep what was typed ({stale_text}), the textarea has {kept!r}")
         led = self.shadow().get("state", {}).get("desired", {}).get("led")
