@@ -87,14 +87,14 @@ public final class ConduitServer: Sendable {
         _ arguments: [String] = [], in directory: URL, environment: [String: String] = [:]
     ) async throws -> (server: ConduitServer, port: Int) {
         let picksPort = environment["CONDUIT_MQTT_PORT"] == nil && !arguments.contains("--mqtt-port")
-        for attempt in 1...3 {
+        var attempt = 1
+        while true {
             do {
                 return try await self.startOnce(arguments, in: directory, environment: environment)
             } catch let error as TestSetupError where picksPort && attempt < 3 && error.description.contains("MQTT 127.0.0.1:") && error.description.contains("is in use") {
-                continue
+                attempt += 1
             }
         }
-        preconditionFailure("unreachable: the last attempt returns or throws")
     }
 
     private static func startOnce(
