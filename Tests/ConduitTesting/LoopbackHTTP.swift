@@ -12,13 +12,13 @@ import NIOHTTP1
 public enum LoopbackHTTP {
     /// The answer's status and body; a body over 64 MiB is an error.
     public static func request(
-        _ method: String, port: Int, path: String, headers: [(String, String)] = [], body: Data? = nil, timeout: Duration = .seconds(30)
+        _ method: String, port: Int, path: String, headers: [(String, String)] = [], body: Data? = nil, timeout: TimeAmount = .seconds(30)
     ) async throws -> (status: Int, body: Data) {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = HTTPMethod(rawValue: method)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
         let buffer = try await response.body.collect(upTo: 64 << 20)
         return (Int(response.status.code), Data(buffer.readableBytesView))
     }

@@ -112,3 +112,11 @@ extension Logger {
         return logger
     }
 }
+
+extension Hub {
+    /// Another node on this hub's database, with its master key: a hub and connections of its own,
+    /// as a second `conduit serve` would have. Shut its store down when done.
+    public func anotherNode(aws: AWSEnvironment = AWSEnvironment(), webhooks: WebhookEnvironment = WebhookEnvironment()) async throws -> Hub {
+        Hub(store: try await SQLStore.open(self.store.location, logger: .quiet), logger: .quiet, secrets: self.secrets, aws: aws, webhooks: webhooks)
+    }
+}

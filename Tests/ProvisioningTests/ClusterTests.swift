@@ -27,15 +27,14 @@ struct ClusterTests {
             try await Provisioner(hub: fixture.hub).drain()
 
             // A second node: the same database and master key, a hub of its own.
-            let secondStore = try await SQLStore.open(fixture.hub.store.location, logger: .quiet)
-            let second = Hub(store: secondStore, logger: .quiet, secrets: fixture.hub.secrets, aws: try MotoPeer.environment())
+            let second = try await fixture.hub.anotherNode(aws: try MotoPeer.environment())
             let nodes = [fixture.hub, second]
             var members = nodes.enumerated().map { index, hub in Task { await Self.membership(hub, "node-\(run)-\(index)").run() } }
             var forwarders = nodes.map { hub in Task { await UplinkForwarder(hub: hub).run() } }
             func shutdown() async {
                 for task in forwarders + members { task.cancel() }
                 for task in forwarders + members { await task.value }
-                await secondStore.shutdown()
+                await second.store.shutdown()
             }
             do {
                 try await waitUntil("each node to hold half of the shards", seconds: 60) {
@@ -90,8 +89,7 @@ struct ClusterTests {
             let integration = try await fixture.createIntegration { $0.thingGroup = .some(nil) }
             let run = UUID().uuidString.prefix(6).lowercased()
             let ids = (0..<30).map { "prov-\(run)-\($0)" }
-            let secondStore = try await SQLStore.open(fixture.hub.store.location, logger: .quiet)
-            let second = Hub(store: secondStore, logger: .quiet, secrets: fixture.hub.secrets, aws: try MotoPeer.environment())
+            let second = try await fixture.hub.anotherNode(aws: try MotoPeer.environment())
             // The whole fleet is accepted first, through either node, so that both provisioners start
             // on the same due jobs at once: the claims, not the timing, must keep them apart.
             for (index, id) in ids.enumerated() {
@@ -103,7 +101,7 @@ struct ClusterTests {
             func shutdown() async {
                 for task in workers { task.cancel() }
                 for task in workers { await task.value }
-                await secondStore.shutdown()
+                await second.store.shutdown()
             }
             do {
                 try await waitUntil("every device provisioned", seconds: 120) {
@@ -144,14 +142,13 @@ struct ClusterTests {
     func sessionWritesFollowTheHolder() async throws {
         try await TestDatabase.postgres.withHub { hub in
             let admin = Principal(tenantID: try await hub.access.tenant(named: Tenant.defaultName).id, role: .admin, actor: "test")
-            let secondStore = try await SQLStore.open(hub.store.location, logger: .quiet)
-            let second = Hub(store: secondStore, logger: .quiet, secrets: hub.secrets)
+            let second = try await hub.anotherNode()
             let (first, other) = ("fence-1", "fence-2")
             let members = [(hub, first), (second, other)].map { node, id in Task { await Self.membership(node, id).run() } }
             func shutdown() async {
                 for task in members { task.cancel() }
                 for task in members { await task.value }
-                await secondStore.shutdown()
+                await second.store.shutdown()
             }
             do {
                 try await waitUntil("both nodes in the cluster", seconds: 30) { try await hub.cluster.nodes(by: admin).count == 2 }
@@ -197,7 +194,7 @@ struct ClusterTests {
                 let late = String(decoding: try JSONEncoder().encode(try record("e", "late/#")), as: UTF8.self)
                 let takeover = Task {
                     while !steps.locked.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
-                    _ = try await secondStore.session.deviceSessions.connected(deviceID: "e", nodeID: other, now: Date())
+                    _ = try await second.store.session.deviceSessions.connected(deviceID: "e", nodeID: other, now: Date())
                     return steps.written.withLock { $0 }
                 }
                 try await hub.store.transaction { session in

@@ -87,6 +87,12 @@ struct WebhookTests {
         return environment
     }
 
+    /// The types of the events about `device` the receiver got, in the order it got them.
+    static func eventTypes(in requests: [[String: Any]], of device: String) -> [String] {
+        requests.compactMap { $0["body"] as? [String: Any] }.filter { (($0["data"] as? [String: Any])?["deviceId"] as? String) == device }
+            .compactMap { $0["type"] as? String }
+    }
+
     static func admin(_ hub: Hub) async throws -> Principal {
         Principal(tenantID: try await hub.access.tenant(named: Tenant.defaultName).id, role: .admin, actor: "test")
     }
@@ -174,8 +180,7 @@ struct WebhookTests {
             #expect(requests.allSatisfy { ($0["verified"] as? [Bool]) == [true] })
             #expect(requests.count == 12, "each event once: none lost, none twice")
             for id in ["a", "b", "c"] {
-                let types = requests.compactMap { $0["body"] as? [String: Any] }.filter { (($0["data"] as? [String: Any])?["deviceId"] as? String) == "down-\(id)" }
-                    .compactMap { $0["type"] as? String }
+                let types = Self.eventTypes(in: requests, of: "down-\(id)")
                 #expect(types == ["device.created", "device.accepted", "device.updated", "device.rejected"], "down-\(id): \(types)")
             }
         }
@@ -193,8 +198,7 @@ struct WebhookTests {
             try await receiver.start(secrets: [created.secret])
             defer { receiver.stop() }
             // A second node: the same database and master key, a hub and a dispatcher of its own.
-            let secondStore = try await SQLStore.open(hub.store.location, logger: .quiet)
-            let second = Hub(store: secondStore, logger: .quiet, secrets: hub.secrets, webhooks: environment)
+            let second = try await hub.anotherNode(webhooks: environment)
             let ids = (0..<20).map { "pair-\($0)" }
             do {
                 try await Self.dispatching(hub) {
@@ -215,17 +219,16 @@ struct WebhookTests {
                     }
                 }
             } catch {
-                await secondStore.shutdown()
+                await second.store.shutdown()
                 throw error
             }
-            await secondStore.shutdown()
+            await second.store.shutdown()
             let requests = receiver.requests()
             #expect(requests.allSatisfy { ($0["verified"] as? [Bool]) == [true] })
             #expect(requests.count == ids.count * 4, "each event once: none lost, none twice")
             #expect(Set(requests.compactMap { $0["id"] as? String }).count == ids.count * 4)
             for id in ids {
-                let types = requests.compactMap { $0["body"] as? [String: Any] }.filter { (($0["data"] as? [String: Any])?["deviceId"] as? String) == id }
-                    .compactMap { $0["type"] as? String }
+                let types = Self.eventTypes(in: requests, of: id)
                 #expect(types == ["device.created", "device.accepted", "device.updated", "device.rejected"], "\(id): \(types)")
             }
         }

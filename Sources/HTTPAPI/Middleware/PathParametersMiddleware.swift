@@ -13,20 +13,16 @@ import Hummingbird
 struct PathParametersMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard context.parameters.contains(where: { $0.value.contains("%") }) else { return try await next(request, context) }
-        var decoded: [(key: Substring, value: Substring)] = []
-        decoded.reserveCapacity(context.parameters.count)
-        for (name, value) in context.parameters {
-            guard value.contains("%") else {
-                decoded.append((name, value))
-                continue
-            }
-            guard let plain = value.removingPercentEncoding else {
-                throw HubError.invalidField(String(name), "is not valid percent-encoding (a % must be followed by two hex digits of UTF-8)")
-            }
-            decoded.append((name, plain[...]))
-        }
         var context = context
-        context.coreContext.parameters = Parameters(decoded)
+        context.coreContext.parameters = Parameters(
+            try context.parameters.map { name, value in
+                guard value.contains("%") else { return (name, value) }
+                guard let plain = value.removingPercentEncoding else {
+                    throw HubError.invalidField(String(name), "is not valid percent-encoding (a % must be followed by two hex digits of UTF-8)")
+                }
+                return (name, plain[...])
+            }
+        )
         return try await next(request, context)
     }
 }

@@ -43,7 +43,8 @@ public struct PageRequest: Sendable, Equatable {
 
     static let cursorPrefix = "c1."
 
-    static func encodeCursor(_ key: String) -> String {
+    /// The cursor of the page after the item whose key is `key`.
+    public static func encodeCursor(_ key: String) -> String {
         Self.cursorPrefix + key
     }
 

@@ -108,10 +108,12 @@ extension MQTTBenchClient {
     /// A bench client connected to `host:port` (CONNACK received).
     static func connect(
         _ group: any EventLoopGroup, host: String, port: Int, role: Role, qos: MQTTQoS, id: String, password: String? = nil,
-        rate: Double? = nil, json: Bool = false
+        rate: Double? = nil, json: Bool = false, cleanStart: Bool = true
     ) async throws -> (any Channel, MQTTBenchClient) {
         let eventLoop = group.next()
-        let client = MQTTBenchClient(role: role, qos: qos, clientIdentifier: id, password: password, rate: rate, json: json, eventLoop: eventLoop)
+        let client = MQTTBenchClient(
+            role: role, qos: qos, clientIdentifier: id, password: password, rate: rate, json: json, cleanStart: cleanStart, eventLoop: eventLoop
+        )
         let channel = try await ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in

@@ -36,6 +36,8 @@ struct ClusterBench: AsyncParsableCommand {
     @Option(help: "Downlinks queued per device, through node 1.") var downlinks = 10
     @Option(help: "postgres://… (required: nodes share a PostgreSQL).") var databaseURL: String
     @Option(help: "Give up after this many seconds.") var timeout = 600.0
+    @Flag(help: "Devices keep persistent sessions (clean session 0), kept in the store as conduit serve keeps them: each downlink a session holds is written to it.")
+    var persistentSessions = false
 
     func validate() throws {
         guard (1...16).contains(self.nodes) else { throw ValidationError("--nodes: 1 to 16") }
@@ -86,7 +88,7 @@ struct ClusterBench: AsyncParsableCommand {
             configuration.maximumPacketSize = MQTTBrokerConfiguration.awsMessagePacketSize
             let broker = MQTTBroker(
                 configuration: configuration, authenticator: access, authorizer: access, observer: access, deliveryObserver: access,
-                logger: Logger(label: "bench.mqtt")
+                sessionStore: self.persistentSessions ? StoreMQTTSessions(hub: hub) : nil, logger: Logger(label: "bench.mqtt")
             )
             hub.attach(broker)
             guard let port = try await broker.start() else { throw ValidationError("the broker has no TCP listener") }
@@ -123,7 +125,7 @@ struct ClusterBench: AsyncParsableCommand {
                 try await MQTTBenchClient.connect(
                     group, host: "127.0.0.1", port: nodes[index % self.nodes].port,
                     role: .publisher(topic: "devices/bench-\(index)/up", count: self.messages, size: self.size), qos: .atLeastOnce,
-                    id: "bench-\(index)", password: deviceSecrets[index]
+                    id: "bench-\(index)", password: deviceSecrets[index], cleanStart: !self.persistentSessions
                 )
             )
         }
@@ -141,7 +143,7 @@ struct ClusterBench: AsyncParsableCommand {
             for index in 0..<self.devices {
                 let subscriber = try await MQTTBenchClient.connect(
                     group, host: "127.0.0.1", port: nodes[index % self.nodes].port, role: .subscriber(topic: "devices/bench-\(index)/down", expected: self.downlinks),
-                    qos: .atLeastOnce, id: "bench-\(index)", password: deviceSecrets[index]
+                    qos: .atLeastOnce, id: "bench-\(index)", password: deviceSecrets[index], cleanStart: !self.persistentSessions
                 )
                 try await subscriber.1.subscribed.futureResult.get()
                 subscribers.append(subscriber)
@@ -186,7 +188,7 @@ struct ClusterBench: AsyncParsableCommand {
             guard !latencies.isEmpty else { return .nan }
             return Double(latencies[max(0, min(latencies.count - 1, Int((Double(latencies.count) * p).rounded(.up)) - 1))]) / 1e6
         }
-        print("nodes \(self.nodes) on one PostgreSQL, devices \(self.devices) x \(self.messages) uplinks of \(self.size) B, QoS 1")
+        print("nodes \(self.nodes) on one PostgreSQL, devices \(self.devices) x \(self.messages) uplinks of \(self.size) B, QoS 1\(self.persistentSessions ? ", persistent sessions in the store" : "")")
         print("uplink shards per node: \(shares.map(String.init).joined(separator: " ")); devices per node: "
             + (1...self.nodes).map { String(counts["bench-node-\($0)"] ?? 0) }.joined(separator: " "))
         print(

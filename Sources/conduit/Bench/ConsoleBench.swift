@@ -102,19 +102,19 @@ struct ConsoleBench: AsyncParsableCommand {
 
         let client = HTTPClient.shared
         let base = "http://127.0.0.1:\(port)"
-        // Cursors deep in the list: each page starts after a device id, as "next page" links do.
-        let cursors = (0..<self.requests).map { _ in Data("c1:\(Self.deviceID(Int.random(in: 0..<self.devices)))".utf8).base64EncodedString() }
+        // Cursors deep in the list: each page starts after a device id, as "next page" links do
+        // (the cursor as the hub writes it: the bench made "c1:…" in base64, refused since cursors changed).
+        let cursors = (0..<self.requests).map { _ in PageRequest.encodeCursor(Self.deviceID(Int.random(in: 0..<self.devices))) }
         let kinds: [(String, (Int) -> String)] = [
             ("/devices (first page)", { _ in "/devices" }),
-            ("/devices (a page deep in the list)", { cursors[$0].replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "") }),
+            ("/devices (a page deep in the list)", { "/devices?cursor=" + cursors[$0] }),
             ("/devices?status=accepted&label=bench", { _ in "/devices?status=accepted&label=bench" }),
             ("/devices?q= (search by name)", { _ in "/devices?q=\(Int.random(in: 0..<self.devices))" }),
             ("/devices/{id}", { _ in "/devices/\(Self.deviceID(Int.random(in: 0..<self.devices)))" }),
         ]
-        for (index, (kind, path)) in kinds.enumerated() {
+        for (kind, path) in kinds {
             for round in 0..<(self.requests + 10) {
-                var target = path(round % self.requests)
-                if index == 1 { target = "/devices?cursor=" + target }
+                let target = path(round % self.requests)
                 var request = HTTPClientRequest(url: base + target)
                 request.headers.add(name: "Cookie", value: "conduit_session=\(session)")
                 // The first rounds warm caches up and are not counted.

@@ -17,6 +17,8 @@ final class MQTTBenchClient: ChannelInboundHandler {
     let role: Role
     let qos: MQTTQoS
     let clientIdentifier: String
+    /// False: the client keeps a persistent session (3.1.1's clean session 0).
+    let cleanStart: Bool
     let connected: EventLoopPromise<Void>
     let subscribed: EventLoopPromise<Void>
     /// Publisher: every message written (QoS 0) or acknowledged. Subscriber: every message received.
@@ -42,7 +44,8 @@ final class MQTTBenchClient: ChannelInboundHandler {
     private let json: Bool
 
     init(
-        role: Role, qos: MQTTQoS, clientIdentifier: String, password: String? = nil, rate: Double? = nil, json: Bool = false, eventLoop: any EventLoop
+        role: Role, qos: MQTTQoS, clientIdentifier: String, password: String? = nil, rate: Double? = nil, json: Bool = false, cleanStart: Bool = true,
+        eventLoop: any EventLoop
     ) {
         self.json = json
         self.role = role
@@ -50,6 +53,7 @@ final class MQTTBenchClient: ChannelInboundHandler {
         self.password = password
         self.qos = qos
         self.clientIdentifier = clientIdentifier
+        self.cleanStart = cleanStart
         self.connected = eventLoop.makePromise()
         self.subscribed = eventLoop.makePromise()
         self.finished = eventLoop.makePromise()
@@ -62,7 +66,7 @@ final class MQTTBenchClient: ChannelInboundHandler {
         self.write(
             .connect(
                 MQTTConnectPacket(
-                    version: .v3_1_1, clientIdentifier: self.clientIdentifier, cleanStart: true, keepAlive: 120,
+                    version: .v3_1_1, clientIdentifier: self.clientIdentifier, cleanStart: self.cleanStart, keepAlive: 120,
                     username: self.password.map { _ in self.clientIdentifier }, password: self.password.map { ByteBuffer(string: $0) }
                 )
             )
