@@ -136,7 +136,8 @@ struct AWSDeviceSDKTests {
     }
 
     /// Publishes a shadow request as the device with paho-mqtt 5.0, subscribed to its answers:
-    /// the answer's topic and body, and the PUBACK's reason code.
+    /// the answer's topic and body, and the PUBACK's reason code, once both have arrived (the
+    /// answer comes first, so returning at the answer raced the PUBACK: seen in CI).
     static func shadowRequest(_ mqtt: Int, device: String, secret: String, operation: String, payload: String) async throws -> [String: Any] {
         let script = """
             import json, sys, threading
@@ -148,13 +149,17 @@ struct AWSDeviceSDKTests {
                 client.subscribe(f"$aws/things/{device}/shadow/{operation}/+", qos=1)
             def on_subscribe(client, userdata, mid, reasons, properties):
                 client.publish(f"$aws/things/{device}/shadow/{operation}", payload.encode(), qos=1)
+            # Conduit sends the answer, then the PUBACK: done once both are in.
             def on_publish(client, userdata, mid, reason, properties):
                 answer["puback"] = reason.value
+                if "topic" in answer:
+                    got.set()
             def on_message(client, userdata, message):
-                if message.topic.endswith(("/accepted", "/rejected")) and not got.is_set():
+                if message.topic.endswith(("/accepted", "/rejected")) and "topic" not in answer:
                     answer["topic"] = message.topic
                     answer["body"] = json.loads(message.payload)
-                    got.set()
+                    if "puback" in answer:
+                        got.set()
             client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device, protocol=mqtt.MQTTv5)
             client.username_pw_set(device, secret)
             client.on_connect, client.on_subscribe, client.on_publish, client.on_message = on_connect, on_subscribe, on_publish, on_message
