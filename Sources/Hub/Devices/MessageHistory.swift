@@ -37,7 +37,7 @@ public struct MessageHistory: Sendable {
     /// topic that names no device of the tenant is recorded (`aws.message_dropped`) and let go.
     func ingestFromAWS(_ message: MQTTClientMessage, integration: Integration, filters: [String]) async throws {
         let logger = self.hub.logger
-        if MQTTTopic.matches(filter: IngestTopics.uplinkFilter(integration.settings.uplinkTopic), topic: message.topic) {
+        if TopicPattern(uplinkTemplate: integration.settings.uplinkTopic).sharesATopic(with: TopicPattern(topic: message.topic)) {
             self.hub.awsIngest.looped.increment()
             logger.notice("a message on the integration's own uplink topic came back from AWS: not taken", metadata: ["conduit.topic": "\(message.topic)"])
             return

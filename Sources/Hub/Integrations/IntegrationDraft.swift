@@ -128,7 +128,7 @@ enum IntegrationRules {
     /// would take its own messages back: a loop).
     static func ingestTopics(_ filters: [String], uplinkTopic: String) throws {
         guard filters.count <= FieldRules.maximumIngestTopics else { throw HubError.invalidField("ingestTopics", "at most \(FieldRules.maximumIngestTopics)") }
-        let uplinks = IngestTopics.uplinkFilter(uplinkTopic)
+        let uplinks = TopicPattern(uplinkTemplate: uplinkTopic)
         for (index, filter) in filters.enumerated() {
             let field = "ingestTopics[\(index)]"
             guard !filter.isEmpty, filter.utf8.count <= 256 else { throw HubError.invalidField(field, "must be 1 to 256 bytes") }
@@ -144,7 +144,7 @@ enum IntegrationRules {
                 }
                 if level.unicodeScalars.contains(where: { $0.value == 0 }) { throw HubError.invalidField(field, "must not contain NUL") }
             }
-            if IngestTopics.overlap(IngestTopics.subscription(filter), uplinks) {
+            if TopicPattern(ingestFilter: filter).sharesATopic(with: uplinks) {
                 throw HubError.invalidField(field, "overlaps the integration's uplink topic (\(uplinkTopic)): Conduit would take its own uplinks back")
             }
         }
