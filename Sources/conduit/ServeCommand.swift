@@ -451,7 +451,7 @@ struct WorkerService: Service {
     }
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await self.work()
         }
     }

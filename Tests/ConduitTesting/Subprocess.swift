@@ -30,8 +30,8 @@ public enum Subprocess {
         let directory = FileManager.default.temporaryDirectory
         let outURL = directory.appendingPathComponent("conduit-out-\(UUID().uuidString)")
         let errURL = directory.appendingPathComponent("conduit-err-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let inURL = directory.appendingPathComponent("conduit-in-\(UUID().uuidString)")
         defer {
             try? FileManager.default.removeItem(at: outURL)
@@ -44,7 +44,7 @@ public enum Subprocess {
         process.standardError = err
         var stdin: FileHandle?
         if let input {
-            FileManager.default.createFile(atPath: inURL.path, contents: Data(input.utf8), attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: inURL.path, contents: Data(input.utf8), attributes: [.posixPermissions: 0o600])
             stdin = try FileHandle(forReadingFrom: inURL)
         }
         process.standardInput = stdin ?? FileHandle.nullDevice

@@ -89,7 +89,7 @@ struct ConnectionHandlerTests {
         var bytes = ByteBuffer(bytes: [0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F])
         MQTTPacket.pingreq.write(to: &bytes, version: version)
         // The handler closes the channel while it takes the read.
-        try? await connection.channel.writeInbound(bytes)
+        _ = try? await connection.channel.writeInbound(bytes)
         if version == .v5 {
             #expect(try await connection.receive() == .disconnect(MQTTReasonPacket(reasonCode: .malformedPacket)))
         }

@@ -115,7 +115,7 @@ struct UplinkTests {
         proxy.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         proxy.arguments = ["python3", Self.stallProxy, "\(proxyPort)", "\(moto.port ?? 80)", control.path]
         let output = directory.appendingPathComponent("proxy.out")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         proxy.standardOutput = try FileHandle(forWritingTo: output)
         try proxy.run()
         do {

@@ -452,7 +452,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         // A persistent session that took the message must have it in the store before the
         // publisher hears it was received.
         let durable = ticket.map { self.broker.durable($0, on: context.eventLoop) }
-        let markStored: () -> Void = { [broker = self.broker, connection = self.identifier] in
+        let markStored: @Sendable () -> Void = { [broker = self.broker, connection = self.identifier] in
             if message.qos == .exactlyOnce {
                 broker.storedQoS2(clientIdentifier: clientIdentifier, connection: connection, packetIdentifier: packetIdentifier)
             }
@@ -562,8 +562,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             return body(self)
         }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let boundBody = NIOLoopBound(body, eventLoop: context.eventLoop)
         self.acknowledgementTail = tail.always { _ in
-            body(loopBound.value)
+            boundBody.value(loopBound.value)
             loopBound.value.context?.flush()
         }.map { _ in }
     }

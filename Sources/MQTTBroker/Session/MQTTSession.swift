@@ -3,8 +3,10 @@ import MQTT
 import NIOCore
 
 /// A session as the broker holds it: its protocol state, and the live things that go with it
-/// (the connection, its timers, the publishers it holds back). Accessed only under the broker's lock.
-final class MQTTSession {
+/// (the connection, its timers, the publishers it holds back). Accessed only under the broker's lock,
+/// which is what makes it safe to hand to a timer's closure on another event loop: each takes the
+/// lock before it reads the session.
+final class MQTTSession: @unchecked Sendable {
     var state: MQTTSessionState
     var connection: MQTTConnectionHandle?
     var expiryTimer: Scheduled<Void>?

@@ -24,7 +24,7 @@ public struct DeviceMessageRepository: Sendable {
         // and a bind fewer per row is measurable at ingest's rates.
         let sourced = messages.contains { $0.source != nil }
         var query = SQLQueryString(
-            "INSERT INTO device_messages (tenant_id, device_id, topic, payload, qos, retain, received_at\(sourced ? ", source" : "")) VALUES "
+            "INSERT INTO device_messages (tenant_id, device_id, topic, payload, qos, retain, received_at\(unsafeRaw: sourced ? ", source" : "")) VALUES "
         )
         for (index, message) in messages.enumerated() {
             if index > 0 { query.appendLiteral(", ") }

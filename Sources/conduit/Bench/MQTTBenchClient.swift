@@ -5,7 +5,9 @@ import NIOPosix
 
 /// One connection of the MQTT benchmark: a publisher of timestamped messages, or a subscriber
 /// that measures how long each took to arrive. MQTT 3.1.1, so that any broker can be measured.
-final class MQTTBenchClient: ChannelInboundHandler {
+/// Its state is read and written on its channel's event loop only: the benchmarks reach it
+/// through that loop (`execute`, `submit`, `scheduleTask`), which is what makes it Sendable.
+final class MQTTBenchClient: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = MQTTPacket
     typealias OutboundOut = ByteBuffer
 
