@@ -77,10 +77,11 @@ public enum TestDatabase: String, CaseIterable, Sendable, CustomTestStringConver
 
     /// Runs `body` with a hub over a migrated store of this engine, with the default tenant.
     public func withHub<R>(
-        aws: AWSEnvironment = AWSEnvironment(), webhooks: WebhookEnvironment = WebhookEnvironment(), _ body: (Hub) async throws -> R
+        aws: AWSEnvironment = AWSEnvironment(), webhooks: WebhookEnvironment = WebhookEnvironment(), logger: Logger = .quiet,
+        _ body: (Hub) async throws -> R
     ) async throws -> R {
         try await self.withStore { store in
-            let hub = Hub(store: store, logger: .quiet, aws: aws, webhooks: webhooks)
+            let hub = Hub(store: store, logger: logger, aws: aws, webhooks: webhooks)
             try await hub.access.ensureDefaultTenant()
             return try await body(hub)
         }

@@ -35,12 +35,14 @@ struct WebhookTests {
 
         var url: String { "http://127.0.0.1:\(self.port)/hooks/conduit" }
 
-        func start(secrets: [String], answers: [Int] = [], retryAfter: Int? = nil, redirect: String? = nil) async throws {
+        /// `hold`: each request is kept that long before its answer (``holding`` tells when one is).
+        func start(secrets: [String], answers: [Int] = [], retryAfter: Int? = nil, redirect: String? = nil, hold: Double? = nil) async throws {
             var arguments = ["python3", WebhookTests.receiverScript, String(self.port), self.log.path]
             for secret in secrets { arguments += ["--secret", secret] }
             if !answers.isEmpty { arguments += ["--answers", answers.map(String.init).joined(separator: ",")] }
             if let retryAfter { arguments += ["--retry-after", String(retryAfter)] }
             if let redirect { arguments += ["--redirect", redirect] }
+            if let hold { arguments += ["--hold", String(hold)] }
             let (process, _) = try Subprocess.start(arguments)
             self.process = process
             try await waitUntil("the webhook receiver to listen", seconds: 30) {
@@ -71,6 +73,9 @@ struct WebhookTests {
         }
 
         deinit { self.stop() }
+
+        /// Whether a request has come that `hold` keeps.
+        var holding: Bool { FileManager.default.fileExists(atPath: self.log.path + ".holding") }
 
         /// Every request so far.
         func requests() -> [[String: Any]] {
@@ -147,6 +152,31 @@ struct WebhookTests {
             let stored = try #require(try await hub.store.session.webhooks.get(id: created.view.webhook.id))
             #expect(!stored.secret.contains(created.secret.dropFirst(6)))
             #expect(stored.secret.hasPrefix("v2:"))
+        }
+    }
+
+    @Test("a webhook deleted while a delivery to it is on its way: the try ends quietly, no warning for the operator", arguments: TestDatabase.allCases)
+    func deletedWhileTried(database: TestDatabase) async throws {
+        let receiver = try Receiver()
+        let logs = CapturedLogs()
+        try await database.withHub(webhooks: try Self.environment(allowing: ["http://127.0.0.1:\(receiver.port)"]), logger: logs.logger()) { hub in
+            let admin = try await Self.admin(hub)
+            let created = try await hub.webhooks.create(name: "ops", url: receiver.url, events: ["device.accepted"], by: admin)
+            let webhookID = created.view.webhook.id
+            try await receiver.start(secrets: [created.secret], hold: 3)
+            defer { receiver.stop() }
+            try await Self.dispatching(hub) {
+                _ = try await hub.devices.create(.init(id: "gone-1", name: "Gone 1"), by: admin)
+                _ = try await hub.devices.perform(.accept, on: "gone-1", by: admin)
+                try await waitUntil("the delivery to reach the receiver") { receiver.holding }
+                try await hub.webhooks.delete(webhookID, by: admin)
+                try await waitUntil("the dispatcher to be done with the try") {
+                    logs.entries().contains { $0.metadata.contains("webhook_id=\(webhookID)") }
+                }
+            }
+            #expect(receiver.requests().count == 1)
+            #expect(logs.entries(atLeast: .warning).isEmpty, "\(logs.entries(atLeast: .warning))")
+            #expect(try await hub.store.session.webhooks.get(id: webhookID) == nil)
         }
     }
 

@@ -123,6 +123,11 @@ public final class WebhookDispatcher: Sendable {
             let outcome = await self.send(delivery, to: webhook)
             try await self.record(outcome, of: delivery, webhook: webhook)
         } catch {
+            // Deleted while it was tried: its deliveries went with it, and there is nothing to record.
+            if case .some(.none) = try? await store.session.webhooks.get(id: delivery.webhookID) {
+                self.logger.debug("webhook deleted while a delivery was tried", metadata: ["webhook_id": "\(delivery.webhookID)", "delivery": "\(delivery.sequence)"])
+                return
+            }
             self.logger.warning(
                 "webhook delivery could not be tried", metadata: ["webhook_id": "\(delivery.webhookID)", "delivery": "\(delivery.sequence)", "error": "\(error)"]
             )

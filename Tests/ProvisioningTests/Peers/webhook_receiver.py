@@ -3,11 +3,12 @@
 `standardwebhooks` package (PyPI), the reference implementation of Standard Webhooks.
 
 Usage: webhook_receiver.py PORT LOG --secret whsec_... [--secret ...] [--answers 500,500,500,200]
-                           [--retry-after SECONDS] [--redirect URL]
+                           [--retry-after SECONDS] [--redirect URL] [--hold SECONDS]
 
 Listens on 127.0.0.1:PORT. Answers the requests in turn with the statuses of --answers (then
 200); a 3xx answer carries Location: --redirect, and --retry-after adds Retry-After to non-2xx
-answers. Appends one JSON line per request to LOG: its webhook-id, the status answered, whether
+answers; --hold keeps each request that long before answering, with LOG.holding made as it
+starts to. Appends one JSON line per request to LOG: its webhook-id, the status answered, whether
 each --secret verified it (`verified`: a list in the order given), the number of signatures, and
 the parsed body. Prints "listening" once it is.
 """
@@ -17,6 +18,7 @@ import ctypes
 import http.server
 import json
 import sys
+import time
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -32,6 +34,7 @@ def main():
     parser.add_argument("--answers", default="")
     parser.add_argument("--retry-after", default=None)
     parser.add_argument("--redirect", default=None)
+    parser.add_argument("--hold", type=float, default=0)
     arguments = parser.parse_args()
     answers = [int(value) for value in arguments.answers.split(",") if value]
     verifiers = [Webhook(secret) for secret in arguments.secret]
@@ -56,6 +59,9 @@ def main():
                 parsed = json.loads(body)
             except ValueError:
                 parsed = None
+            if arguments.hold:
+                open(arguments.log + ".holding", "a").close()
+                time.sleep(arguments.hold)
             with open(arguments.log, "a") as log:
                 log.write(json.dumps({
                     "id": headers.get("webhook-id"), "status": status, "verified": verified,
