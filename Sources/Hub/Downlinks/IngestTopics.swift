@@ -1,5 +1,5 @@
-/// Messages an integration takes back from AWS IoT: its ingest filters, the device each topic
-/// names, and the guard that keeps Conduit's own uplinks out.
+/// Messages an integration takes back from AWS IoT: its ingest filters and the device each topic
+/// names (``TopicPattern`` keeps Conduit's own uplinks out).
 enum IngestTopics {
     /// The MQTT filter a `{deviceId}` filter subscribes as.
     static func subscription(_ filter: String) -> String {
@@ -48,10 +48,7 @@ struct TopicPattern: Sendable {
         func contains(_ byte: UInt8) -> Bool {
             switch self {
             case .byte(let value): value == byte
-            case .deviceID:
-                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "_")
-                    || byte == UInt8(ascii: "-")
+            case .deviceID: ShadowTopic.isNameByte(byte)
             case .level: byte != UInt8(ascii: "/")
             case .any: true
             }

@@ -75,13 +75,16 @@ public struct ShadowTopic: Sendable, Hashable {
     static func isName(_ name: String, maximum: Int) -> Bool {
         let utf8 = name.utf8
         guard !utf8.isEmpty, utf8.count <= maximum else { return false }
-        return utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: ":"), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                true
-            default: false
-            }
+        return utf8.allSatisfy(Self.isNameByte)
+    }
+
+    /// A byte of AWS IoT's names (a thing's, so a device id's): `[a-zA-Z0-9:_-]`.
+    static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: ":"), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            true
+        default: false
         }
     }
 }
